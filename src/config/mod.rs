@@ -1,1 +1,481 @@
-//! See ARCHITECTURE.md.
+//! Gateway configuration: the data model of `haechi.yaml`, loading and validation.
+//!
+//! The keys shown under "Files" in DESIGN.md are a contract: they may be extended,
+//! never renamed. Every struct denies unknown keys so that a typo is an error at start,
+//! not a silently ignored setting.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Where the embedded default forwards OpenAI-shaped requests.
+pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+/// Where the embedded default forwards Anthropic-shaped requests.
+pub const DEFAULT_ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com";
+/// The embedded default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// A configuration problem, with the file and position when known.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: u64,
+        column: u64,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// The whole gateway configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Address to listen on, e.g. `127.0.0.1:8080`.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// TLS for the listener; absent means plain HTTP.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Policy directory, watched for hot reload; absent means the embedded default policy.
+    #[serde(default)]
+    pub policies: Option<PathBuf>,
+    /// Upstream model endpoints; absent means the embedded OpenAI and Anthropic defaults.
+    #[serde(default = "default_upstreams")]
+    pub upstreams: Vec<UpstreamConfig>,
+    /// Tenants with virtual keys; absent means pass-through mode.
+    #[serde(default)]
+    pub tenants: Vec<serde_json::Value>,
+    /// Shared state (quotas, pseudonym vault); absent means in-memory.
+    #[serde(default)]
+    pub store: Option<serde_json::Value>,
+    /// Audit log settings.
+    #[serde(default)]
+    pub audit: AuditConfig,
+    /// Request limits.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// How long in-flight requests and streams may run after SIGTERM, in seconds.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_secs: u64,
+}
+
+/// Listener TLS: PEM certificate chain and private key files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// The API shape an upstream speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamDialect {
+    Openai,
+    Anthropic,
+    Bedrock,
+}
+
+/// One upstream model endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    pub name: String,
+    /// Base URL as the provider's SDK takes it, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    #[serde(default = "default_dialect")]
+    pub dialect: UpstreamDialect,
+    /// Region the upstream runs in, e.g. `ap-northeast-2`.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Models served; absent means any model.
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+    /// Environment variable holding the upstream credential; absent forwards the client's key.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Lower is tried first among upstreams that can serve a request.
+    #[serde(default)]
+    pub priority: i32,
+    /// Extra PEM CA bundle trusted for this upstream, besides the webpki roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub timeouts: TimeoutsConfig,
+}
+
+/// Upstream timeouts, in milliseconds.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutsConfig {
+    /// TCP + TLS connect.
+    #[serde(default = "default_connect_ms")]
+    pub connect_ms: u64,
+    /// From sending the request to receiving the response headers.
+    #[serde(default = "default_first_byte_ms")]
+    pub first_byte_ms: u64,
+    /// Longest silence between two body chunks (streams and large bodies).
+    #[serde(default = "default_idle_ms")]
+    pub idle_ms: u64,
+    /// Whole exchange, from sending the request to the last body byte.
+    #[serde(default = "default_total_ms")]
+    pub total_ms: u64,
+}
+
+impl Default for TimeoutsConfig {
+    fn default() -> Self {
+        Self {
+            connect_ms: default_connect_ms(),
+            first_byte_ms: default_first_byte_ms(),
+            idle_ms: default_idle_ms(),
+            total_ms: default_total_ms(),
+        }
+    }
+}
+
+impl TimeoutsConfig {
+    pub fn connect(&self) -> Duration {
+        Duration::from_millis(self.connect_ms)
+    }
+    pub fn first_byte(&self) -> Duration {
+        Duration::from_millis(self.first_byte_ms)
+    }
+    pub fn idle(&self) -> Duration {
+        Duration::from_millis(self.idle_ms)
+    }
+    pub fn total(&self) -> Duration {
+        Duration::from_millis(self.total_ms)
+    }
+}
+
+/// Audit log settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Audit log file; absent means stdout.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+}
+
+/// Limits on what a client may send.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest request body accepted, in bytes (413 above).
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Largest request head (request line + headers) accepted, in bytes (431 above).
+    #[serde(default = "default_max_header")]
+    pub max_header_bytes: usize,
+    /// How long a client may take to send its request head, in milliseconds.
+    #[serde(default = "default_header_read_ms")]
+    pub header_read_timeout_ms: u64,
+    /// How long a client may take to send its whole body, in milliseconds.
+    #[serde(default = "default_body_read_ms")]
+    pub body_read_timeout_ms: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: default_max_body(),
+            max_header_bytes: default_max_header(),
+            header_read_timeout_ms: default_header_read_ms(),
+            body_read_timeout_ms: default_body_read_ms(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    DEFAULT_LISTEN.to_string()
+}
+fn default_dialect() -> UpstreamDialect {
+    UpstreamDialect::Openai
+}
+fn default_shutdown_grace() -> u64 {
+    30
+}
+fn default_connect_ms() -> u64 {
+    5_000
+}
+fn default_first_byte_ms() -> u64 {
+    120_000
+}
+fn default_idle_ms() -> u64 {
+    60_000
+}
+fn default_total_ms() -> u64 {
+    600_000
+}
+fn default_max_body() -> usize {
+    16 * 1024 * 1024
+}
+fn default_max_header() -> usize {
+    64 * 1024
+}
+fn default_header_read_ms() -> u64 {
+    10_000
+}
+fn default_body_read_ms() -> u64 {
+    60_000
+}
+
+/// The embedded default upstreams: OpenAI and Anthropic, with the client's own key.
+pub fn default_upstreams() -> Vec<UpstreamConfig> {
+    vec![
+        UpstreamConfig::new("openai", DEFAULT_OPENAI_BASE_URL, UpstreamDialect::Openai),
+        UpstreamConfig::new(
+            "anthropic",
+            DEFAULT_ANTHROPIC_BASE_URL,
+            UpstreamDialect::Anthropic,
+        ),
+    ]
+}
+
+impl UpstreamConfig {
+    /// An upstream with default settings.
+    pub fn new(name: &str, base_url: &str, dialect: UpstreamDialect) -> Self {
+        Self {
+            name: name.to_string(),
+            base_url: base_url.to_string(),
+            dialect,
+            region: None,
+            models: None,
+            api_key_env: None,
+            priority: 0,
+            ca_file: None,
+            timeouts: TimeoutsConfig::default(),
+        }
+    }
+
+    /// Parses a `--upstream` flag value: `URL` (OpenAI dialect) or `DIALECT=URL`.
+    pub fn from_flag(value: &str, index: usize) -> Result<Self, String> {
+        let (dialect, url) = match value.split_once('=') {
+            Some((d, url)) if !d.contains('/') && !d.contains(':') => {
+                let dialect = match d {
+                    "openai" => UpstreamDialect::Openai,
+                    "anthropic" => UpstreamDialect::Anthropic,
+                    "bedrock" => UpstreamDialect::Bedrock,
+                    other => {
+                        return Err(format!(
+                            "unknown dialect `{other}` in --upstream (openai | anthropic | bedrock)"
+                        ))
+                    }
+                };
+                (dialect, url)
+            }
+            _ => (UpstreamDialect::Openai, value),
+        };
+        let upstream = Self::new(&format!("flag-{index}"), url, dialect);
+        upstream.validate()?;
+        Ok(upstream)
+    }
+
+    /// Checks what serde cannot: the URL shape.
+    fn validate(&self) -> Result<(), String> {
+        let uri: http::Uri = self
+            .base_url
+            .parse()
+            .map_err(|e| format!("upstream `{}`: bad base_url: {e}", self.name))?;
+        match uri.scheme_str() {
+            Some("http") | Some("https") => {}
+            _ => {
+                return Err(format!(
+                    "upstream `{}`: base_url must start with http:// or https://",
+                    self.name
+                ))
+            }
+        }
+        if uri.host().is_none() {
+            return Err(format!("upstream `{}`: base_url has no host", self.name));
+        }
+        Ok(())
+    }
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            tls: None,
+            policies: None,
+            upstreams: default_upstreams(),
+            tenants: Vec::new(),
+            store: None,
+            audit: AuditConfig::default(),
+            limits: LimitsConfig::default(),
+            shutdown_grace_secs: default_shutdown_grace(),
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// Reads and validates a YAML config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates YAML text; `path` only labels errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let config: GatewayConfig = serde_saphyr::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: first_line(&e.to_string()),
+            }
+        })?;
+        config.validate().map_err(|message| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Semantic checks the types cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        self.listen_addr()?;
+        let mut names = std::collections::HashSet::new();
+        for upstream in &self.upstreams {
+            upstream.validate()?;
+            if !names.insert(upstream.name.as_str()) {
+                return Err(format!("duplicate upstream name `{}`", upstream.name));
+            }
+        }
+        Ok(())
+    }
+
+    /// The listen address as a socket address.
+    pub fn listen_addr(&self) -> Result<SocketAddr, String> {
+        self.listen
+            .parse()
+            .map_err(|e| format!("listen `{}`: {e}", self.listen))
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Result<GatewayConfig, ConfigError> {
+        GatewayConfig::parse(yaml, Path::new("haechi.yaml"))
+    }
+
+    #[test]
+    fn design_example_keys_parse() {
+        let yaml = r#"
+listen: 127.0.0.1:8080
+policies: policies/
+upstreams:
+  - name: seoul
+    base_url: https://llm.example.internal/v1
+    dialect: openai
+    region: ap-northeast-2
+    models: ["gpt-4o-mini"]
+    api_key_env: SEOUL_LLM_KEY
+  - name: virginia
+    base_url: https://api.openai.com/v1
+    dialect: openai
+    region: us-east-1
+tenants:
+  - id: acme
+    keys: ["sha256:9f86d0"]
+    regions: [ap-northeast-2]
+    policy: support-bot
+    quotas:
+      requests_per_minute: 600
+      tokens_per_minute: 200000
+store:
+  redis_url: redis://127.0.0.1:6379
+audit:
+  path: /var/log/haechi/audit.jsonl
+"#;
+        let config = parse(yaml).expect("design example parses");
+        assert_eq!(config.upstreams.len(), 2);
+        assert_eq!(config.upstreams[0].region.as_deref(), Some("ap-northeast-2"));
+        assert_eq!(
+            config.upstreams[0].api_key_env.as_deref(),
+            Some("SEOUL_LLM_KEY")
+        );
+        assert_eq!(config.policies, Some(PathBuf::from("policies/")));
+        assert_eq!(
+            config.audit.path,
+            Some(PathBuf::from("/var/log/haechi/audit.jsonl"))
+        );
+    }
+
+    #[test]
+    fn absent_file_keys_give_embedded_default() {
+        let config = parse("{}").expect("empty config parses");
+        assert_eq!(config.listen, DEFAULT_LISTEN);
+        assert_eq!(config.upstreams.len(), 2);
+        assert_eq!(config.upstreams[0].base_url, DEFAULT_OPENAI_BASE_URL);
+    }
+
+    #[test]
+    fn typo_is_refused_with_line() {
+        let err = parse("listen: 127.0.0.1:1\nupstream:\n  - name: x\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("haechi.yaml:"), "{text}");
+        assert!(text.contains("upstream"), "{text}");
+        match err {
+            ConfigError::Parse { line, .. } => assert!(line >= 1, "line {line}"),
+            other => panic!("expected a parse error, got {other}"),
+        }
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let cases = [
+            ("listen: nowhere", "listen"),
+            (
+                "upstreams:\n  - name: a\n    base_url: ftp://x/\n",
+                "http://",
+            ),
+            (
+                "upstreams:\n  - {name: a, base_url: 'http://x/'}\n  - {name: a, base_url: 'http://y/'}\n",
+                "duplicate",
+            ),
+            (
+                "upstreams:\n  - {name: a, base_url: 'http://x/', dialect: grpc}\n",
+                "grpc",
+            ),
+        ];
+        for (yaml, needle) in cases {
+            let err = parse(yaml).expect_err(yaml).to_string();
+            assert!(err.contains(needle), "{yaml:?} gave {err:?}");
+        }
+    }
+
+    #[test]
+    fn upstream_flag_forms() {
+        let u = UpstreamConfig::from_flag("http://127.0.0.1:9/v1", 0).expect("plain url");
+        assert_eq!(u.dialect, UpstreamDialect::Openai);
+        let u = UpstreamConfig::from_flag("anthropic=http://127.0.0.1:9", 1).expect("dialect");
+        assert_eq!(u.dialect, UpstreamDialect::Anthropic);
+        assert!(UpstreamConfig::from_flag("grpc=http://x", 2).is_err());
+        assert!(UpstreamConfig::from_flag("not a url", 3).is_err());
+    }
+}

@@ -81,3 +81,144 @@ impl Exchange {
             .flat_map(|m| m.parts.iter().map(move |p| (m.role, p)))
     }
 }
+
+pub mod anthropic;
+pub mod openai;
+
+use serde_json::value::RawValue;
+
+/// A request body that does not decode, with a message that says where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct DecodeError {
+    pub message: String,
+}
+
+impl DecodeError {
+    fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+
+    /// Wraps a serde_json error, keeping its line and column.
+    fn json(e: &serde_json::Error) -> Self {
+        let what = match e.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                "invalid JSON"
+            }
+            _ => "unexpected request shape",
+        };
+        Self::new(format!("{what}: {e}"))
+    }
+}
+
+/// Decodes a request body for `operation` into an [`Exchange`].
+pub fn decode(operation: Operation, body: &[u8]) -> Result<Exchange, DecodeError> {
+    match operation {
+        Operation::ChatCompletions
+        | Operation::Completions
+        | Operation::Responses
+        | Operation::Embeddings => openai::decode(operation, body),
+        Operation::Messages | Operation::CountTokens => anthropic::decode(operation, body),
+        Operation::Converse | Operation::ConverseStream => Err(DecodeError::new(
+            "Bedrock requests are not supported by this build",
+        )),
+    }
+}
+
+/// Byte span of a borrowed raw JSON value inside `body`.
+///
+/// `raw` must borrow from `body` (serde_json borrows `&RawValue` from the input slice),
+/// so the span is plain pointer arithmetic and costs nothing.
+fn span_of(body: &[u8], raw: &RawValue) -> Range<usize> {
+    let start = (raw.get().as_ptr() as usize).saturating_sub(body.as_ptr() as usize);
+    start..start + raw.get().len()
+}
+
+/// Decodes a raw JSON value as a text part if it is a string, `None` otherwise.
+fn text_part(body: &[u8], raw: &RawValue) -> Result<Option<TextPart>, DecodeError> {
+    if !raw.get().starts_with('"') {
+        return Ok(None);
+    }
+    let text: String = serde_json::from_str(raw.get()).map_err(|e| DecodeError::json(&e))?;
+    Ok(Some(TextPart {
+        text,
+        span: span_of(body, raw),
+    }))
+}
+
+/// Replaces the string literals at the given spans with new texts, keeping every
+/// other byte of `body` as it was. Spans must not overlap.
+pub fn rewrite_strings(body: &[u8], replacements: &[(Range<usize>, &str)]) -> Vec<u8> {
+    let mut sorted: Vec<&(Range<usize>, &str)> = replacements.iter().collect();
+    sorted.sort_by_key(|(span, _)| span.start);
+    let mut out = Vec::with_capacity(body.len() + 64);
+    let mut at = 0;
+    for (span, text) in sorted {
+        if span.start < at || span.end > body.len() {
+            continue;
+        }
+        out.extend_from_slice(&body[at..span.start]);
+        // serde_json escapes exactly what JSON requires; a String never fails to serialize.
+        let literal = serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_string());
+        out.extend_from_slice(literal.as_bytes());
+        at = span.end;
+    }
+    out.extend_from_slice(&body[at..]);
+    out
+}
+
+/// The `haechi` extension object a client may add to any request body.
+#[derive(Debug, Default, serde::Deserialize)]
+struct HaechiExtension {
+    #[serde(default)]
+    context: Option<serde_json::Value>,
+    #[serde(default)]
+    query: Option<String>,
+}
+
+impl HaechiExtension {
+    fn context_texts(&self) -> Vec<String> {
+        match &self.context {
+            Some(serde_json::Value::String(s)) => vec![s.clone()],
+            Some(serde_json::Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn role_from(name: &str) -> Role {
+    match name {
+        "system" | "developer" => Role::System,
+        "assistant" | "model" => Role::Assistant,
+        "tool" | "function" => Role::Tool,
+        _ => Role::User,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrite_keeps_other_bytes() {
+        let body = br#"{"a": "x\u00e9",   "b":  "keep" , "z":1}"#;
+        let ex = openai::decode(
+            Operation::Completions,
+            br#"{"model":"m","prompt":"hello"}"#,
+        )
+        .expect("decodes");
+        assert_eq!(ex.messages[0].parts[0].text, "hello");
+        let start = body.windows(3).position(|w| w == b"\"x\\").expect("literal");
+        let end = start + br#""x\u00e9""#.len();
+        let out = rewrite_strings(body, &[(start..end, "전화 \"q\"")]);
+        assert_eq!(
+            String::from_utf8(out).expect("utf8"),
+            r#"{"a": "전화 \"q\"",   "b":  "keep" , "z":1}"#
+        );
+    }
+}

@@ -1,0 +1,156 @@
+//! Anthropic Messages API shape.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::{
+    role_from, text_part, DecodeError, Exchange, HaechiExtension, Message, Operation, Provider,
+    Role, TextPart,
+};
+
+#[derive(Deserialize)]
+struct Request<'a> {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default, borrow)]
+    system: Option<&'a RawValue>,
+    #[serde(borrow)]
+    messages: Vec<ChatMessage<'a>>,
+    #[serde(default)]
+    max_tokens: Option<u64>,
+    #[serde(default)]
+    tools: Option<Vec<Tool>>,
+    #[serde(default)]
+    haechi: Option<HaechiExtension>,
+}
+
+#[derive(Deserialize)]
+struct ChatMessage<'a> {
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(borrow)]
+    content: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+struct Block<'a> {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default, borrow)]
+    text: Option<&'a RawValue>,
+    /// `tool_result` blocks: a string or a list of blocks.
+    #[serde(default, borrow)]
+    content: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Tool {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// Decodes an Anthropic-shaped request body.
+pub fn decode(operation: Operation, body: &[u8]) -> Result<Exchange, DecodeError> {
+    let req: Request = serde_json::from_slice(body).map_err(|e| DecodeError::json(&e))?;
+    let mut messages = Vec::new();
+    if let Some(raw) = req.system {
+        let parts = blocks(body, raw)?;
+        if !parts.is_empty() {
+            messages.push(Message {
+                role: Role::System,
+                parts,
+            });
+        }
+    }
+    for m in req.messages {
+        let role = role_from(m.role.as_deref().unwrap_or("user"));
+        messages.push(Message {
+            role,
+            parts: blocks(body, m.content)?,
+        });
+    }
+    let haechi = req.haechi.unwrap_or_default();
+    Ok(Exchange {
+        provider: Provider::Anthropic,
+        operation,
+        model: req.model,
+        stream: req.stream.unwrap_or(false),
+        messages,
+        tools: req
+            .tools
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|t| t.name)
+            .collect(),
+        max_tokens: req.max_tokens,
+        context: haechi.context_texts(),
+        query: haechi.query,
+    })
+}
+
+/// A string, or a list of content blocks (text, and tool results nesting either).
+fn blocks(body: &[u8], raw: &RawValue) -> Result<Vec<TextPart>, DecodeError> {
+    if let Some(part) = text_part(body, raw)? {
+        return Ok(vec![part]);
+    }
+    if !raw.get().starts_with('[') {
+        return Ok(Vec::new());
+    }
+    let list: Vec<Block> = serde_json::from_str(raw.get()).map_err(|e| DecodeError::json(&e))?;
+    let mut out = Vec::new();
+    for block in list {
+        if let Some(text) = block.text {
+            out.extend(text_part(body, text)?);
+        }
+        if block.kind.as_deref() == Some("tool_result") {
+            if let Some(content) = block.content {
+                out.extend(blocks(body, content)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// An Anthropic-shaped error body.
+pub fn error_body(message: &str, kind: &str) -> Vec<u8> {
+    serde_json::json!({"type": "error", "error": {"type": kind, "message": message}})
+        .to_string()
+        .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_blocks_and_tool_results() {
+        let body = br#"{"model":"claude-x","max_tokens":64,"stream":true,
+            "system":[{"type":"text","text":"sys"}],
+            "messages":[{"role":"user","content":"hello"},
+              {"role":"assistant","content":[{"type":"text","text":"hi"},{"type":"tool_use","id":"t","name":"calc","input":{}}]},
+              {"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":[{"type":"text","text":"42"}]}]}],
+            "tools":[{"name":"calc","input_schema":{}}]}"#;
+        let ex = decode(Operation::Messages, body).expect("decodes");
+        let texts: Vec<(Role, &str)> = ex.texts().map(|(r, p)| (r, p.text.as_str())).collect();
+        assert_eq!(
+            texts,
+            vec![
+                (Role::System, "sys"),
+                (Role::User, "hello"),
+                (Role::Assistant, "hi"),
+                (Role::User, "42")
+            ]
+        );
+        assert!(ex.stream);
+        assert_eq!(ex.max_tokens, Some(64));
+        assert_eq!(ex.tools, vec!["calc".to_string()]);
+    }
+
+    #[test]
+    fn missing_messages_is_an_error() {
+        let err = decode(Operation::Messages, br#"{"model":"m"}"#).expect_err("missing");
+        assert!(err.message.contains("messages"), "{}", err.message);
+    }
+}
