@@ -1,1 +1,14 @@
-//! See ARCHITECTURE.md.
+//! The I/O shell: listener, request pipeline, upstream client, streaming bodies.
+//!
+//! Everything here does I/O; the decisions it applies come from the pure parts
+//! (`dialect`, `engine`).
+
+pub mod body;
+pub mod error;
+pub mod handler;
+pub mod routes;
+pub mod server;
+pub mod upstream;
+
+pub use handler::{Gateway, REQUEST_ID};
+pub use server::{serve, tls_acceptor};

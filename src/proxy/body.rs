@@ -1,0 +1,129 @@
+//! Response bodies: the boxed body type, and the upstream body wrapper that enforces
+//! the idle-between-chunks and total timeouts while streaming frame by frame.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::{BodyExt, Full};
+use tokio::time::{Instant, Sleep};
+
+/// Errors carried by response bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The one body type the gateway returns.
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+
+/// A complete in-memory body.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// What to send when an upstream body stalls or runs out of time.
+pub trait TimeoutEnding: Send + 'static {
+    /// The final bytes for the client, or `None` to abort the response.
+    fn ending(&self, message: &str) -> Option<Bytes>;
+}
+
+pin_project_lite::pin_project! {
+    /// Wraps an upstream body: each frame must arrive within `idle` of the previous one,
+    /// and the whole body before `deadline`. On a timeout it emits the configured ending
+    /// (for SSE: a provider-shaped error event) and ends, or aborts the body.
+    pub struct TimedBody<B, E> {
+        #[pin]
+        inner: B,
+        #[pin]
+        idle_sleep: Sleep,
+        #[pin]
+        total_sleep: Sleep,
+        idle: Duration,
+        ending: E,
+        upstream: String,
+        finished: bool,
+    }
+}
+
+impl<B, E> TimedBody<B, E> {
+    pub fn new(inner: B, idle: Duration, deadline: Instant, ending: E, upstream: String) -> Self {
+        Self {
+            inner,
+            idle_sleep: tokio::time::sleep(idle),
+            total_sleep: tokio::time::sleep_until(deadline),
+            idle,
+            ending,
+            upstream,
+            finished: false,
+        }
+    }
+}
+
+impl<B, E> HttpBody for TimedBody<B, E>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<BoxError>,
+    E: TimeoutEnding,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut this = self.project();
+        if *this.finished {
+            return Poll::Ready(None);
+        }
+        match this.inner.as_mut().poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let next = Instant::now() + *this.idle;
+                this.idle_sleep.as_mut().reset(next);
+                return Poll::Ready(Some(Ok(frame)));
+            }
+            Poll::Ready(Some(Err(e))) => {
+                *this.finished = true;
+                return Poll::Ready(Some(Err(e.into())));
+            }
+            Poll::Ready(None) => {
+                *this.finished = true;
+                return Poll::Ready(None);
+            }
+            Poll::Pending => {}
+        }
+        let which = if this.total_sleep.as_mut().poll(cx).is_ready() {
+            Some("total")
+        } else if this.idle_sleep.as_mut().poll(cx).is_ready() {
+            Some("idle-between-chunks")
+        } else {
+            None
+        };
+        match which {
+            None => Poll::Pending,
+            Some(kind) => {
+                *this.finished = true;
+                let message = format!(
+                    "haechi: upstream `{}` exceeded the {kind} timeout",
+                    this.upstream
+                );
+                tracing::warn!(upstream = %this.upstream, timeout = kind, "upstream body timed out");
+                match this.ending.ending(&message) {
+                    Some(bytes) => Poll::Ready(Some(Ok(Frame::data(bytes)))),
+                    None => Poll::Ready(Some(Err(message.into()))),
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.finished || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,167 @@
+//! One place that turns gateway errors into responses in the caller's provider shape.
+//!
+//! Errors are classified by where they came from (the client, the upstream, the gateway
+//! itself), which decides the status and whether a failover to another upstream may help.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+
+use super::body::{full, Body};
+use crate::dialect::{anthropic, openai, Provider};
+
+/// Which limit an upstream exchange ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutKind {
+    Connect,
+    FirstByte,
+    Idle,
+    Total,
+}
+
+impl TimeoutKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TimeoutKind::Connect => "connect",
+            TimeoutKind::FirstByte => "first-byte",
+            TimeoutKind::Idle => "idle-between-chunks",
+            TimeoutKind::Total => "total",
+        }
+    }
+}
+
+/// Everything that can go wrong on the request path.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The client sent something we cannot use (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The request body exceeds the configured limit (413).
+    #[error("request body exceeds the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    /// The client took too long to send its body (408).
+    #[error("request body not received within {0} ms")]
+    BodyTimeout(u64),
+    /// No such route (404).
+    #[error("unsupported route `{method} {path}`; supported routes: {supported}")]
+    NotFound {
+        method: String,
+        path: String,
+        supported: String,
+    },
+    /// No configured upstream can serve this request (502).
+    #[error("no upstream serves this request: {0}")]
+    NoUpstream(String),
+    /// The upstream could not be reached (502).
+    #[error("upstream `{upstream}` unreachable: {message}")]
+    UpstreamConnect { upstream: String, message: String },
+    /// The upstream exceeded a time limit (504).
+    #[error("upstream `{upstream}` exceeded the {} timeout of {millis} ms", kind.name())]
+    UpstreamTimeout {
+        upstream: String,
+        kind: TimeoutKind,
+        millis: u64,
+    },
+    /// The gateway is shutting down or otherwise not ready (503).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl GatewayError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            GatewayError::NotFound { .. } => StatusCode::NOT_FOUND,
+            GatewayError::NoUpstream(_) | GatewayError::UpstreamConnect { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
+            GatewayError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// OpenAI `error.type` / Anthropic `error.type` for this error.
+    fn kinds(&self) -> (&'static str, &'static str) {
+        match self {
+            GatewayError::BadRequest(_) | GatewayError::BodyTimeout(_) => {
+                ("invalid_request_error", "invalid_request_error")
+            }
+            GatewayError::PayloadTooLarge { .. } => {
+                ("invalid_request_error", "request_too_large")
+            }
+            GatewayError::NotFound { .. } => ("invalid_request_error", "not_found_error"),
+            GatewayError::NoUpstream(_)
+            | GatewayError::UpstreamConnect { .. }
+            | GatewayError::UpstreamTimeout { .. } => ("upstream_error", "api_error"),
+            GatewayError::Unavailable(_) => ("service_unavailable", "overloaded_error"),
+        }
+    }
+
+    /// A short machine-readable code (OpenAI `error.code`).
+    fn code(&self) -> &'static str {
+        match self {
+            GatewayError::BadRequest(_) => "bad_request",
+            GatewayError::PayloadTooLarge { .. } => "request_too_large",
+            GatewayError::BodyTimeout(_) => "request_timeout",
+            GatewayError::NotFound { .. } => "unsupported_route",
+            GatewayError::NoUpstream(_) => "no_upstream",
+            GatewayError::UpstreamConnect { .. } => "upstream_unreachable",
+            GatewayError::UpstreamTimeout { kind, .. } => match kind {
+                TimeoutKind::Connect => "upstream_connect_timeout",
+                TimeoutKind::FirstByte => "upstream_first_byte_timeout",
+                TimeoutKind::Idle => "upstream_idle_timeout",
+                TimeoutKind::Total => "upstream_total_timeout",
+            },
+            GatewayError::Unavailable(_) => "unavailable",
+        }
+    }
+
+    /// The error body in the caller's provider shape.
+    pub fn body(&self, provider: Provider) -> Vec<u8> {
+        let (openai_kind, anthropic_kind) = self.kinds();
+        let message = format!("haechi: {self}");
+        match provider {
+            Provider::Anthropic => anthropic::error_body(&message, anthropic_kind),
+            Provider::OpenAi | Provider::Bedrock => {
+                openai::error_body(&message, openai_kind, Some(self.code()))
+            }
+        }
+    }
+
+    /// The whole error response in the caller's provider shape.
+    pub fn into_response(self, provider: Provider) -> Response<Body> {
+        let mut response = Response::new(full(Bytes::from(self.body(provider))));
+        *response.status_mut() = self.status();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_per_provider() {
+        let err = GatewayError::UpstreamTimeout {
+            upstream: "seoul".into(),
+            kind: TimeoutKind::FirstByte,
+            millis: 50,
+        };
+        assert_eq!(err.status(), StatusCode::GATEWAY_TIMEOUT);
+        let v: serde_json::Value =
+            serde_json::from_slice(&err.body(Provider::OpenAi)).expect("json");
+        assert_eq!(v["error"]["code"], "upstream_first_byte_timeout");
+        assert!(v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("first-byte timeout of 50 ms")));
+        let v: serde_json::Value =
+            serde_json::from_slice(&err.body(Provider::Anthropic)).expect("json");
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["error"]["type"], "api_error");
+    }
+}

@@ -1,0 +1,353 @@
+//! The request pipeline: route → read body → decode → pick upstreams → forward → respond.
+//!
+//! Named phases, in the order of DESIGN.md's request path. Later stages (identify,
+//! admit, guard in/out, settle, audit) slot in between these phases.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+use super::body::{full, Body, TimedBody, TimeoutEnding};
+use super::error::{GatewayError, TimeoutKind};
+use super::routes::{self, Route};
+use super::upstream::{is_hop_by_hop, Upstream, UpstreamError};
+use crate::config::GatewayConfig;
+use crate::dialect::{self, anthropic, openai, Operation, Provider};
+
+/// Header carrying the request id on every response.
+pub const REQUEST_ID: &str = "x-haechi-request-id";
+
+/// The gateway: configuration plus live upstreams. One per process, shared by all
+/// connections.
+pub struct Gateway {
+    pub config: GatewayConfig,
+    upstreams: Vec<Arc<Upstream>>,
+    draining: AtomicBool,
+}
+
+impl Gateway {
+    /// Builds the gateway from a validated configuration.
+    pub fn new(config: GatewayConfig) -> Result<Arc<Self>, UpstreamError> {
+        let mut upstreams = config
+            .upstreams
+            .iter()
+            .cloned()
+            .map(Upstream::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        upstreams.sort_by_key(|u| u.config.priority);
+        Ok(Arc::new(Self {
+            config,
+            upstreams,
+            draining: AtomicBool::new(false),
+        }))
+    }
+
+    /// Marks the gateway as shutting down: `/readyz` turns 503 so balancers move away.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Serves one request; never fails (errors become provider-shaped responses).
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        let request_id = request_id(req.headers());
+        let provider = routes::provider_for_path(req.uri().path());
+        let mut response = match self.dispatch(req).await {
+            Ok(response) => response,
+            Err(err) => {
+                tracing::info!(request_id = %request_id, status = err.status().as_u16(), error = %err, "request failed");
+                err.into_response(provider)
+            }
+        };
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert(REQUEST_ID, value);
+        }
+        response
+    }
+
+    async fn dispatch(&self, req: Request<Incoming>) -> Result<Response<Body>, GatewayError> {
+        let route = routes::resolve(req.method(), req.uri().path())?;
+        match route {
+            Route::Health => Ok(json_response(StatusCode::OK, r#"{"status":"ok"}"#)),
+            Route::Ready => Ok(if self.draining.load(Ordering::SeqCst) {
+                json_response(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#)
+            } else {
+                json_response(StatusCode::OK, r#"{"status":"ready"}"#)
+            }),
+            Route::Metrics => Err(GatewayError::NotFound {
+                method: "GET".into(),
+                path: "/metrics".into(),
+                supported: routes::SUPPORTED.join(", "),
+            }),
+            Route::ListModels => {
+                let candidates = self.candidates(Provider::OpenAi, None)?;
+                let (parts, _) = req.into_parts();
+                self.forward(&candidates, &parts.method, &parts.uri, &parts.headers, Bytes::new())
+                    .await
+            }
+            Route::Model(operation) => self.model_call(operation, req).await,
+        }
+    }
+
+    /// A model call: read and decode the body, then forward it to an upstream.
+    async fn model_call(
+        &self,
+        operation: Operation,
+        req: Request<Incoming>,
+    ) -> Result<Response<Body>, GatewayError> {
+        let (parts, body) = req.into_parts();
+        let body = self.read_body(&parts.headers, body).await?;
+        let exchange = dialect::decode(operation, &body)
+            .map_err(|e| GatewayError::BadRequest(e.message))?;
+        let candidates = self.candidates(routes::provider_of(operation), exchange.model.as_deref())?;
+        self.forward(&candidates, &parts.method, &parts.uri, &parts.headers, body)
+            .await
+    }
+
+    /// Reads the whole request body within the size and time limits.
+    async fn read_body(&self, headers: &HeaderMap, body: Incoming) -> Result<Bytes, GatewayError> {
+        let limit = self.config.limits.max_body_bytes;
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|len| len > limit) {
+            return Err(GatewayError::PayloadTooLarge { limit });
+        }
+        let timeout_ms = self.config.limits.body_read_timeout_ms;
+        let collected = tokio::time::timeout(
+            Duration::from_millis(timeout_ms),
+            Limited::new(body, limit).collect(),
+        )
+        .await
+        .map_err(|_| GatewayError::BodyTimeout(timeout_ms))?;
+        match collected {
+            Ok(c) => Ok(c.to_bytes()),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                Err(GatewayError::PayloadTooLarge { limit })
+            }
+            Err(e) => Err(GatewayError::BadRequest(format!(
+                "could not read the request body: {e}"
+            ))),
+        }
+    }
+
+    /// Upstreams that speak `provider` and serve `model`, best first.
+    fn candidates(
+        &self,
+        provider: Provider,
+        model: Option<&str>,
+    ) -> Result<Vec<Arc<Upstream>>, GatewayError> {
+        let list: Vec<Arc<Upstream>> = self
+            .upstreams
+            .iter()
+            .filter(|u| u.provider() == provider && u.serves(model))
+            .cloned()
+            .collect();
+        if list.is_empty() {
+            return Err(GatewayError::NoUpstream(format!(
+                "no {} upstream is configured{}",
+                provider_name(provider),
+                model.map(|m| format!(" for model `{m}`")).unwrap_or_default()
+            )));
+        }
+        Ok(list)
+    }
+
+    /// Sends the request to the first candidate that answers, failing over on connect
+    /// errors, 429 and 5xx (nothing has reached the client yet at that point).
+    async fn forward(
+        &self,
+        candidates: &[Arc<Upstream>],
+        method: &Method,
+        uri: &http::Uri,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Response<Body>, GatewayError> {
+        let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let mut last_error = None;
+        for (index, upstream) in candidates.iter().enumerate() {
+            let has_next = index + 1 < candidates.len();
+            let timeouts = upstream.config.timeouts;
+            let deadline = Instant::now() + timeouts.total();
+            let url = upstream
+                .url_for(path_and_query)
+                .map_err(|e| GatewayError::BadRequest(format!("bad request path: {e}")))?;
+            let mut request = Request::new(Full::new(body.clone()));
+            *request.method_mut() = method.clone();
+            *request.uri_mut() = url;
+            *request.headers_mut() = upstream.request_headers(headers);
+            let sent = tokio::time::timeout(
+                timeouts.first_byte().min(timeouts.total()),
+                upstream.client.request(request),
+            )
+            .await;
+            let response = match sent {
+                Err(_) => {
+                    return Err(GatewayError::UpstreamTimeout {
+                        upstream: upstream.config.name.clone(),
+                        kind: TimeoutKind::FirstByte,
+                        millis: timeouts.first_byte_ms.min(timeouts.total_ms),
+                    })
+                }
+                Ok(Err(e)) if e.is_connect() => {
+                    let err = connect_error(upstream, &e);
+                    tracing::warn!(upstream = %upstream.config.name, error = %err, "upstream connect failed");
+                    last_error = Some(err);
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    return Err(GatewayError::UpstreamConnect {
+                        upstream: upstream.config.name.clone(),
+                        message: error_chain(&e),
+                    })
+                }
+                Ok(Ok(response)) => response,
+            };
+            let status = response.status();
+            if has_next && (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()) {
+                tracing::warn!(upstream = %upstream.config.name, status = status.as_u16(), "failing over");
+                last_error = Some(GatewayError::UpstreamConnect {
+                    upstream: upstream.config.name.clone(),
+                    message: format!("answered {status}"),
+                });
+                continue;
+            }
+            return Ok(self.relay(upstream, response, deadline));
+        }
+        Err(last_error.unwrap_or_else(|| GatewayError::NoUpstream("no candidates".into())))
+    }
+
+    /// Streams an upstream response back to the client, frame by frame.
+    fn relay(
+        &self,
+        upstream: &Upstream,
+        response: Response<Incoming>,
+        deadline: Instant,
+    ) -> Response<Body> {
+        let (mut parts, body) = response.into_parts();
+        let hop: Vec<_> = parts
+            .headers
+            .keys()
+            .filter(|name| is_hop_by_hop(name))
+            .cloned()
+            .collect();
+        for name in hop {
+            parts.headers.remove(name);
+        }
+        let is_sse = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        let ending = StreamEnding {
+            provider: upstream.provider(),
+            sse: is_sse,
+        };
+        let body = TimedBody::new(
+            body,
+            upstream.config.timeouts.idle(),
+            deadline,
+            ending,
+            upstream.config.name.clone(),
+        );
+        Response::from_parts(parts, body.boxed_unsync())
+    }
+}
+
+/// Ends a timed-out SSE stream with an error event the provider's SDK understands;
+/// other bodies are aborted.
+struct StreamEnding {
+    provider: Provider,
+    sse: bool,
+}
+
+impl TimeoutEnding for StreamEnding {
+    fn ending(&self, message: &str) -> Option<Bytes> {
+        if !self.sse {
+            return None;
+        }
+        let event = match self.provider {
+            Provider::Anthropic => {
+                let data = String::from_utf8_lossy(&anthropic::error_body(message, "api_error"))
+                    .into_owned();
+                format!("event: error\ndata: {data}\n\n")
+            }
+            _ => {
+                let data = String::from_utf8_lossy(&openai::error_body(
+                    message,
+                    "upstream_error",
+                    Some("upstream_timeout"),
+                ))
+                .into_owned();
+                format!("data: {data}\n\n")
+            }
+        };
+        Some(Bytes::from(event))
+    }
+}
+
+fn connect_error(upstream: &Upstream, e: &hyper_util::client::legacy::Error) -> GatewayError {
+    let chain = error_chain(e);
+    let timed_out = chain.contains("timed out") || chain.contains("timeout");
+    if timed_out {
+        GatewayError::UpstreamTimeout {
+            upstream: upstream.config.name.clone(),
+            kind: TimeoutKind::Connect,
+            millis: upstream.config.timeouts.connect_ms,
+        }
+    } else {
+        GatewayError::UpstreamConnect {
+            upstream: upstream.config.name.clone(),
+            message: chain,
+        }
+    }
+}
+
+/// The error and its sources, joined: hyper's top-level messages are terse.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+fn provider_name(provider: Provider) -> &'static str {
+    match provider {
+        Provider::OpenAi => "openai",
+        Provider::Anthropic => "anthropic",
+        Provider::Bedrock => "bedrock",
+    }
+}
+
+fn json_response(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut response = Response::new(full(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// The client's `x-request-id` when it sent a usable one, else a fresh random id.
+fn request_id(headers: &HeaderMap) -> String {
+    if let Some(id) = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+    {
+        return id.to_string();
+    }
+    format!("req_{:032x}", rand::random::<u128>())
+}
