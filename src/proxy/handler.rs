@@ -295,8 +295,7 @@ impl TimeoutEnding for StreamEnding {
 
 fn connect_error(upstream: &Upstream, e: &hyper_util::client::legacy::Error) -> GatewayError {
     let chain = error_chain(e);
-    let timed_out = chain.contains("timed out") || chain.contains("timeout");
-    if timed_out {
+    if is_timeout(e) {
         GatewayError::UpstreamTimeout {
             upstream: upstream.config.name.clone(),
             kind: TimeoutKind::Connect,
@@ -308,6 +307,24 @@ fn connect_error(upstream: &Upstream, e: &hyper_util::client::legacy::Error) -> 
             message: chain,
         }
     }
+}
+
+/// Whether any error in the chain is a timeout (hyper-util wraps the connect
+/// deadline as an `io::Error` of kind `TimedOut`).
+fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return true;
+            }
+        }
+        if err.is::<tokio::time::error::Elapsed>() {
+            return true;
+        }
+        current = err.source();
+    }
+    false
 }
 
 /// The error and its sources, joined: hyper's top-level messages are terse.

@@ -1,0 +1,163 @@
+//! Shared test harness: a mock upstream, an in-process gateway on a real socket, and a
+//! small HTTP client.
+
+#![allow(dead_code)]
+
+pub mod mock_upstream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use haechi::config::{GatewayConfig, UpstreamConfig, UpstreamDialect};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use tokio::sync::oneshot;
+
+pub use mock_upstream::MockUpstream;
+
+/// A gateway running in this test process on a loopback port.
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    pub gateway: Arc<haechi::proxy::Gateway>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestGateway {
+    pub async fn start(config: GatewayConfig) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind gateway");
+        let addr = listener.local_addr().expect("gateway addr");
+        let gateway = haechi::proxy::Gateway::new(config).expect("gateway builds");
+        let (tx, rx) = oneshot::channel::<()>();
+        let gw = gateway.clone();
+        let task = tokio::spawn(async move {
+            let _ = haechi::proxy::serve(listener, gw, None, async move {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        Self {
+            addr,
+            gateway,
+            shutdown: Some(tx),
+            task,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Stops accepting and waits for the drain to finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// A config whose OpenAI and Anthropic upstreams both point at `mock`.
+pub fn config_for(mock: &MockUpstream) -> GatewayConfig {
+    GatewayConfig {
+        upstreams: vec![
+            UpstreamConfig::new("mock-openai", &mock.openai_base(), UpstreamDialect::Openai),
+            UpstreamConfig::new("mock-anthropic", &mock.anthropic_base(), UpstreamDialect::Anthropic),
+        ],
+        ..GatewayConfig::default()
+    }
+}
+
+pub type TestClient = Client<HttpConnector, Full<Bytes>>;
+
+pub fn client() -> TestClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// A response with its body read to the end.
+pub struct Whole {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Whole {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("response body is JSON")
+    }
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+}
+
+/// Sends a request and returns the response with its body still streaming.
+pub async fn send(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> http::Response<Incoming> {
+    let mut builder = http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    let request = builder.body(Full::new(body.into())).expect("request");
+    client().request(request).await.expect("request sent")
+}
+
+/// Sends a request and reads the whole response.
+pub async fn call(method: &str, url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Whole {
+    let response = send(method, url, headers, body).await;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body read")
+        .to_bytes();
+    Whole {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// POSTs JSON.
+pub async fn post_json(url: &str, body: &str) -> Whole {
+    call("POST", url, &[("content-type", "application/json")], body.to_string()).await
+}
+
+/// Reads the next data frame of a streaming body.
+pub async fn next_data(body: &mut Incoming) -> Option<Bytes> {
+    loop {
+        match body.frame().await? {
+            Ok(frame) => {
+                if let Ok(data) = frame.into_data() {
+                    return Some(data);
+                }
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Waits up to `secs` for `cond` to hold, polling.
+pub async fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while tokio::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    cond()
+}
