@@ -9,7 +9,11 @@ use haechi::config::{GatewayConfig, UpstreamConfig};
 use haechi::proxy;
 
 #[derive(Parser)]
-#[command(name = "haechi", version, about = "Guardrails and governance gateway for LLM APIs")]
+#[command(
+    name = "haechi",
+    version,
+    about = "Guardrails and governance gateway for LLM APIs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

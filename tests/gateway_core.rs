@@ -31,15 +31,28 @@ async fn non_streaming_chat_is_transparent_both_ways() {
     )
     .await;
     assert_eq!(via.status, 200);
-    assert_eq!(via.body, direct.body, "response body must be byte-identical");
+    assert_eq!(
+        via.body, direct.body,
+        "response body must be byte-identical"
+    );
     assert_eq!(via.header("content-type"), direct.header("content-type"));
-    assert_eq!(via.header("x-haechi-request-id").as_deref(), Some("client-chosen-id"));
+    assert_eq!(
+        via.header("x-haechi-request-id").as_deref(),
+        Some("client-chosen-id")
+    );
     let seen = mock.recorded();
     let upstream_req = seen.last().expect("upstream saw the request");
-    assert_eq!(upstream_req.body, Bytes::from(CHAT), "request body forwarded byte-faithfully");
+    assert_eq!(
+        upstream_req.body,
+        Bytes::from(CHAT),
+        "request body forwarded byte-faithfully"
+    );
     assert_eq!(upstream_req.path, "/v1/chat/completions");
     assert_eq!(
-        upstream_req.headers.get("authorization").and_then(|v| v.to_str().ok()),
+        upstream_req
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok()),
         Some("Bearer sk-client"),
         "pass-through mode forwards the client's own key"
     );
@@ -54,14 +67,23 @@ async fn every_route_reaches_its_upstream() {
         ("/v1/completions", r#"{"model":"m","prompt":"p"}"#),
         ("/v1/embeddings", r#"{"model":"e","input":"x"}"#),
         ("/v1/responses", r#"{"model":"m","input":"x"}"#),
-        ("/v1/messages", r#"{"model":"claude","max_tokens":5,"messages":[{"role":"user","content":"x"}]}"#),
-        ("/v1/messages/count_tokens", r#"{"model":"claude","messages":[{"role":"user","content":"x"}]}"#),
+        (
+            "/v1/messages",
+            r#"{"model":"claude","max_tokens":5,"messages":[{"role":"user","content":"x"}]}"#,
+        ),
+        (
+            "/v1/messages/count_tokens",
+            r#"{"model":"claude","messages":[{"role":"user","content":"x"}]}"#,
+        ),
     ];
     for (path, body) in cases {
         let response = post_json(&gw.url(path), body).await;
         assert!(response.header("x-haechi-request-id").is_some());
         let last = mock.recorded().last().cloned().expect("forwarded");
-        assert_eq!(last.path, path, "{path} forwarded to the same path upstream");
+        assert_eq!(
+            last.path, path,
+            "{path} forwarded to the same path upstream"
+        );
         assert_eq!(last.body, Bytes::from(body));
     }
     let models = call("GET", &gw.url("/v1/models"), &[], "").await;
@@ -132,14 +154,23 @@ async fn client_disconnect_cancels_the_upstream_stream() {
     drop(body);
     let abandoned = mock.abandoned_streams.clone();
     assert!(
-        eventually(10, || abandoned.load(std::sync::atomic::Ordering::SeqCst) == 1).await,
+        eventually(10, || abandoned.load(std::sync::atomic::Ordering::SeqCst)
+            == 1)
+        .await,
         "the upstream notices the cancelled stream"
     );
-    assert_eq!(mock.completed_streams.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(
+        mock.completed_streams
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
     gw.stop().await;
 }
 
-fn with_timeouts(mut config: GatewayConfig, f: impl Fn(&mut haechi::config::TimeoutsConfig)) -> GatewayConfig {
+fn with_timeouts(
+    mut config: GatewayConfig,
+    f: impl Fn(&mut haechi::config::TimeoutsConfig),
+) -> GatewayConfig {
     for u in &mut config.upstreams {
         f(&mut u.timeouts);
     }
@@ -160,8 +191,15 @@ async fn first_byte_timeout_is_a_504_naming_the_limit() {
     )
     .await;
     assert_eq!(r.status, 504);
-    assert_eq!(r.json()["type"], "error", "Anthropic callers get Anthropic errors");
-    assert!(r.json()["error"]["message"].as_str().unwrap_or("").contains("first-byte"));
+    assert_eq!(
+        r.json()["type"],
+        "error",
+        "Anthropic callers get Anthropic errors"
+    );
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("first-byte"));
     gw.stop().await;
 }
 
@@ -172,8 +210,14 @@ async fn idle_and_total_timeouts_end_streams_with_a_provider_error_event() {
         status: 200,
         content_type: "text/event-stream",
         chunks: vec![
-            (Duration::ZERO, Bytes::from_static(b"data: {\"choices\":[]}\n\n")),
-            (Duration::from_secs(2), Bytes::from_static(b"data: [DONE]\n\n")),
+            (
+                Duration::ZERO,
+                Bytes::from_static(b"data: {\"choices\":[]}\n\n"),
+            ),
+            (
+                Duration::from_secs(2),
+                Bytes::from_static(b"data: [DONE]\n\n"),
+            ),
         ],
     }))
     .await;
@@ -214,7 +258,9 @@ async fn idle_and_total_timeouts_end_streams_with_a_provider_error_event() {
 async fn connect_failures_fail_over_and_then_name_the_limit() {
     // A listener whose accept queue is full drops new SYNs, so connecting hangs.
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+    socket
+        .bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
     let full = socket.listen(1).expect("listen");
     let full_addr = full.local_addr().expect("addr");
     let mut fillers = Vec::new();
@@ -228,7 +274,11 @@ async fn connect_failures_fail_over_and_then_name_the_limit() {
             fillers.push(s);
         }
     }
-    let mut hanging = UpstreamConfig::new("hanging", &format!("http://{full_addr}/v1"), UpstreamDialect::Openai);
+    let mut hanging = UpstreamConfig::new(
+        "hanging",
+        &format!("http://{full_addr}/v1"),
+        UpstreamDialect::Openai,
+    );
     hanging.timeouts.connect_ms = 200;
     let gw = TestGateway::start(GatewayConfig {
         upstreams: vec![hanging.clone()],
@@ -253,7 +303,11 @@ async fn connect_failures_fail_over_and_then_name_the_limit() {
     .await;
     let healthy = MockUpstream::start().await;
     let mut upstreams = vec![
-        UpstreamConfig::new("refused", &format!("http://127.0.0.1:{refused_port}/v1"), UpstreamDialect::Openai),
+        UpstreamConfig::new(
+            "refused",
+            &format!("http://127.0.0.1:{refused_port}/v1"),
+            UpstreamDialect::Openai,
+        ),
         UpstreamConfig::new("failing", &failing.openai_base(), UpstreamDialect::Openai),
         UpstreamConfig::new("healthy", &healthy.openai_base(), UpstreamDialect::Openai),
     ];
@@ -296,14 +350,24 @@ async fn limits_and_malformed_requests_get_clear_provider_errors() {
     config.limits.max_header_bytes = 8192;
     let gw = TestGateway::start(config).await;
 
-    let big = format!(r#"{{"model":"m","messages":[{{"role":"user","content":"{}"}}]}}"#, "x".repeat(2000));
+    let big = format!(
+        r#"{{"model":"m","messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "x".repeat(2000)
+    );
     let r = post_json(&gw.url("/v1/chat/completions"), &big).await;
     assert_eq!(r.status, 413);
     assert_eq!(r.json()["error"]["code"], "request_too_large");
 
-    let r = post_json(&gw.url("/v1/chat/completions"), "{\"model\": \"m\",\n \"messages\": [}").await;
+    let r = post_json(
+        &gw.url("/v1/chat/completions"),
+        "{\"model\": \"m\",\n \"messages\": [}",
+    )
+    .await;
     assert_eq!(r.status, 400);
-    let message = r.json()["error"]["message"].as_str().unwrap_or("").to_string();
+    let message = r.json()["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     assert!(message.contains("line 2 column"), "{message}");
 
     let r = post_json(&gw.url("/v1/messages"), r#"{"model":"m"}"#).await;
@@ -313,13 +377,25 @@ async fn limits_and_malformed_requests_get_clear_provider_errors() {
 
     let r = post_json(&gw.url("/v1/unknown"), "{}").await;
     assert_eq!(r.status, 404);
-    assert!(r.json()["error"]["message"].as_str().unwrap_or("").contains("POST /v1/chat/completions"));
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("POST /v1/chat/completions"));
 
     let huge_header = "h".repeat(20_000);
-    let r = call("POST", &gw.url("/v1/chat/completions"), &[("x-big", huge_header.as_str())], CHAT).await;
+    let r = call(
+        "POST",
+        &gw.url("/v1/chat/completions"),
+        &[("x-big", huge_header.as_str())],
+        CHAT,
+    )
+    .await;
     assert_eq!(r.status, 431);
 
-    assert!(mock.recorded().is_empty(), "nothing bad reached the upstream");
+    assert!(
+        mock.recorded().is_empty(),
+        "nothing bad reached the upstream"
+    );
     let health = call("GET", &gw.url("/healthz"), &[], "").await;
     assert_eq!(health.status, 200);
     gw.stop().await;
@@ -328,8 +404,14 @@ async fn limits_and_malformed_requests_get_clear_provider_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configured_credential_replaces_the_client_key_and_models_route() {
     std::env::set_var("HAECHI_TEST_UPSTREAM_KEY", "sk-gateway-held");
-    let a = MockUpstream::start_with(Arc::new(|_| json_reply(mock_upstream::openai_json("small", "from a")))).await;
-    let b = MockUpstream::start_with(Arc::new(|_| json_reply(mock_upstream::openai_json("large", "from b")))).await;
+    let a = MockUpstream::start_with(Arc::new(|_| {
+        json_reply(mock_upstream::openai_json("small", "from a"))
+    }))
+    .await;
+    let b = MockUpstream::start_with(Arc::new(|_| {
+        json_reply(mock_upstream::openai_json("large", "from b"))
+    }))
+    .await;
     let mut ua = UpstreamConfig::new("a", &a.openai_base(), UpstreamDialect::Openai);
     ua.models = Some(vec!["small".into()]);
     ua.api_key_env = Some("HAECHI_TEST_UPSTREAM_KEY".into());
@@ -350,12 +432,23 @@ async fn configured_credential_replaces_the_client_key_and_models_route() {
     assert_eq!(r.json()["choices"][0]["message"]["content"], "from a");
     let seen = a.recorded();
     assert_eq!(
-        seen[0].headers.get("authorization").and_then(|v| v.to_str().ok()),
+        seen[0]
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok()),
         Some("Bearer sk-gateway-held")
     );
-    let r = post_json(&gw.url("/v1/chat/completions"), r#"{"model":"large","messages":[]}"#).await;
+    let r = post_json(
+        &gw.url("/v1/chat/completions"),
+        r#"{"model":"large","messages":[]}"#,
+    )
+    .await;
     assert_eq!(r.json()["choices"][0]["message"]["content"], "from b");
-    let r = post_json(&gw.url("/v1/chat/completions"), r#"{"model":"other","messages":[]}"#).await;
+    let r = post_json(
+        &gw.url("/v1/chat/completions"),
+        r#"{"model":"other","messages":[]}"#,
+    )
+    .await;
     assert_eq!(r.status, 502);
     assert_eq!(r.json()["error"]["code"], "no_upstream");
     gw.stop().await;

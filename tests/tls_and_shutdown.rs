@@ -33,13 +33,20 @@ async fn tls_listener_serves_http1_and_http2() {
         key: key_path.clone(),
     })
     .expect("tls acceptor");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let gateway = haechi::proxy::Gateway::new(config).expect("gateway");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(haechi::proxy::serve(listener, gateway, Some(acceptor), async move {
-        let _ = rx.await;
-    }));
+    let server = tokio::spawn(haechi::proxy::serve(
+        listener,
+        gateway,
+        Some(acceptor),
+        async move {
+            let _ = rx.await;
+        },
+    ));
 
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_slice_iter(cert_pem.as_bytes()) {
@@ -81,9 +88,18 @@ async fn tls_listener_serves_http1_and_http2() {
         assert_eq!(response.version(), version);
         assert_eq!(response.status(), 200);
         assert!(response.headers().contains_key("x-haechi-request-id"));
-        let body = response.into_body().collect().await.expect("body").to_bytes();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
         let expected = mock_upstream::openai_sse_events("m", mock_upstream::ANSWER_WORDS).concat();
-        assert_eq!(body, Bytes::from(expected), "{version:?} stream passes through intact");
+        assert_eq!(
+            body,
+            Bytes::from(expected),
+            "{version:?} stream passes through intact"
+        );
     }
     let _ = tx.send(());
     let _ = server.await;
@@ -103,14 +119,23 @@ async fn sigterm_drains_in_flight_streams_then_exits_zero() {
         l.local_addr().expect("addr").port()
     };
     let mut child = Command::new(env!("CARGO_BIN_EXE_haechi"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--upstream", &mock.openai_base()])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--upstream",
+            &mock.openai_base(),
+        ])
         .env("HAECHI_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn haechi");
     let base = format!("http://127.0.0.1:{port}");
-    let up = eventually(20, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()).await;
+    let up = eventually(20, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+    .await;
     assert!(up, "gateway started");
 
     let response = send(
@@ -132,10 +157,16 @@ async fn sigterm_drains_in_flight_streams_then_exits_zero() {
         received.extend_from_slice(&chunk);
     }
     let text = String::from_utf8_lossy(&received);
-    assert!(text.ends_with("data: [DONE]\n\n"), "in-flight stream completed: {text}");
+    assert!(
+        text.ends_with("data: [DONE]\n\n"),
+        "in-flight stream completed: {text}"
+    );
     assert_eq!(text.matches("tick").count(), 15);
 
-    let refused = eventually(10, || std::net::TcpStream::connect(("127.0.0.1", port)).is_err()).await;
+    let refused = eventually(10, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+    })
+    .await;
     assert!(refused, "no new connections after SIGTERM");
     let exit = tokio::task::spawn_blocking(move || child.wait())
         .await

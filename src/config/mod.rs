@@ -414,7 +414,10 @@ audit:
 "#;
         let config = parse(yaml).expect("design example parses");
         assert_eq!(config.upstreams.len(), 2);
-        assert_eq!(config.upstreams[0].region.as_deref(), Some("ap-northeast-2"));
+        assert_eq!(
+            config.upstreams[0].region.as_deref(),
+            Some("ap-northeast-2")
+        );
         assert_eq!(
             config.upstreams[0].api_key_env.as_deref(),
             Some("SEOUL_LLM_KEY")

@@ -207,13 +207,13 @@ mod tests {
     #[test]
     fn rewrite_keeps_other_bytes() {
         let body = br#"{"a": "x\u00e9",   "b":  "keep" , "z":1}"#;
-        let ex = openai::decode(
-            Operation::Completions,
-            br#"{"model":"m","prompt":"hello"}"#,
-        )
-        .expect("decodes");
+        let ex = openai::decode(Operation::Completions, br#"{"model":"m","prompt":"hello"}"#)
+            .expect("decodes");
         assert_eq!(ex.messages[0].parts[0].text, "hello");
-        let start = body.windows(3).position(|w| w == b"\"x\\").expect("literal");
+        let start = body
+            .windows(3)
+            .position(|w| w == b"\"x\\")
+            .expect("literal");
         let end = start + br#""x\u00e9""#.len();
         let out = rewrite_strings(body, &[(start..end, "전화 \"q\"")]);
         assert_eq!(

@@ -4,8 +4,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{
-    role_from, text_part, DecodeError, Exchange, HaechiExtension, Message, Operation,
-    Provider, Role, TextPart,
+    role_from, text_part, DecodeError, Exchange, HaechiExtension, Message, Operation, Provider,
+    Role, TextPart,
 };
 
 #[derive(Deserialize)]
@@ -286,8 +286,11 @@ mod tests {
         );
         let ex = decode(Operation::Responses, br#"{"model":"m","input":"plain"}"#).expect("str");
         assert_eq!(texts(&ex), vec![(Role::User, "plain".into())]);
-        let ex = decode(Operation::Embeddings, br#"{"model":"e","input":["a","b",[1,2]]}"#)
-            .expect("emb");
+        let ex = decode(
+            Operation::Embeddings,
+            br#"{"model":"e","input":["a","b",[1,2]]}"#,
+        )
+        .expect("emb");
         assert_eq!(ex.messages[0].parts.len(), 2);
         let ex = decode(Operation::Completions, br#"{"model":"c","prompt":"p"}"#).expect("cmp");
         assert_eq!(texts(&ex), vec![(Role::User, "p".into())]);
@@ -306,13 +309,20 @@ mod tests {
 
     #[test]
     fn errors_say_where() {
-        let err = decode(Operation::ChatCompletions, b"{\"model\": \"m\",\n \"messages\": [}")
-            .expect_err("malformed");
+        let err = decode(
+            Operation::ChatCompletions,
+            b"{\"model\": \"m\",\n \"messages\": [}",
+        )
+        .expect_err("malformed");
         assert!(err.message.contains("invalid JSON"), "{}", err.message);
         assert!(err.message.contains("line 2"), "{}", err.message);
         let err = decode(Operation::ChatCompletions, br#"{"model":"m"}"#).expect_err("missing");
         assert!(err.message.contains("messages"), "{}", err.message);
         let err = decode(Operation::ChatCompletions, br#"{"messages": 3}"#).expect_err("shape");
-        assert!(err.message.contains("unexpected request shape"), "{}", err.message);
+        assert!(
+            err.message.contains("unexpected request shape"),
+            "{}",
+            err.message
+        );
     }
 }

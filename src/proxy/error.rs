@@ -87,9 +87,7 @@ impl GatewayError {
             GatewayError::BadRequest(_) | GatewayError::BodyTimeout(_) => {
                 ("invalid_request_error", "invalid_request_error")
             }
-            GatewayError::PayloadTooLarge { .. } => {
-                ("invalid_request_error", "request_too_large")
-            }
+            GatewayError::PayloadTooLarge { .. } => ("invalid_request_error", "request_too_large"),
             GatewayError::NotFound { .. } => ("invalid_request_error", "not_found_error"),
             GatewayError::NoUpstream(_)
             | GatewayError::UpstreamConnect { .. }

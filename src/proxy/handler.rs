@@ -88,8 +88,14 @@ impl Gateway {
             Route::ListModels => {
                 let candidates = self.candidates(Provider::OpenAi, None)?;
                 let (parts, _) = req.into_parts();
-                self.forward(&candidates, &parts.method, &parts.uri, &parts.headers, Bytes::new())
-                    .await
+                self.forward(
+                    &candidates,
+                    &parts.method,
+                    &parts.uri,
+                    &parts.headers,
+                    Bytes::new(),
+                )
+                .await
             }
             Route::Model(operation) => self.model_call(operation, req).await,
         }
@@ -103,9 +109,10 @@ impl Gateway {
     ) -> Result<Response<Body>, GatewayError> {
         let (parts, body) = req.into_parts();
         let body = self.read_body(&parts.headers, body).await?;
-        let exchange = dialect::decode(operation, &body)
-            .map_err(|e| GatewayError::BadRequest(e.message))?;
-        let candidates = self.candidates(routes::provider_of(operation), exchange.model.as_deref())?;
+        let exchange =
+            dialect::decode(operation, &body).map_err(|e| GatewayError::BadRequest(e.message))?;
+        let candidates =
+            self.candidates(routes::provider_of(operation), exchange.model.as_deref())?;
         self.forward(&candidates, &parts.method, &parts.uri, &parts.headers, body)
             .await
     }
@@ -154,7 +161,9 @@ impl Gateway {
             return Err(GatewayError::NoUpstream(format!(
                 "no {} upstream is configured{}",
                 provider_name(provider),
-                model.map(|m| format!(" for model `{m}`")).unwrap_or_default()
+                model
+                    .map(|m| format!(" for model `{m}`"))
+                    .unwrap_or_default()
             )));
         }
         Ok(list)

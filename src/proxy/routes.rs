@@ -38,9 +38,7 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, GatewayError> {
         (&Method::POST, "/v1/responses") => Some(Route::Model(Operation::Responses)),
         (&Method::POST, "/v1/embeddings") => Some(Route::Model(Operation::Embeddings)),
         (&Method::POST, "/v1/messages") => Some(Route::Model(Operation::Messages)),
-        (&Method::POST, "/v1/messages/count_tokens") => {
-            Some(Route::Model(Operation::CountTokens))
-        }
+        (&Method::POST, "/v1/messages/count_tokens") => Some(Route::Model(Operation::CountTokens)),
         (&Method::GET, "/v1/models") => Some(Route::ListModels),
         (&Method::GET, "/healthz") => Some(Route::Health),
         (&Method::GET, "/readyz") => Some(Route::Ready),
@@ -80,8 +78,16 @@ mod tests {
     #[test]
     fn table() {
         let cases = [
-            (Method::POST, "/v1/chat/completions", Some(Route::Model(Operation::ChatCompletions))),
-            (Method::POST, "/v1/messages", Some(Route::Model(Operation::Messages))),
+            (
+                Method::POST,
+                "/v1/chat/completions",
+                Some(Route::Model(Operation::ChatCompletions)),
+            ),
+            (
+                Method::POST,
+                "/v1/messages",
+                Some(Route::Model(Operation::Messages)),
+            ),
             (Method::GET, "/v1/models", Some(Route::ListModels)),
             (Method::GET, "/v1/chat/completions", None),
             (Method::POST, "/v2/anything", None),

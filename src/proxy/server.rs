@@ -48,7 +48,10 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| TlsError(format!("cert {}: {e}", path.display())))?;
     if certs.is_empty() {
-        return Err(TlsError(format!("cert {}: no certificate found", path.display())));
+        return Err(TlsError(format!(
+            "cert {}: no certificate found",
+            path.display()
+        )));
     }
     Ok(certs)
 }
@@ -102,7 +105,8 @@ pub async fn serve(
             });
             let result = match tls {
                 None => {
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    let conn =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                     watcher.watch(conn.into_owned()).await
                 }
                 Some(acceptor) => {
@@ -133,8 +137,14 @@ pub async fn serve(
 
     drop(listener);
     gateway.start_draining();
-    tracing::info!(grace_secs = grace.as_secs(), "shutting down: draining connections");
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    tracing::info!(
+        grace_secs = grace.as_secs(),
+        "shutting down: draining connections"
+    );
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("grace period over: closing remaining connections");
     }
     Ok(())

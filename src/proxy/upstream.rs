@@ -60,8 +60,9 @@ impl Upstream {
                     UpstreamDialect::Anthropic => key,
                     _ => format!("Bearer {key}"),
                 };
-                let mut value = HeaderValue::from_str(&value)
-                    .map_err(|_| setup(format!("`{var}` holds characters not allowed in a header")))?;
+                let mut value = HeaderValue::from_str(&value).map_err(|_| {
+                    setup(format!("`{var}` holds characters not allowed in a header"))
+                })?;
                 value.set_sensitive(true);
                 Some(value)
             }
@@ -125,7 +126,10 @@ impl Upstream {
             headers.append(name.clone(), value.clone());
         }
         // The output stage reads response bodies, so they must not be compressed.
-        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        headers.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
         if let Some(credential) = &self.credential {
             headers.remove(header::AUTHORIZATION);
             headers.remove("x-api-key");
@@ -203,7 +207,9 @@ mod tests {
     fn url_joining_follows_sdk_conventions() {
         let u = upstream("https://api.openai.com/v1", UpstreamDialect::Openai);
         assert_eq!(
-            u.url_for("/v1/chat/completions?x=1").expect("url").to_string(),
+            u.url_for("/v1/chat/completions?x=1")
+                .expect("url")
+                .to_string(),
             "https://api.openai.com/v1/chat/completions?x=1"
         );
         let u = upstream("http://127.0.0.1:8000/openai/v1/", UpstreamDialect::Openai);
@@ -225,7 +231,10 @@ mod tests {
         config.api_key_env = Some("PATH".into());
         let u = Upstream::new(config).expect("builds");
         let mut h = HeaderMap::new();
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer client"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer client"),
+        );
         h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
         h.insert("x-haechi-action", HeaderValue::from_static("allow"));
         h.insert("x-custom", HeaderValue::from_static("kept"));
@@ -233,8 +242,14 @@ mod tests {
         let out = u.request_headers(&h);
         assert!(out.get(header::CONNECTION).is_none());
         assert!(out.get("x-haechi-action").is_none());
-        assert_eq!(out.get("x-custom").map(|v| v.as_bytes()), Some(&b"kept"[..]));
-        assert_eq!(out.get(header::ACCEPT_ENCODING).map(|v| v.as_bytes()), Some(&b"identity"[..]));
+        assert_eq!(
+            out.get("x-custom").map(|v| v.as_bytes()),
+            Some(&b"kept"[..])
+        );
+        assert_eq!(
+            out.get(header::ACCEPT_ENCODING).map(|v| v.as_bytes()),
+            Some(&b"identity"[..])
+        );
         let auth = out.get(header::AUTHORIZATION).expect("auth");
         assert_ne!(auth.as_bytes(), b"Bearer client");
         assert!(auth.as_bytes().starts_with(b"Bearer "));

@@ -97,14 +97,19 @@ impl MockUpstream {
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                let (script, req_log, ab, co) = (script.clone(), req_log.clone(), ab.clone(), co.clone());
+                let (script, req_log, ab, co) =
+                    (script.clone(), req_log.clone(), ab.clone(), co.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<hyper::body::Incoming>| {
                         let (script, req_log, ab, co) =
                             (script.clone(), req_log.clone(), ab.clone(), co.clone());
                         async move {
                             let (parts, body) = req.into_parts();
-                            let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|c| c.to_bytes())
+                                .unwrap_or_default();
                             let recorded = Recorded {
                                 method: parts.method.to_string(),
                                 path: parts
@@ -149,7 +154,11 @@ impl MockUpstream {
     }
 }
 
-async fn respond(reply: Reply, abandoned: Arc<AtomicUsize>, completed: Arc<AtomicUsize>) -> Response<MockBody> {
+async fn respond(
+    reply: Reply,
+    abandoned: Arc<AtomicUsize>,
+    completed: Arc<AtomicUsize>,
+) -> Response<MockBody> {
     match reply {
         Reply::Whole {
             status,
@@ -232,9 +241,17 @@ pub const ANSWER_WORDS: &[&str] = &["Hello", " from", " the", " mock", " 안녕�
 /// Default: OpenAI chat / completions / embeddings / models and Anthropic messages,
 /// streamed when the request asks for it.
 pub fn default_reply(req: &Recorded) -> Reply {
-    let json: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or(serde_json::Value::Null);
-    let stream = json.get("stream").and_then(|v| v.as_bool()).unwrap_or(false);
-    let model = json.get("model").and_then(|v| v.as_str()).unwrap_or("mock-model").to_string();
+    let json: serde_json::Value =
+        serde_json::from_slice(&req.body).unwrap_or(serde_json::Value::Null);
+    let stream = json
+        .get("stream")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    let model = json
+        .get("model")
+        .and_then(|v| v.as_str())
+        .unwrap_or("mock-model")
+        .to_string();
     let path = req.path.split('?').next().unwrap_or("");
     if path.ends_with("/messages") {
         if stream {
@@ -249,14 +266,20 @@ pub fn default_reply(req: &Recorded) -> Reply {
             json_reply(openai_json(&model, &ANSWER_WORDS.concat()))
         }
     } else if path.ends_with("/models") {
-        json_reply(serde_json::json!({"object":"list","data":[{"id":"mock-model","object":"model","created":0,"owned_by":"mock"}]}))
+        json_reply(
+            serde_json::json!({"object":"list","data":[{"id":"mock-model","object":"model","created":0,"owned_by":"mock"}]}),
+        )
     } else if path.ends_with("/embeddings") {
-        json_reply(serde_json::json!({"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2]}],"model":model,"usage":{"prompt_tokens":1,"total_tokens":1}}))
+        json_reply(
+            serde_json::json!({"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2]}],"model":model,"usage":{"prompt_tokens":1,"total_tokens":1}}),
+        )
     } else {
         Reply::Whole {
             status: 404,
             content_type: "application/json",
-            body: Bytes::from_static(br#"{"error":{"message":"mock: no such path","type":"invalid_request_error"}}"#),
+            body: Bytes::from_static(
+                br#"{"error":{"message":"mock: no such path","type":"invalid_request_error"}}"#,
+            ),
         }
     }
 }
@@ -294,9 +317,15 @@ pub fn openai_sse_events(model: &str, words: &[&str]) -> Vec<Bytes> {
             "choices":[{"index":0,"delta":delta,"finish_reason":finish}]});
         Bytes::from(format!("data: {v}\n\n"))
     };
-    events.push(chunk(serde_json::json!({"role":"assistant","content":""}), serde_json::Value::Null));
+    events.push(chunk(
+        serde_json::json!({"role":"assistant","content":""}),
+        serde_json::Value::Null,
+    ));
     for w in words {
-        events.push(chunk(serde_json::json!({"content": w}), serde_json::Value::Null));
+        events.push(chunk(
+            serde_json::json!({"content": w}),
+            serde_json::Value::Null,
+        ));
     }
     events.push(chunk(serde_json::json!({}), serde_json::json!("stop")));
     events.push(Bytes::from_static(b"data: [DONE]\n\n"));
@@ -307,23 +336,39 @@ pub fn openai_sse(model: &str, words: &[&str], delay: Duration) -> Reply {
     Reply::Chunks {
         status: 200,
         content_type: "text/event-stream",
-        chunks: openai_sse_events(model, words).into_iter().map(|b| (delay, b)).collect(),
+        chunks: openai_sse_events(model, words)
+            .into_iter()
+            .map(|b| (delay, b))
+            .collect(),
     }
 }
 
 /// Anthropic Messages SSE with the full event sequence.
 pub fn anthropic_sse_events(model: &str, words: &[&str]) -> Vec<Bytes> {
-    let ev = |name: &str, v: serde_json::Value| Bytes::from(format!("event: {name}\ndata: {v}\n\n"));
+    let ev =
+        |name: &str, v: serde_json::Value| Bytes::from(format!("event: {name}\ndata: {v}\n\n"));
     let mut events = vec![
-        ev("message_start", serde_json::json!({"type":"message_start","message":{"id":"msg_mock","type":"message","role":"assistant","model":model,"content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":10,"output_tokens":1}}})),
-        ev("content_block_start", serde_json::json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})),
+        ev(
+            "message_start",
+            serde_json::json!({"type":"message_start","message":{"id":"msg_mock","type":"message","role":"assistant","model":model,"content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":10,"output_tokens":1}}}),
+        ),
+        ev(
+            "content_block_start",
+            serde_json::json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}),
+        ),
     ];
     for w in words {
         events.push(ev("content_block_delta", serde_json::json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":w}})));
     }
-    events.push(ev("content_block_stop", serde_json::json!({"type":"content_block_stop","index":0})));
+    events.push(ev(
+        "content_block_stop",
+        serde_json::json!({"type":"content_block_stop","index":0}),
+    ));
     events.push(ev("message_delta", serde_json::json!({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":6}})));
-    events.push(ev("message_stop", serde_json::json!({"type":"message_stop"})));
+    events.push(ev(
+        "message_stop",
+        serde_json::json!({"type":"message_stop"}),
+    ));
     events
 }
 
@@ -331,6 +376,9 @@ pub fn anthropic_sse(model: &str, words: &[&str], delay: Duration) -> Reply {
     Reply::Chunks {
         status: 200,
         content_type: "text/event-stream",
-        chunks: anthropic_sse_events(model, words).into_iter().map(|b| (delay, b)).collect(),
+        chunks: anthropic_sse_events(model, words)
+            .into_iter()
+            .map(|b| (delay, b))
+            .collect(),
     }
 }

@@ -67,7 +67,11 @@ pub fn config_for(mock: &MockUpstream) -> GatewayConfig {
     GatewayConfig {
         upstreams: vec![
             UpstreamConfig::new("mock-openai", &mock.openai_base(), UpstreamDialect::Openai),
-            UpstreamConfig::new("mock-anthropic", &mock.anthropic_base(), UpstreamDialect::Anthropic),
+            UpstreamConfig::new(
+                "mock-anthropic",
+                &mock.anthropic_base(),
+                UpstreamDialect::Anthropic,
+            ),
         ],
         ..GatewayConfig::default()
     }
@@ -114,7 +118,12 @@ pub async fn send(
 }
 
 /// Sends a request and reads the whole response.
-pub async fn call(method: &str, url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Whole {
+pub async fn call(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Whole {
     let response = send(method, url, headers, body).await;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
@@ -133,7 +142,13 @@ pub async fn call(method: &str, url: &str, headers: &[(&str, &str)], body: impl 
 
 /// POSTs JSON.
 pub async fn post_json(url: &str, body: &str) -> Whole {
-    call("POST", url, &[("content-type", "application/json")], body.to_string()).await
+    call(
+        "POST",
+        url,
+        &[("content-type", "application/json")],
+        body.to_string(),
+    )
+    .await
 }
 
 /// Reads the next data frame of a streaming body.
@@ -160,4 +175,40 @@ pub async fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     cond()
+}
+
+/// The Python interpreter of the test venv (`HAECHI_PYTHON`, else `.venv/bin/python`).
+pub fn python() -> std::path::PathBuf {
+    if let Ok(p) = std::env::var("HAECHI_PYTHON") {
+        return p.into();
+    }
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    assert!(
+        venv.exists(),
+        "the SDK tests need the test venv: run scripts/test.sh once (it creates .venv with the official SDKs)"
+    );
+    venv
+}
+
+/// Runs `tests/sdk/client.py` with an official SDK against `base_url` and returns what
+/// the SDK saw.
+pub async fn sdk_call(
+    provider: &str,
+    mode: &str,
+    base_url: &str,
+    prompt: &str,
+) -> serde_json::Value {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/client.py");
+    let output = tokio::process::Command::new(python())
+        .arg(script)
+        .args([provider, mode, base_url, prompt])
+        .output()
+        .await
+        .expect("run the SDK client");
+    assert!(
+        output.status.success(),
+        "SDK client failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("SDK client prints JSON")
 }
