@@ -149,8 +149,8 @@ mod tests {
     fn labels_each_pattern_in_one_pass() {
         let d = RegexDetector::new(&[p("ORDER_ID", r"ORD-\d{6}"), p("TICKET", r"(?i)tkt-[a-z]{3}")]).unwrap();
         let text = "주문 ORD-123456 와 TKT-abc 확인";
-        let got: Vec<(&str, &str)> = d
-            .detect(text, &DetectContext::default())
+        let det = d.detect(text, &DetectContext::default());
+        let got: Vec<(&str, &str)> = det
             .findings
             .iter()
             .map(|f| (&text[f.start..f.end], f.label.as_str()))

@@ -526,7 +526,7 @@ fn compile_rule(
                 let at = e
                     .pattern_index()
                     .and_then(|i| r.patterns.as_ref().and_then(|ps| ps.get(i)))
-                    .map_or(loc, |p| &p.referenced);
+                    .map_or(&det.referenced, |p| &p.referenced);
                 problems.push(Problem::at(file, at, format!("rule `{}`: {e}", r.id.value)));
                 return None;
             }
