@@ -130,8 +130,11 @@ fn classify(index: usize, e: &meta::BuildError) -> RegexError {
     if let Some(limit) = e.size_limit() {
         RegexError::TooBig { index, limit }
     } else if let Some(se) = e.syntax_error() {
-        // The syntax error's Display is multi-line (it draws the pattern); keep it on one line.
-        RegexError::Syntax { index, message: se.to_string().replace('\n', " ") }
+        // The syntax error's Display draws the pattern over several lines and ends with
+        // `error: <what>`; keep only the what.
+        let full = se.to_string();
+        let last = full.lines().last().unwrap_or_default();
+        RegexError::Syntax { index, message: last.trim_start_matches("error: ").to_string() }
     } else {
         RegexError::Other(e.to_string())
     }

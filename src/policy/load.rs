@@ -50,6 +50,11 @@ impl fmt::Display for Problem {
 pub struct PolicyErrors(pub Vec<Problem>);
 
 impl PolicyErrors {
+    /// Sorts by file and position and drops duplicates.
+    pub fn sorted_public(problems: Vec<Problem>) -> Self {
+        Self::sorted(problems)
+    }
+
     pub(crate) fn sorted(mut problems: Vec<Problem>) -> Self {
         problems.sort();
         problems.dedup();
@@ -160,8 +165,15 @@ fn yaml_problem(name: &str, e: &serde_saphyr::Error) -> Problem {
 /// The error message without the source snippet that serde-saphyr draws under it.
 fn plain_message(e: &serde_saphyr::Error) -> String {
     let full = e.to_string();
-    let first = full.lines().next().unwrap_or_default().trim();
-    // Drop a trailing " at line X, column Y" if present: we print the location ourselves.
-    let cut = first.find(" at line ").map_or(first, |i| &first[..i]);
-    cut.trim_end_matches(|c: char| c == ':' || c.is_whitespace()).to_string()
+    let mut msg = full.lines().next().unwrap_or_default().trim();
+    msg = msg.strip_prefix("error: ").unwrap_or(msg);
+    // Drop a leading "line X column Y: ": we print the location ourselves.
+    if let Some(rest) = msg.strip_prefix("line ") {
+        if let Some(i) = rest.find(": ") {
+            if rest[..i].chars().all(|c| c.is_ascii_digit() || c == ' ' || c.is_ascii_alphabetic()) {
+                msg = &rest[i + 2..];
+            }
+        }
+    }
+    msg.to_string()
 }
