@@ -571,6 +571,41 @@ mod tests {
         assert!(!d.input.is_empty());
     }
 
+    /// Uncomments the `# ENABLE-AFTER-MERGE` blocks of the shipped default policy.
+    fn default_with_merge_rules_enabled() -> String {
+        let mut out = String::new();
+        for line in EMBEDDED_DEFAULT.lines() {
+            let t = line.trim_start();
+            let indent = &line[..line.len() - t.len()];
+            match t.strip_prefix("# ") {
+                Some(rest) if rest.starts_with("- id:") || rest.starts_with("  ") => {
+                    out.push_str(indent);
+                    out.push_str(rest);
+                }
+                _ => out.push_str(line),
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    #[test]
+    fn default_merge_rules_only_lack_their_detectors() {
+        let text = default_with_merge_rules_enabled();
+        assert!(text.contains("detector: prompt_attack"));
+        let errs = errors(&[src("default.yaml", &text)]);
+        let mut missing: Vec<&str> = errs
+            .iter()
+            .map(|e| {
+                assert!(e.contains("is not available in this build"), "unexpected problem: {e}");
+                e.split('`').nth(3).unwrap_or_default()
+            })
+            .collect();
+        missing.sort();
+        missing.dedup();
+        assert_eq!(missing, vec!["grounding", "pii", "prompt_attack", "relevance", "secret", "toxicity"]);
+    }
+
     #[test]
     fn design_example_keys_parse() {
         // The keys of DESIGN.md's example; detectors not in this build are the only errors.

@@ -178,8 +178,11 @@ mod tests {
     const BAD: &str = "id: default\ninput:\n  - {id: w, detector: word, words: [beta], action: blok}\n";
 
     fn first_rule_blocks(store: &PolicyStore, text: &str) -> bool {
+        blocks(&store.current(), text)
+    }
+
+    fn blocks(set: &PolicySet, text: &str) -> bool {
         use crate::engine::{evaluate, EvalOptions, PseudonymMap, Stage, Verdict};
-        let set = store.current();
         let d = evaluate(
             &set.default_policy(),
             Stage::Input,
@@ -231,6 +234,43 @@ mod tests {
             assert!(Instant::now() < deadline, "watcher did not reload within 10 s");
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    #[test]
+    fn swaps_under_load_never_serve_a_broken_set() {
+        use std::sync::atomic::AtomicBool;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("default.yaml");
+        std::fs::write(&f, GOOD).unwrap();
+        let store = PolicyStore::open(dir.path()).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                let (store, stop) = (store.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        // Every request sees a complete, valid set: one of the two good ones.
+                        let set = store.current();
+                        let (a, b) = (blocks(&set, "alpha"), blocks(&set, "beta"));
+                        assert!(a != b, "a request saw no valid policy");
+                        n += 1;
+                        std::thread::yield_now();
+                    }
+                    n
+                })
+            })
+            .collect();
+        for i in 0..20 {
+            let text = [GOOD, BAD, GOOD2, BAD][i % 4];
+            std::fs::write(&f, text).unwrap();
+            let _ = store.reload_now();
+        }
+        stop.store(true, Ordering::Relaxed);
+        let served: u64 = workers.into_iter().map(|w| w.join().unwrap()).sum();
+        assert!(served > 0);
+        let st = store.status();
+        assert_eq!((st.reloads, st.failures), (11, 10));
     }
 
     #[test]
