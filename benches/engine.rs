@@ -14,7 +14,8 @@ const EN: &str = "Could you summarise the attached quarterly report for our supp
 Focus on customer complaints about delivery times, the refund policy changes introduced in March, \
 and any recurring issues with the mobile app login flow. Please keep it under two hundred words, \
 use bullet points, and avoid internal jargon so that new agents can follow it easily. ";
-const KO: &str = "첨부한 분기 보고서를 고객지원팀이 읽기 쉽게 요약해 주세요. 배송 지연에 대한 고객 불만, \
+const KO: &str =
+    "첨부한 분기 보고서를 고객지원팀이 읽기 쉽게 요약해 주세요. 배송 지연에 대한 고객 불만, \
 3월에 바뀐 환불 정책, 모바일 앱 로그인 문제를 중심으로 정리하고 신입 상담원도 이해할 수 있게 \
 전문 용어는 피해 주세요. ";
 
@@ -35,8 +36,11 @@ fn text(seed: &str, n: usize) -> String {
 fn engine(c: &mut Criterion) {
     let set = embedded_default();
     let policy = set.default_policy();
-    let empty = compile_sources(&[Source { name: "empty.yaml".into(), text: "id: default\n".into() }])
-        .expect("empty policy");
+    let empty = compile_sources(&[Source {
+        name: "empty.yaml".into(),
+        text: "id: default\n".into(),
+    }])
+    .expect("empty policy");
     let empty = empty.default_policy();
     let mut g = c.benchmark_group("evaluate_1kb");
     for (name, seed) in [("en", EN), ("ko", KO)] {
@@ -55,19 +59,23 @@ fn engine(c: &mut Criterion) {
                 ))
             })
         });
-        g.bench_with_input(BenchmarkId::new("empty_policy_baseline", name), &t, |b, t| {
-            b.iter(|| {
-                let mut map = PseudonymMap::new();
-                black_box(evaluate(
-                    &empty,
-                    Stage::Input,
-                    &[t.as_str()],
-                    &DetectContext::default(),
-                    &EvalOptions::default(),
-                    &mut map,
-                ))
-            })
-        });
+        g.bench_with_input(
+            BenchmarkId::new("empty_policy_baseline", name),
+            &t,
+            |b, t| {
+                b.iter(|| {
+                    let mut map = PseudonymMap::new();
+                    black_box(evaluate(
+                        &empty,
+                        Stage::Input,
+                        &[t.as_str()],
+                        &DetectContext::default(),
+                        &EvalOptions::default(),
+                        &mut map,
+                    ))
+                })
+            },
+        );
     }
     g.finish();
 }

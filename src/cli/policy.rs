@@ -24,7 +24,10 @@ fn test_files(path: &Path) -> Result<Vec<PathBuf>, PolicyErrors> {
     if path.is_dir() {
         return list_dir(path, is_test_file);
     }
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     Ok(["yaml", "yml"]
         .iter()
@@ -67,9 +70,18 @@ pub fn policy_check(path: &Path, out: &mut dyn Write) -> io::Result<i32> {
     }
     if problems.is_empty() {
         if let Some(set) = set {
-            let list: Vec<String> =
-                set.ids().filter_map(|id| set.get(id)).map(|p| format!("{}@{}", p.id, p.version)).collect();
-            writeln!(out, "ok: {} polic{} ({})", list.len(), if list.len() == 1 { "y" } else { "ies" }, list.join(", "))?;
+            let list: Vec<String> = set
+                .ids()
+                .filter_map(|id| set.get(id))
+                .map(|p| format!("{}@{}", p.id, p.version))
+                .collect();
+            writeln!(
+                out,
+                "ok: {} polic{} ({})",
+                list.len(),
+                if list.len() == 1 { "y" } else { "ies" },
+                list.join(", ")
+            )?;
         }
         return Ok(0);
     }
@@ -77,7 +89,12 @@ pub fn policy_check(path: &Path, out: &mut dyn Write) -> io::Result<i32> {
     for p in &problems.0 {
         writeln!(out, "{p}")?;
     }
-    writeln!(out, "{} problem{}", problems.0.len(), if problems.0.len() == 1 { "" } else { "s" })?;
+    writeln!(
+        out,
+        "{} problem{}",
+        problems.0.len(),
+        if problems.0.len() == 1 { "" } else { "s" }
+    )?;
     Ok(1)
 }
 
@@ -107,7 +124,10 @@ pub fn policy_test(path: &Path, out: &mut dyn Write) -> io::Result<i32> {
     let (mut passed, mut failed) = (0usize, problems.len());
     for (name, tf) in &tests {
         let policy_id = tf.policy.clone().unwrap_or_else(|| {
-            let base = Path::new(name).file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let base = Path::new(name)
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
             base.split(".tests.").next().unwrap_or_default().to_string()
         });
         let Some(policy) = set.get(&policy_id) else {
@@ -115,9 +135,18 @@ pub fn policy_test(path: &Path, out: &mut dyn Write) -> io::Result<i32> {
             failed += 1;
             continue;
         };
-        writeln!(out, "running {} cases from {name} (policy {}@{})", tf.cases.len(), policy.id, policy.version)?;
+        writeln!(
+            out,
+            "running {} cases from {name} (policy {}@{})",
+            tf.cases.len(),
+            policy.id,
+            policy.version
+        )?;
         for (i, case) in tf.cases.iter().enumerate() {
-            let case_name = case.name.clone().unwrap_or_else(|| format!("case {}", i + 1));
+            let case_name = case
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("case {}", i + 1));
             let failure = run_case(&policy, case);
             match failure {
                 None => {
@@ -132,7 +161,11 @@ pub fn policy_test(path: &Path, out: &mut dyn Write) -> io::Result<i32> {
         }
     }
     if tests.is_empty() && problems.is_empty() {
-        writeln!(out, "no test files (*.tests.yaml) found beside {}", path.display())?;
+        writeln!(
+            out,
+            "no test files (*.tests.yaml) found beside {}",
+            path.display()
+        )?;
         writeln!(out, "0 passed, 0 failed")?;
         return Ok(1);
     }
@@ -141,7 +174,10 @@ pub fn policy_test(path: &Path, out: &mut dyn Write) -> io::Result<i32> {
 }
 
 /// Why a case failed, or `None` when it passed.
-fn run_case(policy: &crate::policy::CompiledPolicy, case: &crate::policy::model::TestCase) -> Option<String> {
+fn run_case(
+    policy: &crate::policy::CompiledPolicy,
+    case: &crate::policy::model::TestCase,
+) -> Option<String> {
     let stage = match case.stage.as_deref() {
         None => Stage::Input,
         Some(s) => match Stage::parse(s) {
@@ -150,16 +186,37 @@ fn run_case(policy: &crate::policy::CompiledPolicy, case: &crate::policy::model:
         },
     };
     let Some(expect) = Verdict::parse(&case.expect) else {
-        return Some(format!("unknown expected action `{}` (expected allow, warn, anonymize or block)", case.expect));
+        return Some(format!(
+            "unknown expected action `{}` (expected allow, warn, anonymize or block)",
+            case.expect
+        ));
     };
     let context = case.context.clone().unwrap_or_default();
-    let ctx = DetectContext { context: &context, query: case.query.as_deref() };
-    let opts = EvalOptions { run_all: true, ..Default::default() };
-    let d = evaluate(policy, stage, &[case.text.as_str()], &ctx, &opts, &mut PseudonymMap::new());
+    let ctx = DetectContext {
+        context: &context,
+        query: case.query.as_deref(),
+    };
+    let opts = EvalOptions {
+        run_all: true,
+        ..Default::default()
+    };
+    let d = evaluate(
+        policy,
+        stage,
+        &[case.text.as_str()],
+        &ctx,
+        &opts,
+        &mut PseudonymMap::new(),
+    );
     let mut why = Vec::new();
     if d.action != expect {
         let rules: Vec<&str> = d.acting_rules().collect();
-        why.push(format!("expected {}, got {} (rules: [{}])", expect.as_str(), d.action.as_str(), rules.join(", ")));
+        why.push(format!(
+            "expected {}, got {} (rules: [{}])",
+            expect.as_str(),
+            d.action.as_str(),
+            rules.join(", ")
+        ));
     }
     if let Some(want) = &case.labels {
         let want: BTreeSet<&str> = want.iter().map(String::as_str).collect();
@@ -174,7 +231,12 @@ fn run_case(policy: &crate::policy::CompiledPolicy, case: &crate::policy::model:
         }
     }
     if let Some(want) = &case.rewritten {
-        let got = d.rewritten.first().cloned().flatten().unwrap_or_else(|| case.text.clone());
+        let got = d
+            .rewritten
+            .first()
+            .cloned()
+            .flatten()
+            .unwrap_or_else(|| case.text.clone());
         if &got != want {
             why.push(format!("expected rewritten text {want:?}, got {got:?}"));
         }
@@ -201,7 +263,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "a.yaml", "id: a\nextends: nope\ninput:\n  - {id: x, detector: word, words: [w]}\n  - {id: x, detector: wordz}\n");
         write(dir.path(), "b.yaml", "id: b\ninput:\n  - id: r\n    detector: regex\n    patterns: [{label: X, pattern: '(bad'}]\n");
-        write(dir.path(), "a.tests.yaml", "cases:\n  - {text: hi, expect: allow, typo: 1}\n");
+        write(
+            dir.path(),
+            "a.tests.yaml",
+            "cases:\n  - {text: hi, expect: allow, typo: 1}\n",
+        );
         let (code, out) = run(policy_check, dir.path());
         assert_eq!(code, 1);
         let a = dir.path().join("a.yaml").display().to_string();
@@ -239,7 +305,10 @@ mod tests {
         assert_eq!(code, 1);
         assert!(out.contains("test default::blocks ... ok"), "{out}");
         assert!(out.contains("test default::masks ... ok"), "{out}");
-        assert!(out.contains("test default::wrong ... FAILED\n    expected block, got allow"), "{out}");
+        assert!(
+            out.contains("test default::wrong ... FAILED\n    expected block, got allow"),
+            "{out}"
+        );
         assert!(out.contains("test default::case 4 ... ok"), "{out}");
         assert!(out.trim_end().ends_with("3 passed, 1 failed"), "{out}");
     }

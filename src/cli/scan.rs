@@ -96,7 +96,11 @@ pub fn scan<R: BufRead, W: Write>(
     let mut buf = Vec::with_capacity(4096);
     let mut stats = ScanStats::default();
     let mut line_no: u64 = 0;
-    let eval_opts = EvalOptions { hash_key: &opts.hash_key, language: None, run_all: true };
+    let eval_opts = EvalOptions {
+        hash_key: &opts.hash_key,
+        language: None,
+        run_all: true,
+    };
     loop {
         buf.clear();
         if input.read_until(b'\n', &mut buf)? == 0 {
@@ -116,7 +120,13 @@ pub fn scan<R: BufRead, W: Write>(
                     .ok()
                     .and_then(|v| v.get("id").cloned())
                     .unwrap_or_else(|| Value::from(line_no));
-                serde_json::to_writer(&mut out, &ErrLine { id: &id, error: e.to_string() })?;
+                serde_json::to_writer(
+                    &mut out,
+                    &ErrLine {
+                        id: &id,
+                        error: e.to_string(),
+                    },
+                )?;
                 out.write_all(b"\n")?;
                 continue;
             }
@@ -127,10 +137,20 @@ pub fn scan<R: BufRead, W: Write>(
             Some(OneOrMany::One(s)) => vec![s],
             Some(OneOrMany::Many(v)) => v,
         };
-        let ctx = DetectContext { context: &context, query: line.query.as_deref() };
+        let ctx = DetectContext {
+            context: &context,
+            query: line.query.as_deref(),
+        };
         let mut map = PseudonymMap::new();
         let text = line.text.as_str();
-        let d = evaluate(policy, line.stage.unwrap_or_default(), &[text], &ctx, &eval_opts, &mut map);
+        let d = evaluate(
+            policy,
+            line.stage.unwrap_or_default(),
+            &[text],
+            &ctx,
+            &eval_opts,
+            &mut map,
+        );
         let findings = d
             .hits
             .iter()
@@ -176,10 +196,24 @@ output:
 "#;
 
     fn run(input: &str) -> Vec<Value> {
-        let set = compile_sources(&[Source { name: "p.yaml".into(), text: POLICY.into() }]).unwrap();
+        let set = compile_sources(&[Source {
+            name: "p.yaml".into(),
+            text: POLICY.into(),
+        }])
+        .unwrap();
         let mut out = Vec::new();
-        scan(&set.default_policy(), input.as_bytes(), &mut out, &ScanOptions::default()).unwrap();
-        String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        scan(
+            &set.default_policy(),
+            input.as_bytes(),
+            &mut out,
+            &ScanOptions::default(),
+        )
+        .unwrap();
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 
     #[test]
@@ -194,10 +228,21 @@ output:
             .unwrap()
             .iter()
             .map(|f| {
-                (f["rule"].as_str().unwrap().into(), f["label"].as_str().unwrap().into(), f["start"].as_u64().unwrap(), f["end"].as_u64().unwrap())
+                (
+                    f["rule"].as_str().unwrap().into(),
+                    f["label"].as_str().unwrap().into(),
+                    f["start"].as_u64().unwrap(),
+                    f["end"].as_u64().unwrap(),
+                )
             })
             .collect();
-        assert_eq!(f, vec![("email".into(), "EMAIL".into(), 6, 15), ("bad".into(), "DENIED_WORD".into(), 0, 2)]);
+        assert_eq!(
+            f,
+            vec![
+                ("email".into(), "EMAIL".into(), 6, 15),
+                ("bad".into(), "DENIED_WORD".into(), 0, 2)
+            ]
+        );
         assert_eq!(v["findings"][0]["kind"], "regex");
         assert_eq!(v["scores"]["regex"], 1.0);
         assert_eq!(v["scores"]["word"], 1.0);
@@ -215,7 +260,10 @@ output:
         );
         let out = run(input);
         assert_eq!(out.len(), 5);
-        assert_eq!((out[0]["id"].clone(), out[0]["action"].clone()), (Value::from(1), Value::from("allow")));
+        assert_eq!(
+            (out[0]["id"].clone(), out[0]["action"].clone()),
+            (Value::from(1), Value::from("allow"))
+        );
         assert!(out[0].get("text").is_none());
         assert_eq!(out[1]["id"], 2);
         assert!(out[1]["error"].is_string());

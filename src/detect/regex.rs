@@ -35,7 +35,11 @@ pub enum RegexError {
     #[error("too many patterns ({count}, at most {max})")]
     TooMany { count: usize, max: usize },
     #[error("pattern {index} is too long ({len} bytes, at most {max})")]
-    TooLong { index: usize, len: usize, max: usize },
+    TooLong {
+        index: usize,
+        len: usize,
+        max: usize,
+    },
     #[error("pattern {index} has an empty label")]
     EmptyLabel { index: usize },
     #[error("pattern {index} is not a valid regex: {message}")]
@@ -84,7 +88,10 @@ impl RegexDetector {
             return Err(RegexError::Empty);
         }
         if patterns.len() > MAX_PATTERNS {
-            return Err(RegexError::TooMany { count: patterns.len(), max: MAX_PATTERNS });
+            return Err(RegexError::TooMany {
+                count: patterns.len(),
+                max: MAX_PATTERNS,
+            });
         }
         let mut sources = Vec::with_capacity(patterns.len());
         for (index, p) in patterns.iter().enumerate() {
@@ -92,7 +99,11 @@ impl RegexDetector {
                 return Err(RegexError::EmptyLabel { index });
             }
             if p.pattern.len() > MAX_PATTERN_LEN {
-                return Err(RegexError::TooLong { index, len: p.pattern.len(), max: MAX_PATTERN_LEN });
+                return Err(RegexError::TooLong {
+                    index,
+                    len: p.pattern.len(),
+                    max: MAX_PATTERN_LEN,
+                });
             }
             let src = source(p);
             let one = builder().build(&src).map_err(|e| classify(index, &e))?;
@@ -101,11 +112,16 @@ impl RegexDetector {
             }
             sources.push(src);
         }
-        let re = builder().build_many(&sources).map_err(|e| match e.size_limit() {
-            Some(limit) => RegexError::TooBigTogether { limit },
-            None => RegexError::Other(e.to_string()),
-        })?;
-        Ok(Self { re, labels: patterns.iter().map(|p| p.label.clone()).collect() })
+        let re = builder()
+            .build_many(&sources)
+            .map_err(|e| match e.size_limit() {
+                Some(limit) => RegexError::TooBigTogether { limit },
+                None => RegexError::Other(e.to_string()),
+            })?;
+        Ok(Self {
+            re,
+            labels: patterns.iter().map(|p| p.label.clone()).collect(),
+        })
     }
 
     /// Finds every non-overlapping match, leftmost-first, labelled by its pattern.
@@ -116,7 +132,11 @@ impl RegexDetector {
             .filter(|m| !m.is_empty())
             .map(|m| Finding {
                 kind: "regex",
-                label: self.labels.get(m.pattern().as_usize()).cloned().unwrap_or_default(),
+                label: self
+                    .labels
+                    .get(m.pattern().as_usize())
+                    .cloned()
+                    .unwrap_or_default(),
                 score: 1.0,
                 start: m.start(),
                 end: m.end(),
@@ -134,7 +154,10 @@ fn classify(index: usize, e: &meta::BuildError) -> RegexError {
         // `error: <what>`; keep only the what.
         let full = se.to_string();
         let last = full.lines().last().unwrap_or_default();
-        RegexError::Syntax { index, message: last.trim_start_matches("error: ").to_string() }
+        RegexError::Syntax {
+            index,
+            message: last.trim_start_matches("error: ").to_string(),
+        }
     } else {
         RegexError::Other(e.to_string())
     }
@@ -145,12 +168,20 @@ mod tests {
     use super::*;
 
     fn p(label: &str, pattern: &str) -> PatternSpec {
-        PatternSpec { label: label.into(), pattern: pattern.into(), case_insensitive: false }
+        PatternSpec {
+            label: label.into(),
+            pattern: pattern.into(),
+            case_insensitive: false,
+        }
     }
 
     #[test]
     fn labels_each_pattern_in_one_pass() {
-        let d = RegexDetector::new(&[p("ORDER_ID", r"ORD-\d{6}"), p("TICKET", r"(?i)tkt-[a-z]{3}")]).unwrap();
+        let d = RegexDetector::new(&[
+            p("ORDER_ID", r"ORD-\d{6}"),
+            p("TICKET", r"(?i)tkt-[a-z]{3}"),
+        ])
+        .unwrap();
         let text = "주문 ORD-123456 와 TKT-abc 확인";
         let det = d.detect(text, &DetectContext::default());
         let got: Vec<(&str, &str)> = det
@@ -166,15 +197,24 @@ mod tests {
         let mut spec = p("X", "secret");
         spec.case_insensitive = true;
         let d = RegexDetector::new(&[spec]).unwrap();
-        assert_eq!(d.detect("SeCrEt", &DetectContext::default()).findings.len(), 1);
+        assert_eq!(
+            d.detect("SeCrEt", &DetectContext::default()).findings.len(),
+            1
+        );
     }
 
     #[test]
     fn errors_name_the_pattern() {
         let cases: Vec<(Vec<PatternSpec>, &str)> = vec![
             (vec![], "no patterns"),
-            (vec![p("A", "ok"), p("B", "(unclosed")], "pattern 1 is not a valid regex"),
-            (vec![p("A", r"\w{1000}{1000}")], "pattern 0 compiles too big"),
+            (
+                vec![p("A", "ok"), p("B", "(unclosed")],
+                "pattern 1 is not a valid regex",
+            ),
+            (
+                vec![p("A", r"\w{1000}{1000}")],
+                "pattern 0 compiles too big",
+            ),
             (vec![p("A", "a*")], "pattern 0 matches the empty string"),
             (vec![p(" ", "a")], "pattern 0 has an empty label"),
         ];

@@ -65,7 +65,10 @@ impl WordDetector {
         allow: &[String],
     ) -> Result<Self, WordError> {
         if words.len() > MAX_WORDS {
-            return Err(WordError::TooMany { count: words.len(), max: MAX_WORDS });
+            return Err(WordError::TooMany {
+                count: words.len(),
+                max: MAX_WORDS,
+            });
         }
         if let Some(index) = words.iter().position(|w| w.trim().is_empty()) {
             return Err(WordError::Blank { index });
@@ -86,7 +89,8 @@ impl WordDetector {
         for w in words {
             push(w, 0, &mut patterns);
         }
-        let mut allow_list: Vec<String> = allow.iter().map(|a| fold(a.trim()).into_owned()).collect();
+        let mut allow_list: Vec<String> =
+            allow.iter().map(|a| fold(a.trim()).into_owned()).collect();
         if profanity {
             labels.push(PROFANITY_LABEL.to_string());
             for w in list_lines(PROFANITY_EN).chain(list_lines(PROFANITY_KO)) {
@@ -112,7 +116,12 @@ impl WordDetector {
                     .build(&allow_list)?,
             )
         };
-        Ok(Self { ac, entries, labels, allow })
+        Ok(Self {
+            ac,
+            entries,
+            labels,
+            allow,
+        })
     }
 
     /// Finds denied words, leftmost-longest, without overlaps.
@@ -122,8 +131,15 @@ impl WordDetector {
         let bytes = hay.as_bytes();
         let mut cands: Vec<(usize, usize, u16)> = Vec::new();
         for m in self.ac.find_overlapping_iter(hay) {
-            let Some(e) = self.entries.get(m.pattern().as_usize()) else { continue };
-            if e.whole_start && hay[..m.start()].chars().next_back().is_some_and(is_word_char) {
+            let Some(e) = self.entries.get(m.pattern().as_usize()) else {
+                continue;
+            };
+            if e.whole_start
+                && hay[..m.start()]
+                    .chars()
+                    .next_back()
+                    .is_some_and(is_word_char)
+            {
                 continue;
             }
             if e.whole_end && hay[m.end()..].chars().next().is_some_and(is_word_char) {
@@ -135,8 +151,10 @@ impl WordDetector {
             return Detection::default();
         }
         if let Some(allow) = &self.allow {
-            let allowed: Vec<(usize, usize)> =
-                allow.find_overlapping_iter(hay).map(|m| (m.start(), m.end())).collect();
+            let allowed: Vec<(usize, usize)> = allow
+                .find_overlapping_iter(hay)
+                .map(|m| (m.start(), m.end()))
+                .collect();
             if !allowed.is_empty() {
                 cands.retain(|&(s, e, _)| !allowed.iter().any(|&(a, b)| a <= s && e <= b));
             }
@@ -165,7 +183,9 @@ impl WordDetector {
 
 /// Non-comment, non-blank lines of an embedded list.
 fn list_lines(list: &str) -> impl Iterator<Item = &str> {
-    list.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'))
+    list.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
 }
 
 /// Letters and digits of spaced scripts need word boundaries; Hangul, kana and CJK
@@ -195,7 +215,11 @@ fn fold(text: &str) -> Cow<'_, str> {
     }
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        out.push(if needs(c) { same_len_lower(c).unwrap_or(c) } else { c });
+        out.push(if needs(c) {
+            same_len_lower(c).unwrap_or(c)
+        } else {
+            c
+        });
     }
     Cow::Owned(out)
 }
@@ -224,8 +248,13 @@ mod tests {
 
     #[test]
     fn table() {
-        let d = WordDetector::new(&words(&["frobnicate", "bad word", "ÄRGER", "바보"]), "X", false, &[])
-            .unwrap();
+        let d = WordDetector::new(
+            &words(&["frobnicate", "bad word", "ÄRGER", "바보"]),
+            "X",
+            false,
+            &[],
+        )
+        .unwrap();
         let cases: &[(&str, &[&str])] = &[
             ("please FROBNICATE now", &["FROBNICATE"]),
             ("frobnicated", &[]),
@@ -244,15 +273,22 @@ mod tests {
 
     #[test]
     fn leftmost_longest_without_overlap() {
-        let d = WordDetector::new(&words(&["new", "new york", "york city"]), "X", false, &[]).unwrap();
-        let got: Vec<String> = spans(&d, "new york city").into_iter().map(|(s, _)| s).collect();
+        let d =
+            WordDetector::new(&words(&["new", "new york", "york city"]), "X", false, &[]).unwrap();
+        let got: Vec<String> = spans(&d, "new york city")
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
         assert_eq!(got, vec!["new york"]);
     }
 
     #[test]
     fn profanity_list_english_and_korean_with_allow_list() {
         let d = WordDetector::new(&[], "X", true, &[]).unwrap();
-        assert_eq!(spans(&d, "you are an asshole"), vec![("asshole".into(), PROFANITY_LABEL.into())]);
+        assert_eq!(
+            spans(&d, "you are an asshole"),
+            vec![("asshole".into(), PROFANITY_LABEL.into())]
+        );
         assert!(spans(&d, "a classic class assignment").is_empty());
         assert_eq!(spans(&d, "이 병신아").len(), 1);
         // 시발점 (starting point) is on korcen's false-positive list.
@@ -262,15 +298,23 @@ mod tests {
 
     #[test]
     fn rule_allow_list_applies() {
-        let d = WordDetector::new(&words(&["scunthorpe"]), "X", false, &words(&["scunthorpe united"]))
-            .unwrap();
+        let d = WordDetector::new(
+            &words(&["scunthorpe"]),
+            "X",
+            false,
+            &words(&["scunthorpe united"]),
+        )
+        .unwrap();
         assert!(spans(&d, "Scunthorpe United won").is_empty());
         assert_eq!(spans(&d, "Scunthorpe town").len(), 1);
     }
 
     #[test]
     fn errors() {
-        assert!(matches!(WordDetector::new(&[], "X", false, &[]), Err(WordError::Empty)));
+        assert!(matches!(
+            WordDetector::new(&[], "X", false, &[]),
+            Err(WordError::Empty)
+        ));
         assert!(matches!(
             WordDetector::new(&words(&["ok", " "]), "X", false, &[]),
             Err(WordError::Blank { index: 1 })

@@ -51,7 +51,9 @@ impl Stage {
 }
 
 /// The outcome of a stage, in precedence order (`Block` is the strongest).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     #[default]
@@ -73,7 +75,9 @@ impl Verdict {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Allow, Self::Warn, Self::Anonymize, Self::Block].into_iter().find(|v| v.as_str() == s)
+        [Self::Allow, Self::Warn, Self::Anonymize, Self::Block]
+            .into_iter()
+            .find(|v| v.as_str() == s)
     }
 
     fn of(action: Action) -> Self {
@@ -188,7 +192,8 @@ fn builtin_message(stage: Stage) -> Messages {
 }
 
 fn has_hangul(s: &str) -> bool {
-    s.chars().any(|c| matches!(c as u32, 0xAC00..=0xD7A3 | 0x1100..=0x11FF | 0x3130..=0x318F))
+    s.chars()
+        .any(|c| matches!(c as u32, 0xAC00..=0xD7A3 | 0x1100..=0x11FF | 0x3130..=0x318F))
 }
 
 /// Evaluates one stage of a policy over the texts of a request or answer.
@@ -223,24 +228,37 @@ pub fn evaluate(
             let s = scores.entry(rule.kind.as_str()).or_insert(0.0);
             *s = s.max(det.score);
             let before = findings.len();
-            findings.extend(det.findings.iter().filter(|f| f.score >= rule.threshold).map(|f| HitFinding {
-                text: ti,
-                label: f.label.clone(),
-                score: f.score,
-                start: f.start,
-                end: f.end,
-            }));
+            findings.extend(
+                det.findings
+                    .iter()
+                    .filter(|f| f.score >= rule.threshold)
+                    .map(|f| HitFinding {
+                        text: ti,
+                        label: f.label.clone(),
+                        score: f.score,
+                        start: f.start,
+                        end: f.end,
+                    }),
+            );
             if findings.len() == before && !rule.kind.has_spans() && det.score >= rule.threshold {
                 // A whole-text classifier: the finding is the whole text.
                 findings.push(HitFinding {
                     text: ti,
-                    label: det.findings.first().map_or_else(|| rule.kind.as_str().to_uppercase(), |f| f.label.clone()),
+                    label: det
+                        .findings
+                        .first()
+                        .map_or_else(|| rule.kind.as_str().to_uppercase(), |f| f.label.clone()),
                     score: det.score,
                     start: 0,
                     end: text.len(),
                 });
             }
-            score = score.max(findings[before..].iter().map(|f| f.score).fold(0.0, f32::max));
+            score = score.max(
+                findings[before..]
+                    .iter()
+                    .map(|f| f.score)
+                    .fold(0.0, f32::max),
+            );
         }
         if findings.is_empty() {
             continue;
@@ -276,7 +294,11 @@ pub fn evaluate(
                 Lang::En
             }
         });
-        let m = rule.message.clone().or_else(|| policy.message.clone()).unwrap_or_else(|| builtin_message(stage));
+        let m = rule
+            .message
+            .clone()
+            .or_else(|| policy.message.clone())
+            .unwrap_or_else(|| builtin_message(stage));
         message = Some(match lang {
             Lang::En => m.en,
             Lang::Ko => m.ko,
@@ -291,7 +313,11 @@ pub fn evaluate(
                     let label = hits
                         .iter()
                         .find(|h| h.rule == rule.id)
-                        .and_then(|h| h.findings.iter().find(|f| f.text == ti && f.start == s && f.end == e))
+                        .and_then(|h| {
+                            h.findings
+                                .iter()
+                                .find(|f| f.text == ti && f.start == s && f.end == e)
+                        })
                         .map_or("REDACTED", |f| f.label.as_str());
                     Some((s, e, rule, label))
                 })
@@ -346,8 +372,15 @@ fn rewrite(
         let mut j = i + 1;
         while j < sorted.len() && sorted[j].0 < end {
             let c = sorted[j];
-            let better = (c.1 - c.0, rewrite_rank(c.2.action), std::cmp::Reverse(c.2.order))
-                > (best.1 - best.0, rewrite_rank(best.2.action), std::cmp::Reverse(best.2.order));
+            let better = (
+                c.1 - c.0,
+                rewrite_rank(c.2.action),
+                std::cmp::Reverse(c.2.order),
+            ) > (
+                best.1 - best.0,
+                rewrite_rank(best.2.action),
+                std::cmp::Reverse(best.2.order),
+            );
             if better {
                 best = c;
             }

@@ -17,7 +17,9 @@ pub struct PseudonymMap {
 
 impl fmt::Debug for PseudonymMap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PseudonymMap").field("entries", &self.reverse.len()).finish()
+        f.debug_struct("PseudonymMap")
+            .field("entries", &self.reverse.len())
+            .finish()
     }
 }
 
@@ -70,7 +72,10 @@ pub fn restore(text: &str, map: &PseudonymMap) -> String {
         out.push_str(&rest[..i]);
         let tail = &rest[i..];
         let window = &tail[..floor_boundary(tail, MAX_PLACEHOLDER)];
-        match window.find('>').and_then(|j| map.original(&tail[..=j]).map(|v| (j, v))) {
+        match window
+            .find('>')
+            .and_then(|j| map.original(&tail[..=j]).map(|v| (j, v)))
+        {
             Some((j, value)) => {
                 out.push_str(value);
                 rest = &tail[j + 1..];
@@ -116,8 +121,14 @@ mod tests {
         m.placeholder("EMAIL", "김철수@예시.kr");
         m.placeholder("NAME", "김철수");
         let cases = [
-            ("메일 <EMAIL_1> 로 <NAME_1>님께", "메일 김철수@예시.kr 로 김철수님께"),
-            ("<EMAIL_9> stays, so does <b> and < and <", "<EMAIL_9> stays, so does <b> and < and <"),
+            (
+                "메일 <EMAIL_1> 로 <NAME_1>님께",
+                "메일 김철수@예시.kr 로 김철수님께",
+            ),
+            (
+                "<EMAIL_9> stays, so does <b> and < and <",
+                "<EMAIL_9> stays, so does <b> and < and <",
+            ),
             ("<<NAME_1>>", "<김철수>"),
             ("no placeholders", "no placeholders"),
         ];

@@ -6,7 +6,10 @@ use proptest::prelude::*;
 const EMAIL: &str = r"[^\s@]+@[^\s@]+\.[a-z]{2,}";
 
 fn set(yaml: &str) -> PolicySet {
-    match compile_sources(&[Source { name: "t.yaml".into(), text: yaml.into() }]) {
+    match compile_sources(&[Source {
+        name: "t.yaml".into(),
+        text: yaml.into(),
+    }]) {
         Ok(s) => s,
         Err(e) => panic!("{e}"),
     }
@@ -19,11 +22,23 @@ fn email_policy(action: &str) -> PolicySet {
 }
 
 fn run(set: &PolicySet, texts: &[&str], opts: &EvalOptions, map: &mut PseudonymMap) -> Decision {
-    evaluate(&set.default_policy(), Stage::Input, texts, &DetectContext::default(), opts, map)
+    evaluate(
+        &set.default_policy(),
+        Stage::Input,
+        texts,
+        &DetectContext::default(),
+        opts,
+        map,
+    )
 }
 
 fn run1(set: &PolicySet, text: &str) -> Decision {
-    run(set, &[text], &EvalOptions::default(), &mut PseudonymMap::new())
+    run(
+        set,
+        &[text],
+        &EvalOptions::default(),
+        &mut PseudonymMap::new(),
+    )
 }
 
 #[test]
@@ -44,10 +59,21 @@ input:
         ("blockme", Verdict::Block),
     ];
     for (text, want) in cases {
-        let d = run(&p, &[text], &EvalOptions { run_all: true, ..Default::default() }, &mut PseudonymMap::new());
+        let d = run(
+            &p,
+            &[text],
+            &EvalOptions {
+                run_all: true,
+                ..Default::default()
+            },
+            &mut PseudonymMap::new(),
+        );
         assert_eq!(d.action, want, "{text}");
         if want == Verdict::Block {
-            assert!(d.rewritten.iter().all(Option::is_none), "no rewrite on block");
+            assert!(
+                d.rewritten.iter().all(Option::is_none),
+                "no rewrite on block"
+            );
             assert!(d.message.is_some());
         } else {
             assert!(d.message.is_none());
@@ -75,23 +101,56 @@ fn shadow_rules_are_reported_not_enforced() {
 fn each_rewrite_action_on_korean_text() {
     let text = "제 메일은 김철수@예시.kr 이고 또 kim@x.com 입니다";
     let key = b"tenant-key";
-    let opts = EvalOptions { hash_key: key, ..Default::default() };
-    let mask = run(&email_policy("mask"), &[text], &opts, &mut PseudonymMap::new());
-    assert_eq!(mask.rewritten[0].as_deref(), Some("제 메일은 {EMAIL} 이고 또 {EMAIL} 입니다"));
+    let opts = EvalOptions {
+        hash_key: key,
+        ..Default::default()
+    };
+    let mask = run(
+        &email_policy("mask"),
+        &[text],
+        &opts,
+        &mut PseudonymMap::new(),
+    );
+    assert_eq!(
+        mask.rewritten[0].as_deref(),
+        Some("제 메일은 {EMAIL} 이고 또 {EMAIL} 입니다")
+    );
     assert_eq!(mask.action, Verdict::Anonymize);
-    let redact = run(&email_policy("redact"), &[text], &opts, &mut PseudonymMap::new());
-    assert_eq!(redact.rewritten[0].as_deref(), Some("제 메일은  이고 또  입니다"));
-    let hash = run(&email_policy("hash"), &[text], &opts, &mut PseudonymMap::new());
+    let redact = run(
+        &email_policy("redact"),
+        &[text],
+        &opts,
+        &mut PseudonymMap::new(),
+    );
+    assert_eq!(
+        redact.rewritten[0].as_deref(),
+        Some("제 메일은  이고 또  입니다")
+    );
+    let hash = run(
+        &email_policy("hash"),
+        &[text],
+        &opts,
+        &mut PseudonymMap::new(),
+    );
     let h = hash.rewritten[0].clone().unwrap();
-    let re = regex::Regex::new(r"^제 메일은 <EMAIL:[0-9a-f]{8}> 이고 또 <EMAIL:[0-9a-f]{8}> 입니다$").unwrap();
+    let re =
+        regex::Regex::new(r"^제 메일은 <EMAIL:[0-9a-f]{8}> 이고 또 <EMAIL:[0-9a-f]{8}> 입니다$")
+            .unwrap();
     assert!(re.is_match(&h), "{h}");
     let other_key = run(
         &email_policy("hash"),
         &[text],
-        &EvalOptions { hash_key: b"other", ..Default::default() },
+        &EvalOptions {
+            hash_key: b"other",
+            ..Default::default()
+        },
         &mut PseudonymMap::new(),
     );
-    assert_ne!(other_key.rewritten[0].as_deref(), Some(h.as_str()), "hash is keyed");
+    assert_ne!(
+        other_key.rewritten[0].as_deref(),
+        Some(h.as_str()),
+        "hash is keyed"
+    );
     // Findings carry byte offsets on char boundaries that point at the value.
     let f = &mask.hits[0].findings[0];
     assert_eq!(&text[f.start..f.end], "김철수@예시.kr");
@@ -136,11 +195,23 @@ input:
         ("beta 주세요", None, "정책상 안 됩니다."),
     ];
     for (text, language, want) in cases {
-        let d = run(&p, &[text], &EvalOptions { language, ..Default::default() }, &mut PseudonymMap::new());
+        let d = run(
+            &p,
+            &[text],
+            &EvalOptions {
+                language,
+                ..Default::default()
+            },
+            &mut PseudonymMap::new(),
+        );
         assert_eq!(d.message.as_deref(), Some(want), "{text}");
     }
-    let bare = set("id: default\ninput:\n  - {id: b, detector: word, words: [beta], action: block}\n");
-    assert_eq!(run1(&bare, "beta").message.as_deref(), Some("This request was blocked by policy."));
+    let bare =
+        set("id: default\ninput:\n  - {id: b, detector: word, words: [beta], action: block}\n");
+    assert_eq!(
+        run1(&bare, "beta").message.as_deref(),
+        Some("This request was blocked by policy.")
+    );
 }
 
 #[test]
@@ -152,7 +223,15 @@ input:
 "#);
     let d = run1(&p, "stop 123");
     assert_eq!((d.hits.len(), d.scores.contains_key("regex")), (1, false));
-    let d = run(&p, &["stop 123"], &EvalOptions { run_all: true, ..Default::default() }, &mut PseudonymMap::new());
+    let d = run(
+        &p,
+        &["stop 123"],
+        &EvalOptions {
+            run_all: true,
+            ..Default::default()
+        },
+        &mut PseudonymMap::new(),
+    );
     assert_eq!(d.hits.len(), 2);
     assert_eq!(d.scores.get("regex"), Some(&1.0));
     assert_eq!(d.action, Verdict::Block);

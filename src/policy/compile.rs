@@ -149,7 +149,10 @@ impl PolicySet {
             if let Some(p) = self.policies.get(name) {
                 return p.clone();
             }
-            tracing::warn!(policy = name, "tenant policy not loaded; falling back to bindings");
+            tracing::warn!(
+                policy = name,
+                "tenant policy not loaded; falling back to bindings"
+            );
         }
         self.bound
             .iter()
@@ -211,8 +214,27 @@ fn patch(base: &mut RuleDto, over: &RuleDto) {
         ($($f:ident),*) => { $( if over.$f.is_some() { base.$f = over.$f.clone(); } )* };
     }
     take!(
-        enabled, description, action, mode, threshold, strength, message, entities, words, profanity,
-        allow, label, patterns, name, definition, examples, categories, prompt, model, timeout_ms, fail
+        enabled,
+        description,
+        action,
+        mode,
+        threshold,
+        strength,
+        message,
+        entities,
+        words,
+        profanity,
+        allow,
+        label,
+        patterns,
+        name,
+        definition,
+        examples,
+        categories,
+        prompt,
+        model,
+        timeout_ms,
+        fail
     );
     if over.threshold.is_some() {
         base.strength = None;
@@ -234,7 +256,10 @@ pub fn compile_sources(sources: &[Source]) -> Result<PolicySet, PolicyErrors> {
         }
     }
     if !parsed.iter().any(|p| p.file.id.value == DEFAULT_POLICY_ID) {
-        let s = Source { name: EMBEDDED_DEFAULT_NAME.into(), text: EMBEDDED_DEFAULT.into() };
+        let s = Source {
+            name: EMBEDDED_DEFAULT_NAME.into(),
+            text: EMBEDDED_DEFAULT.into(),
+        };
         match parse_policy(&s) {
             Ok(p) => parsed.push(p),
             Err(pr) => problems.push(pr),
@@ -250,7 +275,10 @@ pub fn compile_sources(sources: &[Source]) -> Result<PolicySet, PolicyErrors> {
             problems.push(Problem::at(
                 &p.name,
                 &id.referenced,
-                format!("duplicate policy id `{}` (also defined in {})", id.value, parsed[j].name),
+                format!(
+                    "duplicate policy id `{}` (also defined in {})",
+                    id.value, parsed[j].name
+                ),
             ));
         } else {
             by_id.insert(id.value.clone(), i);
@@ -275,7 +303,9 @@ pub fn compile_sources(sources: &[Source]) -> Result<PolicySet, PolicyErrors> {
     let mut cache: HashMap<(String, &'static str, String), Arc<CompiledDetector>> = HashMap::new();
     let mut compiled: BTreeMap<String, Arc<CompiledPolicy>> = BTreeMap::new();
     for (id, &idx) in &by_id {
-        let Some(chain) = resolve_chain(idx, &parsed, &by_id, &mut problems) else { continue };
+        let Some(chain) = resolve_chain(idx, &parsed, &by_id, &mut problems) else {
+            continue;
+        };
         let top = &parsed[idx];
         let mut hasher = Sha256::new();
         let mut on_block = None;
@@ -332,13 +362,20 @@ pub fn compile_sources(sources: &[Source]) -> Result<PolicySet, PolicyErrors> {
         return Err(PolicyErrors::sorted(problems));
     }
     let Some(default) = compiled.get(DEFAULT_POLICY_ID).cloned() else {
-        return Err(PolicyErrors(vec![Problem::file("<policies>", "no policy with id `default`")]));
+        return Err(PolicyErrors(vec![Problem::file(
+            "<policies>",
+            "no policy with id `default`",
+        )]));
     };
     let mut bound: Vec<(Binding, Arc<CompiledPolicy>)> = compiled
         .values()
         .flat_map(|p| p.bindings.iter().map(move |b| (b.clone(), p.clone())))
         .collect();
-    bound.sort_by(|a, b| b.0.specificity().cmp(&a.0.specificity()).then_with(|| a.1.id.cmp(&b.1.id)));
+    bound.sort_by(|a, b| {
+        b.0.specificity()
+            .cmp(&a.0.specificity())
+            .then_with(|| a.1.id.cmp(&b.1.id))
+    });
     let mut h = Sha256::new();
     for p in compiled.values() {
         h.update(p.id.as_bytes());
@@ -346,7 +383,12 @@ pub fn compile_sources(sources: &[Source]) -> Result<PolicySet, PolicyErrors> {
         h.update(p.version.as_bytes());
         h.update([0]);
     }
-    Ok(PolicySet { policies: compiled, default, bound, version: hex_prefix(&h.finalize()) })
+    Ok(PolicySet {
+        policies: compiled,
+        default,
+        bound,
+        version: hex_prefix(&h.finalize()),
+    })
 }
 
 /// The chain of files from the root base to `idx`, or `None` after recording a problem.
@@ -368,7 +410,10 @@ fn resolve_chain(
             return None;
         };
         if chain.contains(&next) {
-            let mut names: Vec<&str> = chain.iter().map(|&c| parsed[c].file.id.value.as_str()).collect();
+            let mut names: Vec<&str> = chain
+                .iter()
+                .map(|&c| parsed[c].file.id.value.as_str())
+                .collect();
             names.push(&parsed[next].file.id.value);
             problems.push(Problem::at(
                 &parsed[cur].name,
@@ -403,8 +448,18 @@ fn effective_rules(chain: &[usize], parsed: &[Parsed], stage: Stage) -> Vec<Effe
                     e.file = p.name.clone();
                     e.patched = true;
                 }
-                Some(e) => *e = Effective { dto: r.clone(), file: p.name.clone(), patched: false },
-                None => rules.push(Effective { dto: r.clone(), file: p.name.clone(), patched: false }),
+                Some(e) => {
+                    *e = Effective {
+                        dto: r.clone(),
+                        file: p.name.clone(),
+                        patched: false,
+                    }
+                }
+                None => rules.push(Effective {
+                    dto: r.clone(),
+                    file: p.name.clone(),
+                    patched: false,
+                }),
             }
         }
     }
@@ -431,7 +486,11 @@ fn misplaced_keys(r: &RuleDto, kind: DetectorKind) -> Vec<&'static str> {
         ("timeout_ms", r.timeout_ms.is_some(), &[K::LlmJudge]),
         ("fail", r.fail.is_some(), &[K::LlmJudge]),
     ];
-    table.iter().filter(|(_, set, kinds)| *set && !kinds.contains(&kind)).map(|(k, _, _)| *k).collect()
+    table
+        .iter()
+        .filter(|(_, set, kinds)| *set && !kinds.contains(&kind))
+        .map(|(k, _, _)| *k)
+        .collect()
 }
 
 fn compile_rule(
@@ -449,7 +508,10 @@ fn compile_rule(
         problems.push(Problem::at(
             file,
             loc,
-            format!("rule `{}` has no `detector` and overrides no inherited rule", r.id.value),
+            format!(
+                "rule `{}` has no `detector` and overrides no inherited rule",
+                r.id.value
+            ),
         ));
         return None;
     };
@@ -458,7 +520,11 @@ fn compile_rule(
         problems.push(Problem::at(
             file,
             &det.referenced,
-            format!("unknown detector `{}` (expected one of: {})", det.value, names.join(", ")),
+            format!(
+                "unknown detector `{}` (expected one of: {})",
+                det.value,
+                names.join(", ")
+            ),
         ));
         return None;
     };
@@ -466,7 +532,11 @@ fn compile_rule(
         problems.push(Problem::at(
             file,
             loc,
-            format!("rule `{}`: key `{key}` does not apply to detector `{}`", r.id.value, kind.as_str()),
+            format!(
+                "rule `{}`: key `{key}` does not apply to detector `{}`",
+                r.id.value,
+                kind.as_str()
+            ),
         ));
     }
     let threshold = match (&r.threshold, r.strength) {
@@ -474,7 +544,10 @@ fn compile_rule(
             problems.push(Problem::at(
                 file,
                 loc,
-                format!("rule `{}`: give `threshold` or `strength`, not both", r.id.value),
+                format!(
+                    "rule `{}`: give `threshold` or `strength`, not both",
+                    r.id.value
+                ),
             ));
             DEFAULT_THRESHOLD
         }
@@ -483,7 +556,10 @@ fn compile_rule(
                 problems.push(Problem::at(
                     file,
                     &t.referenced,
-                    format!("rule `{}`: threshold {} is not between 0 and 1", r.id.value, t.value),
+                    format!(
+                        "rule `{}`: threshold {} is not between 0 and 1",
+                        r.id.value, t.value
+                    ),
                 ));
             }
             t.value as f32
@@ -508,7 +584,11 @@ fn compile_rule(
         problems.push(Problem::at(
             file,
             loc,
-            format!("rule `{}`: detector `{}` checks answers; put it under `output`", r.id.value, kind.as_str()),
+            format!(
+                "rule `{}`: detector `{}` checks answers; put it under `output`",
+                r.id.value,
+                kind.as_str()
+            ),
         ));
     }
     let key = (file.to_string(), stage.as_str(), r.id.value.clone());
@@ -552,7 +632,10 @@ mod tests {
     use super::*;
 
     fn src(name: &str, text: &str) -> Source {
-        Source { name: name.into(), text: text.into() }
+        Source {
+            name: name.into(),
+            text: text.into(),
+        }
     }
 
     fn errors(sources: &[Source]) -> Vec<String> {
@@ -597,13 +680,26 @@ mod tests {
         let mut missing: Vec<&str> = errs
             .iter()
             .map(|e| {
-                assert!(e.contains("is not available in this build"), "unexpected problem: {e}");
+                assert!(
+                    e.contains("is not available in this build"),
+                    "unexpected problem: {e}"
+                );
                 e.split('`').nth(3).unwrap_or_default()
             })
             .collect();
         missing.sort();
         missing.dedup();
-        assert_eq!(missing, vec!["grounding", "pii", "prompt_attack", "relevance", "secret", "toxicity"]);
+        assert_eq!(
+            missing,
+            vec![
+                "grounding",
+                "pii",
+                "prompt_attack",
+                "relevance",
+                "secret",
+                "toxicity"
+            ]
+        );
     }
 
     #[test]
@@ -642,10 +738,17 @@ output:
         let errs = errors(&[src("support-bot.yaml", yaml)]);
         assert!(!errs.is_empty());
         for e in &errs {
-            assert!(e.contains("is not available in this build"), "unexpected problem: {e}");
+            assert!(
+                e.contains("is not available in this build"),
+                "unexpected problem: {e}"
+            );
         }
         assert_eq!(errs.len(), 4, "{errs:?}");
-        assert!(errs[0].starts_with("support-bot.yaml:6:15: "), "{}", errs[0]);
+        assert!(
+            errs[0].starts_with("support-bot.yaml:6:15: "),
+            "{}",
+            errs[0]
+        );
     }
 
     #[test]
@@ -672,13 +775,18 @@ input:
     patterns: [{ label: Z, pattern: "\\w{1000}{1000}" }]
 "#;
         let errs = errors(&[src("p.yaml", yaml)]);
-        let want = [
-            "p.yaml:2:10: unknown base policy `nope`",
-        ];
+        let want = ["p.yaml:2:10: unknown base policy `nope`"];
         for w in want {
-            assert!(errs.iter().any(|e| e.starts_with(w)), "missing {w:?} in {errs:#?}");
+            assert!(
+                errs.iter().any(|e| e.starts_with(w)),
+                "missing {w:?} in {errs:#?}"
+            );
         }
-        assert!(errs.iter().any(|e| e.starts_with("p.yaml:15:9: duplicate rule id `c` in input")), "{errs:#?}");
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("p.yaml:15:9: duplicate rule id `c` in input")),
+            "{errs:#?}"
+        );
     }
 
     #[test]
@@ -717,13 +825,19 @@ input:
             "p.yaml:20:9: rule `f`: key `entities` does not apply to detector `word`",
         ];
         for w in want {
-            assert!(errs.iter().any(|e| e.starts_with(w)), "missing {w:?} in {errs:#?}");
+            assert!(
+                errs.iter().any(|e| e.starts_with(w)),
+                "missing {w:?} in {errs:#?}"
+            );
         }
     }
 
     #[test]
     fn typos_are_rejected_with_position() {
-        let errs = errors(&[src("t.yaml", "id: t\ninput:\n  - id: a\n    detector: word\n    acton: block\n")]);
+        let errs = errors(&[src(
+            "t.yaml",
+            "id: t\ninput:\n  - id: a\n    detector: word\n    acton: block\n",
+        )]);
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert!(errs[0].starts_with("t.yaml:5:"), "{}", errs[0]);
         assert!(errs[0].contains("acton"), "{}", errs[0]);
@@ -736,8 +850,16 @@ input:
             src("b.yaml", "id: b\nextends: a\n"),
             src("c.yaml", "id: a\n"),
         ]);
-        assert!(errs.iter().any(|e| e.contains("extends cycle: a -> b -> a")), "{errs:#?}");
-        assert!(errs.iter().any(|e| e.starts_with("c.yaml:1:5: duplicate policy id `a`")), "{errs:#?}");
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("extends cycle: a -> b -> a")),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("c.yaml:1:5: duplicate policy id `a`")),
+            "{errs:#?}"
+        );
     }
 
     #[test]
@@ -746,8 +868,11 @@ input:
         let child = "id: child\nextends: default\ninput:\n  - {id: w1, action: block, mode: shadow}\n  - {id: w2, enabled: false}\n  - {id: w3, detector: regex, patterns: [{label: G, pattern: gamma}], action: mask}\n  - {id: w4, detector: word, words: [delta], action: block}\n";
         let set = compile_sources(&[src("default.yaml", base), src("child.yaml", child)]).unwrap();
         let c = set.get("child").unwrap();
-        let got: Vec<(&str, &str, Action, Mode)> =
-            c.input.iter().map(|r| (r.id.as_str(), r.kind.as_str(), r.action, r.mode)).collect();
+        let got: Vec<(&str, &str, Action, Mode)> = c
+            .input
+            .iter()
+            .map(|r| (r.id.as_str(), r.kind.as_str(), r.action, r.mode))
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -758,38 +883,83 @@ input:
         );
         // Child version covers the base: changing the base changes the child's version.
         let base2 = base.replace("alpha", "alpha2");
-        let set2 = compile_sources(&[src("default.yaml", &base2), src("child.yaml", child)]).unwrap();
-        assert_ne!(set.get("child").unwrap().version, set2.get("child").unwrap().version);
+        let set2 =
+            compile_sources(&[src("default.yaml", &base2), src("child.yaml", child)]).unwrap();
+        assert_ne!(
+            set.get("child").unwrap().version,
+            set2.get("child").unwrap().version
+        );
         assert_ne!(set.version(), set2.version());
     }
 
     #[test]
     fn embedded_default_is_the_base_when_missing() {
         let set = compile_sources(&[src("x.yaml", "id: x\nextends: default\n")]).unwrap();
-        assert_eq!(set.get("x").unwrap().input.len(), set.default_policy().input.len());
+        assert_eq!(
+            set.get("x").unwrap().input.len(),
+            set.default_policy().input.len()
+        );
     }
 
     #[test]
     fn select_precedence() {
         let files = [
             src("default.yaml", "id: default\n"),
-            src("r.yaml", "id: r\nbindings: [{routes: [\"/v1/messages\"]}]\n"),
+            src(
+                "r.yaml",
+                "id: r\nbindings: [{routes: [\"/v1/messages\"]}]\n",
+            ),
             src("m.yaml", "id: m\nbindings: [{models: [\"gpt-4o*\"]}]\n"),
             src("t.yaml", "id: t\nbindings: [{tenants: [acme]}]\n"),
             src("named.yaml", "id: named\n"),
         ];
         let set = compile_sources(&files).unwrap();
-        let cases: &[(Option<&str>, Option<&str>, &str, Option<&str>, &str)] = &[
-            (Some("named"), Some("acme"), "/v1/messages", Some("gpt-4o"), "named"),
-            (Some("missing"), Some("acme"), "/v1/chat/completions", None, "t"),
+        type Case<'a> = (
+            Option<&'a str>,
+            Option<&'a str>,
+            &'a str,
+            Option<&'a str>,
+            &'a str,
+        );
+        let cases: &[Case] = &[
+            (
+                Some("named"),
+                Some("acme"),
+                "/v1/messages",
+                Some("gpt-4o"),
+                "named",
+            ),
+            (
+                Some("missing"),
+                Some("acme"),
+                "/v1/chat/completions",
+                None,
+                "t",
+            ),
             (None, Some("acme"), "/v1/messages", Some("gpt-4o-mini"), "t"),
-            (None, Some("other"), "/v1/messages", Some("gpt-4o-mini"), "m"),
+            (
+                None,
+                Some("other"),
+                "/v1/messages",
+                Some("gpt-4o-mini"),
+                "m",
+            ),
             (None, None, "/v1/messages", Some("claude"), "r"),
-            (None, None, "/v1/chat/completions", Some("claude"), "default"),
+            (
+                None,
+                None,
+                "/v1/chat/completions",
+                Some("claude"),
+                "default",
+            ),
             (None, None, "/v1/chat/completions", None, "default"),
         ];
         for (tp, tenant, route, model, want) in cases {
-            assert_eq!(set.select(*tp, *tenant, route, *model).id, *want, "{tp:?} {tenant:?} {route} {model:?}");
+            assert_eq!(
+                set.select(*tp, *tenant, route, *model).id,
+                *want,
+                "{tp:?} {tenant:?} {route} {model:?}"
+            );
         }
     }
 
@@ -797,7 +967,12 @@ input:
     fn threshold_and_strength() {
         let y = "id: default\ninput:\n  - {id: a, detector: word, words: [x], strength: low}\n  - {id: b, detector: word, words: [x], threshold: 0.25}\n  - {id: c, detector: word, words: [x]}\n";
         let set = compile_sources(&[src("d.yaml", y)]).unwrap();
-        let th: Vec<f32> = set.default_policy().input.iter().map(|r| r.threshold).collect();
+        let th: Vec<f32> = set
+            .default_policy()
+            .input
+            .iter()
+            .map(|r| r.threshold)
+            .collect();
         assert_eq!(th, vec![0.9, 0.25, DEFAULT_THRESHOLD]);
         let both = "id: default\ninput:\n  - {id: a, detector: word, words: [x], strength: low, threshold: 0.3}\n";
         assert!(errors(&[src("d.yaml", both)])[0].contains("not both"));

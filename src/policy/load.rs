@@ -26,12 +26,22 @@ pub struct Problem {
 impl Problem {
     /// A problem at a YAML location.
     pub fn at(file: &str, loc: &Location, message: impl Into<String>) -> Self {
-        Self { file: file.to_string(), line: loc.line(), column: loc.column(), message: message.into() }
+        Self {
+            file: file.to_string(),
+            line: loc.line(),
+            column: loc.column(),
+            message: message.into(),
+        }
     }
 
     /// A problem about a whole file.
     pub fn file(file: &str, message: impl Into<String>) -> Self {
-        Self { file: file.to_string(), line: 0, column: 0, message: message.into() }
+        Self {
+            file: file.to_string(),
+            line: 0,
+            column: 0,
+            message: message.into(),
+        }
     }
 }
 
@@ -40,7 +50,11 @@ impl fmt::Display for Problem {
         if self.line == 0 {
             write!(f, "{}: {}", self.file, self.message)
         } else {
-            write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.column, self.message
+            )
         }
     }
 }
@@ -91,7 +105,9 @@ pub struct Parsed {
 
 /// Whether a directory entry is a policy file (not a test file, not hidden).
 fn is_policy_file(path: &Path) -> bool {
-    let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return false };
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
     !name.starts_with('.')
         && (name.ends_with(".yaml") || name.ends_with(".yml"))
         && !name.ends_with(".tests.yaml")
@@ -100,14 +116,17 @@ fn is_policy_file(path: &Path) -> bool {
 
 /// Whether a directory entry is a test file beside a policy.
 pub fn is_test_file(path: &Path) -> bool {
-    let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return false };
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
     !name.starts_with('.') && (name.ends_with(".tests.yaml") || name.ends_with(".tests.yml"))
 }
 
 /// Files of a directory (not recursive, sorted by name) passing `keep`.
 pub fn list_dir(dir: &Path, keep: fn(&Path) -> bool) -> Result<Vec<PathBuf>, PolicyErrors> {
     let name = dir.display().to_string();
-    let rd = std::fs::read_dir(dir).map_err(|e| PolicyErrors(vec![Problem::file(&name, e.to_string())]))?;
+    let rd = std::fs::read_dir(dir)
+        .map_err(|e| PolicyErrors(vec![Problem::file(&name, e.to_string())]))?;
     let mut out = Vec::new();
     for entry in rd {
         let entry = entry.map_err(|e| PolicyErrors(vec![Problem::file(&name, e.to_string())]))?;
@@ -124,7 +143,11 @@ pub fn list_dir(dir: &Path, keep: fn(&Path) -> bool) -> Result<Vec<PathBuf>, Pol
 /// Reads a policy file, or every `*.yaml`/`*.yml` policy file of a directory (test files
 /// `*.tests.yaml` and hidden files are skipped).
 pub fn read_sources(path: &Path) -> Result<Vec<Source>, PolicyErrors> {
-    let files = if path.is_dir() { list_dir(path, is_policy_file)? } else { vec![path.to_path_buf()] };
+    let files = if path.is_dir() {
+        list_dir(path, is_policy_file)?
+    } else {
+        vec![path.to_path_buf()]
+    };
     let mut sources = Vec::new();
     let mut problems = Vec::new();
     for f in files {
@@ -143,7 +166,11 @@ pub fn read_sources(path: &Path) -> Result<Vec<Source>, PolicyErrors> {
 /// Parses one policy file.
 pub fn parse_policy(source: &Source) -> Result<Parsed, Problem> {
     match serde_saphyr::from_str::<PolicyFile>(&source.text) {
-        Ok(file) => Ok(Parsed { name: source.name.clone(), text: source.text.clone(), file }),
+        Ok(file) => Ok(Parsed {
+            name: source.name.clone(),
+            text: source.text.clone(),
+            file,
+        }),
         Err(e) => Err(yaml_problem(&source.name, &e)),
     }
 }
@@ -170,7 +197,10 @@ fn plain_message(e: &serde_saphyr::Error) -> String {
     // Drop a leading "line X column Y: ": we print the location ourselves.
     if let Some(rest) = msg.strip_prefix("line ") {
         if let Some(i) = rest.find(": ") {
-            if rest[..i].chars().all(|c| c.is_ascii_digit() || c == ' ' || c.is_ascii_alphabetic()) {
+            if rest[..i]
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == ' ' || c.is_ascii_alphabetic())
+            {
                 msg = &rest[i + 2..];
             }
         }

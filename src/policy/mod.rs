@@ -10,6 +10,9 @@ pub mod model;
 pub mod reload;
 pub mod schema;
 
-pub use compile::{compile_sources, load_path, embedded_default, Binding, CompiledPolicy, CompiledRule, Messages, PolicySet};
+pub use compile::{
+    compile_sources, embedded_default, load_path, Binding, CompiledPolicy, CompiledRule, Messages,
+    PolicySet,
+};
 pub use load::{PolicyErrors, Problem, Source};
 pub use reload::{PolicyStore, ReloadStatus};

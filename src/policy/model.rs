@@ -186,7 +186,9 @@ pub struct PatternDto {
 }
 
 /// The detectors a rule can name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum DetectorKind {
     /// Personal data (EMAIL, PHONE, KR_RRN, ...).
@@ -302,7 +304,10 @@ impl Action {
 
     /// Whether the action rewrites the text.
     pub fn rewrites(self) -> bool {
-        matches!(self, Self::Mask | Self::Pseudonymize | Self::Redact | Self::Hash)
+        matches!(
+            self,
+            Self::Mask | Self::Pseudonymize | Self::Redact | Self::Hash
+        )
     }
 }
 

@@ -96,7 +96,9 @@ impl PolicyStore {
     /// Re-reads the directory (on a file change or SIGHUP). On success the new set is
     /// swapped in; on failure the old one stays and the problems are recorded.
     pub fn reload_now(&self) -> Result<(), PolicyErrors> {
-        let Some(path) = &self.path else { return Ok(()) };
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
         match load_path(path) {
             Ok(set) => {
                 let old = self.current().version().to_string();
@@ -143,7 +145,12 @@ impl PolicyStore {
     /// reloading on changes. Keep the guard alive for as long as watching should go on.
     pub fn watch(self: &Arc<Self>) -> Result<WatchGuard, WatchError> {
         let path = self.path.clone().ok_or(WatchError::NoDirectory)?;
-        let dir = if path.is_dir() { path.clone() } else { path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf) };
+        let dir = if path.is_dir() {
+            path.clone()
+        } else {
+            path.parent()
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+        };
         let store = Arc::downgrade(self);
         let mut debouncer = new_debouncer(DEBOUNCE, None, move |res: DebounceEventResult| {
             let Some(store) = store.upgrade() else { return };
@@ -160,11 +167,19 @@ impl PolicyStore {
                 }
             }
         })
-        .map_err(|source| WatchError::Notify { path: dir.display().to_string(), source })?;
+        .map_err(|source| WatchError::Notify {
+            path: dir.display().to_string(),
+            source,
+        })?;
         debouncer
             .watch(&dir, RecursiveMode::NonRecursive)
-            .map_err(|source| WatchError::Notify { path: dir.display().to_string(), source })?;
-        Ok(WatchGuard { _debouncer: debouncer })
+            .map_err(|source| WatchError::Notify {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        Ok(WatchGuard {
+            _debouncer: debouncer,
+        })
     }
 }
 
@@ -173,9 +188,12 @@ mod tests {
     use super::*;
     use std::time::Instant;
 
-    const GOOD: &str = "id: default\ninput:\n  - {id: w, detector: word, words: [alpha], action: block}\n";
-    const GOOD2: &str = "id: default\ninput:\n  - {id: w, detector: word, words: [beta], action: block}\n";
-    const BAD: &str = "id: default\ninput:\n  - {id: w, detector: word, words: [beta], action: blok}\n";
+    const GOOD: &str =
+        "id: default\ninput:\n  - {id: w, detector: word, words: [alpha], action: block}\n";
+    const GOOD2: &str =
+        "id: default\ninput:\n  - {id: w, detector: word, words: [beta], action: block}\n";
+    const BAD: &str =
+        "id: default\ninput:\n  - {id: w, detector: word, words: [beta], action: blok}\n";
 
     fn first_rule_blocks(store: &PolicyStore, text: &str) -> bool {
         blocks(&store.current(), text)
@@ -206,7 +224,10 @@ mod tests {
         std::fs::write(&f, BAD).unwrap();
         let err = store.reload_now().unwrap_err().to_string();
         assert!(err.contains("default.yaml:3:"), "{err}");
-        assert!(first_rule_blocks(&store, "alpha"), "last good policy must keep serving");
+        assert!(
+            first_rule_blocks(&store, "alpha"),
+            "last good policy must keep serving"
+        );
         let st = store.status();
         assert_eq!((st.failures, st.version.as_str()), (1, v1.as_str()));
         assert!(st.last_error.is_some());
@@ -231,7 +252,10 @@ mod tests {
         std::fs::rename(&tmp, dir.path().join("default.yaml")).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while !first_rule_blocks(&store, "beta") {
-            assert!(Instant::now() < deadline, "watcher did not reload within 10 s");
+            assert!(
+                Instant::now() < deadline,
+                "watcher did not reload within 10 s"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
