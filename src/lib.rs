@@ -3,6 +3,7 @@
 //! See `ARCHITECTURE.md` for the map of modules onto the request path.
 
 pub mod audit;
+pub mod cli;
 pub mod config;
 pub mod detect;
 pub mod dialect;

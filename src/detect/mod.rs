@@ -50,3 +50,7 @@ impl Detection {
         Self { findings, score }
     }
 }
+
+pub mod regex;
+pub mod registry;
+pub mod word;

@@ -1,0 +1,108 @@
+//! Policy engine benchmarks: the default policy on a 1 KB prompt, and `scan` throughput.
+//!
+//! Run: `CARGO_TARGET_DIR=/work/target cargo bench --bench engine`
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use haechi::cli::{scan, ScanOptions};
+use haechi::detect::DetectContext;
+use haechi::engine::{evaluate, EvalOptions, PseudonymMap, Stage};
+use haechi::policy::{compile_sources, embedded_default, Source};
+
+const EN: &str = "Could you summarise the attached quarterly report for our support team? \
+Focus on customer complaints about delivery times, the refund policy changes introduced in March, \
+and any recurring issues with the mobile app login flow. Please keep it under two hundred words, \
+use bullet points, and avoid internal jargon so that new agents can follow it easily. ";
+const KO: &str =
+    "첨부한 분기 보고서를 고객지원팀이 읽기 쉽게 요약해 주세요. 배송 지연에 대한 고객 불만, \
+3월에 바뀐 환불 정책, 모바일 앱 로그인 문제를 중심으로 정리하고 신입 상담원도 이해할 수 있게 \
+전문 용어는 피해 주세요. ";
+
+/// About `n` bytes of `seed` repeated, cut on a char boundary.
+fn text(seed: &str, n: usize) -> String {
+    let mut s = String::new();
+    while s.len() < n {
+        s.push_str(seed);
+    }
+    let mut cut = n;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    s.truncate(cut);
+    s
+}
+
+fn engine(c: &mut Criterion) {
+    let set = embedded_default();
+    let policy = set.default_policy();
+    let empty = compile_sources(&[Source {
+        name: "empty.yaml".into(),
+        text: "id: default\n".into(),
+    }])
+    .expect("empty policy");
+    let empty = empty.default_policy();
+    let mut g = c.benchmark_group("evaluate_1kb");
+    for (name, seed) in [("en", EN), ("ko", KO)] {
+        let t = text(seed, 1024);
+        g.throughput(Throughput::Bytes(t.len() as u64));
+        g.bench_with_input(BenchmarkId::new("default_policy", name), &t, |b, t| {
+            b.iter(|| {
+                let mut map = PseudonymMap::new();
+                black_box(evaluate(
+                    &policy,
+                    Stage::Input,
+                    &[t.as_str()],
+                    &DetectContext::default(),
+                    &EvalOptions::default(),
+                    &mut map,
+                ))
+            })
+        });
+        g.bench_with_input(
+            BenchmarkId::new("empty_policy_baseline", name),
+            &t,
+            |b, t| {
+                b.iter(|| {
+                    let mut map = PseudonymMap::new();
+                    black_box(evaluate(
+                        &empty,
+                        Stage::Input,
+                        &[t.as_str()],
+                        &DetectContext::default(),
+                        &EvalOptions::default(),
+                        &mut map,
+                    ))
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
+fn scan_lines(c: &mut Criterion) {
+    let set = embedded_default();
+    let policy = set.default_policy();
+    const LINES: usize = 10_000;
+    let mut input = Vec::new();
+    for i in 0..LINES {
+        let t = text(if i % 2 == 0 { EN } else { KO }, 1024);
+        let line = serde_json::json!({ "id": i, "text": t });
+        input.extend_from_slice(line.to_string().as_bytes());
+        input.push(b'\n');
+    }
+    let mut out = Vec::with_capacity(input.len());
+    let mut g = c.benchmark_group("scan");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(LINES as u64));
+    g.bench_function("10k_lines_1kb_default_policy", |b| {
+        b.iter(|| {
+            out.clear();
+            black_box(scan(&policy, &input[..], &mut out, &ScanOptions::default()).expect("scan"))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, engine, scan_lines);
+criterion_main!(benches);

@@ -1,0 +1,276 @@
+//! `haechi scan`: JSON Lines in, one decision per line out, in constant memory.
+//!
+//! Input line: `{"id"?, "text", "stage"?: "input"|"output", "context"?: string|[string],
+//! "query"?}` (other keys are ignored, so labelled datasets can be fed as they are).
+//! Output line: `{"id", "action", "text"?, "findings": [{rule, kind, label, score, start,
+//! end}], "scores": {...}}` where `start`/`end` are character offsets into the input
+//! `text`, `text` is present only when rewritten, and `scores` has every detector's raw
+//! score (all rules run, even after a block). A line that cannot be read yields
+//! `{"id", "error"}` and the run goes on. Blank lines are skipped.
+
+use std::collections::BTreeMap;
+use std::io::{self, BufRead, BufWriter, Write};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::detect::DetectContext;
+use crate::engine::{evaluate, EvalOptions, PseudonymMap, Stage};
+use crate::policy::compile::CompiledPolicy;
+use crate::policy::model::Mode;
+use crate::text::char_offset;
+
+/// Settings of a scan run.
+#[derive(Debug, Clone, Default)]
+pub struct ScanOptions {
+    /// HMAC key of the `hash` action.
+    pub hash_key: Vec<u8>,
+}
+
+/// Counts of a finished run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanStats {
+    /// Lines evaluated.
+    pub lines: u64,
+    /// Lines answered with an error line.
+    pub errors: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+struct InLine {
+    #[serde(default)]
+    id: Option<Value>,
+    text: String,
+    #[serde(default)]
+    stage: Option<Stage>,
+    #[serde(default)]
+    context: Option<OneOrMany>,
+    #[serde(default)]
+    query: Option<String>,
+}
+
+#[derive(Serialize)]
+struct OutFinding<'a> {
+    rule: &'a str,
+    kind: &'static str,
+    label: &'a str,
+    score: f32,
+    start: usize,
+    end: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mode: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct OutLine<'a> {
+    id: &'a Value,
+    action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+    findings: Vec<OutFinding<'a>>,
+    scores: &'a BTreeMap<&'static str, f32>,
+}
+
+#[derive(Serialize)]
+struct ErrLine<'a> {
+    id: &'a Value,
+    error: String,
+}
+
+/// Evaluates every line of `input` against `policy` and writes one line per input line.
+/// Returns an error only when reading or writing fails.
+pub fn scan<R: BufRead, W: Write>(
+    policy: &CompiledPolicy,
+    mut input: R,
+    output: W,
+    opts: &ScanOptions,
+) -> io::Result<ScanStats> {
+    let mut out = BufWriter::with_capacity(64 * 1024, output);
+    let mut buf = Vec::with_capacity(4096);
+    let mut stats = ScanStats::default();
+    let mut line_no: u64 = 0;
+    let eval_opts = EvalOptions {
+        hash_key: &opts.hash_key,
+        language: None,
+        run_all: true,
+    };
+    loop {
+        buf.clear();
+        if input.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        line_no += 1;
+        if buf.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        stats.lines += 1;
+        let line: InLine = match serde_json::from_slice(&buf) {
+            Ok(l) => l,
+            Err(e) => {
+                stats.errors += 1;
+                // On the error path only: recover the id if the line is JSON at all.
+                let id = serde_json::from_slice::<Value>(&buf)
+                    .ok()
+                    .and_then(|v| v.get("id").cloned())
+                    .unwrap_or_else(|| Value::from(line_no));
+                serde_json::to_writer(
+                    &mut out,
+                    &ErrLine {
+                        id: &id,
+                        error: e.to_string(),
+                    },
+                )?;
+                out.write_all(b"\n")?;
+                continue;
+            }
+        };
+        let id = line.id.unwrap_or_else(|| Value::from(line_no));
+        let context = match line.context {
+            None => Vec::new(),
+            Some(OneOrMany::One(s)) => vec![s],
+            Some(OneOrMany::Many(v)) => v,
+        };
+        let ctx = DetectContext {
+            context: &context,
+            query: line.query.as_deref(),
+        };
+        let mut map = PseudonymMap::new();
+        let text = line.text.as_str();
+        let d = evaluate(
+            policy,
+            line.stage.unwrap_or_default(),
+            &[text],
+            &ctx,
+            &eval_opts,
+            &mut map,
+        );
+        let findings = d
+            .hits
+            .iter()
+            .flat_map(|h| {
+                h.findings.iter().map(move |f| OutFinding {
+                    rule: &h.rule,
+                    kind: h.kind,
+                    label: &f.label,
+                    score: f.score,
+                    start: char_offset(text, f.start),
+                    end: char_offset(text, f.end),
+                    mode: (h.mode == Mode::Shadow).then_some("shadow"),
+                })
+            })
+            .collect();
+        let o = OutLine {
+            id: &id,
+            action: d.action.as_str(),
+            text: d.rewritten.first().and_then(|t| t.as_deref()),
+            findings,
+            scores: &d.scores,
+        };
+        serde_json::to_writer(&mut out, &o)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::compile::compile_sources;
+    use crate::policy::load::Source;
+
+    const POLICY: &str = r#"id: default
+input:
+  - {id: email, detector: regex, patterns: [{label: EMAIL, pattern: '[a-z]+@[a-z]+\.com'}], action: mask}
+  - {id: bad, detector: word, words: [바보], action: warn}
+  - {id: shadowy, detector: word, words: [maybe], action: block, mode: shadow}
+output:
+  - {id: stop, detector: word, words: [stop], action: block}
+"#;
+
+    fn run(input: &str) -> Vec<Value> {
+        let set = compile_sources(&[Source {
+            name: "p.yaml".into(),
+            text: POLICY.into(),
+        }])
+        .unwrap();
+        let mut out = Vec::new();
+        scan(
+            &set.default_policy(),
+            input.as_bytes(),
+            &mut out,
+            &ScanOptions::default(),
+        )
+        .unwrap();
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn jsonl_contract_with_character_offsets() {
+        let out = run("{\"id\":\"a\",\"text\":\"바보 메일 kim@x.com\"}\n");
+        let v = &out[0];
+        assert_eq!(v["id"], "a");
+        assert_eq!(v["action"], "anonymize");
+        assert_eq!(v["text"], "바보 메일 {EMAIL}");
+        let f: Vec<(String, String, u64, u64)> = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["rule"].as_str().unwrap().into(),
+                    f["label"].as_str().unwrap().into(),
+                    f["start"].as_u64().unwrap(),
+                    f["end"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            f,
+            vec![
+                ("email".into(), "EMAIL".into(), 6, 15),
+                ("bad".into(), "DENIED_WORD".into(), 0, 2)
+            ]
+        );
+        assert_eq!(v["findings"][0]["kind"], "regex");
+        assert_eq!(v["scores"]["regex"], 1.0);
+        assert_eq!(v["scores"]["word"], 1.0);
+    }
+
+    #[test]
+    fn ids_stages_errors_and_blank_lines() {
+        let input = concat!(
+            "{\"text\":\"hello\"}\n",
+            "not json\n",
+            "\n",
+            "{\"id\":7,\"txt\":\"typo\"}\n",
+            "{\"id\":\"o\",\"text\":\"please stop\",\"stage\":\"output\",\"context\":\"doc\",\"query\":\"q\"}\n",
+            "{\"id\":\"s\",\"text\":\"maybe\",\"context\":[\"a\",\"b\"],\"label\":\"x\"}",
+        );
+        let out = run(input);
+        assert_eq!(out.len(), 5);
+        assert_eq!(
+            (out[0]["id"].clone(), out[0]["action"].clone()),
+            (Value::from(1), Value::from("allow"))
+        );
+        assert!(out[0].get("text").is_none());
+        assert_eq!(out[1]["id"], 2);
+        assert!(out[1]["error"].is_string());
+        assert_eq!(out[2]["id"], 7);
+        assert!(out[2]["error"].as_str().unwrap().contains("text"));
+        assert_eq!(out[3]["action"], "block");
+        assert_eq!(out[4]["action"], "allow");
+        assert_eq!(out[4]["findings"][0]["mode"], "shadow");
+    }
+}

@@ -1,0 +1,323 @@
+//! `word`: deny lists of words and phrases, with a managed English and Korean profanity list.
+//!
+//! One Aho-Corasick automaton holds every word (ASCII case-insensitive; other scripts are
+//! case-folded char by char when the lower-case form has the same UTF-8 length, so byte
+//! offsets into the folded text are offsets into the original). Words that start or end
+//! with a letter or digit of a spaced script must stand as whole words ("ass" does not
+//! fire in "class"); Hangul and CJK words match as substrings because Korean attaches
+//! particles to words ("바보야"). An allow list drops hits that lie inside an allowed
+//! phrase (korcen's false-positive list for Korean, e.g. "시발점" is "starting point").
+
+use std::borrow::Cow;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+
+use super::{DetectContext, Detection, Finding};
+
+const PROFANITY_EN: &str = include_str!("lists/profanity_en.txt");
+const PROFANITY_KO: &str = include_str!("lists/profanity_ko.txt");
+const PROFANITY_KO_ALLOW: &str = include_str!("lists/profanity_ko_allow.txt");
+
+/// Label of findings from the managed profanity list.
+pub const PROFANITY_LABEL: &str = "PROFANITY";
+/// Default label of findings from a rule's own `words`.
+pub const DEFAULT_LABEL: &str = "DENIED_WORD";
+/// Upper bound on the number of words a rule may list (keeps automata small).
+pub const MAX_WORDS: usize = 100_000;
+
+/// Why a word list cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum WordError {
+    #[error("word list is empty: give `words` or `profanity: true`")]
+    Empty,
+    #[error("word {index} is blank")]
+    Blank { index: usize },
+    #[error("too many words ({count}, at most {max})")]
+    TooMany { count: usize, max: usize },
+    #[error("cannot build the word automaton: {0}")]
+    Build(#[from] aho_corasick::BuildError),
+}
+
+/// Per-pattern data, indexed by the automaton's pattern id.
+#[derive(Debug, Clone)]
+struct Entry {
+    label: u16,
+    whole_start: bool,
+    whole_end: bool,
+}
+
+/// A compiled deny list.
+#[derive(Debug, Clone)]
+pub struct WordDetector {
+    ac: AhoCorasick,
+    entries: Vec<Entry>,
+    labels: Vec<String>,
+    allow: Option<AhoCorasick>,
+}
+
+impl WordDetector {
+    /// Builds a detector from a rule's words (labelled `label`), optionally the managed
+    /// profanity list, and phrases to allow.
+    pub fn new(
+        words: &[String],
+        label: &str,
+        profanity: bool,
+        allow: &[String],
+    ) -> Result<Self, WordError> {
+        if words.len() > MAX_WORDS {
+            return Err(WordError::TooMany {
+                count: words.len(),
+                max: MAX_WORDS,
+            });
+        }
+        if let Some(index) = words.iter().position(|w| w.trim().is_empty()) {
+            return Err(WordError::Blank { index });
+        }
+        let mut labels = vec![label.to_string()];
+        let mut patterns: Vec<String> = Vec::new();
+        let mut entries = Vec::new();
+        let mut push = |w: &str, label: u16, patterns: &mut Vec<String>| {
+            let w = w.trim();
+            let folded = fold(w).into_owned();
+            entries.push(Entry {
+                label,
+                whole_start: w.chars().next().is_some_and(needs_boundary),
+                whole_end: w.chars().next_back().is_some_and(needs_boundary),
+            });
+            patterns.push(folded);
+        };
+        for w in words {
+            push(w, 0, &mut patterns);
+        }
+        let mut allow_list: Vec<String> =
+            allow.iter().map(|a| fold(a.trim()).into_owned()).collect();
+        if profanity {
+            labels.push(PROFANITY_LABEL.to_string());
+            for w in list_lines(PROFANITY_EN).chain(list_lines(PROFANITY_KO)) {
+                push(w, 1, &mut patterns);
+            }
+            allow_list.extend(list_lines(PROFANITY_KO_ALLOW).map(|a| fold(a).into_owned()));
+        }
+        if patterns.is_empty() {
+            return Err(WordError::Empty);
+        }
+        let ac = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(&patterns)?;
+        allow_list.retain(|a| !a.is_empty());
+        let allow = if allow_list.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    .build(&allow_list)?,
+            )
+        };
+        Ok(Self {
+            ac,
+            entries,
+            labels,
+            allow,
+        })
+    }
+
+    /// Finds denied words, leftmost-longest, without overlaps.
+    pub fn detect(&self, text: &str, _ctx: &DetectContext) -> Detection {
+        let folded = fold(text);
+        let hay = folded.as_ref();
+        let bytes = hay.as_bytes();
+        let mut cands: Vec<(usize, usize, u16)> = Vec::new();
+        for m in self.ac.find_overlapping_iter(hay) {
+            let Some(e) = self.entries.get(m.pattern().as_usize()) else {
+                continue;
+            };
+            if e.whole_start
+                && hay[..m.start()]
+                    .chars()
+                    .next_back()
+                    .is_some_and(is_word_char)
+            {
+                continue;
+            }
+            if e.whole_end && hay[m.end()..].chars().next().is_some_and(is_word_char) {
+                continue;
+            }
+            cands.push((m.start(), m.end(), e.label));
+        }
+        if cands.is_empty() {
+            return Detection::default();
+        }
+        if let Some(allow) = &self.allow {
+            let allowed: Vec<(usize, usize)> = allow
+                .find_overlapping_iter(hay)
+                .map(|m| (m.start(), m.end()))
+                .collect();
+            if !allowed.is_empty() {
+                cands.retain(|&(s, e, _)| !allowed.iter().any(|&(a, b)| a <= s && e <= b));
+            }
+        }
+        // Leftmost-longest, non-overlapping.
+        cands.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        let mut findings = Vec::new();
+        let mut last_end = 0;
+        for (s, e, label) in cands {
+            if s < last_end {
+                continue;
+            }
+            debug_assert!(s <= bytes.len() && e <= bytes.len());
+            last_end = e;
+            findings.push(Finding {
+                kind: "word",
+                label: self.labels.get(label as usize).cloned().unwrap_or_default(),
+                score: 1.0,
+                start: s,
+                end: e,
+            });
+        }
+        Detection::from_findings(findings)
+    }
+}
+
+/// Non-comment, non-blank lines of an embedded list.
+fn list_lines(list: &str) -> impl Iterator<Item = &str> {
+    list.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+}
+
+/// Letters and digits of spaced scripts need word boundaries; Hangul, kana and CJK
+/// ideographs are matched as substrings.
+fn needs_boundary(c: char) -> bool {
+    is_word_char(c) && !is_unspaced(c)
+}
+
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+fn is_unspaced(c: char) -> bool {
+    matches!(c as u32,
+        0x1100..=0x11FF | 0x3130..=0x318F | 0xA960..=0xA97F | 0xAC00..=0xD7AF | 0xD7B0..=0xD7FF // Hangul
+        | 0x3040..=0x30FF // kana
+        | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF // CJK ideographs
+    )
+}
+
+/// Lower-cases non-ASCII chars whose lower-case form is one char of the same UTF-8
+/// length, so offsets are preserved; ASCII case is handled by the automaton.
+fn fold(text: &str) -> Cow<'_, str> {
+    let needs = |c: char| !c.is_ascii() && c.is_uppercase() && same_len_lower(c).is_some();
+    if !text.chars().any(needs) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        out.push(if needs(c) {
+            same_len_lower(c).unwrap_or(c)
+        } else {
+            c
+        });
+    }
+    Cow::Owned(out)
+}
+
+fn same_len_lower(c: char) -> Option<char> {
+    let mut it = c.to_lowercase();
+    let l = it.next()?;
+    (it.next().is_none() && l.len_utf8() == c.len_utf8()).then_some(l)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spans(d: &WordDetector, text: &str) -> Vec<(String, String)> {
+        d.detect(text, &DetectContext::default())
+            .findings
+            .into_iter()
+            .map(|f| (text[f.start..f.end].to_string(), f.label))
+            .collect()
+    }
+
+    fn words(ws: &[&str]) -> Vec<String> {
+        ws.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn table() {
+        let d = WordDetector::new(
+            &words(&["frobnicate", "bad word", "ÄRGER", "바보"]),
+            "X",
+            false,
+            &[],
+        )
+        .unwrap();
+        let cases: &[(&str, &[&str])] = &[
+            ("please FROBNICATE now", &["FROBNICATE"]),
+            ("frobnicated", &[]),
+            ("a Bad Word here", &["Bad Word"]),
+            ("kein ärger", &["ärger"]),
+            ("너 바보야", &["바보"]),
+            ("바보바보", &["바보", "바보"]),
+            ("nothing", &[]),
+            ("_frobnicate", &[]),
+        ];
+        for (text, want) in cases {
+            let got: Vec<String> = spans(&d, text).into_iter().map(|(s, _)| s).collect();
+            assert_eq!(&got, want, "text {text:?}");
+        }
+    }
+
+    #[test]
+    fn leftmost_longest_without_overlap() {
+        let d =
+            WordDetector::new(&words(&["new", "new york", "york city"]), "X", false, &[]).unwrap();
+        let got: Vec<String> = spans(&d, "new york city")
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        assert_eq!(got, vec!["new york"]);
+    }
+
+    #[test]
+    fn profanity_list_english_and_korean_with_allow_list() {
+        let d = WordDetector::new(&[], "X", true, &[]).unwrap();
+        assert_eq!(
+            spans(&d, "you are an asshole"),
+            vec![("asshole".into(), PROFANITY_LABEL.into())]
+        );
+        assert!(spans(&d, "a classic class assignment").is_empty());
+        assert_eq!(spans(&d, "이 병신아").len(), 1);
+        // 시발점 (starting point) is on korcen's false-positive list.
+        assert!(spans(&d, "여기가 시발점이다").is_empty());
+        assert!(spans(&d, "안녕하세요, 오늘 날씨가 좋네요.").is_empty());
+    }
+
+    #[test]
+    fn rule_allow_list_applies() {
+        let d = WordDetector::new(
+            &words(&["scunthorpe"]),
+            "X",
+            false,
+            &words(&["scunthorpe united"]),
+        )
+        .unwrap();
+        assert!(spans(&d, "Scunthorpe United won").is_empty());
+        assert_eq!(spans(&d, "Scunthorpe town").len(), 1);
+    }
+
+    #[test]
+    fn errors() {
+        assert!(matches!(
+            WordDetector::new(&[], "X", false, &[]),
+            Err(WordError::Empty)
+        ));
+        assert!(matches!(
+            WordDetector::new(&words(&["ok", " "]), "X", false, &[]),
+            Err(WordError::Blank { index: 1 })
+        ));
+    }
+}

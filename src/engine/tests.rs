@@ -1,0 +1,285 @@
+use super::*;
+use crate::policy::compile::{compile_sources, PolicySet};
+use crate::policy::load::Source;
+use proptest::prelude::*;
+
+const EMAIL: &str = r"[^\s@]+@[^\s@]+\.[a-z]{2,}";
+
+fn set(yaml: &str) -> PolicySet {
+    match compile_sources(&[Source {
+        name: "t.yaml".into(),
+        text: yaml.into(),
+    }]) {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn email_policy(action: &str) -> PolicySet {
+    set(&format!(
+        "id: default\ninput:\n  - id: email\n    detector: regex\n    patterns: [{{label: EMAIL, pattern: '{EMAIL}'}}]\n    action: {action}\n"
+    ))
+}
+
+fn run(set: &PolicySet, texts: &[&str], opts: &EvalOptions, map: &mut PseudonymMap) -> Decision {
+    evaluate(
+        &set.default_policy(),
+        Stage::Input,
+        texts,
+        &DetectContext::default(),
+        opts,
+        map,
+    )
+}
+
+fn run1(set: &PolicySet, text: &str) -> Decision {
+    run(
+        set,
+        &[text],
+        &EvalOptions::default(),
+        &mut PseudonymMap::new(),
+    )
+}
+
+#[test]
+fn final_action_precedence() {
+    let p = set(r#"id: default
+input:
+  - {id: w, detector: word, words: [warnme], action: warn}
+  - {id: m, detector: word, words: [maskme], action: mask}
+  - {id: b, detector: word, words: [blockme], action: block}
+  - {id: n, detector: word, words: [noteme], action: none}
+"#);
+    let cases = [
+        ("hello", Verdict::Allow),
+        ("noteme", Verdict::Allow),
+        ("warnme", Verdict::Warn),
+        ("warnme maskme", Verdict::Anonymize),
+        ("maskme warnme blockme", Verdict::Block),
+        ("blockme", Verdict::Block),
+    ];
+    for (text, want) in cases {
+        let d = run(
+            &p,
+            &[text],
+            &EvalOptions {
+                run_all: true,
+                ..Default::default()
+            },
+            &mut PseudonymMap::new(),
+        );
+        assert_eq!(d.action, want, "{text}");
+        if want == Verdict::Block {
+            assert!(
+                d.rewritten.iter().all(Option::is_none),
+                "no rewrite on block"
+            );
+            assert!(d.message.is_some());
+        } else {
+            assert!(d.message.is_none());
+        }
+    }
+    let d = run1(&p, "noteme");
+    assert_eq!(d.hits.len(), 1);
+    assert_eq!(d.acting_rules().count(), 0);
+}
+
+#[test]
+fn shadow_rules_are_reported_not_enforced() {
+    let p = set("id: default\ninput:\n  - {id: s, detector: word, words: [secret], action: block, mode: shadow}\n  - {id: m, detector: word, words: [mask], action: mask, mode: shadow}\n");
+    let d = run1(&p, "the secret mask");
+    assert_eq!(d.action, Verdict::Allow);
+    assert_eq!(d.shadow_action, Verdict::Block);
+    assert_eq!(d.message, None);
+    assert_eq!(d.rewritten, vec![None]);
+    let reported: Vec<String> = d.hits.iter().map(RuleHit::reported_action).collect();
+    assert_eq!(reported, vec!["would_block", "would_mask"]);
+    assert_eq!(d.acting_rules().count(), 0);
+}
+
+#[test]
+fn each_rewrite_action_on_korean_text() {
+    let text = "제 메일은 김철수@예시.kr 이고 또 kim@x.com 입니다";
+    let key = b"tenant-key";
+    let opts = EvalOptions {
+        hash_key: key,
+        ..Default::default()
+    };
+    let mask = run(
+        &email_policy("mask"),
+        &[text],
+        &opts,
+        &mut PseudonymMap::new(),
+    );
+    assert_eq!(
+        mask.rewritten[0].as_deref(),
+        Some("제 메일은 {EMAIL} 이고 또 {EMAIL} 입니다")
+    );
+    assert_eq!(mask.action, Verdict::Anonymize);
+    let redact = run(
+        &email_policy("redact"),
+        &[text],
+        &opts,
+        &mut PseudonymMap::new(),
+    );
+    assert_eq!(
+        redact.rewritten[0].as_deref(),
+        Some("제 메일은  이고 또  입니다")
+    );
+    let hash = run(
+        &email_policy("hash"),
+        &[text],
+        &opts,
+        &mut PseudonymMap::new(),
+    );
+    let h = hash.rewritten[0].clone().unwrap();
+    let re =
+        regex::Regex::new(r"^제 메일은 <EMAIL:[0-9a-f]{8}> 이고 또 <EMAIL:[0-9a-f]{8}> 입니다$")
+            .unwrap();
+    assert!(re.is_match(&h), "{h}");
+    let other_key = run(
+        &email_policy("hash"),
+        &[text],
+        &EvalOptions {
+            hash_key: b"other",
+            ..Default::default()
+        },
+        &mut PseudonymMap::new(),
+    );
+    assert_ne!(
+        other_key.rewritten[0].as_deref(),
+        Some(h.as_str()),
+        "hash is keyed"
+    );
+    // Findings carry byte offsets on char boundaries that point at the value.
+    let f = &mask.hits[0].findings[0];
+    assert_eq!(&text[f.start..f.end], "김철수@예시.kr");
+}
+
+#[test]
+fn pseudonyms_are_consistent_across_texts_and_restorable() {
+    let p = email_policy("pseudonymize");
+    let texts = ["a@x.com and b@x.com", "again a@x.com"];
+    let mut map = PseudonymMap::new();
+    let d = run(&p, &texts, &EvalOptions::default(), &mut map);
+    assert_eq!(d.rewritten[0].as_deref(), Some("<EMAIL_1> and <EMAIL_2>"));
+    assert_eq!(d.rewritten[1].as_deref(), Some("again <EMAIL_1>"));
+    let answer = "I wrote to <EMAIL_2>, cc <EMAIL_1>.";
+    assert_eq!(restore(answer, &map), "I wrote to b@x.com, cc a@x.com.");
+}
+
+#[test]
+fn overlapping_findings_merge_into_one_rewrite() {
+    let p = set(r#"id: default
+input:
+  - {id: id, detector: regex, patterns: [{label: ID, pattern: 'ID-[0-9]+'}], action: mask}
+  - {id: long, detector: regex, patterns: [{label: ORDER, pattern: '[0-9]+-ID-[0-9]+-X'}], action: mask}
+"#);
+    let d = run1(&p, "주문 77-ID-12-X 끝, ID-5");
+    assert_eq!(d.rewritten[0].as_deref(), Some("주문 {ORDER} 끝, {ID}"));
+}
+
+#[test]
+fn block_message_language_and_fallbacks() {
+    let p = set(r#"id: default
+message: { en: "Policy says no.", ko: "정책상 안 됩니다." }
+input:
+  - {id: a, detector: word, words: [alpha], action: block, message: {en: "No alpha.", ko: "알파 금지."}}
+  - {id: b, detector: word, words: [beta], action: block}
+"#);
+    let cases: [(&str, Option<Lang>, &str); 5] = [
+        ("alpha please", None, "No alpha."),
+        ("alpha 주세요", None, "알파 금지."),
+        ("alpha please", Some(Lang::Ko), "알파 금지."),
+        ("beta please", None, "Policy says no."),
+        ("beta 주세요", None, "정책상 안 됩니다."),
+    ];
+    for (text, language, want) in cases {
+        let d = run(
+            &p,
+            &[text],
+            &EvalOptions {
+                language,
+                ..Default::default()
+            },
+            &mut PseudonymMap::new(),
+        );
+        assert_eq!(d.message.as_deref(), Some(want), "{text}");
+    }
+    let bare =
+        set("id: default\ninput:\n  - {id: b, detector: word, words: [beta], action: block}\n");
+    assert_eq!(
+        run1(&bare, "beta").message.as_deref(),
+        Some("This request was blocked by policy.")
+    );
+}
+
+#[test]
+fn block_short_circuits_unless_run_all() {
+    let p = set(r#"id: default
+input:
+  - {id: b, detector: word, words: [stop], action: block}
+  - {id: r, detector: regex, patterns: [{label: N, pattern: '[0-9]+'}], action: warn}
+"#);
+    let d = run1(&p, "stop 123");
+    assert_eq!((d.hits.len(), d.scores.contains_key("regex")), (1, false));
+    let d = run(
+        &p,
+        &["stop 123"],
+        &EvalOptions {
+            run_all: true,
+            ..Default::default()
+        },
+        &mut PseudonymMap::new(),
+    );
+    assert_eq!(d.hits.len(), 2);
+    assert_eq!(d.scores.get("regex"), Some(&1.0));
+    assert_eq!(d.action, Verdict::Block);
+}
+
+#[test]
+fn decision_carries_policy_identity_and_scores() {
+    let p = email_policy("warn");
+    let d = run1(&p, "nothing here");
+    assert_eq!(d.policy_id, "default");
+    assert_eq!(d.policy_version, p.default_policy().version);
+    assert_eq!(d.scores.get("regex"), Some(&0.0));
+    assert!(d.hits.is_empty());
+}
+
+proptest! {
+    #[test]
+    fn masking_keeps_unmatched_text_intact(
+        a in "[^@\\s]{0,20}", b in "[^@\\s]{0,20}", c in "\\PC{0,30}",
+        user in "[a-z0-9]{1,8}", host in "[a-z]{1,8}",
+    ) {
+        let c: String = c.chars().filter(|&ch| ch != '@').collect();
+        let email = format!("{user}@{host}.com");
+        let text = format!("{a} {email} {b} {c}");
+        let d = run1(&email_policy("mask"), &text);
+        prop_assert_eq!(d.rewritten[0].clone(), Some(format!("{a} {{EMAIL}} {b} {c}")));
+        for h in &d.hits {
+            for f in &h.findings {
+                prop_assert!(text.is_char_boundary(f.start) && text.is_char_boundary(f.end));
+            }
+        }
+    }
+
+    #[test]
+    fn pseudonymize_then_restore_is_identity(parts in proptest::collection::vec(("\\PC{0,12}", 0usize..3), 0..6)) {
+        let emails = ["a@x.com", "김@예시.kr", "b@y.org"];
+        let mut text = String::new();
+        for (p, e) in &parts {
+            let p: String = p.chars().filter(|&ch| ch != '@' && ch != '<' && !ch.is_whitespace()).collect();
+            text.push_str(&p);
+            text.push(' ');
+            text.push_str(emails[*e]);
+            text.push(' ');
+        }
+        let mut map = PseudonymMap::new();
+        let d = run(&email_policy("pseudonymize"), &[&text], &EvalOptions::default(), &mut map);
+        let out = d.rewritten[0].clone().unwrap_or_else(|| text.clone());
+        for e in emails { prop_assert!(!out.contains(e)); }
+        prop_assert_eq!(restore(&out, &map), text);
+    }
+}
