@@ -22,8 +22,8 @@ struct Request<'a> {
     max_tokens: Option<u64>,
     #[serde(default)]
     tools: Option<Vec<Tool>>,
-    #[serde(default)]
-    haechi: Option<HaechiExtension>,
+    #[serde(default, borrow)]
+    haechi: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -71,7 +71,7 @@ pub fn decode(operation: Operation, body: &[u8]) -> Result<Exchange, DecodeError
             parts: blocks(body, m.content)?,
         });
     }
-    let haechi = req.haechi.unwrap_or_default();
+    let (haechi, extension) = HaechiExtension::parse(body, req.haechi)?;
     Ok(Exchange {
         provider: Provider::Anthropic,
         operation,
@@ -87,6 +87,7 @@ pub fn decode(operation: Operation, body: &[u8]) -> Result<Exchange, DecodeError
         max_tokens: req.max_tokens,
         context: haechi.context_texts(),
         query: haechi.query,
+        extension,
     })
 }
 

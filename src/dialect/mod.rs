@@ -71,6 +71,8 @@ pub struct Exchange {
     pub context: Vec<String>,
     /// The question that context answers, if given.
     pub query: Option<String>,
+    /// Byte span of the `haechi` extension value in the body, stripped before forwarding.
+    pub extension: Option<Range<usize>>,
 }
 
 impl Exchange {
@@ -84,6 +86,7 @@ impl Exchange {
 
 pub mod anthropic;
 pub mod openai;
+pub mod response;
 
 use serde_json::value::RawValue;
 
@@ -169,6 +172,61 @@ pub fn rewrite_strings(body: &[u8], replacements: &[(Range<usize>, &str)]) -> Ve
     out
 }
 
+/// Removes the top-level member whose value spans `value` (e.g. the `haechi`
+/// extension) from a JSON object body, with its key and one separating comma, keeping
+/// every other byte. Returns `None` if the bytes around the span are not a member.
+pub fn remove_member(body: &[u8], value: Range<usize>) -> Option<Vec<u8>> {
+    let is_ws = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    // Walk back over `"key"\s*:\s*` to the key's opening quote.
+    let mut i = value.start;
+    while i > 0 && is_ws(body[i - 1]) {
+        i -= 1;
+    }
+    if i == 0 || body[i - 1] != b':' {
+        return None;
+    }
+    i -= 1;
+    while i > 0 && is_ws(body[i - 1]) {
+        i -= 1;
+    }
+    if i == 0 || body[i - 1] != b'"' {
+        return None;
+    }
+    i -= 1; // closing quote of the key
+    let mut key_start = None;
+    let mut j = i;
+    while j > 0 {
+        j -= 1;
+        if body[j] == b'"' && (j == 0 || body[j - 1] != b'\\') {
+            key_start = Some(j);
+            break;
+        }
+    }
+    let key_start = key_start?;
+    // Prefer removing the comma before the member; else the one after it.
+    let mut before = key_start;
+    while before > 0 && is_ws(body[before - 1]) {
+        before -= 1;
+    }
+    let (cut_start, cut_end) = if before > 0 && body[before - 1] == b',' {
+        (before - 1, value.end)
+    } else {
+        let mut after = value.end;
+        while after < body.len() && is_ws(body[after]) {
+            after += 1;
+        }
+        if after < body.len() && body[after] == b',' {
+            (key_start, after + 1)
+        } else {
+            (key_start, value.end)
+        }
+    };
+    let mut out = Vec::with_capacity(body.len());
+    out.extend_from_slice(&body[..cut_start]);
+    out.extend_from_slice(&body[cut_end..]);
+    Some(out)
+}
+
 /// The `haechi` extension object a client may add to any request body.
 #[derive(Debug, Default, serde::Deserialize)]
 struct HaechiExtension {
@@ -179,6 +237,25 @@ struct HaechiExtension {
 }
 
 impl HaechiExtension {
+    /// Parses the extension from its raw value, returning it with its span in `body`.
+    fn parse(
+        body: &[u8],
+        raw: Option<&RawValue>,
+    ) -> Result<(Self, Option<Range<usize>>), DecodeError> {
+        match raw {
+            None => Ok((Self::default(), None)),
+            Some(raw) if !raw.get().starts_with('{') => Err(DecodeError::new(
+                "invalid `haechi` extension: expected an object {\"context\", \"query\"}",
+            )),
+            Some(raw) => {
+                let ext: Self = serde_json::from_str(raw.get()).map_err(|e| {
+                    DecodeError::new(format!("invalid `haechi` extension: {e}"))
+                })?;
+                Ok((ext, Some(span_of(body, raw))))
+            }
+        }
+    }
+
     fn context_texts(&self) -> Vec<String> {
         match &self.context {
             Some(serde_json::Value::String(s)) => vec![s.clone()],
@@ -203,6 +280,38 @@ fn role_from(name: &str) -> Role {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extension_member_is_removed_cleanly() {
+        let cases = [
+            (r#"{"model":"m", "haechi": {"context":["a"]}, "x":1}"#, r#"{"model":"m", "x":1}"#),
+            (r#"{"haechi":{"query":"q"} ,"model":"m"}"#, r#"{"model":"m"}"#),
+            (r#"{"model":"m","haechi":{}}"#, r#"{"model":"m"}"#),
+            (r#"{"haechi":{}}"#, r#"{}"#),
+        ];
+        for (body, want) in cases {
+            let start = body.find("\"haechi\"").expect("key") + "\"haechi\"".len();
+            let colon = body[start..].find(':').expect("colon") + start + 1;
+            let value_start = colon + body[colon..].len() - body[colon..].trim_start().len();
+            let mut depth = 0;
+            let mut value_end = value_start;
+            for (k, c) in body[value_start..].char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            value_end = value_start + k + 1;
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let out = remove_member(body.as_bytes(), value_start..value_end).expect("member");
+            assert_eq!(String::from_utf8(out).expect("utf8"), want, "{body}");
+        }
+    }
 
     #[test]
     fn rewrite_keeps_other_bytes() {

@@ -30,8 +30,8 @@ struct Request<'a> {
     max_output_tokens: Option<u64>,
     #[serde(default)]
     tools: Option<Vec<Tool>>,
-    #[serde(default)]
-    haechi: Option<HaechiExtension>,
+    #[serde(default, borrow)]
+    haechi: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -129,7 +129,7 @@ pub fn decode(operation: Operation, body: &[u8]) -> Result<Exchange, DecodeError
         .into_iter()
         .filter_map(|t| t.function.and_then(|f| f.name).or(t.name))
         .collect();
-    let haechi = req.haechi.unwrap_or_default();
+    let (haechi, extension) = HaechiExtension::parse(body, req.haechi)?;
     Ok(Exchange {
         provider: Provider::OpenAi,
         operation,
@@ -143,6 +143,7 @@ pub fn decode(operation: Operation, body: &[u8]) -> Result<Exchange, DecodeError
             .or(req.max_output_tokens),
         context: haechi.context_texts(),
         query: haechi.query,
+        extension,
     })
 }
 
@@ -305,6 +306,15 @@ mod tests {
         .expect("decodes");
         assert_eq!(ex.context, vec!["doc1".to_string(), "doc2".to_string()]);
         assert_eq!(ex.query.as_deref(), Some("q?"));
+        let body = br#"{"model":"m","messages":[],"haechi":{"context":"one"}}"#;
+        let ex = decode(Operation::ChatCompletions, body).expect("decodes");
+        let stripped = super::super::remove_member(body, ex.extension.expect("span")).expect("strip");
+        assert_eq!(stripped, br#"{"model":"m","messages":[]}"#.to_vec());
+        let err = decode(Operation::ChatCompletions, br#"{"messages":[],"haechi":{"context":3}}"#);
+        assert!(err.is_ok(), "a non-text context is ignored, not fatal");
+        let err = decode(Operation::ChatCompletions, br#"{"messages":[],"haechi":[1]}"#)
+            .expect_err("bad extension");
+        assert!(err.message.contains("haechi"), "{}", err.message);
     }
 
     #[test]
