@@ -23,6 +23,38 @@ struct Cli {
 enum Command {
     /// Run the gateway (without --config: the embedded default).
     Serve(ServeArgs),
+    /// Evaluate JSON Lines of texts against a policy (JSON Lines out).
+    Scan(ScanArgs),
+    /// Validate and test policy files.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(clap::Args)]
+struct ScanArgs {
+    /// Policy file or directory (default: the shipped default policy).
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Which policy of the directory to apply (default: `default`).
+    #[arg(long)]
+    policy_id: Option<String>,
+    /// Input JSONL file, or `-` for standard input.
+    #[arg(long, default_value = "-")]
+    input: String,
+    /// Output JSONL file, or `-` for standard output.
+    #[arg(long, default_value = "-")]
+    output: String,
+    /// Environment variable holding the key of the `hash` action.
+    #[arg(long)]
+    hash_key_env: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Validate policy files: prints `file:line:column: message` for every problem.
+    Check { path: PathBuf },
+    /// Run the test cases that live beside the policies (`*.tests.yaml`).
+    Test { path: PathBuf },
 }
 
 #[derive(clap::Args)]
@@ -49,6 +81,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Scan(args) => scan(args),
+        Command::Policy(PolicyCommand::Check { path }) => {
+            exit_code(haechi::cli::policy_check(&path, &mut std::io::stdout()))
+        }
+        Command::Policy(PolicyCommand::Test { path }) => {
+            exit_code(haechi::cli::policy_test(&path, &mut std::io::stdout()))
+        }
     };
     match result {
         Ok(code) => code,
@@ -57,6 +96,47 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn exit_code(result: std::io::Result<i32>) -> anyhow::Result<ExitCode> {
+    let code = result?;
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
+    use std::io::{BufReader, BufWriter};
+    let set = haechi::cli::load_policy_arg(args.policy.as_deref())
+        .map_err(|e| anyhow::anyhow!("policy:\n{e}"))?;
+    let policy = match &args.policy_id {
+        Some(id) => set
+            .get(id)
+            .with_context(|| format!("no policy with id `{id}`"))?,
+        None => set.default_policy(),
+    };
+    let hash_key = match &args.hash_key_env {
+        Some(var) => std::env::var(var)
+            .with_context(|| format!("environment variable `{var}` is not set"))?
+            .into_bytes(),
+        None => Vec::new(),
+    };
+    let options = haechi::cli::ScanOptions { hash_key };
+    let input: Box<dyn std::io::BufRead> = if args.input == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let file = std::fs::File::open(&args.input)
+            .with_context(|| format!("opening {}", args.input))?;
+        Box::new(BufReader::with_capacity(1 << 16, file))
+    };
+    let output: Box<dyn std::io::Write> = if args.output == "-" {
+        Box::new(std::io::stdout().lock())
+    } else {
+        let file = std::fs::File::create(&args.output)
+            .with_context(|| format!("creating {}", args.output))?;
+        Box::new(BufWriter::with_capacity(1 << 16, file))
+    };
+    let stats = haechi::cli::scan(&policy, input, output, &options)?;
+    eprintln!("haechi scan: {} lines, {} errors", stats.lines, stats.errors);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn init_logging() {
@@ -111,12 +191,37 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("binding {addr}"))?;
         let local = listener.local_addr()?;
         let gateway = proxy::Gateway::new(config)?;
+        // Hot reload: watch the policy directory, and reload on SIGHUP.
+        let _watch = match gateway.policies.path() {
+            Some(_) => Some(gateway.policies.watch()?),
+            None => None,
+        };
+        spawn_sighup_reload(gateway.policies.clone());
         let scheme = if tls.is_some() { "https" } else { "http" };
         eprintln!("haechi listening on {scheme}://{local}");
         proxy::serve(listener, gateway, tls, shutdown_signal()).await?;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reloads the policies on every SIGHUP (a failed reload keeps the current policies).
+fn spawn_sighup_reload(policies: std::sync::Arc<haechi::policy::PolicyStore>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match policies.reload_now() {
+                Ok(()) => tracing::info!("policies reloaded on SIGHUP"),
+                Err(e) => tracing::error!(error = %e, "policy reload on SIGHUP failed; keeping the current policies"),
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = policies;
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

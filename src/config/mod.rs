@@ -64,6 +64,11 @@ pub struct GatewayConfig {
     /// Request limits.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Environment variable holding the key of the `hash` action and of keyed hashes in
+    /// audit records (any string; per-tenant keys are derived from it). Absent: a random
+    /// key per process, so hashes are stable only until restart.
+    #[serde(default)]
+    pub hash_key_env: Option<String>,
     /// How long in-flight requests and streams may run after SIGTERM, in seconds.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace_secs: u64,
@@ -183,6 +188,9 @@ pub struct LimitsConfig {
     /// How long a client may take to send its whole body, in milliseconds.
     #[serde(default = "default_body_read_ms")]
     pub body_read_timeout_ms: u64,
+    /// Largest non-streaming upstream answer the output stage will hold to check, in bytes.
+    #[serde(default = "default_max_response")]
+    pub max_response_bytes: usize,
 }
 
 impl Default for LimitsConfig {
@@ -192,6 +200,7 @@ impl Default for LimitsConfig {
             max_header_bytes: default_max_header(),
             header_read_timeout_ms: default_header_read_ms(),
             body_read_timeout_ms: default_body_read_ms(),
+            max_response_bytes: default_max_response(),
         }
     }
 }
@@ -222,6 +231,9 @@ fn default_max_body() -> usize {
 }
 fn default_max_header() -> usize {
     64 * 1024
+}
+fn default_max_response() -> usize {
+    32 * 1024 * 1024
 }
 fn default_header_read_ms() -> u64 {
     10_000
@@ -314,6 +326,7 @@ impl Default for GatewayConfig {
             store: None,
             audit: AuditConfig::default(),
             limits: LimitsConfig::default(),
+            hash_key_env: None,
             shutdown_grace_secs: default_shutdown_grace(),
         }
     }

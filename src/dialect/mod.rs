@@ -176,6 +176,14 @@ pub fn rewrite_strings(body: &[u8], replacements: &[(Range<usize>, &str)]) -> Ve
 /// extension) from a JSON object body, with its key and one separating comma, keeping
 /// every other byte. Returns `None` if the bytes around the span are not a member.
 pub fn remove_member(body: &[u8], value: Range<usize>) -> Option<Vec<u8>> {
+    remove_member_with_cut(body, value).map(|(out, _)| out)
+}
+
+/// Like [`remove_member`], also returning the byte range that was cut from `body`.
+pub fn remove_member_with_cut(
+    body: &[u8],
+    value: Range<usize>,
+) -> Option<(Vec<u8>, Range<usize>)> {
     let is_ws = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
     // Walk back over `"key"\s*:\s*` to the key's opening quote.
     let mut i = value.start;
@@ -224,7 +232,7 @@ pub fn remove_member(body: &[u8], value: Range<usize>) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(body.len());
     out.extend_from_slice(&body[..cut_start]);
     out.extend_from_slice(&body[cut_end..]);
-    Some(out)
+    Some((out, cut_start..cut_end))
 }
 
 /// The `haechi` extension object a client may add to any request body.

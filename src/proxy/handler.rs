@@ -16,25 +16,49 @@ use tokio::time::Instant;
 
 use super::body::{full, Body, TimedBody, TimeoutEnding};
 use super::error::{GatewayError, TimeoutKind};
+use super::guard::{self, guard_input, guard_output};
 use super::routes::{self, Route};
 use super::upstream::{is_hop_by_hop, Upstream, UpstreamError};
 use crate::config::GatewayConfig;
-use crate::dialect::{self, anthropic, openai, Operation, Provider};
+use crate::detect::DetectContext;
+use crate::dialect::response::{refusal_json, refusal_stream};
+use crate::dialect::{self, anthropic, openai, Exchange, Operation, Provider, Role};
+use crate::engine::{Decision, EvalOptions, PseudonymMap, Verdict};
+use crate::policy::model::BlockStyle;
+use crate::policy::{PolicyErrors, PolicyStore};
 
 /// Header carrying the request id on every response.
 pub const REQUEST_ID: &str = "x-haechi-request-id";
+/// Header naming the strongest action a rule took (`block`, `anonymize`, `warn`).
+pub const ACTION: &str = "x-haechi-action";
+/// Header listing the ids of the enforced rules that acted.
+pub const RULES: &str = "x-haechi-rules";
 
-/// The gateway: configuration plus live upstreams. One per process, shared by all
-/// connections.
+/// Why the gateway could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error("policies:\n{0}")]
+    Policy(#[from] PolicyErrors),
+    #[error("hash key: environment variable `{0}` is not set")]
+    HashKey(String),
+}
+
+/// The gateway: configuration, live upstreams and the current policies. One per
+/// process, shared by all connections.
 pub struct Gateway {
     pub config: GatewayConfig,
     upstreams: Vec<Arc<Upstream>>,
+    pub policies: Arc<PolicyStore>,
+    hash_key: Vec<u8>,
     draining: AtomicBool,
 }
 
 impl Gateway {
-    /// Builds the gateway from a validated configuration.
-    pub fn new(config: GatewayConfig) -> Result<Arc<Self>, UpstreamError> {
+    /// Builds the gateway from a validated configuration: upstream pools, and the
+    /// policies of `config.policies` (or the embedded default).
+    pub fn new(config: GatewayConfig) -> Result<Arc<Self>, BuildError> {
         let mut upstreams = config
             .upstreams
             .iter()
@@ -42,9 +66,21 @@ impl Gateway {
             .map(Upstream::new)
             .collect::<Result<Vec<_>, _>>()?;
         upstreams.sort_by_key(|u| u.config.priority);
+        let policies = match &config.policies {
+            Some(path) => PolicyStore::open(path)?,
+            None => PolicyStore::embedded(),
+        };
+        let hash_key = match &config.hash_key_env {
+            Some(var) => std::env::var(var)
+                .map_err(|_| BuildError::HashKey(var.clone()))?
+                .into_bytes(),
+            None => rand::random::<[u8; 32]>().to_vec(),
+        };
         Ok(Arc::new(Self {
             config,
             upstreams,
+            policies,
+            hash_key,
             draining: AtomicBool::new(false),
         }))
     }
@@ -58,7 +94,7 @@ impl Gateway {
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         let request_id = request_id(req.headers());
         let provider = routes::provider_for_path(req.uri().path());
-        let mut response = match self.dispatch(req).await {
+        let mut response = match self.dispatch(req, &request_id).await {
             Ok(response) => response,
             Err(err) => {
                 tracing::info!(request_id = %request_id, status = err.status().as_u16(), error = %err, "request failed");
@@ -71,15 +107,15 @@ impl Gateway {
         response
     }
 
-    async fn dispatch(&self, req: Request<Incoming>) -> Result<Response<Body>, GatewayError> {
+    async fn dispatch(
+        &self,
+        req: Request<Incoming>,
+        request_id: &str,
+    ) -> Result<Response<Body>, GatewayError> {
         let route = routes::resolve(req.method(), req.uri().path())?;
         match route {
             Route::Health => Ok(json_response(StatusCode::OK, r#"{"status":"ok"}"#)),
-            Route::Ready => Ok(if self.draining.load(Ordering::SeqCst) {
-                json_response(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#)
-            } else {
-                json_response(StatusCode::OK, r#"{"status":"ready"}"#)
-            }),
+            Route::Ready => Ok(self.readiness()),
             Route::Metrics => Err(GatewayError::NotFound {
                 method: "GET".into(),
                 path: "/metrics".into(),
@@ -97,24 +133,126 @@ impl Gateway {
                 )
                 .await
             }
-            Route::Model(operation) => self.model_call(operation, req).await,
+            Route::GuardrailApply => {
+                let (parts, body) = req.into_parts();
+                let body = self.read_body(&parts.headers, body).await?;
+                let policies = self.policies.current();
+                super::apply::apply(&policies, &body, &self.eval_options())
+                    .map(|value| json_value_response(StatusCode::OK, &value))
+                    .map_err(GatewayError::BadRequest)
+            }
+            Route::Model(operation) => self.model_call(operation, req, request_id).await,
         }
     }
 
-    /// A model call: read and decode the body, then forward it to an upstream.
+    fn eval_options(&self) -> EvalOptions<'_> {
+        EvalOptions {
+            hash_key: &self.hash_key,
+            language: None,
+            run_all: false,
+        }
+    }
+
+    /// `/readyz`: 503 while draining; otherwise 200 with the policy status (a failed
+    /// reload keeps the last good policy serving, and is shown here).
+    fn readiness(&self) -> Response<Body> {
+        let status = self.policies.status();
+        let draining = self.draining.load(Ordering::SeqCst);
+        let body = serde_json::json!({
+            "status": if draining { "draining" } else { "ready" },
+            "policy": {
+                "version": status.version,
+                "reloads": status.reloads,
+                "reload_failures": status.failures,
+                "last_error": status.last_error,
+            }
+        });
+        let code = if draining {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::OK
+        };
+        json_value_response(code, &body)
+    }
+
+    /// A model call, in phases: read → decode → guard in → forward → guard out.
     async fn model_call(
         &self,
         operation: Operation,
         req: Request<Incoming>,
+        request_id: &str,
     ) -> Result<Response<Body>, GatewayError> {
         let (parts, body) = req.into_parts();
         let body = self.read_body(&parts.headers, body).await?;
         let exchange =
             dialect::decode(operation, &body).map_err(|e| GatewayError::BadRequest(e.message))?;
-        let candidates =
-            self.candidates(routes::provider_of(operation), exchange.model.as_deref())?;
-        self.forward(&candidates, &parts.method, &parts.uri, &parts.headers, body)
-            .await
+        let provider = routes::provider_of(operation);
+        let policies = self.policies.current();
+        let policy = policies.select(None, None, parts.uri.path(), exchange.model.as_deref());
+        let opts = self.eval_options();
+
+        // Guard in.
+        let mut pseudonyms = PseudonymMap::new();
+        let input = guard_input(&policy, &exchange, &body, &opts, &mut pseudonyms);
+        let mut decisions: Vec<Decision> = input.decision.into_iter().collect();
+        if let Some(blocked) = decisions.iter().find(|d| d.action == Verdict::Block) {
+            let mut response = block_response(&exchange, blocked, request_id);
+            set_decision_headers(&mut response, &decisions);
+            return Ok(response);
+        }
+        let forward_body = input.body.map(Bytes::from).unwrap_or(body);
+
+        // Forward.
+        let candidates = self.candidates(provider, exchange.model.as_deref())?;
+        let (upstream, response, deadline) = self
+            .send(&candidates, &parts.method, &parts.uri, &parts.headers, forward_body)
+            .await?;
+
+        // Guard out (non-streaming answers; streams are relayed as they come).
+        let is_json = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        let needs_output =
+            !policy.rules(crate::engine::Stage::Output).is_empty() || !pseudonyms.is_empty();
+        let mut response = if response.status().is_success() && is_json && needs_output {
+            let (mut head, body) = self.relay(&upstream, response, deadline).into_parts();
+            let limit = self.config.limits.max_response_bytes;
+            let bytes = read_answer(body, limit).await.map_err(|message| {
+                GatewayError::UpstreamConnect {
+                    upstream: upstream.config.name.clone(),
+                    message: format!("reading the answer: {message}"),
+                }
+            })?;
+            let ctx_query = exchange.query.clone().or_else(|| last_user_text(&exchange));
+            let ctx = DetectContext {
+                context: &exchange.context,
+                query: ctx_query.as_deref(),
+            };
+            match guard_output(&policy, upstream.provider(), &bytes, &ctx, &opts, &mut pseudonyms) {
+                Ok(out) => {
+                    decisions.extend(out.decision);
+                    if let Some(blocked) = decisions.iter().find(|d| d.action == Verdict::Block) {
+                        block_response(&exchange, blocked, request_id)
+                    } else {
+                        let new = out.body.map(Bytes::from).unwrap_or(bytes);
+                        head.headers.remove(header::CONTENT_LENGTH);
+                        Response::from_parts(head, full(new))
+                    }
+                }
+                Err(e) => {
+                    // An answer we cannot parse is passed on untouched; the output
+                    // rules could not run, which is logged.
+                    tracing::warn!(request_id, error = %e, "output stage skipped: answer not parseable");
+                    Response::from_parts(head, full(bytes))
+                }
+            }
+        } else {
+            self.relay(&upstream, response, deadline)
+        };
+        set_decision_headers(&mut response, &decisions);
+        Ok(response)
     }
 
     /// Reads the whole request body within the size and time limits.
@@ -169,8 +307,7 @@ impl Gateway {
         Ok(list)
     }
 
-    /// Sends the request to the first candidate that answers, failing over on connect
-    /// errors, 429 and 5xx (nothing has reached the client yet at that point).
+    /// Forwards a request and relays the answer untouched.
     async fn forward(
         &self,
         candidates: &[Arc<Upstream>],
@@ -179,6 +316,21 @@ impl Gateway {
         headers: &HeaderMap,
         body: Bytes,
     ) -> Result<Response<Body>, GatewayError> {
+        let (upstream, response, deadline) =
+            self.send(candidates, method, uri, headers, body).await?;
+        Ok(self.relay(&upstream, response, deadline))
+    }
+
+    /// Sends the request to the first candidate that answers, failing over on connect
+    /// errors, 429 and 5xx (nothing has reached the client yet at that point).
+    async fn send(
+        &self,
+        candidates: &[Arc<Upstream>],
+        method: &Method,
+        uri: &http::Uri,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<(Arc<Upstream>, Response<Incoming>, Instant), GatewayError> {
         let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         let mut last_error = None;
         for (index, upstream) in candidates.iter().enumerate() {
@@ -228,7 +380,7 @@ impl Gateway {
                 });
                 continue;
             }
-            return Ok(self.relay(upstream, response, deadline));
+            return Ok((upstream.clone(), response, deadline));
         }
         Err(last_error.unwrap_or_else(|| GatewayError::NoUpstream("no candidates".into())))
     }
@@ -354,6 +506,97 @@ fn provider_name(provider: Provider) -> &'static str {
         Provider::Anthropic => "anthropic",
         Provider::Bedrock => "bedrock",
     }
+}
+
+/// The provider-shaped answer to a blocked request: a refusal (a normal answer with a
+/// content-filter finish reason, streamed if the client asked to stream) or an error,
+/// as the policy chooses.
+fn block_response(exchange: &Exchange, decision: &Decision, request_id: &str) -> Response<Body> {
+    let message = decision
+        .message
+        .clone()
+        .unwrap_or_else(|| "This request was blocked by policy.".to_string());
+    let model = exchange.model.as_deref().unwrap_or("unknown");
+    if decision.block_style == BlockStyle::Refusal {
+        if exchange.stream {
+            if let Some(events) = refusal_stream(exchange.operation, model, &message, request_id) {
+                let mut response = Response::new(full(Bytes::from(events)));
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/event-stream"),
+                );
+                return response;
+            }
+        } else if let Some(value) = refusal_json(exchange.operation, model, &message, request_id) {
+            return json_value_response(StatusCode::OK, &value);
+        }
+    }
+    let body = match routes::provider_of(exchange.operation) {
+        Provider::Anthropic => anthropic::error_body(&message, "invalid_request_error"),
+        _ => openai::error_body(&message, "invalid_request_error", Some("content_policy_violation")),
+    };
+    let mut response = Response::new(full(Bytes::from(body)));
+    *response.status_mut() = StatusCode::BAD_REQUEST;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// `x-haechi-action` and `x-haechi-rules` when a rule acted.
+fn set_decision_headers(response: &mut Response<Body>, decisions: &[Decision]) {
+    let action = guard::combined_action(decisions);
+    if action == Verdict::Allow {
+        return;
+    }
+    let headers = response.headers_mut();
+    headers.insert(ACTION, HeaderValue::from_static(action.as_str()));
+    let rules = guard::acting_rules(decisions).join(",");
+    if let Ok(value) = HeaderValue::from_str(&rules) {
+        headers.insert(RULES, value);
+    }
+}
+
+/// Reads a whole (non-streaming) answer up to `limit` bytes.
+async fn read_answer(mut body: Body, limit: usize) -> Result<Bytes, String> {
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| e.to_string())?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                return Err(format!("answer exceeds the limit of {limit} bytes"));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// The last user message's text: the default question for relevance checks.
+fn last_user_text(exchange: &Exchange) -> Option<String> {
+    exchange
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role == Role::User)
+        .map(|m| {
+            m.parts
+                .iter()
+                .map(|p| p.text.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+}
+
+fn json_value_response(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let mut response = Response::new(full(Bytes::from(value.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 fn json_response(status: StatusCode, body: &'static str) -> Response<Body> {

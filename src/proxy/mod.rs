@@ -3,8 +3,10 @@
 //! Everything here does I/O; the decisions it applies come from the pure parts
 //! (`dialect`, `engine`).
 
+pub mod apply;
 pub mod body;
 pub mod error;
+pub mod guard;
 pub mod handler;
 pub mod routes;
 pub mod server;

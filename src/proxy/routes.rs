@@ -12,6 +12,8 @@ pub enum Route {
     Model(Operation),
     /// `GET /v1/models`, forwarded as is.
     ListModels,
+    /// `POST /v1/guardrail/apply`: evaluate text without calling a model.
+    GuardrailApply,
     Health,
     Ready,
     Metrics,
@@ -26,6 +28,7 @@ pub const SUPPORTED: &[&str] = &[
     "GET /v1/models",
     "POST /v1/messages",
     "POST /v1/messages/count_tokens",
+    "POST /v1/guardrail/apply",
     "GET /healthz",
     "GET /readyz",
 ];
@@ -40,6 +43,7 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, GatewayError> {
         (&Method::POST, "/v1/messages") => Some(Route::Model(Operation::Messages)),
         (&Method::POST, "/v1/messages/count_tokens") => Some(Route::Model(Operation::CountTokens)),
         (&Method::GET, "/v1/models") => Some(Route::ListModels),
+        (&Method::POST, "/v1/guardrail/apply") => Some(Route::GuardrailApply),
         (&Method::GET, "/healthz") => Some(Route::Health),
         (&Method::GET, "/readyz") => Some(Route::Ready),
         (&Method::GET, "/metrics") => Some(Route::Metrics),

@@ -1,0 +1,196 @@
+//! Applying decisions to bodies: the glue between the pure engine and the wire.
+//!
+//! No I/O here: the handler reads and writes bodies; these functions decide what the new
+//! bytes are. Input rewrites touch only the JSON string literals of rewritten text parts;
+//! output rewrites touch only the answer's strings.
+
+use std::ops::Range;
+
+use crate::detect::DetectContext;
+use crate::dialect::response::{response_parts, PartKind};
+use crate::dialect::{remove_member_with_cut, rewrite_strings, DecodeError, Exchange, Provider};
+use crate::engine::{evaluate, restore, Decision, EvalOptions, PseudonymMap, Stage, Verdict};
+use crate::policy::CompiledPolicy;
+
+/// The outcome of the input stage on one request.
+pub struct InputOutcome {
+    /// `None` when no input rule ran.
+    pub decision: Option<Decision>,
+    /// The body to forward, when it differs from the client's.
+    pub body: Option<Vec<u8>>,
+}
+
+/// Runs the input rules over every text of the request and rewrites the body when a rule
+/// anonymized something; strips the `haechi` extension in the same pass.
+pub fn guard_input(
+    policy: &CompiledPolicy,
+    exchange: &Exchange,
+    body: &[u8],
+    opts: &EvalOptions,
+    pseudonyms: &mut PseudonymMap,
+) -> InputOutcome {
+    let parts: Vec<_> = exchange.texts().map(|(_, part)| part).collect();
+    let decision = if policy.rules(Stage::Input).is_empty() {
+        None
+    } else {
+        let texts: Vec<&str> = parts.iter().map(|p| p.text.as_str()).collect();
+        let ctx = DetectContext {
+            context: &exchange.context,
+            query: exchange.query.as_deref(),
+        };
+        Some(evaluate(policy, Stage::Input, &texts, &ctx, opts, pseudonyms))
+    };
+    let mut edits: Vec<(Range<usize>, &str)> = Vec::new();
+    if let Some(d) = &decision {
+        if d.action != Verdict::Block {
+            for (part, new) in parts.iter().zip(&d.rewritten) {
+                if let Some(new) = new {
+                    edits.push((part.span.clone(), new.as_str()));
+                }
+            }
+        }
+    }
+    let mut current: Option<Vec<u8>> = None;
+    if let Some(ext) = &exchange.extension {
+        if let Some((stripped, cut)) = remove_member_with_cut(body, ext.clone()) {
+            // Text parts never lie inside the extension; those after it move left.
+            let removed = cut.end - cut.start;
+            for (span, _) in &mut edits {
+                if span.start >= cut.end {
+                    *span = span.start - removed..span.end - removed;
+                }
+            }
+            current = Some(stripped);
+        }
+    }
+    if !edits.is_empty() {
+        let base = current.as_deref().unwrap_or(body);
+        current = Some(rewrite_strings(base, &edits));
+    }
+    InputOutcome {
+        decision,
+        body: current,
+    }
+}
+
+/// The outcome of the output stage on one non-streaming answer.
+pub struct OutputOutcome {
+    /// `None` when no output rule ran.
+    pub decision: Option<Decision>,
+    /// The body to return, when it differs from the upstream's (not set on block).
+    pub body: Option<Vec<u8>>,
+}
+
+/// Runs the output rules on the answer (while it still holds placeholders, so that only
+/// personal data that did not come from the user is masked), then restores pseudonyms.
+pub fn guard_output(
+    policy: &CompiledPolicy,
+    provider: Provider,
+    body: &[u8],
+    ctx: &DetectContext,
+    opts: &EvalOptions,
+    pseudonyms: &mut PseudonymMap,
+) -> Result<OutputOutcome, DecodeError> {
+    let parts = response_parts(provider, body)?;
+    let text_indices: Vec<usize> = parts
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.kind == PartKind::Text)
+        .map(|(i, _)| i)
+        .collect();
+    let decision = if policy.rules(Stage::Output).is_empty() {
+        None
+    } else {
+        let texts: Vec<&str> = text_indices
+            .iter()
+            .map(|&i| parts[i].part.text.as_str())
+            .collect();
+        Some(evaluate(policy, Stage::Output, &texts, ctx, opts, pseudonyms))
+    };
+    if decision.as_ref().is_some_and(|d| d.action == Verdict::Block) {
+        return Ok(OutputOutcome {
+            decision,
+            body: None,
+        });
+    }
+    let mut new_texts: Vec<Option<String>> = vec![None; parts.len()];
+    if let Some(d) = &decision {
+        for (k, &i) in text_indices.iter().enumerate() {
+            if let Some(Some(new)) = d.rewritten.get(k) {
+                new_texts[i] = Some(new.clone());
+            }
+        }
+    }
+    if !pseudonyms.is_empty() {
+        for (i, part) in parts.iter().enumerate() {
+            let text = new_texts[i].as_deref().unwrap_or(&part.part.text);
+            let restored = match part.kind {
+                PartKind::JsonText => restore_in_json_text(text, pseudonyms),
+                PartKind::Text | PartKind::JsonValue => restore(text, pseudonyms),
+            };
+            if restored != text {
+                new_texts[i] = Some(restored);
+            }
+        }
+    }
+    let edits: Vec<(Range<usize>, &str)> = parts
+        .iter()
+        .zip(&new_texts)
+        .filter_map(|(p, new)| new.as_deref().map(|n| (p.part.span.clone(), n)))
+        .collect();
+    let body = (!edits.is_empty()).then(|| rewrite_strings(body, &edits));
+    Ok(OutputOutcome { decision, body })
+}
+
+/// Restores placeholders inside a JSON document held in a string (tool-call arguments),
+/// re-encoding each restored string value so that quotes in originals stay valid JSON.
+fn restore_in_json_text(text: &str, pseudonyms: &PseudonymMap) -> String {
+    if !text.contains('<') {
+        return text.to_string();
+    }
+    let Ok(mut value) = serde_json::from_str::<serde_json::Value>(text) else {
+        return restore(text, pseudonyms);
+    };
+    fn walk(v: &mut serde_json::Value, map: &PseudonymMap) -> bool {
+        match v {
+            serde_json::Value::String(s) => {
+                let r = restore(s, map);
+                let changed = r != *s;
+                *s = r;
+                changed
+            }
+            serde_json::Value::Array(items) => {
+                items.iter_mut().fold(false, |acc, x| walk(x, map) || acc)
+            }
+            serde_json::Value::Object(m) => m.values_mut().fold(false, |acc, x| walk(x, map) || acc),
+            _ => false,
+        }
+    }
+    if walk(&mut value, pseudonyms) {
+        value.to_string()
+    } else {
+        text.to_string()
+    }
+}
+
+/// The strongest action of the stages that ran, for `x-haechi-action`.
+pub fn combined_action<'a>(decisions: impl IntoIterator<Item = &'a Decision>) -> Verdict {
+    decisions
+        .into_iter()
+        .map(|d| d.action)
+        .max()
+        .unwrap_or(Verdict::Allow)
+}
+
+/// Rule ids that acted in any stage, deduplicated in order, for `x-haechi-rules`.
+pub fn acting_rules<'a>(decisions: impl IntoIterator<Item = &'a Decision>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for d in decisions {
+        for r in d.acting_rules() {
+            if !out.iter().any(|x| x == r) {
+                out.push(r.to_string());
+            }
+        }
+    }
+    out
+}
