@@ -45,8 +45,13 @@ pin_project_lite::pin_project! {
         ending: E,
         upstream: String,
         finished: bool,
+        // A non-data frame, end or error met while coalescing, returned next.
+        stashed: Option<Option<Result<Frame<Bytes>, BoxError>>>,
     }
 }
+
+/// Largest batch of ready data frames merged into one write.
+const COALESCE_LIMIT: usize = 64 * 1024;
 
 impl<B, E> TimedBody<B, E> {
     pub fn new(inner: B, idle: Duration, deadline: Instant, ending: E, upstream: String) -> Self {
@@ -58,6 +63,7 @@ impl<B, E> TimedBody<B, E> {
             ending,
             upstream,
             finished: false,
+            stashed: None,
         }
     }
 }
@@ -76,6 +82,12 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut this = self.project();
+        if let Some(stashed) = this.stashed.take() {
+            if !matches!(stashed, Some(Ok(_))) {
+                *this.finished = true;
+            }
+            return Poll::Ready(stashed);
+        }
         if *this.finished {
             return Poll::Ready(None);
         }
@@ -83,7 +95,47 @@ where
             Poll::Ready(Some(Ok(frame))) => {
                 let next = Instant::now() + *this.idle;
                 this.idle_sleep.as_mut().reset(next);
-                return Poll::Ready(Some(Ok(frame)));
+                let first = match frame.into_data() {
+                    Ok(data) => data,
+                    Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                };
+                // Merge data frames that are already waiting, so a burst of small SSE
+                // events costs one write instead of one per event. Nothing waits here:
+                // only frames that are ready now are taken.
+                let mut merged: Option<bytes::BytesMut> = None;
+                loop {
+                    let len = merged.as_ref().map_or(first.len(), |m| m.len());
+                    if len >= COALESCE_LIMIT {
+                        break;
+                    }
+                    match this.inner.as_mut().poll_frame(cx) {
+                        Poll::Ready(Some(Ok(next))) => match next.into_data() {
+                            Ok(data) => {
+                                let m = merged.get_or_insert_with(|| {
+                                    let mut m = bytes::BytesMut::with_capacity(first.len() * 4);
+                                    m.extend_from_slice(&first);
+                                    m
+                                });
+                                m.extend_from_slice(&data);
+                            }
+                            Err(trailers) => {
+                                *this.stashed = Some(Some(Ok(trailers)));
+                                break;
+                            }
+                        },
+                        Poll::Ready(Some(Err(e))) => {
+                            *this.stashed = Some(Some(Err(e.into())));
+                            break;
+                        }
+                        Poll::Ready(None) => {
+                            *this.stashed = Some(None);
+                            break;
+                        }
+                        Poll::Pending => break,
+                    }
+                }
+                let data = merged.map_or(first, bytes::BytesMut::freeze);
+                return Poll::Ready(Some(Ok(Frame::data(data))));
             }
             Poll::Ready(Some(Err(e))) => {
                 *this.finished = true;
@@ -120,7 +172,7 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.finished || self.inner.is_end_stream()
+        self.stashed.is_none() && (self.finished || self.inner.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
