@@ -10,13 +10,17 @@ use std::time::{Duration, Instant};
 
 use haechi::tenancy::clock::{self, Clock, FakeClock};
 use haechi::tenancy::memory::MemoryQuota;
-use haechi::tenancy::quota::{Admission, Backend, LimitKind, Limits, QuotaError, QuotaSpec, QuotaStore};
+use haechi::tenancy::quota::{
+    Admission, Backend, LimitKind, Limits, QuotaError, QuotaSpec, QuotaStore,
+};
 use haechi::tenancy::redis::{FailMode, RedisQuota, RedisQuotaConfig};
 use haechi::tenancy::vault::{vault_key, PseudonymVault, RedisVault, VaultError, VaultKey};
 
 fn redis_binary() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join("redis-server")).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join("redis-server"))
+        .find(|p| p.is_file())
 }
 
 macro_rules! require_redis {
@@ -41,9 +45,17 @@ struct RedisProc {
 
 impl RedisProc {
     fn start(bin: PathBuf) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let mut p = Self { bin, dir, port, child: None };
+        let mut p = Self {
+            bin,
+            dir,
+            port,
+            child: None,
+        };
         p.restart();
         p
     }
@@ -55,7 +67,16 @@ impl RedisProc {
     fn restart(&mut self) {
         assert!(self.child.is_none());
         let child = Command::new(&self.bin)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .current_dir(self.dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -111,7 +132,10 @@ async fn two_replicas_admit_exactly_the_request_limit() {
     let bin = require_redis!();
     let r = RedisProc::start(bin);
     // Two stores = two independent connection managers, as two gateway replicas.
-    let replicas = [Arc::new(store(&r.url(), FailMode::Closed)), Arc::new(store(&r.url(), FailMode::Closed))];
+    let replicas = [
+        Arc::new(store(&r.url(), FailMode::Closed)),
+        Arc::new(store(&r.url(), FailMode::Closed)),
+    ];
     let rpm = 100u64;
     let s = spec(Some(rpm), None, None, None);
     let start = Instant::now();
@@ -142,7 +166,10 @@ async fn two_replicas_admit_exactly_the_request_limit() {
     // The bucket refills one request per 600 ms; anything beyond the limit must be refill.
     let refill = (elapsed.as_secs_f64() * rpm as f64 / 60.0).floor() as u64;
     eprintln!("640 attempts over 2 replicas in {elapsed:?}: {admitted} admitted (limit {rpm}, refill {refill})");
-    assert!(admitted >= rpm && admitted <= rpm + refill, "admitted {admitted}");
+    assert!(
+        admitted >= rpm && admitted <= rpm + refill,
+        "admitted {admitted}"
+    );
     for q in &replicas {
         assert_eq!(q.stats().redis_errors, 0);
     }
@@ -199,7 +226,10 @@ async fn two_replicas_hold_the_token_limit_and_settle() {
     let remaining = out.tokens.unwrap().remaining;
     let expected_after = tpm.saturating_sub(used + u64::from(out.is_admitted()));
     assert_eq!(remaining, expected_after, "settlement arithmetic in Redis");
-    assert!(tpm.saturating_sub(used) < 141, "the limit was filled up to the last request ({used})");
+    assert!(
+        tpm.saturating_sub(used) < 141,
+        "the limit was filled up to the last request ({used})"
+    );
 }
 
 /// The Lua script and the in-memory backend implement the same arithmetic: the same
@@ -212,18 +242,40 @@ async fn redis_and_memory_agree() {
     let red = store(&r.url(), FailMode::Closed).with_clock(clock.clone());
     let mem = MemoryQuota::with_clock(clock.clone());
     let mut s = spec(Some(30), Some(5000), Some(20_000), Some(0.5));
-    s.per_key = Some(Limits { requests_per_minute: Some(12), ..Default::default() });
-    s.per_model.insert("gpt-4o".into(), Limits { tokens_per_minute: Some(3000), ..Default::default() });
+    s.per_key = Some(Limits {
+        requests_per_minute: Some(12),
+        ..Default::default()
+    });
+    s.per_model.insert(
+        "gpt-4o".into(),
+        Limits {
+            tokens_per_minute: Some(3000),
+            ..Default::default()
+        },
+    );
     let mut seed = 7u64;
     let mut next = || {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         seed >> 33
     };
     let (mut admitted, mut refused) = (0, 0);
     for _ in 0..400 {
         let key = format!("k{}", next() % 3);
-        let model = if next() % 2 == 0 { "gpt-4o" } else { "gpt-4o-mini" };
-        let a = Admission::new("acme", Some(&key), model, 50 + next() % 400, next() % 5000, &s);
+        let model = if next() % 2 == 0 {
+            "gpt-4o"
+        } else {
+            "gpt-4o-mini"
+        };
+        let a = Admission::new(
+            "acme",
+            Some(&key),
+            model,
+            50 + next() % 400,
+            next() % 5000,
+            &s,
+        );
         let (x, y) = (red.admit(&a).await.unwrap(), mem.admit(&a).await.unwrap());
         assert_eq!(x, y);
         if let Some(res) = x.reservation() {
@@ -246,7 +298,14 @@ async fn month_and_day_windows_in_redis() {
     let r = RedisProc::start(bin);
     // Retry-after of a spent budget is computed by Lua from the month; check it against
     // the Rust calendar at awkward dates.
-    for (y, m, d) in [(2024, 2, 28), (2024, 2, 29), (2025, 2, 28), (2025, 12, 31), (2100, 2, 28), (2026, 7, 15)] {
+    for (y, m, d) in [
+        (2024, 2, 28),
+        (2024, 2, 29),
+        (2025, 2, 28),
+        (2025, 12, 31),
+        (2100, 2, 28),
+        (2026, 7, 15),
+    ] {
         let clock = Arc::new(FakeClock::at_date(y, m, d));
         clock.advance(Duration::from_secs(3600 * 23 + 59 * 60));
         let q = store(&r.url(), FailMode::Closed).with_clock(clock.clone());
@@ -254,18 +313,29 @@ async fn month_and_day_windows_in_redis() {
         let s = spec(None, None, Some(100), Some(1.0));
         let big = Admission::new(&tenant, None, "m", 100, 1_000_000, &s);
         assert!(q.admit(&big).await.unwrap().is_admitted());
-        let out = q.admit(&Admission::new(&tenant, None, "m", 1, 0, &s)).await.unwrap();
+        let out = q
+            .admit(&Admission::new(&tenant, None, "m", 1, 0, &s))
+            .await
+            .unwrap();
         let refusal = out.refusal().cloned().unwrap();
         // On a month's last day the day and the month end together; either may be named.
-        let last_day = clock::until_next_month(clock.now_us()) == clock::until_next_day(clock.now_us());
+        let last_day =
+            clock::until_next_month(clock.now_us()) == clock::until_next_day(clock.now_us());
         if !last_day {
             assert_eq!(refusal.limit, LimitKind::MonthlyBudget, "{y}-{m}-{d}");
         }
-        assert_eq!(refusal.retry_after, Some(clock::until_next_month(clock.now_us())), "{y}-{m}-{d}");
+        assert_eq!(
+            refusal.retry_after,
+            Some(clock::until_next_month(clock.now_us())),
+            "{y}-{m}-{d}"
+        );
         // One minute later a new day starts: the day window resets, the month does not
         // (except at a month end).
         clock.advance(Duration::from_secs(60));
-        let out = q.admit(&Admission::new(&tenant, None, "m", 100, 0, &s)).await.unwrap();
+        let out = q
+            .admit(&Admission::new(&tenant, None, "m", 100, 0, &s))
+            .await
+            .unwrap();
         let month_end = clock::civil_from_days(clock::day_index(clock.now_us())).2 == 1;
         assert_eq!(out.is_admitted(), month_end, "{y}-{m}-{d}: {out:?}");
     }
@@ -285,7 +355,11 @@ async fn fail_closed_then_recovers_on_restart() {
     let t = Instant::now();
     let err = q.admit(&a).await;
     assert!(matches!(err, Err(QuotaError::Unavailable(_))), "{err:?}");
-    assert!(t.elapsed() < Duration::from_secs(1), "fails fast: {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "fails fast: {:?}",
+        t.elapsed()
+    );
     assert!(matches!(q.admit(&a).await, Err(QuotaError::Unavailable(_))));
     assert!(q.fallback_count() >= 2);
     assert_eq!(q.stats().local_admissions, 0);
@@ -305,7 +379,11 @@ async fn fail_closed_then_recovers_on_restart() {
             }
         }
     }
-    eprintln!("recovered {:?} after restart, {} errors counted", deadline.elapsed(), q.fallback_count());
+    eprintln!(
+        "recovered {:?} after restart, {} errors counted",
+        deadline.elapsed(),
+        q.fallback_count()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -328,7 +406,10 @@ async fn fail_open_uses_local_limits_then_recovers() {
             admitted += 1;
         }
     }
-    assert_eq!(admitted, 5, "the local limiter enforces the limit on its own");
+    assert_eq!(
+        admitted, 5,
+        "the local limiter enforces the limit on its own"
+    );
     let st = q.stats();
     assert_eq!(st.local_admissions, 10);
     assert!(st.redis_errors >= 10);
@@ -349,7 +430,11 @@ async fn fail_open_uses_local_limits_then_recovers() {
 #[tokio::test]
 async fn fail_closed_when_redis_never_was() {
     // No server at all on this port: the store still builds (lazy) and fails closed.
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let q = store(&format!("redis://127.0.0.1:{port}/"), FailMode::Closed);
     let s = spec(Some(5), None, None, None);
     let out = q.admit(&Admission::new("acme", None, "m", 1, 0, &s)).await;
@@ -366,29 +451,67 @@ async fn vault_round_trip_encrypted_with_ttl() {
     let a = RedisVault::new(&r.url(), key(), Duration::from_millis(500)).unwrap();
     let b = RedisVault::new(&r.url(), key(), Duration::from_millis(500)).unwrap();
     let ttl = Duration::from_secs(60);
-    a.put("conv-1", "<EMAIL_1>", "minsu.kim@example.com", ttl).await.unwrap();
-    a.put_many("conv-1", &[("<PHONE_1>", "010-1234-5678"), ("<NAME_1>", "김민수")], Duration::from_millis(300))
+    a.put("conv-1", "<EMAIL_1>", "minsu.kim@example.com", ttl)
         .await
         .unwrap();
-    let got = b.get_many("conv-1", &["<EMAIL_1>", "<PHONE_1>", "<NAME_1>", "<EMAIL_2>"]).await.unwrap();
+    a.put_many(
+        "conv-1",
+        &[("<PHONE_1>", "010-1234-5678"), ("<NAME_1>", "김민수")],
+        Duration::from_millis(300),
+    )
+    .await
+    .unwrap();
+    let got = b
+        .get_many(
+            "conv-1",
+            &["<EMAIL_1>", "<PHONE_1>", "<NAME_1>", "<EMAIL_2>"],
+        )
+        .await
+        .unwrap();
     assert_eq!(
         got,
-        vec![Some("minsu.kim@example.com".into()), Some("010-1234-5678".into()), Some("김민수".into()), None]
+        vec![
+            Some("minsu.kim@example.com".into()),
+            Some("010-1234-5678".into()),
+            Some("김민수".into()),
+            None
+        ]
     );
     assert_eq!(b.get("conv-2", "<EMAIL_1>").await.unwrap(), None);
 
     // What Redis holds is ciphertext.
-    let mut raw = redis::Client::open(r.url()).unwrap().get_connection().unwrap();
-    for (p, plain) in [("<EMAIL_1>", "minsu.kim"), ("<NAME_1>", "김민수"), ("<PHONE_1>", "1234-5678")] {
-        let bytes: Vec<u8> = redis::cmd("GET").arg(vault_key("conv-1", p)).query(&mut raw).unwrap();
+    let mut raw = redis::Client::open(r.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    for (p, plain) in [
+        ("<EMAIL_1>", "minsu.kim"),
+        ("<NAME_1>", "김민수"),
+        ("<PHONE_1>", "1234-5678"),
+    ] {
+        let bytes: Vec<u8> = redis::cmd("GET")
+            .arg(vault_key("conv-1", p))
+            .query(&mut raw)
+            .unwrap();
         assert!(!bytes.is_empty());
-        assert!(!bytes.windows(plain.len()).any(|w| w == plain.as_bytes()), "{p} stored in clear");
+        assert!(
+            !bytes.windows(plain.len()).any(|w| w == plain.as_bytes()),
+            "{p} stored in clear"
+        );
     }
-    let pttl: i64 = redis::cmd("PTTL").arg(vault_key("conv-1", "<EMAIL_1>")).query(&mut raw).unwrap();
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(vault_key("conv-1", "<EMAIL_1>"))
+        .query(&mut raw)
+        .unwrap();
     assert!(pttl > 50_000 && pttl <= 60_000, "{pttl}");
 
     // A replica with another key cannot read (and says so without the value).
-    let wrong = RedisVault::new(&r.url(), VaultKey::from_bytes(&[9; 32]).unwrap(), Duration::from_millis(500)).unwrap();
+    let wrong = RedisVault::new(
+        &r.url(),
+        VaultKey::from_bytes(&[9; 32]).unwrap(),
+        Duration::from_millis(500),
+    )
+    .unwrap();
     let e = wrong.get("conv-1", "<EMAIL_1>").await;
     assert!(matches!(e, Err(VaultError::Decrypt)));
     assert!(!format!("{e:?}").contains("minsu"));
@@ -396,5 +519,8 @@ async fn vault_round_trip_encrypted_with_ttl() {
     // TTL expiry.
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(b.get("conv-1", "<PHONE_1>").await.unwrap(), None);
-    assert_eq!(b.get("conv-1", "<EMAIL_1>").await.unwrap().as_deref(), Some("minsu.kim@example.com"));
+    assert_eq!(
+        b.get("conv-1", "<EMAIL_1>").await.unwrap().as_deref(),
+        Some("minsu.kim@example.com")
+    );
 }

@@ -252,7 +252,7 @@ impl MemoryQuota {
     }
 
     /// The same store reporting its decisions as the local fallback of a shared store.
-    pub(crate) fn as_fallback(mut self) -> Self {
+    pub(crate) fn into_fallback(mut self) -> Self {
         self.backend = Backend::LocalFallback;
         self
     }

@@ -338,7 +338,7 @@ impl RedisQuota {
             conn,
             admit: Script::new(&format!("{LUA_PRELUDE}{LUA_ADMIT}")),
             settle: Script::new(&format!("{LUA_PRELUDE}{LUA_SETTLE}")),
-            local: MemoryQuota::with_clock(Arc::new(SystemClock)).as_fallback(),
+            local: MemoryQuota::with_clock(Arc::new(SystemClock)).into_fallback(),
             cfg,
             clock: None,
             redis_errors: AtomicU64::new(0),
@@ -350,7 +350,7 @@ impl RedisQuota {
     /// Replaces Redis `TIME` (and the fallback's clock) by `clock`. For tests of windows
     /// and month rollover; production uses Redis time so replicas agree.
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.local = MemoryQuota::with_clock(clock.clone()).as_fallback();
+        self.local = MemoryQuota::with_clock(clock.clone()).into_fallback();
         self.clock = Some(clock);
         self
     }
