@@ -35,13 +35,17 @@ use super::quota::{
     Reservation, Scope, ScopedLimits, Verdict,
 };
 
-/// What to do when Redis cannot be reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What to do when Redis cannot be reached. In config: `closed` / `open` (also
+/// `fail_closed` / `fail_open`, the names in issue 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum FailMode {
     /// Refuse service: `admit` returns [`QuotaError::Unavailable`].
     #[default]
+    #[serde(alias = "fail_closed")]
     Closed,
     /// Keep serving with local per-replica limits.
+    #[serde(alias = "fail_open")]
     Open,
 }
 
@@ -570,6 +574,23 @@ mod tests {
         for (t, s, want) in cases {
             assert_eq!(scope_key(t, &s), want);
         }
+    }
+
+    #[test]
+    fn fail_mode_names() {
+        let cases = [
+            ("\"closed\"", FailMode::Closed),
+            ("\"fail_open\"", FailMode::Open),
+            ("\"open\"", FailMode::Open),
+        ];
+        for (text, want) in cases {
+            assert_eq!(
+                serde_json::from_str::<FailMode>(text).ok(),
+                Some(want),
+                "{text}"
+            );
+        }
+        assert!(serde_json::from_str::<FailMode>("\"maybe\"").is_err());
     }
 
     #[test]
