@@ -365,7 +365,8 @@ async fn fail_closed_then_recovers_on_restart() {
     assert_eq!(q.stats().local_admissions, 0);
 
     r.restart();
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let restarted = Instant::now();
+    let deadline = restarted + Duration::from_secs(5);
     loop {
         match q.admit(&a).await {
             Ok(out) => {

@@ -324,6 +324,15 @@ pub struct Refusal {
     pub retry_after: Option<Duration>,
 }
 
+impl Refusal {
+    /// `Retry-After` in whole seconds, rounded up (at least 1); `None` when the request
+    /// can never fit.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after
+            .map(|d| d.as_micros().div_ceil(1_000_000).max(1) as u64)
+    }
+}
+
 /// Which limiter decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -548,6 +557,25 @@ mod tests {
         ];
         for (d, want) in cases {
             assert_eq!(format_reset(d), want);
+        }
+    }
+
+    #[test]
+    fn retry_after_rounds_up() {
+        let r = |d: Option<Duration>| Refusal {
+            scope: Scope::Tenant,
+            limit: LimitKind::TokensPerDay,
+            retry_after: d,
+        };
+        let cases = [
+            (Some(Duration::ZERO), Some(1)),
+            (Some(Duration::from_millis(1)), Some(1)),
+            (Some(Duration::from_millis(1001)), Some(2)),
+            (Some(Duration::from_secs(60)), Some(60)),
+            (None, None),
+        ];
+        for (d, want) in cases {
+            assert_eq!(r(d).retry_after_secs(), want, "{d:?}");
         }
     }
 

@@ -101,8 +101,8 @@ pub const TOKENS_PER_REQUEST: u64 = 3;
 
 /// Bytes of prompt text counted with the real tokenizer per request by [`estimate`];
 /// text beyond it gets the character-class estimate. The BPE costs about 30 µs per KB
-/// of English and 75 µs per KB of Korean (`cargo bench --bench quota`, tokens_1kb), so
-/// this caps the work at about 2.5 ms for a huge prompt; settlement corrects the rest.
+/// of English and 95 µs per KB of Korean (`cargo bench --bench quota`, tokens_1kb), so
+/// this caps the work at about 1–3 ms for a huge prompt; settlement corrects the rest.
 pub const DEFAULT_EXACT_BYTES: usize = 32 * 1024;
 
 /// Estimated tokens of a prompt: every text part of every message, plus framing. The
