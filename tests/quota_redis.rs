@@ -382,7 +382,7 @@ async fn fail_closed_then_recovers_on_restart() {
     }
     eprintln!(
         "recovered {:?} after restart, {} errors counted",
-        deadline.elapsed(),
+        restarted.elapsed(),
         q.fallback_count()
     );
 }
