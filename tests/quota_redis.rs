@@ -394,9 +394,15 @@ async fn fail_open_uses_local_limits_then_recovers() {
     let q = store(&r.url(), FailMode::Open);
     let s = spec(Some(5), Some(1000), None, None);
     let a = Admission::new("acme", None, "m", 10, 0, &s);
-    assert_eq!(q.admit(&a).await.unwrap().backend, Backend::Primary);
+    let before = q.admit(&a).await.unwrap();
+    assert_eq!(before.backend, Backend::Primary);
 
     r.stop();
+    // A Redis reservation settled while Redis is down is dropped and counted.
+    q.settle(before.reservation().unwrap(), 50, 0)
+        .await
+        .unwrap();
+    assert_eq!(q.stats().dropped_settlements, 1);
     let mut admitted = 0;
     for _ in 0..10 {
         let out = q.admit(&a).await.unwrap();
@@ -413,7 +419,8 @@ async fn fail_open_uses_local_limits_then_recovers() {
     );
     let st = q.stats();
     assert_eq!(st.local_admissions, 10);
-    assert!(st.redis_errors >= 10);
+    assert_eq!(st.redis_errors, 11, "10 admissions + 1 settlement");
+    assert_eq!(q.fallback_count(), 11);
 
     r.restart();
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -524,4 +531,56 @@ async fn vault_round_trip_encrypted_with_ttl() {
         b.get("conv-1", "<EMAIL_1>").await.unwrap().as_deref(),
         Some("minsu.kim@example.com")
     );
+}
+
+/// Redis dies while two replicas hammer it: in open mode no call fails, every decision
+/// after the stop is local, and every fallback is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_dies_under_load_fail_open() {
+    let bin = require_redis!();
+    let mut r = RedisProc::start(bin);
+    let replicas = [
+        Arc::new(store(&r.url(), FailMode::Open)),
+        Arc::new(store(&r.url(), FailMode::Open)),
+    ];
+    let s = spec(Some(1_000_000), None, None, None);
+    let mut tasks = Vec::new();
+    for q in &replicas {
+        for _ in 0..4 {
+            let (q, s) = (q.clone(), s.clone());
+            tasks.push(tokio::spawn(async move {
+                let (mut primary, mut local) = (0u64, 0u64);
+                for _ in 0..300 {
+                    let out = q
+                        .admit(&Admission::new("acme", None, "m", 1, 0, &s))
+                        .await
+                        .unwrap();
+                    assert!(out.is_admitted());
+                    match out.backend {
+                        Backend::Primary => primary += 1,
+                        Backend::LocalFallback => local += 1,
+                    }
+                    tokio::task::yield_now().await;
+                }
+                (primary, local)
+            }));
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    r.stop();
+    let stopped = Instant::now();
+    let (mut primary, mut local) = (0, 0);
+    for t in tasks {
+        let (p, l) = t.await.unwrap();
+        primary += p;
+        local += l;
+    }
+    let counted: u64 = replicas.iter().map(|q| q.stats().local_admissions).sum();
+    eprintln!(
+        "{primary} decided by Redis, {local} locally in the {:?} after the stop",
+        stopped.elapsed()
+    );
+    assert_eq!(primary + local, 2400);
+    assert!(local > 0, "the stop happened mid-run");
+    assert_eq!(local, counted, "every fallback is counted");
 }

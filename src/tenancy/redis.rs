@@ -17,7 +17,8 @@
 //!   answers [`QuotaError::Unavailable`] (the gateway answers 503) and
 //!   [`FailMode::Open`] decides with a local per-replica in-memory limiter (each limit
 //!   divided by `fallback_replicas`), marking the outcome [`Backend::LocalFallback`].
-//!   Either way [`RedisQuota::stats`] counts it. A call that times out after Redis ran
+//!   Either way [`RedisQuota::stats`] counts it. After a failure, calls skip Redis
+//!   for `retry_interval` (a circuit breaker), then the next call probes it again. A call that times out after Redis ran
 //!   the script may leave that reservation in Redis too: a conservative over-count.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,10 +62,15 @@ pub struct RedisQuotaConfig {
     pub connect_timeout: Duration,
     /// In open mode, each limit is divided by this many replicas for the local limiter.
     pub fallback_replicas: u32,
+    /// After a failure, calls skip Redis (and go straight to the fail mode) for this
+    /// long, so an outage costs microseconds per request instead of a connect attempt;
+    /// the first call after it probes Redis again.
+    pub retry_interval: Duration,
 }
 
 impl RedisQuotaConfig {
-    /// Defaults: fail closed, 250 ms per call, 200 ms per connect, one replica share.
+    /// Defaults: fail closed, 250 ms per call, 200 ms per connect, one replica share,
+    /// 250 ms between probes while Redis is down.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
@@ -72,6 +78,7 @@ impl RedisQuotaConfig {
             timeout: Duration::from_millis(250),
             connect_timeout: Duration::from_millis(200),
             fallback_replicas: 1,
+            retry_interval: Duration::from_millis(250),
         }
     }
 }
@@ -79,7 +86,8 @@ impl RedisQuotaConfig {
 /// Counters of a Redis-backed store, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RedisStats {
-    /// Admissions and settlements for which Redis was unreachable or failed.
+    /// Admissions and settlements not served by Redis: failed, timed out, or skipped
+    /// within `retry_interval` of a failure.
     pub redis_errors: u64,
     /// Admissions decided by the local fallback limiter (open mode).
     pub local_admissions: u64,
@@ -320,6 +328,9 @@ pub struct RedisQuota {
     local: MemoryQuota,
     clock: Option<Arc<dyn Clock>>,
     redis_errors: AtomicU64,
+    /// Microseconds since `epoch` until which calls skip Redis.
+    down_until_us: AtomicU64,
+    epoch: std::time::Instant,
     local_admissions: AtomicU64,
     dropped_settlements: AtomicU64,
 }
@@ -346,6 +357,8 @@ impl RedisQuota {
             cfg,
             clock: None,
             redis_errors: AtomicU64::new(0),
+            down_until_us: AtomicU64::new(0),
+            epoch: std::time::Instant::now(),
             local_admissions: AtomicU64::new(0),
             dropped_settlements: AtomicU64::new(0),
         })
@@ -371,6 +384,23 @@ impl RedisQuota {
     /// The fail mode in force.
     pub fn fail_mode(&self) -> FailMode {
         self.cfg.fail_mode
+    }
+
+    fn mono_us(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether Redis failed less than `retry_interval` ago.
+    fn breaker_open(&self) -> bool {
+        self.mono_us() < self.down_until_us.load(Ordering::Relaxed)
+    }
+
+    /// Records a failure: skip Redis for `retry_interval`.
+    fn trip(&self, error: &str) {
+        let interval = u64::try_from(self.cfg.retry_interval.as_micros()).unwrap_or(u64::MAX);
+        self.down_until_us
+            .store(self.mono_us().saturating_add(interval), Ordering::Relaxed);
+        tracing::warn!(error = %error, mode = ?self.cfg.fail_mode, "quota store unreachable");
     }
 
     fn now_arg(&self) -> u64 {
@@ -481,11 +511,16 @@ impl RedisQuota {
         if req.scopes.is_empty() {
             return Ok(self.local_unlimited(req));
         }
-        match self.admit_redis(req).await {
+        let result = if self.breaker_open() {
+            Err("skipped: Redis failed less than retry_interval ago".to_owned())
+        } else {
+            self.admit_redis(req).await.inspect_err(|e| self.trip(e))
+        };
+        match result {
             Ok(v) => Self::parse_admit(req, &v),
             Err(e) => {
                 self.redis_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, tenant = %req.tenant, mode = ?self.cfg.fail_mode, "quota store unreachable");
+                tracing::debug!(error = %e, tenant = %req.tenant, mode = ?self.cfg.fail_mode, "quota store unreachable");
                 match self.cfg.fail_mode {
                     FailMode::Closed => Err(QuotaError::Unavailable(e)),
                     FailMode::Open => {
@@ -523,11 +558,18 @@ impl RedisQuota {
         if res.scopes.is_empty() || (dtok == 0 && dcost == 0) {
             return Ok(());
         }
-        match self.settle_redis(res, dtok, dcost).await {
+        let result = if self.breaker_open() {
+            Err("skipped: Redis failed less than retry_interval ago".to_owned())
+        } else {
+            self.settle_redis(res, dtok, dcost)
+                .await
+                .inspect_err(|e| self.trip(e))
+        };
+        match result {
             Ok(()) => Ok(()),
             Err(e) => {
                 self.redis_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, tenant = %res.tenant, "quota settlement not recorded");
+                tracing::debug!(error = %e, tenant = %res.tenant, "quota settlement not recorded");
                 match self.cfg.fail_mode {
                     FailMode::Closed => Err(QuotaError::Unavailable(e)),
                     FailMode::Open => {
