@@ -465,7 +465,7 @@ async fn vault_round_trip_encrypted_with_ttl() {
     a.put_many(
         "conv-1",
         &[("<PHONE_1>", "010-1234-5678"), ("<NAME_1>", "김민수")],
-        Duration::from_millis(300),
+        Duration::from_millis(1000),
     )
     .await
     .unwrap();
@@ -525,7 +525,7 @@ async fn vault_round_trip_encrypted_with_ttl() {
     assert!(!format!("{e:?}").contains("minsu"));
 
     // TTL expiry.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(b.get("conv-1", "<PHONE_1>").await.unwrap(), None);
     assert_eq!(
         b.get("conv-1", "<EMAIL_1>").await.unwrap().as_deref(),
