@@ -19,6 +19,7 @@ fi
 echo "== installing the SDKs used as test clients"
 .venv/bin/pip install -q --disable-pip-version-check -r tests/sdk/requirements.txt
 export HAECHI_PYTHON="$PWD/.venv/bin/python"
+export HAECHI_REQUIRE_REDIS=1
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "== cargo-nextest not found: using cargo test"

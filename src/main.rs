@@ -28,6 +28,18 @@ enum Command {
     /// Validate and test policy files.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Tenant API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Print a fresh API key (shown once) and the hash line to paste into the config.
+    New {
+        #[arg(long)]
+        tenant: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -85,6 +97,13 @@ fn main() -> ExitCode {
         Command::Policy(PolicyCommand::Check { path }) => {
             exit_code(haechi::cli::policy_check(&path, &mut std::io::stdout()))
         }
+        Command::Key(KeyCommand::New { tenant }) => {
+            print!(
+                "{}",
+                haechi::tenancy::keys::NewKey::generate(&tenant).render()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Policy(PolicyCommand::Test { path }) => {
             exit_code(haechi::cli::policy_test(&path, &mut std::io::stdout()))
         }
@@ -123,8 +142,8 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let input: Box<dyn std::io::BufRead> = if args.input == "-" {
         Box::new(std::io::stdin().lock())
     } else {
-        let file = std::fs::File::open(&args.input)
-            .with_context(|| format!("opening {}", args.input))?;
+        let file =
+            std::fs::File::open(&args.input).with_context(|| format!("opening {}", args.input))?;
         Box::new(BufReader::with_capacity(1 << 16, file))
     };
     let output: Box<dyn std::io::Write> = if args.output == "-" {
@@ -135,7 +154,10 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         Box::new(BufWriter::with_capacity(1 << 16, file))
     };
     let stats = haechi::cli::scan(&policy, input, output, &options)?;
-    eprintln!("haechi scan: {} lines, {} errors", stats.lines, stats.errors);
+    eprintln!(
+        "haechi scan: {} lines, {} errors",
+        stats.lines, stats.errors
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -216,7 +238,9 @@ fn spawn_sighup_reload(policies: std::sync::Arc<haechi::policy::PolicyStore>) {
         while hup.recv().await.is_some() {
             match policies.reload_now() {
                 Ok(()) => tracing::info!("policies reloaded on SIGHUP"),
-                Err(e) => tracing::error!(error = %e, "policy reload on SIGHUP failed; keeping the current policies"),
+                Err(e) => {
+                    tracing::error!(error = %e, "policy reload on SIGHUP failed; keeping the current policies")
+                }
             }
         }
     });

@@ -78,22 +78,44 @@ async fn sdks_parse_blocks_as_normal_refusals() {
     let dir = policy_dir(BLOCKING);
     let gw = gateway_with(dir.path(), &mock).await;
 
-    let seen = sdk_call("openai", "json", &gw.url("/v1"), "please frobnicate the data").await;
+    let seen = sdk_call(
+        "openai",
+        "json",
+        &gw.url("/v1"),
+        "please frobnicate the data",
+    )
+    .await;
     assert!(seen.get("error").is_none(), "{seen}");
-    assert_eq!(seen["response"]["choices"][0]["finish_reason"], "content_filter");
-    assert_eq!(seen["response"]["choices"][0]["message"]["content"], "This request is not allowed.");
+    assert_eq!(
+        seen["response"]["choices"][0]["finish_reason"],
+        "content_filter"
+    );
+    assert_eq!(
+        seen["response"]["choices"][0]["message"]["content"],
+        "This request is not allowed."
+    );
     assert_eq!(seen["action"], "block");
 
     let seen = sdk_call("openai", "stream", &gw.url("/v1"), "이거 frobnicate 해줘").await;
     assert!(seen.get("error").is_none(), "{seen}");
-    assert_eq!(seen["text"], "허용되지 않는 요청입니다.", "Korean prompt gets the Korean message");
-    let last = seen["chunks"].as_array().and_then(|c| c.last()).cloned().unwrap_or_default();
+    assert_eq!(
+        seen["text"], "허용되지 않는 요청입니다.",
+        "Korean prompt gets the Korean message"
+    );
+    let last = seen["chunks"]
+        .as_array()
+        .and_then(|c| c.last())
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(last["choices"][0]["finish_reason"], "content_filter");
 
     let seen = sdk_call("anthropic", "json", &gw.url(""), "frobnicate now").await;
     assert!(seen.get("error").is_none(), "{seen}");
     assert_eq!(seen["response"]["stop_reason"], "refusal");
-    assert_eq!(seen["response"]["content"][0]["text"], "This request is not allowed.");
+    assert_eq!(
+        seen["response"]["content"][0]["text"],
+        "This request is not allowed."
+    );
 
     let seen = sdk_call("anthropic", "stream", &gw.url(""), "frobnicate now").await;
     assert!(seen.get("error").is_none(), "{seen}");
@@ -104,7 +126,10 @@ async fn sdks_parse_blocks_as_normal_refusals() {
         .unwrap_or_default();
     assert_eq!(stop["delta"]["stop_reason"], "refusal");
 
-    assert!(mock.recorded().is_empty(), "blocked requests never reach the upstream");
+    assert!(
+        mock.recorded().is_empty(),
+        "blocked requests never reach the upstream"
+    );
     gw.stop().await;
 }
 
@@ -119,7 +144,10 @@ async fn sdks_parse_error_style_blocks_as_api_errors() {
     assert_eq!(seen["error"]["body"]["code"], "content_policy_violation");
     let seen = sdk_call("anthropic", "json", &gw.url(""), "frobnicate").await;
     assert_eq!(seen["error"]["status"], 400, "{seen}");
-    assert_eq!(seen["error"]["body"]["error"]["message"], "This request is not allowed.");
+    assert_eq!(
+        seen["error"]["body"]["error"]["message"],
+        "This request is not allowed."
+    );
     gw.stop().await;
 }
 
@@ -145,7 +173,10 @@ async fn masking_rewrites_in_place_and_pseudonyms_come_back() {
     );
     assert_eq!(r.header("x-haechi-action").as_deref(), Some("anonymize"));
     let rules = r.header("x-haechi-rules").unwrap_or_default();
-    assert!(rules.contains("email-in") && rules.contains("ticket-in"), "{rules}");
+    assert!(
+        rules.contains("email-in") && rules.contains("ticket-in"),
+        "{rules}"
+    );
     gw.stop().await;
 }
 
@@ -162,7 +193,10 @@ async fn output_rules_block_or_warn_on_answers() {
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["choices"][0]["finish_reason"], "content_filter");
     assert!(!String::from_utf8_lossy(&r.body).contains("topsecret"));
-    assert_eq!(r.header("x-haechi-rules").as_deref(), Some("no-secrets-out"));
+    assert_eq!(
+        r.header("x-haechi-rules").as_deref(),
+        Some("no-secrets-out")
+    );
 
     let r = post_json(
         &gw.url("/v1/messages"),
@@ -187,7 +221,9 @@ async fn haechi_extension_never_reaches_the_upstream() {
     assert_eq!(r.status, 200);
     assert_eq!(
         mock.recorded()[0].body,
-        Bytes::from_static(br#"{"model":"m","messages":[{"role":"user","content":"When did it open?"}]}"#)
+        Bytes::from_static(
+            br#"{"model":"m","messages":[{"role":"user","content":"When did it open?"}]}"#
+        )
     );
     gw.stop().await;
 }
@@ -219,9 +255,17 @@ async fn guardrail_apply_evaluates_without_a_model() {
     assert_eq!(r.json()["findings"][0]["index"], 1);
     assert_eq!(r.json()["message"], "This request is not allowed.");
 
-    let r = post_json(&gw.url("/v1/guardrail/apply"), r#"{"source":"sideways","text":"x"}"#).await;
+    let r = post_json(
+        &gw.url("/v1/guardrail/apply"),
+        r#"{"source":"sideways","text":"x"}"#,
+    )
+    .await;
     assert_eq!(r.status, 400);
-    let r = post_json(&gw.url("/v1/guardrail/apply"), r#"{"text":"x","policy":"nope"}"#).await;
+    let r = post_json(
+        &gw.url("/v1/guardrail/apply"),
+        r#"{"text":"x","policy":"nope"}"#,
+    )
+    .await;
     assert_eq!(r.status, 400);
     assert!(mock.recorded().is_empty());
     gw.stop().await;
@@ -240,10 +284,19 @@ async fn hot_reload_under_load_keeps_the_last_good_policy() {
     let done = Arc::new(AtomicUsize::new(0));
     let mut load = Vec::new();
     for _ in 0..4 {
-        let (url, stop, failures, done) = (gw.url("/v1/chat/completions"), stop.clone(), failures.clone(), done.clone());
+        let (url, stop, failures, done) = (
+            gw.url("/v1/chat/completions"),
+            stop.clone(),
+            failures.clone(),
+            done.clone(),
+        );
         load.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                let r = post_json(&url, r#"{"model":"m","messages":[{"role":"user","content":"hello"}]}"#).await;
+                let r = post_json(
+                    &url,
+                    r#"{"model":"m","messages":[{"role":"user","content":"hello"}]}"#,
+                )
+                .await;
                 if r.status != 200 {
                     failures.fetch_add(1, Ordering::SeqCst);
                 }
@@ -266,19 +319,35 @@ async fn hot_reload_under_load_keeps_the_last_good_policy() {
     std::fs::write(&tmp, BLOCKING.replace("frobnicate", "defenestrate")).expect("write");
     std::fs::rename(&tmp, dir.path().join("default.yaml")).expect("rename");
     let policies = gw.gateway.policies.clone();
-    assert!(eventually(10, || policies.status().version != v1).await, "valid change reloaded");
+    assert!(
+        eventually(10, || policies.status().version != v1).await,
+        "valid change reloaded"
+    );
     assert!(blocks("defenestrate").await);
     assert!(!blocks("frobnicate").await);
 
     // A broken change: refused, the last good policy keeps serving.
     let v2 = gw.gateway.policies.status().version;
-    std::fs::write(dir.path().join("default.yaml"), "id: default\ninput:\n  - id: x\n    detector: nosuch\n").expect("write");
-    assert!(eventually(10, || policies.status().failures >= 1).await, "broken change refused");
+    std::fs::write(
+        dir.path().join("default.yaml"),
+        "id: default\ninput:\n  - id: x\n    detector: nosuch\n",
+    )
+    .expect("write");
+    assert!(
+        eventually(10, || policies.status().failures >= 1).await,
+        "broken change refused"
+    );
     assert_eq!(gw.gateway.policies.status().version, v2);
-    assert!(blocks("defenestrate").await, "last good policy still enforced");
+    assert!(
+        blocks("defenestrate").await,
+        "last good policy still enforced"
+    );
     let ready = call("GET", &gw.url("/readyz"), &[], "").await;
     assert_eq!(ready.status, 200);
-    assert!(ready.json()["policy"]["last_error"].as_str().unwrap_or("").contains("nosuch"));
+    assert!(ready.json()["policy"]["last_error"]
+        .as_str()
+        .unwrap_or("")
+        .contains("nosuch"));
 
     tokio::time::sleep(Duration::from_millis(200)).await;
     stop.store(true, Ordering::Relaxed);
@@ -286,7 +355,11 @@ async fn hot_reload_under_load_keeps_the_last_good_policy() {
         let _ = t.await;
     }
     assert!(done.load(Ordering::SeqCst) > 20, "load actually ran");
-    assert_eq!(failures.load(Ordering::SeqCst), 0, "no request failed during reloads");
+    assert_eq!(
+        failures.load(Ordering::SeqCst),
+        0,
+        "no request failed during reloads"
+    );
     gw.stop().await;
 }
 

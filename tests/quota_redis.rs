@@ -2,11 +2,12 @@
 //! a free loopback port (no persistence, temp dir). Skipped with a message only when the
 //! `redis-server` binary is absent; CI installs it.
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod support;
+use std::net::TcpListener;
+use support::redis::RedisProc;
 
 use haechi::tenancy::clock::{self, Clock, FakeClock};
 use haechi::tenancy::memory::MemoryQuota;
@@ -15,101 +16,6 @@ use haechi::tenancy::quota::{
 };
 use haechi::tenancy::redis::{FailMode, RedisQuota, RedisQuotaConfig};
 use haechi::tenancy::vault::{vault_key, PseudonymVault, RedisVault, VaultError, VaultKey};
-
-fn redis_binary() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("redis-server"))
-        .find(|p| p.is_file())
-}
-
-macro_rules! require_redis {
-    () => {
-        match redis_binary() {
-            Some(b) => b,
-            None => {
-                eprintln!("SKIPPED: redis-server not found on PATH (apt-get install redis-server)");
-                return;
-            }
-        }
-    };
-}
-
-/// A redis-server child process, killed on drop.
-struct RedisProc {
-    bin: PathBuf,
-    dir: tempfile::TempDir,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl RedisProc {
-    fn start(bin: PathBuf) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let mut p = Self {
-            bin,
-            dir,
-            port,
-            child: None,
-        };
-        p.restart();
-        p
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    fn restart(&mut self) {
-        assert!(self.child.is_none());
-        let child = Command::new(&self.bin)
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .current_dir(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let ok = redis::Client::open(self.url())
-                .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
-                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-                .is_ok();
-            if ok {
-                return;
-            }
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for RedisProc {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 fn spec(rpm: Option<u64>, tpm: Option<u64>, tpd: Option<u64>, usd: Option<f64>) -> QuotaSpec {
     QuotaSpec {

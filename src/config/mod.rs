@@ -54,10 +54,16 @@ pub struct GatewayConfig {
     pub upstreams: Vec<UpstreamConfig>,
     /// Tenants with virtual keys; absent means pass-through mode.
     #[serde(default)]
-    pub tenants: Vec<serde_json::Value>,
+    pub tenants: Vec<TenantConfig>,
     /// Shared state (quotas, pseudonym vault); absent means in-memory.
     #[serde(default)]
-    pub store: Option<serde_json::Value>,
+    pub store: Option<StoreConfig>,
+    /// Prices per model for monthly budgets (USD per million tokens).
+    #[serde(default)]
+    pub prices: crate::tenancy::quota::PriceTable,
+    /// Answer tokens reserved at admission when the request sets no `max_tokens`.
+    #[serde(default = "default_answer_tokens")]
+    pub default_answer_tokens: u64,
     /// Audit log settings.
     #[serde(default)]
     pub audit: AuditConfig,
@@ -72,6 +78,46 @@ pub struct GatewayConfig {
     /// How long in-flight requests and streams may run after SIGTERM, in seconds.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace_secs: u64,
+}
+
+/// A tenant: who may call with which keys, where its data may go, what it may spend.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    pub id: String,
+    /// SHA-256 of each API key, `sha256:<hex>` (`haechi key new --tenant ID` prints one).
+    pub keys: Vec<String>,
+    /// Regions its requests may be routed to; absent means any.
+    #[serde(default)]
+    pub regions: Option<Vec<String>>,
+    /// Policy id applied to its requests; absent means bindings, then `default`.
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// Models it may call; absent means any.
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+    /// Request, token and budget limits.
+    #[serde(default)]
+    pub quotas: Option<crate::tenancy::quota::QuotaSpec>,
+}
+
+/// Where shared state lives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `redis://host:port`; absent means in-memory (one replica).
+    #[serde(default)]
+    pub redis_url: Option<String>,
+    /// What happens when Redis is unreachable: `fail_closed` (503) or `fail_open`
+    /// (local per-replica limits).
+    #[serde(default)]
+    pub fail_mode: crate::tenancy::redis::FailMode,
+    /// Deadline of one Redis round trip, in milliseconds.
+    #[serde(default = "default_store_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Replicas sharing the limits, to divide them for the local fallback limiter.
+    #[serde(default = "default_replicas")]
+    pub replicas: u32,
 }
 
 /// Listener TLS: PEM certificate chain and private key files.
@@ -205,6 +251,15 @@ impl Default for LimitsConfig {
     }
 }
 
+fn default_answer_tokens() -> u64 {
+    1024
+}
+fn default_store_timeout_ms() -> u64 {
+    250
+}
+fn default_replicas() -> u32 {
+    1
+}
 fn default_listen() -> String {
     DEFAULT_LISTEN.to_string()
 }
@@ -324,6 +379,8 @@ impl Default for GatewayConfig {
             upstreams: default_upstreams(),
             tenants: Vec::new(),
             store: None,
+            prices: Default::default(),
+            default_answer_tokens: default_answer_tokens(),
             audit: AuditConfig::default(),
             limits: LimitsConfig::default(),
             hash_key_env: None,
@@ -373,6 +430,33 @@ impl GatewayConfig {
                 return Err(format!("duplicate upstream name `{}`", upstream.name));
             }
         }
+        let mut ids = std::collections::HashSet::new();
+        for tenant in &self.tenants {
+            if !ids.insert(tenant.id.as_str()) {
+                return Err(format!("duplicate tenant id `{}`", tenant.id));
+            }
+            if tenant.keys.is_empty() {
+                return Err(format!("tenant `{}` has no keys", tenant.id));
+            }
+            for key in &tenant.keys {
+                key.parse::<crate::tenancy::keys::KeyHash>()
+                    .map_err(|e| format!("tenant `{}`: bad key hash `{key}`: {e}", tenant.id))?;
+            }
+            if let Some(regions) = &tenant.regions {
+                let known: std::collections::HashSet<&str> = self
+                    .upstreams
+                    .iter()
+                    .filter_map(|u| u.region.as_deref())
+                    .collect();
+                if let Some(r) = regions.iter().find(|r| !known.contains(r.as_str())) {
+                    return Err(format!(
+                        "tenant `{}`: region `{r}` has no upstream (regions with upstreams: {})",
+                        tenant.id,
+                        known.into_iter().collect::<Vec<_>>().join(", ")
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -414,7 +498,7 @@ upstreams:
     region: us-east-1
 tenants:
   - id: acme
-    keys: ["sha256:9f86d0"]
+    keys: ["sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"]
     regions: [ap-northeast-2]
     policy: support-bot
     quotas:

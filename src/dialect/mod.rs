@@ -180,10 +180,7 @@ pub fn remove_member(body: &[u8], value: Range<usize>) -> Option<Vec<u8>> {
 }
 
 /// Like [`remove_member`], also returning the byte range that was cut from `body`.
-pub fn remove_member_with_cut(
-    body: &[u8],
-    value: Range<usize>,
-) -> Option<(Vec<u8>, Range<usize>)> {
+pub fn remove_member_with_cut(body: &[u8], value: Range<usize>) -> Option<(Vec<u8>, Range<usize>)> {
     let is_ws = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
     // Walk back over `"key"\s*:\s*` to the key's opening quote.
     let mut i = value.start;
@@ -256,9 +253,8 @@ impl HaechiExtension {
                 "invalid `haechi` extension: expected an object {\"context\", \"query\"}",
             )),
             Some(raw) => {
-                let ext: Self = serde_json::from_str(raw.get()).map_err(|e| {
-                    DecodeError::new(format!("invalid `haechi` extension: {e}"))
-                })?;
+                let ext: Self = serde_json::from_str(raw.get())
+                    .map_err(|e| DecodeError::new(format!("invalid `haechi` extension: {e}")))?;
                 Ok((ext, Some(span_of(body, raw))))
             }
         }
@@ -292,8 +288,14 @@ mod tests {
     #[test]
     fn extension_member_is_removed_cleanly() {
         let cases = [
-            (r#"{"model":"m", "haechi": {"context":["a"]}, "x":1}"#, r#"{"model":"m", "x":1}"#),
-            (r#"{"haechi":{"query":"q"} ,"model":"m"}"#, r#"{"model":"m"}"#),
+            (
+                r#"{"model":"m", "haechi": {"context":["a"]}, "x":1}"#,
+                r#"{"model":"m", "x":1}"#,
+            ),
+            (
+                r#"{"haechi":{"query":"q"} ,"model":"m"}"#,
+                r#"{"model":"m"}"#,
+            ),
             (r#"{"model":"m","haechi":{}}"#, r#"{"model":"m"}"#),
             (r#"{"haechi":{}}"#, r#"{}"#),
         ];

@@ -308,12 +308,19 @@ mod tests {
         assert_eq!(ex.query.as_deref(), Some("q?"));
         let body = br#"{"model":"m","messages":[],"haechi":{"context":"one"}}"#;
         let ex = decode(Operation::ChatCompletions, body).expect("decodes");
-        let stripped = super::super::remove_member(body, ex.extension.expect("span")).expect("strip");
+        let stripped =
+            super::super::remove_member(body, ex.extension.expect("span")).expect("strip");
         assert_eq!(stripped, br#"{"model":"m","messages":[]}"#.to_vec());
-        let err = decode(Operation::ChatCompletions, br#"{"messages":[],"haechi":{"context":3}}"#);
+        let err = decode(
+            Operation::ChatCompletions,
+            br#"{"messages":[],"haechi":{"context":3}}"#,
+        );
         assert!(err.is_ok(), "a non-text context is ignored, not fatal");
-        let err = decode(Operation::ChatCompletions, br#"{"messages":[],"haechi":[1]}"#)
-            .expect_err("bad extension");
+        let err = decode(
+            Operation::ChatCompletions,
+            br#"{"messages":[],"haechi":[1]}"#,
+        )
+        .expect_err("bad extension");
         assert!(err.message.contains("haechi"), "{}", err.message);
     }
 

@@ -240,18 +240,33 @@ pub fn refusal_stream(
         }
         Operation::Messages => {
             let events = [
-                ("message_start", serde_json::json!({"type": "message_start", "message": {
+                (
+                    "message_start",
+                    serde_json::json!({"type": "message_start", "message": {
                     "id": format!("msg_haechi_{id}"), "type": "message", "role": "assistant", "model": model,
                     "content": [], "stop_reason": null, "stop_sequence": null,
-                    "usage": {"input_tokens": 0, "output_tokens": 0}}})),
-                ("content_block_start", serde_json::json!({"type": "content_block_start", "index": 0,
-                    "content_block": {"type": "text", "text": ""}})),
-                ("content_block_delta", serde_json::json!({"type": "content_block_delta", "index": 0,
-                    "delta": {"type": "text_delta", "text": message}})),
-                ("content_block_stop", serde_json::json!({"type": "content_block_stop", "index": 0})),
-                ("message_delta", serde_json::json!({"type": "message_delta",
+                    "usage": {"input_tokens": 0, "output_tokens": 0}}}),
+                ),
+                (
+                    "content_block_start",
+                    serde_json::json!({"type": "content_block_start", "index": 0,
+                    "content_block": {"type": "text", "text": ""}}),
+                ),
+                (
+                    "content_block_delta",
+                    serde_json::json!({"type": "content_block_delta", "index": 0,
+                    "delta": {"type": "text_delta", "text": message}}),
+                ),
+                (
+                    "content_block_stop",
+                    serde_json::json!({"type": "content_block_stop", "index": 0}),
+                ),
+                (
+                    "message_delta",
+                    serde_json::json!({"type": "message_delta",
                     "delta": {"stop_reason": "refusal", "stop_sequence": null},
-                    "usage": {"output_tokens": 0}})),
+                    "usage": {"output_tokens": 0}}),
+                ),
                 ("message_stop", serde_json::json!({"type": "message_stop"})),
             ];
             Some(
@@ -280,7 +295,10 @@ mod tests {
 
         let body = br#"{"content":[{"type":"text","text":"hi"},{"type":"tool_use","id":"t","name":"send","input":{"to":"<EMAIL_1>","n":3,"cc":["x"]}}]}"#;
         let parts = response_parts(Provider::Anthropic, body).expect("parts");
-        let texts: Vec<_> = parts.iter().map(|p| (p.kind, p.part.text.as_str())).collect();
+        let texts: Vec<_> = parts
+            .iter()
+            .map(|p| (p.kind, p.part.text.as_str()))
+            .collect();
         assert!(texts.contains(&(PartKind::Text, "hi")));
         assert!(texts.contains(&(PartKind::JsonValue, "<EMAIL_1>")));
         assert!(texts.contains(&(PartKind::JsonValue, "x")));

@@ -45,9 +45,12 @@ pub fn apply(policies: &PolicySet, body: &[u8], opts: &EvalOptions) -> Result<Va
         serde_json::from_slice(body).map_err(|e| format!("invalid guardrail request: {e}"))?;
     let stage = req.source.unwrap_or(Stage::Input);
     let policy = match &req.policy {
-        Some(id) => policies
-            .get(id)
-            .ok_or_else(|| format!("unknown policy `{id}`; known: {}", policies.ids().collect::<Vec<_>>().join(", ")))?,
+        Some(id) => policies.get(id).ok_or_else(|| {
+            format!(
+                "unknown policy `{id}`; known: {}",
+                policies.ids().collect::<Vec<_>>().join(", ")
+            )
+        })?,
         None => policies.default_policy(),
     };
     let mut texts: Vec<&str> = Vec::new();
@@ -65,7 +68,11 @@ pub fn apply(policies: &PolicySet, body: &[u8], opts: &EvalOptions) -> Result<Va
         Some(Value::String(s)) => vec![s.clone()],
         Some(Value::Array(items)) => items
             .iter()
-            .map(|v| v.as_str().map(str::to_string).ok_or("`context` items must be strings"))
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or("`context` items must be strings")
+            })
             .collect::<Result<_, _>>()?,
         Some(_) => return Err("`context` must be a string or a list of strings".to_string()),
     };

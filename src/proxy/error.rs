@@ -64,6 +64,18 @@ pub enum GatewayError {
     /// The gateway is shutting down or otherwise not ready (503).
     #[error("{0}")]
     Unavailable(String),
+    /// No or unknown API key (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The tenant may not do this: model or region outside its allowance (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A quota refused the request (429), with `Retry-After` and rate-limit headers.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        headers: Vec<(http::HeaderName, HeaderValue)>,
+    },
 }
 
 impl GatewayError {
@@ -78,6 +90,9 @@ impl GatewayError {
             }
             GatewayError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            GatewayError::Forbidden(_) => StatusCode::FORBIDDEN,
+            GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -93,6 +108,9 @@ impl GatewayError {
             | GatewayError::UpstreamConnect { .. }
             | GatewayError::UpstreamTimeout { .. } => ("upstream_error", "api_error"),
             GatewayError::Unavailable(_) => ("service_unavailable", "overloaded_error"),
+            GatewayError::Unauthorized(_) => ("invalid_request_error", "authentication_error"),
+            GatewayError::Forbidden(_) => ("invalid_request_error", "permission_error"),
+            GatewayError::RateLimited { .. } => ("requests", "rate_limit_error"),
         }
     }
 
@@ -112,6 +130,9 @@ impl GatewayError {
                 TimeoutKind::Total => "upstream_total_timeout",
             },
             GatewayError::Unavailable(_) => "unavailable",
+            GatewayError::Unauthorized(_) => "invalid_api_key",
+            GatewayError::Forbidden(_) => "forbidden",
+            GatewayError::RateLimited { .. } => "rate_limit_exceeded",
         }
     }
 
@@ -131,6 +152,11 @@ impl GatewayError {
     pub fn into_response(self, provider: Provider) -> Response<Body> {
         let mut response = Response::new(full(Bytes::from(self.body(provider))));
         *response.status_mut() = self.status();
+        if let GatewayError::RateLimited { headers, .. } = &self {
+            for (name, value) in headers {
+                response.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),

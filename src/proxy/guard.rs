@@ -38,7 +38,14 @@ pub fn guard_input(
             context: &exchange.context,
             query: exchange.query.as_deref(),
         };
-        Some(evaluate(policy, Stage::Input, &texts, &ctx, opts, pseudonyms))
+        Some(evaluate(
+            policy,
+            Stage::Input,
+            &texts,
+            &ctx,
+            opts,
+            pseudonyms,
+        ))
     };
     let mut edits: Vec<(Range<usize>, &str)> = Vec::new();
     if let Some(d) = &decision {
@@ -105,9 +112,19 @@ pub fn guard_output(
             .iter()
             .map(|&i| parts[i].part.text.as_str())
             .collect();
-        Some(evaluate(policy, Stage::Output, &texts, ctx, opts, pseudonyms))
+        Some(evaluate(
+            policy,
+            Stage::Output,
+            &texts,
+            ctx,
+            opts,
+            pseudonyms,
+        ))
     };
-    if decision.as_ref().is_some_and(|d| d.action == Verdict::Block) {
+    if decision
+        .as_ref()
+        .is_some_and(|d| d.action == Verdict::Block)
+    {
         return Ok(OutputOutcome {
             decision,
             body: None,
@@ -160,9 +177,19 @@ fn restore_in_json_text(text: &str, pseudonyms: &PseudonymMap) -> String {
                 changed
             }
             serde_json::Value::Array(items) => {
-                items.iter_mut().fold(false, |acc, x| walk(x, map) || acc)
+                let mut changed = false;
+                for x in items.iter_mut() {
+                    changed |= walk(x, map);
+                }
+                changed
             }
-            serde_json::Value::Object(m) => m.values_mut().fold(false, |acc, x| walk(x, map) || acc),
+            serde_json::Value::Object(m) => {
+                let mut changed = false;
+                for x in m.values_mut() {
+                    changed |= walk(x, map);
+                }
+                changed
+            }
             _ => false,
         }
     }

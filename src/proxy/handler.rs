@@ -14,10 +14,12 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
+use super::admission::{allowed_regions, rate_headers, Tenancy, REGION_HEADER};
 use super::body::{full, Body, TimedBody, TimeoutEnding};
 use super::error::{GatewayError, TimeoutKind};
 use super::guard::{self, guard_input, guard_output};
 use super::routes::{self, Route};
+use super::settle::{request_usage_chunk, SettleBody, Settlement, UsageFormat};
 use super::upstream::{is_hop_by_hop, Upstream, UpstreamError};
 use crate::config::GatewayConfig;
 use crate::detect::DetectContext;
@@ -43,6 +45,10 @@ pub enum BuildError {
     Policy(#[from] PolicyErrors),
     #[error("hash key: environment variable `{0}` is not set")]
     HashKey(String),
+    #[error(transparent)]
+    Tenancy(#[from] super::admission::TenancyError),
+    #[error("tenant `{tenant}`: unknown policy `{policy}`")]
+    UnknownPolicy { tenant: String, policy: String },
 }
 
 /// The gateway: configuration, live upstreams and the current policies. One per
@@ -51,6 +57,8 @@ pub struct Gateway {
     pub config: GatewayConfig,
     upstreams: Vec<Arc<Upstream>>,
     pub policies: Arc<PolicyStore>,
+    /// Tenants and quotas; `None` in pass-through mode.
+    pub tenancy: Option<Tenancy>,
     hash_key: Vec<u8>,
     draining: AtomicBool,
 }
@@ -76,10 +84,23 @@ impl Gateway {
                 .into_bytes(),
             None => rand::random::<[u8; 32]>().to_vec(),
         };
+        let tenancy = Tenancy::new(&config)?;
+        let set = policies.current();
+        for tenant in &config.tenants {
+            if let Some(policy) = &tenant.policy {
+                if set.get(policy).is_none() {
+                    return Err(BuildError::UnknownPolicy {
+                        tenant: tenant.id.clone(),
+                        policy: policy.clone(),
+                    });
+                }
+            }
+        }
         Ok(Arc::new(Self {
             config,
             upstreams,
             policies,
+            tenancy,
             hash_key,
             draining: AtomicBool::new(false),
         }))
@@ -122,7 +143,8 @@ impl Gateway {
                 supported: routes::SUPPORTED.join(", "),
             }),
             Route::ListModels => {
-                let candidates = self.candidates(Provider::OpenAi, None)?;
+                let regions = allowed_regions(None, req.headers())?;
+                let candidates = self.candidates(Provider::OpenAi, None, regions.as_deref())?;
                 let (parts, _) = req.into_parts();
                 self.forward(
                     &candidates,
@@ -175,20 +197,54 @@ impl Gateway {
         json_value_response(code, &body)
     }
 
-    /// A model call, in phases: read → decode → guard in → forward → guard out.
+    /// A model call, in phases: read → decode → identify → admit → guard in → route →
+    /// forward → guard out → settle (as the answer streams past).
     async fn model_call(
         &self,
         operation: Operation,
         req: Request<Incoming>,
         request_id: &str,
     ) -> Result<Response<Body>, GatewayError> {
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
         let body = self.read_body(&parts.headers, body).await?;
         let exchange =
             dialect::decode(operation, &body).map_err(|e| GatewayError::BadRequest(e.message))?;
         let provider = routes::provider_of(operation);
+        let model = exchange.model.as_deref();
+
+        // Identify and admit (tenant mode only).
+        let mut tenant_cfg = None;
+        let mut admitted = None;
+        if let Some(tenancy) = &self.tenancy {
+            let identity = tenancy.identify(&parts.headers)?;
+            tenant_cfg = tenancy.tenant(&identity);
+            admitted = Some(tenancy.admit(&identity, &exchange).await?);
+            // The client's key is a gateway key: it never goes upstream.
+            for name in ["authorization", "x-api-key"] {
+                parts.headers.remove(name);
+            }
+        }
+        let regions = allowed_regions(
+            tenant_cfg.and_then(|t| t.regions.as_deref()),
+            &parts.headers,
+        )?;
+        let reservation = admitted
+            .as_ref()
+            .and_then(|a| a.outcome.as_ref())
+            .and_then(|o| o.reservation().cloned());
+        let rate = admitted
+            .as_ref()
+            .and_then(|a| a.outcome.as_ref())
+            .map(|o| rate_headers(o, None))
+            .unwrap_or_default();
+
         let policies = self.policies.current();
-        let policy = policies.select(None, None, parts.uri.path(), exchange.model.as_deref());
+        let policy = policies.select(
+            tenant_cfg.and_then(|t| t.policy.as_deref()),
+            tenant_cfg.map(|t| t.id.as_str()),
+            parts.uri.path(),
+            model,
+        );
         let opts = self.eval_options();
 
         // Guard in.
@@ -198,15 +254,49 @@ impl Gateway {
         if let Some(blocked) = decisions.iter().find(|d| d.action == Verdict::Block) {
             let mut response = block_response(&exchange, blocked, request_id);
             set_decision_headers(&mut response, &decisions);
+            add_headers(&mut response, &rate);
             return Ok(response);
         }
-        let forward_body = input.body.map(Bytes::from).unwrap_or(body);
+        let mut forward_body = input.body.map(Bytes::from).unwrap_or(body);
 
-        // Forward.
-        let candidates = self.candidates(provider, exchange.model.as_deref())?;
+        // Ask an OpenAI stream for its usage chunk so that settlement gets real figures;
+        // the chunk is removed again before the client sees it.
+        let mut strip_usage_chunk = false;
+        if reservation.is_some() && exchange.stream && operation == Operation::ChatCompletions {
+            if let Some(with_usage) = request_usage_chunk(&forward_body) {
+                forward_body = Bytes::from(with_usage);
+                strip_usage_chunk = true;
+            }
+        }
+
+        // Route and forward.
+        let candidates = self.candidates(provider, model, regions.as_deref())?;
         let (upstream, response, deadline) = self
-            .send(&candidates, &parts.method, &parts.uri, &parts.headers, forward_body)
+            .send(
+                &candidates,
+                &parts.method,
+                &parts.uri,
+                &parts.headers,
+                forward_body,
+            )
             .await?;
+        let settlement = match (&self.tenancy, reservation) {
+            (Some(tenancy), Some(reservation)) => {
+                let store = tenancy.store.clone();
+                let model_name = model.unwrap_or("").to_string();
+                let prices = tenancy.price_fn(model_name);
+                Some((
+                    Settlement {
+                        store,
+                        reservation,
+                        cost: prices,
+                        on_usage: None,
+                    },
+                    strip_usage_chunk,
+                ))
+            }
+            _ => None,
+        };
 
         // Guard out (non-streaming answers; streams are relayed as they come).
         let is_json = response
@@ -217,7 +307,9 @@ impl Gateway {
         let needs_output =
             !policy.rules(crate::engine::Stage::Output).is_empty() || !pseudonyms.is_empty();
         let mut response = if response.status().is_success() && is_json && needs_output {
-            let (mut head, body) = self.relay(&upstream, response, deadline).into_parts();
+            let (mut head, body) = self
+                .relay_settled(&upstream, response, deadline, settlement)
+                .into_parts();
             let limit = self.config.limits.max_response_bytes;
             let bytes = read_answer(body, limit).await.map_err(|message| {
                 GatewayError::UpstreamConnect {
@@ -230,7 +322,14 @@ impl Gateway {
                 context: &exchange.context,
                 query: ctx_query.as_deref(),
             };
-            match guard_output(&policy, upstream.provider(), &bytes, &ctx, &opts, &mut pseudonyms) {
+            match guard_output(
+                &policy,
+                upstream.provider(),
+                &bytes,
+                &ctx,
+                &opts,
+                &mut pseudonyms,
+            ) {
                 Ok(out) => {
                     decisions.extend(out.decision);
                     if let Some(blocked) = decisions.iter().find(|d| d.action == Verdict::Block) {
@@ -249,9 +348,15 @@ impl Gateway {
                 }
             }
         } else {
-            self.relay(&upstream, response, deadline)
+            self.relay_settled(&upstream, response, deadline, settlement)
         };
         set_decision_headers(&mut response, &decisions);
+        add_headers(&mut response, &rate);
+        if let Some(region) = &upstream.config.region {
+            if let Ok(value) = HeaderValue::from_str(region) {
+                response.headers_mut().insert(REGION_HEADER, value);
+            }
+        }
         Ok(response)
     }
 
@@ -284,27 +389,49 @@ impl Gateway {
     }
 
     /// Upstreams that speak `provider` and serve `model`, best first.
+    /// Upstreams that speak `provider`, serve `model` and sit in one of `regions`
+    /// (any region when `None`), best first. Failover never leaves this list.
     fn candidates(
         &self,
         provider: Provider,
         model: Option<&str>,
+        regions: Option<&[String]>,
     ) -> Result<Vec<Arc<Upstream>>, GatewayError> {
-        let list: Vec<Arc<Upstream>> = self
+        let serving: Vec<Arc<Upstream>> = self
             .upstreams
             .iter()
             .filter(|u| u.provider() == provider && u.serves(model))
             .cloned()
             .collect();
-        if list.is_empty() {
+        let for_model = model
+            .map(|m| format!(" for model `{m}`"))
+            .unwrap_or_default();
+        if serving.is_empty() {
             return Err(GatewayError::NoUpstream(format!(
-                "no {} upstream is configured{}",
+                "no {} upstream is configured{for_model}",
                 provider_name(provider),
-                model
-                    .map(|m| format!(" for model `{m}`"))
-                    .unwrap_or_default()
             )));
         }
-        Ok(list)
+        let Some(regions) = regions else {
+            return Ok(serving);
+        };
+        let allowed: Vec<Arc<Upstream>> = serving
+            .into_iter()
+            .filter(|u| {
+                u.config
+                    .region
+                    .as_ref()
+                    .is_some_and(|r| regions.contains(r))
+            })
+            .collect();
+        if allowed.is_empty() {
+            return Err(GatewayError::Forbidden(format!(
+                "no {} upstream{for_model} is in the allowed regions ({})",
+                provider_name(provider),
+                regions.join(", ")
+            )));
+        }
+        Ok(allowed)
     }
 
     /// Forwards a request and relays the answer untouched.
@@ -392,6 +519,17 @@ impl Gateway {
         response: Response<Incoming>,
         deadline: Instant,
     ) -> Response<Body> {
+        self.relay_settled(upstream, response, deadline, None)
+    }
+
+    /// Like `relay`, reading usage from the answer to settle the quota reservation.
+    fn relay_settled(
+        &self,
+        upstream: &Upstream,
+        response: Response<Incoming>,
+        deadline: Instant,
+        settlement: Option<(Settlement, bool)>,
+    ) -> Response<Body> {
         let (mut parts, body) = response.into_parts();
         let hop: Vec<_> = parts
             .headers
@@ -418,7 +556,23 @@ impl Gateway {
             ending,
             upstream.config.name.clone(),
         );
-        Response::from_parts(parts, body.boxed_unsync())
+        match settlement {
+            Some((settlement, strip)) if parts.status.is_success() => {
+                let format = if is_sse {
+                    UsageFormat::Sse {
+                        strip_usage_chunk: strip,
+                    }
+                } else {
+                    UsageFormat::Json
+                };
+                if is_sse && strip {
+                    parts.headers.remove(header::CONTENT_LENGTH);
+                }
+                let body = SettleBody::new(body.boxed_unsync(), format, settlement);
+                Response::from_parts(parts, body.boxed_unsync())
+            }
+            _ => Response::from_parts(parts, body.boxed_unsync()),
+        }
     }
 }
 
@@ -533,7 +687,11 @@ fn block_response(exchange: &Exchange, decision: &Decision, request_id: &str) ->
     }
     let body = match routes::provider_of(exchange.operation) {
         Provider::Anthropic => anthropic::error_body(&message, "invalid_request_error"),
-        _ => openai::error_body(&message, "invalid_request_error", Some("content_policy_violation")),
+        _ => openai::error_body(
+            &message,
+            "invalid_request_error",
+            Some("content_policy_violation"),
+        ),
     };
     let mut response = Response::new(full(Bytes::from(body)));
     *response.status_mut() = StatusCode::BAD_REQUEST;
@@ -542,6 +700,12 @@ fn block_response(exchange: &Exchange, decision: &Decision, request_id: &str) ->
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+fn add_headers(response: &mut Response<Body>, headers: &[(http::HeaderName, HeaderValue)]) {
+    for (name, value) in headers {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
 }
 
 /// `x-haechi-action` and `x-haechi-rules` when a rule acted.

@@ -3,6 +3,7 @@
 //! Everything here does I/O; the decisions it applies come from the pure parts
 //! (`dialect`, `engine`).
 
+pub mod admission;
 pub mod apply;
 pub mod body;
 pub mod error;
@@ -10,6 +11,7 @@ pub mod guard;
 pub mod handler;
 pub mod routes;
 pub mod server;
+pub mod settle;
 pub mod upstream;
 
 pub use handler::{Gateway, REQUEST_ID};
