@@ -10,4 +10,5 @@ pub mod engine;
 pub mod policy;
 pub mod proxy;
 pub mod tenancy;
+pub mod train;
 pub mod text;

@@ -50,3 +50,9 @@ impl Detection {
         Self { findings, score }
     }
 }
+
+pub mod classifier;
+pub mod normalize;
+pub mod prompt_attack;
+pub mod topic;
+pub mod toxicity;
