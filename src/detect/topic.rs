@@ -206,13 +206,13 @@ impl TopicDetector {
     /// Similarity of one passage to the topic, in `[0, 1]`.
     pub fn score_passage(&self, text: &str) -> f32 {
         let n = normalize(text);
-        let d = self.models.dense(&n);
-        let l = self.models.lexical(&n);
         let a = self.models.alpha();
+        let d = if a > 0.0 { self.models.dense(&n) } else { Vec::new() };
+        let l = self.models.lexical(&n);
         self.refs
             .iter()
             .map(|r| {
-                let cd: f32 = d.iter().zip(&r.dense).map(|(x, y)| x * y).sum();
+                let cd: f32 = if a > 0.0 { d.iter().zip(&r.dense).map(|(x, y)| x * y).sum() } else { 0.0 };
                 a * cd + (1.0 - a) * sparse_dot(&l, &r.lexical)
             })
             .fold(0.0f32, f32::max)

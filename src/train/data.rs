@@ -287,7 +287,9 @@ fn collect_json(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> Result<(), Tra
     Ok(())
 }
 
-/// PIGuard WildGuard benign prompts: false-positive check only, never trained on.
+/// PIGuard WildGuard benign prompts (label 0), split by hash of the prompt: 35% test
+/// (the false-positive figure), 15% validation, 50% train (benign role-play framings that
+/// look like jailbreaks; without them the model flags almost half of this set).
 pub fn piguard(dir: &Path) -> Result<Vec<Row>, TrainError> {
     let text = read(&dir.join("piguard_wildguard_benign/wildguard.json"))?;
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|_| malformed("piguard"))?;
@@ -295,10 +297,35 @@ pub fn piguard(dir: &Path) -> Result<Vec<Row>, TrainError> {
         .map(|a| {
             a.iter()
                 .filter_map(|x| x["prompt"].as_str())
-                .map(|t| Row { text: t.to_string(), targets: vec![0.0], split: Split::Test, source: "piguard" })
+                .map(|t| Row { text: t.to_string(), targets: vec![0.0], split: piguard_split(t), source: "piguard" })
                 .collect()
         })
         .unwrap_or_default())
+}
+
+fn piguard_split(t: &str) -> Split {
+    match key_hash(t) % 20 {
+        0..=6 => Split::Test,
+        7..=9 => Split::Val,
+        _ => Split::Train,
+    }
+}
+
+/// Do-Not-Answer prompts (Apache-2.0): harmful but plain requests, no attack wrapper;
+/// label 0 for the prompt-attack model (hard negatives), split by id.
+pub fn do_not_answer(dir: &Path) -> Result<Vec<Row>, TrainError> {
+    let text = read(&dir.join("do_not_answer/do_not_answer_en_prompts.csv"))?;
+    let rows = parse_csv(&text);
+    let header = rows.first().cloned().unwrap_or_default();
+    let q = header.iter().position(|h| h == "question").ok_or_else(|| malformed("do_not_answer header"))?;
+    Ok(rows
+        .into_iter()
+        .skip(1)
+        .filter_map(|r| {
+            let t = r.get(q)?.clone();
+            Some(Row { split: split_of(&t), text: t, targets: vec![0.0], source: "do_not_answer" })
+        })
+        .collect())
 }
 
 /// Hand-written seed rows shipped in the repo (`models/seed/*.tsv`: `label<TAB>text`).

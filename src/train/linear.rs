@@ -55,6 +55,25 @@ pub struct FitOptions {
     pub seed: u64,
 }
 
+impl FitOptions {
+    /// Defaults, overridable by `HAECHI_TRAIN_EPOCHS`, `HAECHI_TRAIN_LR`, `HAECHI_TRAIN_L2`
+    /// (for hyper-parameter exploration; the shipped weights use the defaults).
+    pub fn from_env() -> Self {
+        let mut o = Self::default();
+        let get = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<f32>().ok());
+        if let Some(v) = get("HAECHI_TRAIN_EPOCHS") {
+            o.epochs = v as usize;
+        }
+        if let Some(v) = get("HAECHI_TRAIN_LR") {
+            o.lr = v;
+        }
+        if let Some(v) = get("HAECHI_TRAIN_L2") {
+            o.l2 = v;
+        }
+        o
+    }
+}
+
 impl Default for FitOptions {
     fn default() -> Self {
         Self { epochs: 12, lr: 0.3, l2: 1e-6, seed: 42 }
@@ -215,8 +234,8 @@ fn ratio(a: usize, b: usize) -> f32 {
 
 /// Chooses thresholds on validation probabilities: `medium` maximises F1 (or macro-F1),
 /// `low` is the lowest threshold ≥ medium with precision ≥ 0.95 (fewer false alarms),
-/// `high` the highest threshold ≤ medium with recall ≥ 0.95 (catches more). Both fall back
-/// to medium ± a margin when the target cannot be met.
+/// `high` the highest threshold ≤ medium with recall ≥ 0.95 (catches more); each at least
+/// 0.1 away from medium so the three strengths differ.
 pub fn choose_thresholds(p: &[f32], y: &[bool], macro_avg: bool, max_fpr: Option<f32>) -> Thresholds {
     let grid: Vec<f32> = (1..100).map(|i| i as f32 / 100.0).collect();
     let score = |c: &Counts| if macro_avg { c.macro_f1() } else { c.f1() };
@@ -239,14 +258,16 @@ pub fn choose_thresholds(p: &[f32], y: &[bool], macro_avg: bool, max_fpr: Option
         .copied()
         .filter(|&t| t >= medium)
         .find(|&t| Counts::at(p, y, t).precision() >= 0.95)
-        .unwrap_or((medium + 0.15).min(0.95));
+        .unwrap_or(0.95)
+        .max((medium + 0.1).min(0.95));
     let high = grid
         .iter()
         .rev()
         .copied()
         .filter(|&t| t <= medium)
         .find(|&t| Counts::at(p, y, t).recall() >= 0.95)
-        .unwrap_or((medium - 0.15).max(0.05));
+        .unwrap_or(0.05)
+        .min((medium - 0.1).max(0.05));
     Thresholds { low, medium, high }
 }
 

@@ -171,7 +171,7 @@ fn toxicity(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> {
     if tr.is_empty() {
         return Err(TrainError::Empty);
     }
-    let model = train_model(cfg, &names, &tr, &va, true, None, FitOptions::default());
+    let model = train_model(cfg, &names, &tr, &va, true, None, FitOptions::from_env());
     write(out_dir, "toxicity_en.hclf", &model, &mut rep)?;
     let te_ex = examples(&cfg, &te);
     let t = model.outputs[0].thresholds;
@@ -210,7 +210,7 @@ fn toxicity(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> {
     let cfg = TOXICITY_KO_FEATURES;
     let tr = examples(&cfg, &split_rows(&ko, Split::Train));
     let va = examples(&cfg, &split_rows(&ko, Split::Val));
-    let model = train_model(cfg, &names, &tr, &va, false, None, FitOptions::default());
+    let model = train_model(cfg, &names, &tr, &va, false, None, FitOptions::from_env());
     write(out_dir, "toxicity_ko.hclf", &model, &mut rep)?;
     let t = model.outputs[0].thresholds;
     let te = split_rows(&ko, Split::Test);
@@ -244,20 +244,26 @@ fn prompt_attack(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> 
     rows.extend(data::yanis(dir)?);
     rows.extend(data::jailbreakbench(dir)?);
     rows.extend(data::seed_tsv(PROMPT_ATTACK_KO_SEED, "seed_ko"));
+    rows.extend(data::do_not_answer(dir)?);
+    rows.extend(data::piguard(dir)?);
     let cfg = PROMPT_ATTACK_FEATURES;
     let tr = examples(&cfg, &split_rows(&rows, Split::Train));
     let va = examples(&cfg, &split_rows(&rows, Split::Val));
     if tr.is_empty() {
         return Err(TrainError::Empty);
     }
-    let model = train_model(cfg, &["attack"], &tr, &va, false, Some(0.02), FitOptions::default());
+    let model = train_model(cfg, &["attack"], &tr, &va, false, Some(0.02), FitOptions::from_env());
     write(out_dir, "prompt_attack.hclf", &model, &mut rep)?;
     let t = model.outputs[0].thresholds;
     let te = split_rows(&rows, Split::Test);
     let ex = examples(&cfg, &te);
     let p = probs(&model, &ex, 0);
-    report_binary(&mut rep, "pa test all", &p, &labels(&ex, 0), t.medium);
-    for src in ["s_labs", "neuralchemy", "yanis", "jailbreakbench", "jbb_goal"] {
+    report_binary(&mut rep, "pa test all (incl. piguard part)", &p, &labels(&ex, 0), t.medium);
+    let idx: Vec<usize> = (0..te.len()).filter(|&i| matches!(te[i].source, "s_labs" | "neuralchemy")).collect();
+    let ps: Vec<f32> = idx.iter().map(|&i| p[i]).collect();
+    let ys: Vec<bool> = idx.iter().map(|&i| ex[i].targets[0] > 0.5).collect();
+    report_binary(&mut rep, "pa test s_labs+neuralchemy (attack/benign splits)", &ps, &ys, t.medium);
+    for src in ["s_labs", "neuralchemy", "yanis", "jailbreakbench", "jbb_goal", "do_not_answer", "piguard"] {
         let idx: Vec<usize> = (0..te.len()).filter(|&i| te[i].source == src).collect();
         let ps: Vec<f32> = idx.iter().map(|&i| p[i]).collect();
         let ys: Vec<bool> = idx.iter().map(|&i| ex[i].targets[0] > 0.5).collect();
@@ -269,10 +275,9 @@ fn prompt_attack(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> 
             report_binary(&mut rep, &format!("pa test {src}"), &ps, &ys, t.medium);
         }
     }
-    let benign = data::piguard(dir)?;
-    let refs: Vec<&Row> = benign.iter().collect();
-    let pb = probs(&model, &examples(&cfg, &refs), 0);
-    rep.push(format!("pa piguard benign n={}", pb.len()), pb.len() as f32);
+    let benign: Vec<&Row> = te.iter().copied().filter(|r| r.source == "piguard").collect();
+    let pb = probs(&model, &examples(&cfg, &benign), 0);
+    rep.push("pa piguard benign held-out n", pb.len() as f32);
     for (s, v) in ["low", "medium", "high"].iter().zip([t.low, t.medium, t.high]) {
         rep.push(format!("pa threshold {s}"), v);
         rep.push(format!("pa piguard benign FP rate @{s}"), fp_rate(&pb, v));

@@ -310,7 +310,13 @@ pub fn run(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> {
 
     // Final models: embed on all non-financial train queries.
     let tr: Vec<(String, String)> = clinc.train.iter().filter(|p| !is_fin(&p.1)).cloned().collect();
-    let embed = fit_embed(&tr, 8, 7);
+    let embed = if alpha > 0.0 {
+        fit_embed(&tr, 8, 7)
+    } else {
+        // The dense space lost on validation: ship an empty one (not computed at detect time).
+        let cfg = FeatureConfig { bits: 8, ..EMBED_FEATURES };
+        LinearModel::zeros(cfg, &["d0"])
+    };
     let mut idf = with_alpha(&idf, alpha);
     idf.outputs[0].thresholds = thresholds;
     for (name, m) in [("topic_embed.hclf", &embed), ("topic_idf.hclf", &idf)] {
