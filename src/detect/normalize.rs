@@ -14,7 +14,7 @@ pub fn normalize(text: &str) -> String {
     // 1. NFKC (full-width, compatibility and math-alphanumeric forms), drop invisibles,
     //    strip Latin accents, lowercase, fold look-alikes.
     let mut chars: Vec<char> = Vec::with_capacity(text.len());
-    for c in text.nfkc() {
+    for c in nfkc_keep_jamo(text) {
         if is_invisible(c) {
             continue;
         }
@@ -51,6 +51,26 @@ pub fn normalize(text: &str) -> String {
     } else {
         trimmed.to_string()
     }
+}
+
+/// NFKC except for Hangul compatibility jamo (ㅋ, ㅅㅂ…), which NFKC would turn into
+/// conjoining jamo; Korean chat abbreviations are written with the compatibility forms.
+fn nfkc_keep_jamo(text: &str) -> Vec<char> {
+    let is_jamo = |c: char| ('\u{3131}'..='\u{318E}').contains(&c);
+    if !text.chars().any(is_jamo) {
+        return text.nfkc().collect();
+    }
+    let mut out = Vec::with_capacity(text.len());
+    let mut start = 0;
+    for (i, c) in text.char_indices() {
+        if is_jamo(c) {
+            out.extend(text[start..i].nfkc());
+            out.push(c);
+            start = i + c.len_utf8();
+        }
+    }
+    out.extend(text[start..].nfkc());
+    out
 }
 
 /// Zero-width, bidi, tag and other format characters that render as nothing.

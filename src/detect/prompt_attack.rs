@@ -17,7 +17,7 @@ use super::{DetectContext, Detection, Finding};
 
 const MODEL: &[u8] = include_bytes!("../../models/prompt_attack.hclf");
 /// Window size in bytes for long texts.
-const WINDOW: usize = 1024;
+const WINDOW: usize = 400;
 
 /// Why the detector cannot be built.
 #[derive(Debug, Error)]

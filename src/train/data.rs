@@ -328,6 +328,25 @@ pub fn do_not_answer(dir: &Path) -> Result<Vec<Row>, TrainError> {
         .collect())
 }
 
+/// KLUE-NLI dev sentences (CC BY-SA 4.0): general-domain Korean text, non-toxic
+/// negatives for the Korean toxicity model (BEEP! alone is entertainment comments only).
+pub fn klue_sentences(dir: &Path) -> Result<Vec<Row>, TrainError> {
+    let text = read(&dir.join("klue_nli_ko/klue-nli-v1.1_dev.json"))?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|_| malformed("klue"))?;
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for item in v.as_array().into_iter().flatten() {
+        for k in ["premise", "hypothesis"] {
+            if let Some(t) = item[k].as_str() {
+                if seen.insert(t.to_string()) {
+                    out.push(Row { text: t.to_string(), targets: vec![0.0, 0.0], split: split_of(t), source: "klue" });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Hand-written seed rows shipped in the repo (`models/seed/*.tsv`: `label<TAB>text`).
 pub fn seed_tsv(text: &str, source: &'static str) -> Vec<Row> {
     text.lines()

@@ -207,6 +207,11 @@ fn toxicity(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> {
     // Korean: BEEP! train + curse detection; BEEP! dev held out.
     let mut ko = data::beep(dir)?;
     ko.extend(data::curse(dir)?);
+    ko.extend(data::klue_sentences(dir)?);
+    ko.extend(data::seed_tsv(PROMPT_ATTACK_KO_SEED, "seed_ko").into_iter().filter(|r| r.targets[0] < 0.5).map(|mut r| {
+        r.targets = vec![0.0, 0.0];
+        r
+    }));
     let cfg = TOXICITY_KO_FEATURES;
     let tr = examples(&cfg, &split_rows(&ko, Split::Train));
     let va = examples(&cfg, &split_rows(&ko, Split::Val));
@@ -220,6 +225,9 @@ fn toxicity(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> {
         let name = if src == "beep" { "tox_ko BEEP! dev toxic" } else { "tox_ko curse test toxic" };
         report_binary(&mut rep, name, &probs(&model, &ex, 0), &labels(&ex, 0), t.medium);
     }
+    let klue: Vec<&Row> = te.iter().copied().filter(|r| r.source == "klue").collect();
+    let pk = probs(&model, &examples(&cfg, &klue), 0);
+    rep.push("tox_ko KLUE-NLI held-out sentences (benign) FP rate @medium", fp_rate(&pk, t.medium));
     let uns = data::unsmile_valid(dir)?;
     let refs: Vec<&Row> = uns.iter().collect();
     let ex = examples(&cfg, &refs);
