@@ -17,7 +17,7 @@ use super::{DetectContext, Detection, Finding};
 
 const MODEL: &[u8] = include_bytes!("../../models/prompt_attack.hclf");
 /// Window size in bytes for long texts.
-const WINDOW: usize = 400;
+const WINDOW: usize = 1024;
 
 /// Why the detector cannot be built.
 #[derive(Debug, Error)]
@@ -56,6 +56,36 @@ pub fn decode_encoded_runs(text: &str) -> Vec<(usize, usize, String)> {
         }
         if let Some(s) = try_decode(run) {
             out.push((start, i, s));
+        }
+    }
+    out
+}
+
+/// Sentence spans (split after `.!?。` + whitespace, or a line break), short ones merged
+/// with the next so each span has at least ~40 bytes. An injected sentence inside a
+/// benign document is scored on its own instead of being averaged away.
+pub fn sentences(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let b = text.as_bytes();
+    for (i, c) in text.char_indices() {
+        let end = i + c.len_utf8();
+        let boundary = c == '\n'
+            || (matches!(c, '.' | '!' | '?' | '。') && b.get(end).is_none_or(|n| n.is_ascii_whitespace()));
+        if boundary && end - start >= 40 {
+            out.push((start, end));
+            start = end;
+        }
+    }
+    if start < text.len() {
+        if text[start..].trim().len() < 20 {
+            if let Some(last) = out.last_mut() {
+                last.1 = text.len();
+            } else {
+                out.push((start, text.len()));
+            }
+        } else {
+            out.push((start, text.len()));
         }
     }
     out
@@ -119,10 +149,35 @@ impl PromptAttackDetector {
         self.model.predict_normalized(&normalize(text))[0]
     }
 
-    /// Highest-scoring span: `(score, start, end, encoded)`.
-    fn best_span(&self, text: &str) -> (f32, usize, usize, bool) {
+    /// Uses an in-memory model (the trainer evaluates through the detector's own scoring).
+    pub fn from_model(model: LinearModel) -> Self {
+        Self { model, strength: Strength::Medium }
+    }
+
+    /// Detector score of user input: the best of its windows and decoded runs.
+    pub fn score(&self, text: &str) -> f32 {
+        self.best_span(text, false).0
+    }
+
+    /// Detector score of a supplied document: windows, decoded runs and single sentences.
+    pub fn score_document(&self, text: &str) -> f32 {
+        self.best_span(text, true).0
+    }
+
+    /// Highest-scoring span: `(score, start, end, encoded)`. Documents are also scored per
+    /// sentence (an injected sentence in a benign document); user input is not, because
+    /// single sentences of benign role-play prompts look like attacks (measured: the
+    /// PIGuard benign FP rate doubles).
+    fn best_span(&self, text: &str, per_sentence: bool) -> (f32, usize, usize, bool) {
         let mut best = (0.0f32, 0, text.len(), false);
-        for (s, e) in windows(text, WINDOW) {
+        let mut spans = windows(text, WINDOW);
+        if per_sentence {
+            let sents = sentences(text);
+            if sents.len() > 1 {
+                spans.extend(sents);
+            }
+        }
+        for (s, e) in spans {
             let p = self.score_text(&text[s..e]);
             if p > best.0 {
                 best = (p, s, e, false);
@@ -139,8 +194,8 @@ impl PromptAttackDetector {
         best
     }
 
-    fn detect_as(&self, text: &str, label: &str) -> Detection {
-        let (score, start, end, encoded) = self.best_span(text);
+    fn detect_as(&self, text: &str, label: &str, per_sentence: bool) -> Detection {
+        let (score, start, end, encoded) = self.best_span(text, per_sentence);
         let mut findings = Vec::new();
         if score >= self.threshold(self.strength) {
             let label = if encoded { format!("ENCODED_{label}") } else { label.to_string() };
@@ -152,13 +207,13 @@ impl PromptAttackDetector {
     /// Scores user input. Finding label `PROMPT_ATTACK` (or `ENCODED_PROMPT_ATTACK` when
     /// the attack was inside a base64/hex run); span = the window or encoded run.
     pub fn detect(&self, text: &str, _ctx: &DetectContext) -> Detection {
-        self.detect_as(text, "PROMPT_ATTACK")
+        self.detect_as(text, "PROMPT_ATTACK", false)
     }
 
     /// Scores one supplied document (tool result, retrieved passage) for indirect
     /// injection; offsets are into `doc`; label `INDIRECT_INJECTION`.
     pub fn detect_document(&self, doc: &str) -> Detection {
-        self.detect_as(doc, "INDIRECT_INJECTION")
+        self.detect_as(doc, "INDIRECT_INJECTION", true)
     }
 
     /// Scores every context document separately (index-aligned with `ctx.context`).

@@ -260,12 +260,20 @@ fn prompt_attack(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> 
     if tr.is_empty() {
         return Err(TrainError::Empty);
     }
-    let model = train_model(cfg, &["attack"], &tr, &va, false, Some(0.02), FitOptions::from_env());
+    let mut model = train_model(cfg, &["attack"], &tr, &va, false, Some(0.02), FitOptions::from_env());
+    // Thresholds on validation scored exactly as the detector scores (max over windows,
+    // sentences and decoded runs), at most 2% validation false positives for medium.
+    let val_rows = split_rows(&rows, Split::Val);
+    let det = crate::detect::prompt_attack::PromptAttackDetector::from_model(model.clone());
+    let pv: Vec<f32> = val_rows.iter().map(|r| det.score(&r.text)).collect();
+    let yv: Vec<bool> = val_rows.iter().map(|r| r.targets[0] > 0.5).collect();
+    model.outputs[0].thresholds = linear::choose_thresholds(&pv, &yv, false, Some(0.02));
     write(out_dir, "prompt_attack.hclf", &model, &mut rep)?;
     let t = model.outputs[0].thresholds;
     let te = split_rows(&rows, Split::Test);
     let ex = examples(&cfg, &te);
-    let p = probs(&model, &ex, 0);
+    let det = crate::detect::prompt_attack::PromptAttackDetector::from_model(model);
+    let p: Vec<f32> = te.iter().map(|r| det.score(&r.text)).collect();
     report_binary(&mut rep, "pa test all (incl. piguard part)", &p, &labels(&ex, 0), t.medium);
     let idx: Vec<usize> = (0..te.len()).filter(|&i| matches!(te[i].source, "s_labs" | "neuralchemy")).collect();
     let ps: Vec<f32> = idx.iter().map(|&i| p[i]).collect();
@@ -283,9 +291,20 @@ fn prompt_attack(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> 
             report_binary(&mut rep, &format!("pa test {src}"), &ps, &ys, t.medium);
         }
     }
-    let benign: Vec<&Row> = te.iter().copied().filter(|r| r.source == "piguard").collect();
-    let pb = probs(&model, &examples(&cfg, &benign), 0);
+    let pb: Vec<f32> = te.iter().filter(|r| r.source == "piguard").map(|r| det.score(&r.text)).collect();
     rep.push("pa piguard benign held-out n", pb.len() as f32);
+    // Indirect injection: benign documents (HaluEval knowledge passages, never trained on)
+    // scored per sentence as `detect_document` does.
+    if let Ok(text) = data::read(&dir.join("halueval/qa_shared.jsonl")) {
+        let docs: Vec<String> = text
+            .lines()
+            .take(1000)
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["knowledge"].as_str().map(str::to_string))
+            .collect();
+        let pd: Vec<f32> = docs.iter().map(|d| det.score_document(d)).collect();
+        rep.push(format!("pa indirect: HaluEval knowledge docs (benign) n={} FP rate @medium", pd.len()), fp_rate(&pd, t.medium));
+    }
     for (s, v) in ["low", "medium", "high"].iter().zip([t.low, t.medium, t.high]) {
         rep.push(format!("pa threshold {s}"), v);
         rep.push(format!("pa piguard benign FP rate @{s}"), fp_rate(&pb, v));
