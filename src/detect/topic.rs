@@ -309,7 +309,7 @@ mod tests {
             ),
             (
                 "legal-advice",
-                &["Can I sue my employer for unpaid wages?", "전세 보증금을 안 돌려주는데 소송할 수 있나요?"],
+                &["Can I sue my employer for unpaid wages?", "회사를 상대로 소송을 걸려면 어떻게 해야 하나요?"],
                 &["Set an alarm for 6 am", "강아지 산책은 하루에 몇 번 시켜야 해?"],
             ),
             (

@@ -186,7 +186,7 @@ mod tests {
             "Can you summarize this article about climate policy?",
             "오늘 회의 자료를 정리해서 보내드리겠습니다",
             "이 영화 정말 감동적이었어요 배우들 연기 최고",
-            "맛있는 김치찌개 레시피를 알려주세요",
+            "내일 오후 세 시에 회의실을 예약해 주세요",
         ];
         for t in toxic {
             let det = d.detect(t, &ctx);
