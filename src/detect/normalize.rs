@@ -22,6 +22,10 @@ pub fn normalize(text: &str) -> String {
             chars.push(' ');
             continue;
         }
+        if c.is_ascii() {
+            chars.push(c.to_ascii_lowercase());
+            continue;
+        }
         let base = strip_latin_accent(c);
         for l in base.to_lowercase() {
             chars.push(l);
@@ -57,6 +61,11 @@ pub fn normalize(text: &str) -> String {
 /// conjoining jamo; Korean chat abbreviations are written with the compatibility forms.
 fn nfkc_keep_jamo(text: &str) -> Vec<char> {
     let is_jamo = |c: char| ('\u{3131}'..='\u{318E}').contains(&c);
+    // Fast path: ASCII and precomposed Hangul are already NFKC (the library's quick check
+    // and a full pass both cost tens of microseconds per KB).
+    if text.chars().all(|c| c < '\u{A0}' || ('\u{AC00}'..='\u{D7A3}').contains(&c)) {
+        return text.chars().collect();
+    }
     if !text.chars().any(is_jamo) {
         return text.nfkc().collect();
     }
@@ -151,8 +160,32 @@ fn leet(c: char) -> Option<char> {
     })
 }
 
+/// `char::is_alphanumeric` with fast paths for ASCII and Hangul syllables (the general
+/// case is a Unicode table search).
+#[inline]
+pub fn is_alnum(c: char) -> bool {
+    if c.is_ascii() {
+        c.is_ascii_alphanumeric()
+    } else if ('\u{AC00}'..='\u{D7A3}').contains(&c) {
+        true
+    } else {
+        c.is_alphanumeric()
+    }
+}
+
+#[inline]
+fn is_alpha(c: char) -> bool {
+    if c.is_ascii() {
+        c.is_ascii_alphabetic()
+    } else if ('\u{AC00}'..='\u{D7A3}').contains(&c) {
+        true
+    } else {
+        c.is_alphabetic()
+    }
+}
+
 fn is_word_char(c: char) -> bool {
-    c.is_alphanumeric() || matches!(c, '@' | '$' | '!' | '|' | '+')
+    is_alnum(c) || matches!(c, '@' | '$' | '!' | '|' | '+')
 }
 
 /// Per word: fold homoglyphs when the word mixes Latin with look-alikes (or consists only
@@ -177,19 +210,36 @@ fn fold_words(chars: &mut [char]) {
         if word.is_empty() {
             continue;
         }
-        let latin = word.iter().filter(|c| c.is_ascii_alphabetic()).count();
-        let glyphs = word.iter().filter(|c| homoglyph(**c).is_some()).count();
-        let letters = word.iter().filter(|c| c.is_alphabetic()).count();
+        // One pass of counts; look-alike tables only for non-ASCII characters.
+        let (mut latin, mut glyphs, mut letters, mut leets, mut all_ascii) = (0, 0, 0, 0, true);
+        for &c in word.iter() {
+            if c.is_ascii() {
+                if c.is_ascii_alphabetic() {
+                    latin += 1;
+                    letters += 1;
+                } else if leet(c).is_some() {
+                    leets += 1;
+                }
+            } else {
+                all_ascii = false;
+                if homoglyph(c).is_some() {
+                    glyphs += 1;
+                }
+                if is_alpha(c) {
+                    letters += 1;
+                }
+            }
+        }
         if glyphs > 0 && (latin > 0 || glyphs == letters) {
             for c in word.iter_mut() {
                 if let Some(l) = homoglyph(*c) {
                     *c = l;
                 }
             }
+            latin += glyphs;
+            all_ascii = word.iter().all(|c| c.is_ascii());
         }
-        let ascii_letters = word.iter().filter(|c| c.is_ascii_alphabetic()).count();
-        let leets = word.iter().filter(|c| leet(**c).is_some()).count();
-        let all_ascii = word.iter().all(|c| c.is_ascii());
+        let ascii_letters = latin;
         // "1gn0re", "h@te", "p4ssw0rd": letters dominate; "2024", "b2b" stay.
         if all_ascii && leets > 0 && ascii_letters >= 2 && ascii_letters >= leets {
             for c in word.iter_mut() {
@@ -205,25 +255,24 @@ fn fold_words(chars: &mut [char]) {
 /// ("i g n o r e" -> "ignore"). Separators are dropped only inside such runs.
 fn collapse_spaced_letters(chars: &[char]) -> Vec<char> {
     let is_sep = |c: char| matches!(c, ' ' | '.' | '-' | '_' | '*');
-    let is_single =
-        |i: usize| -> bool { chars[i].is_alphanumeric() && (i + 1 >= chars.len() || !chars[i + 1].is_alphanumeric()) && (i == 0 || !chars[i - 1].is_alphanumeric()) };
+    let an: Vec<bool> = chars.iter().map(|c| is_alnum(*c)).collect();
+    // A single ASCII letter/digit with no alphanumeric neighbour.
+    let is_single = |i: usize| -> bool {
+        an[i] && chars[i].is_ascii() && (i + 1 >= chars.len() || !an[i + 1]) && (i == 0 || !an[i - 1])
+    };
     let mut out = Vec::with_capacity(chars.len());
     let mut i = 0;
     while i < chars.len() {
-        if is_single(i) && chars[i].is_ascii() {
+        if is_single(i) {
             // Count letters in the run: letter sep letter sep letter ...
             let mut j = i;
-            let mut letters = vec![chars[i]];
-            while j + 2 < chars.len()
-                && is_sep(chars[j + 1])
-                && is_single(j + 2)
-                && chars[j + 2].is_ascii()
-            {
-                letters.push(chars[j + 2]);
+            let mut n = 1;
+            while j + 2 < chars.len() && is_sep(chars[j + 1]) && is_single(j + 2) {
                 j += 2;
+                n += 1;
             }
-            if letters.len() >= 3 {
-                out.extend_from_slice(&letters);
+            if n >= 3 {
+                out.extend((i..=j).step_by(2).map(|k| chars[k]));
                 i = j + 1;
                 continue;
             }
@@ -274,3 +323,4 @@ mod tests {
         }
     }
 }
+

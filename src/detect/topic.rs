@@ -17,7 +17,7 @@
 use thiserror::Error;
 
 use super::classifier::features::hash_features;
-use super::classifier::{windows, LinearModel, ModelError, Strength};
+use super::classifier::{LinearModel, ModelError, Strength};
 use super::normalize::normalize;
 use super::{DetectContext, Detection, Finding};
 
@@ -96,25 +96,56 @@ fn l2(v: &mut [f32]) {
     }
 }
 
-fn sparse_dot(a: &[(u32, f32)], b: &[(u32, f32)]) -> f32 {
-    let (mut i, mut j, mut s) = (0, 0, 0.0);
-    while i < a.len() && j < b.len() {
-        match a[i].0.cmp(&b[j].0) {
+/// Dot products of a sorted sparse query with every reference of a merged sorted list.
+fn merged_dots(q: &[(u32, f32)], refs: &[(u32, u16, f32)], n: usize) -> Vec<f32> {
+    let mut acc = vec![0f32; n];
+    let (mut i, mut j) = (0, 0);
+    while i < q.len() && j < refs.len() {
+        match q[i].0.cmp(&refs[j].0) {
             std::cmp::Ordering::Less => i += 1,
             std::cmp::Ordering::Greater => j += 1,
             std::cmp::Ordering::Equal => {
-                s += a[i].1 * b[j].1;
-                i += 1;
+                if let Some(a) = acc.get_mut(refs[j].1 as usize) {
+                    *a += q[i].1 * refs[j].2;
+                }
                 j += 1;
             }
         }
     }
-    s
+    acc
 }
 
 struct Reference {
     dense: Vec<f32>,
-    lexical: Vec<(u32, f32)>,
+}
+
+/// Non-overlapping chunks of about `size` bytes cut at whitespace.
+fn chunks(text: &str, size: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < text.len() {
+        let mut end = (start + size).min(text.len());
+        while !text.is_char_boundary(end) {
+            end += 1;
+        }
+        if end < text.len() {
+            if let Some(ws) = text[start..end].rfind(char::is_whitespace) {
+                if ws > size / 2 {
+                    end = start + ws;
+                }
+            }
+        }
+        // Fold a short tail into the previous chunk.
+        if text.len() - end < size / 4 {
+            end = text.len();
+        }
+        out.push((start, end));
+        start = end;
+    }
+    if out.is_empty() {
+        out.push((0, 0));
+    }
+    out
 }
 
 /// One denied topic.
@@ -122,6 +153,9 @@ pub struct TopicDetector {
     name: String,
     models: std::sync::Arc<TopicModels>,
     refs: Vec<Reference>,
+    /// Lexical vectors of all references merged and sorted by bucket: `(bucket, ref, w)`,
+    /// so one merge pass against the query scores every reference.
+    lexical: Vec<(u32, u16, f32)>,
     strength: Strength,
 }
 
@@ -164,14 +198,16 @@ impl TopicDetector {
         if texts.is_empty() {
             return Err(TopicError::Empty(name.to_string()));
         }
-        let refs = texts
-            .iter()
-            .map(|t| {
-                let n = normalize(t);
-                Reference { dense: models.dense(&n), lexical: models.lexical(&n) }
-            })
-            .collect();
-        Ok(Self { name: name.to_string(), models, refs, strength: Strength::Medium })
+        texts.truncate(u16::MAX as usize);
+        let mut refs = Vec::with_capacity(texts.len());
+        let mut lexical = Vec::new();
+        for (i, t) in texts.iter().enumerate() {
+            let n = normalize(t);
+            refs.push(Reference { dense: models.dense(&n) });
+            lexical.extend(models.lexical(&n).into_iter().map(|(h, w)| (h, i as u16, w)));
+        }
+        lexical.sort_unstable_by_key(|x| x.0);
+        Ok(Self { name: name.to_string(), models, refs, lexical, strength: Strength::Medium })
     }
 
     /// One of the shipped example topics: `investment-advice`, `medical-diagnosis`,
@@ -209,11 +245,13 @@ impl TopicDetector {
         let a = self.models.alpha();
         let d = if a > 0.0 { self.models.dense(&n) } else { Vec::new() };
         let l = self.models.lexical(&n);
+        let lex = merged_dots(&l, &self.lexical, self.refs.len());
         self.refs
             .iter()
-            .map(|r| {
+            .zip(lex)
+            .map(|(r, cl)| {
                 let cd: f32 = if a > 0.0 { d.iter().zip(&r.dense).map(|(x, y)| x * y).sum() } else { 0.0 };
-                a * cd + (1.0 - a) * sparse_dot(&l, &r.lexical)
+                a * cd + (1.0 - a) * cl
             })
             .fold(0.0f32, f32::max)
             .clamp(0.0, 1.0)
@@ -223,7 +261,7 @@ impl TopicDetector {
     /// passage when it clears the threshold.
     pub fn detect(&self, text: &str, _ctx: &DetectContext) -> Detection {
         let mut best = (0.0f32, 0, text.len());
-        for (s, e) in windows(text, WINDOW) {
+        for (s, e) in chunks(text, WINDOW) {
             let p = self.score_passage(&text[s..e]);
             if p > best.0 {
                 best = (p, s, e);

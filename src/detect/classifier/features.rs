@@ -47,7 +47,7 @@ pub fn hash_features(cfg: &FeatureConfig, text: &str, out: &mut Vec<u32>) {
         let mut words: Vec<u32> = Vec::with_capacity(text.len() / 4 + 1);
         let mut cur: Option<(u32, bool)> = None;
         for c in text.chars() {
-            let kind_alnum = c.is_alphanumeric();
+            let kind_alnum = crate::detect::normalize::is_alnum(c);
             if c == ' ' {
                 if let Some((h, _)) = cur.take() {
                     words.push(h);
@@ -92,9 +92,10 @@ pub fn hash_features(cfg: &FeatureConfig, text: &str, out: &mut Vec<u32>) {
                 }
                 h = step(h, chars[i + n - 1]);
                 if n >= lo {
-                    // Single characters only for non-ASCII (a Hangul syllable is a morpheme
-                    // piece; a Latin letter says nothing).
-                    if n == 1 && chars[i] < 0x80 {
+                    // 1- and 2-grams only for non-ASCII (a Hangul syllable or two is a
+                    // morpheme; a Latin letter pair says little and costs a quarter of the
+                    // features of English text).
+                    if n <= 2 && chars[i] < 0x80 && chars.get(i + 1).is_none_or(|&c| c < 0x80) {
                         continue;
                     }
                     out.push(mix(h ^ (n as u32).wrapping_mul(0x3333_3333)) & mask);
