@@ -31,16 +31,37 @@ fn bench(c: &mut Criterion) {
     let topic = TopicDetector::builtin("investment-advice").unwrap();
     let words = aho_corasick::AhoCorasick::builder()
         .ascii_case_insensitive(true)
-        .build(["ignore previous instructions", "system prompt", "jailbreak", "idiot", "stupid", "bitch", "stock", "bitcoin", "병신", "시발"])
+        .build([
+            "ignore previous instructions",
+            "system prompt",
+            "jailbreak",
+            "idiot",
+            "stupid",
+            "bitch",
+            "stock",
+            "bitcoin",
+            "병신",
+            "시발",
+        ])
         .unwrap();
 
     let mut g = c.benchmark_group("1kb");
     for (lang, text) in [("en", &en), ("ko", &ko)] {
-        g.bench_function(format!("baseline_aho_corasick_{lang}"), |b| b.iter(|| words.find_iter(black_box(text.as_str())).count()));
-        g.bench_function(format!("normalize_{lang}"), |b| b.iter(|| haechi::detect::normalize::normalize(black_box(text))));
-        g.bench_function(format!("toxicity_{lang}"), |b| b.iter(|| tox.detect(black_box(text), &ctx)));
-        g.bench_function(format!("prompt_attack_{lang}"), |b| b.iter(|| pa.detect(black_box(text), &ctx)));
-        g.bench_function(format!("topic_{lang}"), |b| b.iter(|| topic.detect(black_box(text), &ctx)));
+        g.bench_function(format!("baseline_aho_corasick_{lang}"), |b| {
+            b.iter(|| words.find_iter(black_box(text.as_str())).count())
+        });
+        g.bench_function(format!("normalize_{lang}"), |b| {
+            b.iter(|| haechi::detect::normalize::normalize(black_box(text)))
+        });
+        g.bench_function(format!("toxicity_{lang}"), |b| {
+            b.iter(|| tox.detect(black_box(text), &ctx))
+        });
+        g.bench_function(format!("prompt_attack_{lang}"), |b| {
+            b.iter(|| pa.detect(black_box(text), &ctx))
+        });
+        g.bench_function(format!("topic_{lang}"), |b| {
+            b.iter(|| topic.detect(black_box(text), &ctx))
+        });
         g.bench_function(format!("all_three_{lang}"), |b| {
             b.iter(|| {
                 (
@@ -54,9 +75,15 @@ fn bench(c: &mut Criterion) {
     g.finish();
     let mut g = c.benchmark_group("load");
     g.sample_size(20);
-    g.bench_function("toxicity_new", |b| b.iter(|| ToxicityDetector::new(None).unwrap()));
-    g.bench_function("prompt_attack_new", |b| b.iter(|| PromptAttackDetector::new().unwrap()));
-    g.bench_function("topic_builtin_new", |b| b.iter(|| TopicDetector::builtin("legal-advice").unwrap()));
+    g.bench_function("toxicity_new", |b| {
+        b.iter(|| ToxicityDetector::new(None).unwrap())
+    });
+    g.bench_function("prompt_attack_new", |b| {
+        b.iter(|| PromptAttackDetector::new().unwrap())
+    });
+    g.bench_function("topic_builtin_new", |b| {
+        b.iter(|| TopicDetector::builtin("legal-advice").unwrap())
+    });
     g.finish();
 }
 

@@ -33,17 +33,64 @@ fn main() {
     let tox = haechi::detect::toxicity::ToxicityDetector::new(None).unwrap();
     let pa = haechi::detect::prompt_attack::PromptAttackDetector::new().unwrap();
     let topic = haechi::detect::topic::TopicDetector::builtin("investment-advice").unwrap();
-    let words = aho_corasick::AhoCorasick::new(["ignore previous instructions", "system prompt", "idiot", "병신"]).unwrap();
+    let words = aho_corasick::AhoCorasick::new([
+        "ignore previous instructions",
+        "system prompt",
+        "idiot",
+        "병신",
+    ])
+    .unwrap();
     for (l, t) in [("en", &en), ("ko", &ko)] {
         let n = haechi::detect::normalize::normalize(t);
         let cfg = haechi::train::PROMPT_ATTACK_FEATURES;
-        println!("{l} baseline aho-corasick {:8.2} us", min_time(|| { black_box(words.find_iter(black_box(t.as_str())).count()); }));
-        println!("{l} normalize            {:8.2} us", min_time(|| { black_box(haechi::detect::normalize::normalize(black_box(t))); }));
-        println!("{l} hash_features(pa)    {:8.2} us", min_time(|| { let mut v = Vec::new(); hash_features(&cfg, black_box(&n), &mut v); black_box(v); }));
-        println!("{l} toxicity             {:8.2} us", min_time(|| { black_box(tox.detect(black_box(t), &ctx)); }));
-        println!("{l} prompt_attack        {:8.2} us", min_time(|| { black_box(pa.detect(black_box(t), &ctx)); }));
-        println!("{l} topic                {:8.2} us", min_time(|| { black_box(topic.detect(black_box(t), &ctx)); }));
-        println!("{l} all three            {:8.2} us", min_time(|| { black_box((tox.detect(t, &ctx), pa.detect(t, &ctx), topic.detect(t, &ctx))); }));
+        println!(
+            "{l} baseline aho-corasick {:8.2} us",
+            min_time(|| {
+                black_box(words.find_iter(black_box(t.as_str())).count());
+            })
+        );
+        println!(
+            "{l} normalize            {:8.2} us",
+            min_time(|| {
+                black_box(haechi::detect::normalize::normalize(black_box(t)));
+            })
+        );
+        println!(
+            "{l} hash_features(pa)    {:8.2} us",
+            min_time(|| {
+                let mut v = Vec::new();
+                hash_features(&cfg, black_box(&n), &mut v);
+                black_box(v);
+            })
+        );
+        println!(
+            "{l} toxicity             {:8.2} us",
+            min_time(|| {
+                black_box(tox.detect(black_box(t), &ctx));
+            })
+        );
+        println!(
+            "{l} prompt_attack        {:8.2} us",
+            min_time(|| {
+                black_box(pa.detect(black_box(t), &ctx));
+            })
+        );
+        println!(
+            "{l} topic                {:8.2} us",
+            min_time(|| {
+                black_box(topic.detect(black_box(t), &ctx));
+            })
+        );
+        println!(
+            "{l} all three            {:8.2} us",
+            min_time(|| {
+                black_box((
+                    tox.detect(t, &ctx),
+                    pa.detect(t, &ctx),
+                    topic.detect(t, &ctx),
+                ));
+            })
+        );
     }
     let t = Instant::now();
     let _ = haechi::detect::toxicity::ToxicityDetector::new(None).unwrap();

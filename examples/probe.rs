@@ -7,7 +7,9 @@ fn main() {
     let ctx = DetectContext::default();
     let tox = haechi::detect::toxicity::ToxicityDetector::new(None).ok();
     let pa = haechi::detect::prompt_attack::PromptAttackDetector::new().ok();
-    let topic = kind.strip_prefix("topic:").and_then(|n| haechi::detect::topic::TopicDetector::builtin(n).ok());
+    let topic = kind
+        .strip_prefix("topic:")
+        .and_then(|n| haechi::detect::topic::TopicDetector::builtin(n).ok());
     for line in std::io::stdin().lock().lines().map_while(Result::ok) {
         let d = match kind.as_str() {
             "toxicity" => tox.as_ref().map(|t| t.detect(&line, &ctx)),
@@ -15,7 +17,15 @@ fn main() {
             _ => topic.as_ref().map(|t| t.detect(&line, &ctx)),
         };
         if let Some(d) = d {
-            println!("{:.3} {:?} {}", d.score, d.findings.iter().map(|f| f.label.as_str()).collect::<Vec<_>>(), line.chars().take(80).collect::<String>());
+            println!(
+                "{:.3} {:?} {}",
+                d.score,
+                d.findings
+                    .iter()
+                    .map(|f| f.label.as_str())
+                    .collect::<Vec<_>>(),
+                line.chars().take(80).collect::<String>()
+            );
         }
     }
 }

@@ -10,5 +10,5 @@ pub mod engine;
 pub mod policy;
 pub mod proxy;
 pub mod tenancy;
-pub mod train;
 pub mod text;
+pub mod train;

@@ -63,7 +63,10 @@ fn nfkc_keep_jamo(text: &str) -> Vec<char> {
     let is_jamo = |c: char| ('\u{3131}'..='\u{318E}').contains(&c);
     // Fast path: ASCII and precomposed Hangul are already NFKC (the library's quick check
     // and a full pass both cost tens of microseconds per KB).
-    if text.chars().all(|c| c < '\u{A0}' || ('\u{AC00}'..='\u{D7A3}').contains(&c)) {
+    if text
+        .chars()
+        .all(|c| c < '\u{A0}' || ('\u{AC00}'..='\u{D7A3}').contains(&c))
+    {
         return text.chars().collect();
     }
     if !text.chars().any(is_jamo) {
@@ -258,7 +261,10 @@ fn collapse_spaced_letters(chars: &[char]) -> Vec<char> {
     let an: Vec<bool> = chars.iter().map(|c| is_alnum(*c)).collect();
     // A single ASCII letter/digit with no alphanumeric neighbour.
     let is_single = |i: usize| -> bool {
-        an[i] && chars[i].is_ascii() && (i + 1 >= chars.len() || !an[i + 1]) && (i == 0 || !an[i - 1])
+        an[i]
+            && chars[i].is_ascii()
+            && (i + 1 >= chars.len() || !an[i + 1])
+            && (i == 0 || !an[i - 1])
     };
     let mut out = Vec::with_capacity(chars.len());
     let mut i = 0;
@@ -323,4 +329,3 @@ mod tests {
         }
     }
 }
-

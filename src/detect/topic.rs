@@ -49,7 +49,10 @@ pub struct TopicModels {
 impl TopicModels {
     /// Loads the shipped weights.
     pub fn shipped() -> Result<Self, TopicError> {
-        Ok(Self { embed: LinearModel::from_bytes(EMBED_MODEL)?, idf: LinearModel::from_bytes(IDF_MODEL)? })
+        Ok(Self {
+            embed: LinearModel::from_bytes(EMBED_MODEL)?,
+            idf: LinearModel::from_bytes(IDF_MODEL)?,
+        })
     }
 
     fn alpha(&self) -> f32 {
@@ -73,7 +76,11 @@ impl TopicModels {
         let o = &self.idf.outputs[0];
         let mut out: Vec<(u32, f32)> = Vec::with_capacity(feats.len());
         for h in feats {
-            let idf = self.idf.weights.get(h as usize).map_or(0.0, |w| f32::from(*w) * o.scale);
+            let idf = self
+                .idf
+                .weights
+                .get(h as usize)
+                .map_or(0.0, |w| f32::from(*w) * o.scale);
             match out.last_mut() {
                 Some((last, w)) if *last == h => *w += idf,
                 _ => out.push((h, idf)),
@@ -145,7 +152,10 @@ pub struct TopicDetector {
 
 impl std::fmt::Debug for TopicDetector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TopicDetector").field("name", &self.name).field("refs", &self.refs.len()).finish()
+        f.debug_struct("TopicDetector")
+            .field("name", &self.name)
+            .field("refs", &self.refs.len())
+            .finish()
     }
 }
 
@@ -164,7 +174,12 @@ fn clauses(definition: &str) -> Vec<String> {
 impl TopicDetector {
     /// Builds a topic from its name, definition and examples with the shipped models.
     pub fn new(name: &str, definition: &str, examples: &[String]) -> Result<Self, TopicError> {
-        Self::with_models(std::sync::Arc::new(TopicModels::shipped()?), name, definition, examples)
+        Self::with_models(
+            std::sync::Arc::new(TopicModels::shipped()?),
+            name,
+            definition,
+            examples,
+        )
     }
 
     /// Same as [`TopicDetector::new`] with already loaded models (share them across topics).
@@ -174,7 +189,11 @@ impl TopicDetector {
         definition: &str,
         examples: &[String],
     ) -> Result<Self, TopicError> {
-        let mut texts: Vec<String> = examples.iter().filter(|e| !e.trim().is_empty()).cloned().collect();
+        let mut texts: Vec<String> = examples
+            .iter()
+            .filter(|e| !e.trim().is_empty())
+            .cloned()
+            .collect();
         if !definition.trim().is_empty() {
             texts.push(definition.to_string());
             texts.extend(clauses(definition));
@@ -187,8 +206,15 @@ impl TopicDetector {
         let mut lexical = Vec::new();
         for (i, t) in texts.iter().enumerate() {
             let n = normalize(t);
-            refs.push(Reference { dense: models.dense(&n) });
-            lexical.extend(models.lexical(&n).into_iter().map(|(h, w)| (h, i as u16, w)));
+            refs.push(Reference {
+                dense: models.dense(&n),
+            });
+            lexical.extend(
+                models
+                    .lexical(&n)
+                    .into_iter()
+                    .map(|(h, w)| (h, i as u16, w)),
+            );
         }
         lexical.sort_unstable_by_key(|x| x.0);
         let mut bitmap = vec![0u64; models.idf.config.buckets().div_ceil(64)];
@@ -197,7 +223,14 @@ impl TopicDetector {
                 *w |= 1 << (h % 64);
             }
         }
-        Ok(Self { name: name.to_string(), models, refs, lexical, bitmap, strength: Strength::Medium })
+        Ok(Self {
+            name: name.to_string(),
+            models,
+            refs,
+            lexical,
+            bitmap,
+            strength: Strength::Medium,
+        })
     }
 
     /// One of the shipped example topics: `investment-advice`, `medical-diagnosis`,
@@ -233,13 +266,21 @@ impl TopicDetector {
     pub fn score_passage(&self, text: &str) -> f32 {
         let n = normalize(text);
         let a = self.models.alpha();
-        let d = if a > 0.0 { self.models.dense(&n) } else { Vec::new() };
+        let d = if a > 0.0 {
+            self.models.dense(&n)
+        } else {
+            Vec::new()
+        };
         let lex = self.lexical_dots(&n);
         self.refs
             .iter()
             .zip(lex)
             .map(|(r, cl)| {
-                let cd: f32 = if a > 0.0 { d.iter().zip(&r.dense).map(|(x, y)| x * y).sum() } else { 0.0 };
+                let cd: f32 = if a > 0.0 {
+                    d.iter().zip(&r.dense).map(|(x, y)| x * y).sum()
+                } else {
+                    0.0
+                };
                 a * cd + (1.0 - a) * cl
             })
             .fold(0.0f32, f32::max)
@@ -256,9 +297,17 @@ impl TopicDetector {
         let mut acc = vec![0f32; self.refs.len()];
         let mut norm2 = 0f32;
         for h in feats {
-            let idf = self.models.idf.weights.get(h as usize).map_or(0.0, |w| f32::from(*w) * o.scale);
+            let idf = self
+                .models
+                .idf
+                .weights
+                .get(h as usize)
+                .map_or(0.0, |w| f32::from(*w) * o.scale);
             norm2 += idf * idf;
-            let hit = self.bitmap.get(h as usize / 64).is_some_and(|w| w & (1 << (h % 64)) != 0);
+            let hit = self
+                .bitmap
+                .get(h as usize / 64)
+                .is_some_and(|w| w & (1 << (h % 64)) != 0);
             if !hit {
                 continue;
             }
@@ -291,9 +340,18 @@ impl TopicDetector {
         }
         let mut findings = Vec::new();
         if best.0 >= self.threshold(self.strength) {
-            findings.push(Finding { kind: "topic", label: self.name.clone(), score: best.0, start: best.1, end: best.2 });
+            findings.push(Finding {
+                kind: "topic",
+                label: self.name.clone(),
+                score: best.0,
+                start: best.1,
+                end: best.2,
+            });
         }
-        Detection { findings, score: best.0 }
+        Detection {
+            findings,
+            score: best.0,
+        }
     }
 }
 
@@ -359,44 +417,83 @@ mod tests {
         let cases: &[(&str, &[&str], &[&str])] = &[
             (
                 "investment-advice",
-                &["Should I invest in Nvidia stock right now?", "카카오 주식 지금 매수해도 될까요?"],
-                &["What's the weather like in Busan tomorrow?", "오늘 저녁 메뉴 추천해 줘"],
+                &[
+                    "Should I invest in Nvidia stock right now?",
+                    "카카오 주식 지금 매수해도 될까요?",
+                ],
+                &[
+                    "What's the weather like in Busan tomorrow?",
+                    "오늘 저녁 메뉴 추천해 줘",
+                ],
             ),
             (
                 "medical-diagnosis",
-                &["I have a sore throat and fever, what illness is it?", "배가 아프고 열이 나는데 무슨 병일까요?"],
-                &["Book a table for two at 7pm", "회의 일정을 다음 주로 옮겨 줘"],
+                &[
+                    "I have a sore throat and fever, what illness is it?",
+                    "배가 아프고 열이 나는데 무슨 병일까요?",
+                ],
+                &[
+                    "Book a table for two at 7pm",
+                    "회의 일정을 다음 주로 옮겨 줘",
+                ],
             ),
             (
                 "legal-advice",
-                &["Can I sue my employer for unpaid wages?", "회사를 상대로 소송을 걸려면 어떻게 해야 하나요?"],
-                &["Set an alarm for 6 am", "강아지 산책은 하루에 몇 번 시켜야 해?"],
+                &[
+                    "Can I sue my employer for unpaid wages?",
+                    "회사를 상대로 소송을 걸려면 어떻게 해야 하나요?",
+                ],
+                &[
+                    "Set an alarm for 6 am",
+                    "강아지 산책은 하루에 몇 번 시켜야 해?",
+                ],
             ),
             (
                 "political-campaigning",
-                &["Write an ad telling people to vote for our candidate", "다음 선거에서 우리 정당 후보를 찍자는 연설문 써 줘"],
-                &["How do I bake sourdough bread?", "파이썬 리스트 정렬 방법 알려줘"],
+                &[
+                    "Write an ad telling people to vote for our candidate",
+                    "다음 선거에서 우리 정당 후보를 찍자는 연설문 써 줘",
+                ],
+                &[
+                    "How do I bake sourdough bread?",
+                    "파이썬 리스트 정렬 방법 알려줘",
+                ],
             ),
         ];
         for (name, pos, neg) in cases {
             let d = TopicDetector::builtin(name).unwrap();
             for t in *pos {
                 let det = d.detect(t, &ctx);
-                assert_eq!(det.findings.len(), 1, "{name} missed {t:?} score {}", det.score);
+                assert_eq!(
+                    det.findings.len(),
+                    1,
+                    "{name} missed {t:?} score {}",
+                    det.score
+                );
                 assert_eq!(det.findings[0].kind, "topic");
                 assert_eq!(det.findings[0].label, *name);
             }
             for t in *neg {
                 let det = d.detect(t, &ctx);
-                assert!(det.findings.is_empty(), "{name} false positive {t:?} score {}", det.score);
+                assert!(
+                    det.findings.is_empty(),
+                    "{name} false positive {t:?} score {}",
+                    det.score
+                );
             }
         }
     }
 
     #[test]
     fn custom_topic_and_errors() {
-        assert!(matches!(TopicDetector::new("x", " ", &[]), Err(TopicError::Empty(_))));
-        assert!(matches!(TopicDetector::builtin("nope"), Err(TopicError::UnknownBuiltin(_))));
+        assert!(matches!(
+            TopicDetector::new("x", " ", &[]),
+            Err(TopicError::Empty(_))
+        ));
+        assert!(matches!(
+            TopicDetector::builtin("nope"),
+            Err(TopicError::UnknownBuiltin(_))
+        ));
         let d = TopicDetector::new(
             "cooking",
             "Recipes and cooking instructions",
@@ -404,12 +501,18 @@ mod tests {
         )
         .unwrap();
         let ctx = DetectContext::default();
-        assert!(d.detect("how long do I boil eggs for", &ctx).score > d.detect("renew my passport", &ctx).score);
+        assert!(
+            d.detect("how long do I boil eggs for", &ctx).score
+                > d.detect("renew my passport", &ctx).score
+        );
         assert!(d.threshold(Strength::High) <= d.threshold(Strength::Low));
     }
 
     #[test]
     fn clauses_split_lists() {
-        assert_eq!(clauses("Banking: balances, transfers; PIN"), vec!["Banking", "balances", "transfers", "PIN"]);
+        assert_eq!(
+            clauses("Banking: balances, transfers; PIN"),
+            vec!["Banking", "balances", "transfers", "PIN"]
+        );
     }
 }

@@ -140,7 +140,11 @@ impl ToxicityDetector {
         let (toxic, hate, lang) = self.scores(text);
         let m = self.model(lang);
         let t_toxic = self.strength.pick(&m.outputs[0].thresholds);
-        let t_hate = m.outputs.get(1).map(|o| self.strength.pick(&o.thresholds)).unwrap_or(1.0);
+        let t_hate = m
+            .outputs
+            .get(1)
+            .map(|o| self.strength.pick(&o.thresholds))
+            .unwrap_or(1.0);
         let mut findings = Vec::new();
         let label = if hate >= t_hate && toxic >= t_toxic.min(0.5) {
             Some(("HATE", self.hate, hate.max(toxic)))
@@ -151,12 +155,27 @@ impl ToxicityDetector {
         };
         if let Some((label, wanted, score)) = label {
             // A HATE text is also insulting: report it under INSULTS when HATE is not asked.
-            let label = if !wanted && label == "HATE" && self.insults { Some("INSULTS") } else if wanted { Some(label) } else { None };
+            let label = if !wanted && label == "HATE" && self.insults {
+                Some("INSULTS")
+            } else if wanted {
+                Some(label)
+            } else {
+                None
+            };
             if let Some(label) = label {
-                findings.push(Finding { kind: "toxicity", label: label.to_string(), score, start: 0, end: text.len() });
+                findings.push(Finding {
+                    kind: "toxicity",
+                    label: label.to_string(),
+                    score,
+                    start: 0,
+                    end: text.len(),
+                });
             }
         }
-        Detection { findings, score: toxic }
+        Detection {
+            findings,
+            score: toxic,
+        }
     }
 }
 
@@ -190,13 +209,21 @@ mod tests {
         ];
         for t in toxic {
             let det = d.detect(t, &ctx);
-            assert!(!det.findings.is_empty(), "missed toxic {t:?} score {}", det.score);
+            assert!(
+                !det.findings.is_empty(),
+                "missed toxic {t:?} score {}",
+                det.score
+            );
             assert_eq!(det.findings[0].kind, "toxicity");
             assert_eq!(det.findings[0].end, t.len());
         }
         for t in benign {
             let det = d.detect(t, &ctx);
-            assert!(det.findings.is_empty(), "false positive {t:?} score {}", det.score);
+            assert!(
+                det.findings.is_empty(),
+                "false positive {t:?} score {}",
+                det.score
+            );
         }
     }
 
@@ -204,7 +231,11 @@ mod tests {
     fn evasions_do_not_hide_insults() {
         let d = det();
         let ctx = DetectContext::default();
-        for t in ["you are a f.u.c.k.i.n.g idiot", "ｙｏｕ ａｒｅ ａ ｆｕｃｋｉｎｇ ｉｄｉｏｔ", "you are a fu\u{200B}cking id1ot"] {
+        for t in [
+            "you are a f.u.c.k.i.n.g idiot",
+            "ｙｏｕ ａｒｅ ａ ｆｕｃｋｉｎｇ ｉｄｉｏｔ",
+            "you are a fu\u{200B}cking id1ot",
+        ] {
             assert!(!d.detect(t, &ctx).findings.is_empty(), "missed {t:?}");
         }
     }

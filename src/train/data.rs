@@ -97,7 +97,10 @@ pub fn davidson(dir: &Path) -> Result<Vec<Row>, TrainError> {
         if r.len() < 7 {
             continue;
         }
-        let class: u8 = r[5].trim().parse().map_err(|_| malformed("davidson class"))?;
+        let class: u8 = r[5]
+            .trim()
+            .parse()
+            .map_err(|_| malformed("davidson class"))?;
         let toxic = if class < 2 { 1.0 } else { 0.0 };
         let hate = if class == 0 { 1.0 } else { 0.0 };
         out.push(Row {
@@ -116,10 +119,17 @@ pub fn toxigen(dir: &Path) -> Result<Vec<Row>, TrainError> {
     let mut out = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let v: serde_json::Value = serde_json::from_str(line).map_err(|_| malformed("toxigen"))?;
-        let t = v["text"].as_str().ok_or_else(|| malformed("toxigen text"))?;
+        let t = v["text"]
+            .as_str()
+            .ok_or_else(|| malformed("toxigen text"))?;
         let hate = v["label"].as_str() == Some("hate");
         let y = if hate { 1.0 } else { 0.0 };
-        out.push(Row { text: t.to_string(), targets: vec![y, y], split: split_of(t), source: "toxigen" });
+        out.push(Row {
+            text: t.to_string(),
+            targets: vec![y, y],
+            split: split_of(t),
+            source: "toxigen",
+        });
     }
     Ok(out)
 }
@@ -140,12 +150,17 @@ pub fn beep(dir: &Path) -> Result<Vec<Row>, TrainError> {
             let h = if hate == "hate" { 1.0 } else { 0.0 };
             let split = if is_dev {
                 Split::Test
-            } else if key_hash(cols[0]) % 10 == 0 {
+            } else if key_hash(cols[0]).is_multiple_of(10) {
                 Split::Val
             } else {
                 Split::Train
             };
-            out.push(Row { text: cols[0].to_string(), targets: vec![toxic, h], split, source: "beep" });
+            out.push(Row {
+                text: cols[0].to_string(),
+                targets: vec![toxic, h],
+                split,
+                source: "beep",
+            });
         }
     }
     Ok(out)
@@ -156,13 +171,20 @@ pub fn curse(dir: &Path) -> Result<Vec<Row>, TrainError> {
     let text = read(&dir.join("curse_detection_ko/dataset.txt"))?;
     let mut out = Vec::new();
     for line in text.lines() {
-        let Some((t, l)) = line.rsplit_once('|') else { continue };
+        let Some((t, l)) = line.rsplit_once('|') else {
+            continue;
+        };
         let y = match l.trim() {
             "1" => 1.0,
             "0" => 0.0,
             _ => continue,
         };
-        out.push(Row { text: t.to_string(), targets: vec![y, -1.0], split: split_of(t), source: "curse" });
+        out.push(Row {
+            text: t.to_string(),
+            targets: vec![y, -1.0],
+            split: split_of(t),
+            source: "curse",
+        });
     }
     Ok(out)
 }
@@ -190,7 +212,11 @@ pub fn unsmile_valid(dir: &Path) -> Result<Vec<Row>, TrainError> {
 /// S-Labs: its own train/validation/test files.
 pub fn s_labs(dir: &Path) -> Result<Vec<Row>, TrainError> {
     let mut out = Vec::new();
-    for (file, split) in [("train.csv", Split::Train), ("validation.csv", Split::Val), ("test.csv", Split::Test)] {
+    for (file, split) in [
+        ("train.csv", Split::Train),
+        ("validation.csv", Split::Val),
+        ("test.csv", Split::Test),
+    ] {
         let text = read(&dir.join("s_labs_prompt_injection").join(file))?;
         for r in parse_csv(&text).into_iter().skip(1) {
             if r.len() < 2 {
@@ -201,7 +227,12 @@ pub fn s_labs(dir: &Path) -> Result<Vec<Row>, TrainError> {
                 "0" => 0.0,
                 _ => continue,
             };
-            out.push(Row { text: r[0].clone(), targets: vec![y], split, source: "s_labs" });
+            out.push(Row {
+                text: r[0].clone(),
+                targets: vec![y],
+                split,
+                source: "s_labs",
+            });
         }
     }
     Ok(out)
@@ -217,10 +248,20 @@ pub fn neuralchemy(dir: &Path) -> Result<Vec<Row>, TrainError> {
     ] {
         let text = read(&dir.join("neuralchemy_prompt_injection").join(file))?;
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let v: serde_json::Value = serde_json::from_str(line).map_err(|_| malformed("neuralchemy"))?;
-            let t = v["text"].as_str().ok_or_else(|| malformed("neuralchemy text"))?;
-            let y = v["label"].as_f64().ok_or_else(|| malformed("neuralchemy label"))? as f32;
-            out.push(Row { text: t.to_string(), targets: vec![y], split, source: "neuralchemy" });
+            let v: serde_json::Value =
+                serde_json::from_str(line).map_err(|_| malformed("neuralchemy"))?;
+            let t = v["text"]
+                .as_str()
+                .ok_or_else(|| malformed("neuralchemy text"))?;
+            let y = v["label"]
+                .as_f64()
+                .ok_or_else(|| malformed("neuralchemy label"))? as f32;
+            out.push(Row {
+                text: t.to_string(),
+                targets: vec![y],
+                split,
+                source: "neuralchemy",
+            });
         }
     }
     Ok(out)
@@ -234,7 +275,12 @@ pub fn yanis(dir: &Path) -> Result<Vec<Row>, TrainError> {
         .skip(1)
         .filter_map(|r| r.into_iter().next())
         .filter(|t| !t.trim().is_empty())
-        .map(|t| Row { split: split_of(&t), text: t, targets: vec![1.0], source: "yanis" })
+        .map(|t| Row {
+            split: split_of(&t),
+            text: t,
+            targets: vec![1.0],
+            source: "yanis",
+        })
         .collect())
 }
 
@@ -250,8 +296,12 @@ pub fn jailbreakbench(dir: &Path) -> Result<Vec<Row>, TrainError> {
     let mut seen_goals = std::collections::HashSet::new();
     for f in files {
         let text = read(&f)?;
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
-        let Some(items) = v["jailbreaks"].as_array() else { continue };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        let Some(items) = v["jailbreaks"].as_array() else {
+            continue;
+        };
         for it in items {
             let idx = it["index"].as_u64().unwrap_or(0);
             let split = match idx % 10 {
@@ -260,11 +310,21 @@ pub fn jailbreakbench(dir: &Path) -> Result<Vec<Row>, TrainError> {
                 _ => Split::Train,
             };
             if let Some(p) = it["prompt"].as_str() {
-                out.push(Row { text: p.to_string(), targets: vec![1.0], split, source: "jailbreakbench" });
+                out.push(Row {
+                    text: p.to_string(),
+                    targets: vec![1.0],
+                    split,
+                    source: "jailbreakbench",
+                });
             }
             if let Some(g) = it["goal"].as_str() {
                 if seen_goals.insert(g.to_string()) {
-                    out.push(Row { text: g.to_string(), targets: vec![0.0], split, source: "jbb_goal" });
+                    out.push(Row {
+                        text: g.to_string(),
+                        targets: vec![0.0],
+                        split,
+                        source: "jbb_goal",
+                    });
                 }
             }
         }
@@ -297,7 +357,12 @@ pub fn piguard(dir: &Path) -> Result<Vec<Row>, TrainError> {
         .map(|a| {
             a.iter()
                 .filter_map(|x| x["prompt"].as_str())
-                .map(|t| Row { text: t.to_string(), targets: vec![0.0], split: piguard_split(t), source: "piguard" })
+                .map(|t| Row {
+                    text: t.to_string(),
+                    targets: vec![0.0],
+                    split: piguard_split(t),
+                    source: "piguard",
+                })
                 .collect()
         })
         .unwrap_or_default())
@@ -317,13 +382,21 @@ pub fn do_not_answer(dir: &Path) -> Result<Vec<Row>, TrainError> {
     let text = read(&dir.join("do_not_answer/do_not_answer_en_prompts.csv"))?;
     let rows = parse_csv(&text);
     let header = rows.first().cloned().unwrap_or_default();
-    let q = header.iter().position(|h| h == "question").ok_or_else(|| malformed("do_not_answer header"))?;
+    let q = header
+        .iter()
+        .position(|h| h == "question")
+        .ok_or_else(|| malformed("do_not_answer header"))?;
     Ok(rows
         .into_iter()
         .skip(1)
         .filter_map(|r| {
             let t = r.get(q)?.clone();
-            Some(Row { split: split_of(&t), text: t, targets: vec![0.0], source: "do_not_answer" })
+            Some(Row {
+                split: split_of(&t),
+                text: t,
+                targets: vec![0.0],
+                source: "do_not_answer",
+            })
         })
         .collect())
 }
@@ -339,7 +412,12 @@ pub fn klue_sentences(dir: &Path) -> Result<Vec<Row>, TrainError> {
         for k in ["premise", "hypothesis"] {
             if let Some(t) = item[k].as_str() {
                 if seen.insert(t.to_string()) {
-                    out.push(Row { text: t.to_string(), targets: vec![0.0, 0.0], split: split_of(t), source: "klue" });
+                    out.push(Row {
+                        text: t.to_string(),
+                        targets: vec![0.0, 0.0],
+                        split: split_of(t),
+                        source: "klue",
+                    });
                 }
             }
         }
@@ -376,7 +454,9 @@ mod tests {
     #[test]
     fn split_is_stable_and_roughly_balanced() {
         let n = 10_000;
-        let test = (0..n).filter(|i| split_of(&format!("k{i}")) == Split::Test).count();
+        let test = (0..n)
+            .filter(|i| split_of(&format!("k{i}")) == Split::Test)
+            .count();
         assert!((800..1200).contains(&test), "{test}");
         assert_eq!(split_of("abc"), split_of("abc"));
     }

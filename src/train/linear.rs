@@ -76,7 +76,12 @@ impl FitOptions {
 
 impl Default for FitOptions {
     fn default() -> Self {
-        Self { epochs: 12, lr: 0.3, l2: 1e-6, seed: 42 }
+        Self {
+            epochs: 12,
+            lr: 0.3,
+            l2: 1e-6,
+            seed: 42,
+        }
     }
 }
 
@@ -213,7 +218,13 @@ impl Counts {
     }
     /// F1 of the negative class.
     pub fn f1_neg(&self) -> f32 {
-        Counts { tp: self.tn, fp: self.fn_, tn: self.tp, fn_: self.fp }.f1()
+        Counts {
+            tp: self.tn,
+            fp: self.fn_,
+            tn: self.tp,
+            fn_: self.fp,
+        }
+        .f1()
     }
     /// Mean of the F1 of both classes.
     pub fn macro_f1(&self) -> f32 {
@@ -236,7 +247,12 @@ fn ratio(a: usize, b: usize) -> f32 {
 /// `low` is the lowest threshold ≥ medium with precision ≥ 0.95 (fewer false alarms),
 /// `high` the highest threshold ≤ medium with recall ≥ 0.95 (catches more); each at least
 /// 0.1 away from medium so the three strengths differ.
-pub fn choose_thresholds(p: &[f32], y: &[bool], macro_avg: bool, max_fpr: Option<f32>) -> Thresholds {
+pub fn choose_thresholds(
+    p: &[f32],
+    y: &[bool],
+    macro_avg: bool,
+    max_fpr: Option<f32>,
+) -> Thresholds {
     let grid: Vec<f32> = (1..100).map(|i| i as f32 / 100.0).collect();
     let score = |c: &Counts| if macro_avg { c.macro_f1() } else { c.f1() };
     let mut best = (0.5f32, -1.0f32);
@@ -277,11 +293,24 @@ mod tests {
 
     #[test]
     fn learns_a_separable_toy_problem_and_calibrates() {
-        let cfg = FeatureConfig { bits: 12, word_max: 1, char_min: 0, char_max: 0 };
+        let cfg = FeatureConfig {
+            bits: 12,
+            word_max: 1,
+            char_min: 0,
+            char_max: 0,
+        };
         let mut data = Vec::new();
         for i in 0..200 {
-            data.push(Example::new(&cfg, &format!("you idiot number{i}"), vec![1.0]));
-            data.push(Example::new(&cfg, &format!("nice day number{i}"), vec![0.0]));
+            data.push(Example::new(
+                &cfg,
+                &format!("you idiot number{i}"),
+                vec![1.0],
+            ));
+            data.push(Example::new(
+                &cfg,
+                &format!("nice day number{i}"),
+                vec![0.0],
+            ));
         }
         let mut m = fit(cfg, &["toxic"], &data, FitOptions::default());
         let z = logits(&m, &data, 0);
@@ -291,7 +320,10 @@ mod tests {
         m.outputs[0].platt_b = b;
         assert!(m.predict("what an idiot")[0] > 0.8);
         assert!(m.predict("a nice day")[0] < 0.2);
-        let p: Vec<f32> = data.iter().map(|e| sigmoid(a * m.logits(&e.feats)[0] + b)).collect();
+        let p: Vec<f32> = data
+            .iter()
+            .map(|e| sigmoid(a * m.logits(&e.feats)[0] + b))
+            .collect();
         let t = choose_thresholds(&p, &y, false, None);
         assert!(t.high <= t.medium && t.medium <= t.low);
         assert_eq!(Counts::at(&p, &y, t.medium).f1(), 1.0);
@@ -299,7 +331,12 @@ mod tests {
 
     #[test]
     fn counts_metrics() {
-        let c = Counts { tp: 8, fp: 2, tn: 88, fn_: 2 };
+        let c = Counts {
+            tp: 8,
+            fp: 2,
+            tn: 88,
+            fn_: 2,
+        };
         assert!((c.precision() - 0.8).abs() < 1e-6);
         assert!((c.recall() - 0.8).abs() < 1e-6);
         assert!((c.fpr() - 2.0 / 90.0).abs() < 1e-6);

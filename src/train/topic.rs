@@ -19,9 +19,19 @@ use crate::detect::normalize::normalize;
 use crate::detect::topic::{TopicDetector, TopicModels};
 
 /// Dense space features and size.
-pub const EMBED_FEATURES: FeatureConfig = FeatureConfig { bits: 16, word_max: 1, char_min: 4, char_max: 4 };
+pub const EMBED_FEATURES: FeatureConfig = FeatureConfig {
+    bits: 16,
+    word_max: 1,
+    char_min: 4,
+    char_max: 4,
+};
 /// Lexical space features.
-pub const LEX_FEATURES: FeatureConfig = FeatureConfig { bits: 18, word_max: 1, char_min: 2, char_max: 4 };
+pub const LEX_FEATURES: FeatureConfig = FeatureConfig {
+    bits: 18,
+    word_max: 1,
+    char_min: 2,
+    char_max: 4,
+};
 pub const DIM: usize = 48;
 const FINANCIAL: [&str; 2] = ["banking", "credit_cards"];
 
@@ -58,8 +68,9 @@ fn pairs(v: &serde_json::Value) -> Vec<(String, String)> {
 }
 
 fn load_clinc(dir: &Path) -> Result<Clinc, TrainError> {
-    let full: serde_json::Value = serde_json::from_str(&read(&dir.join("clinc150_oos/data_full.json"))?)
-        .map_err(|_| TrainError::Malformed("clinc data_full".into()))?;
+    let full: serde_json::Value =
+        serde_json::from_str(&read(&dir.join("clinc150_oos/data_full.json"))?)
+            .map_err(|_| TrainError::Malformed("clinc data_full".into()))?;
     let doms: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(&read(&dir.join("clinc150_oos/domains.json"))?)
             .map_err(|_| TrainError::Malformed("clinc domains".into()))?;
@@ -68,7 +79,11 @@ fn load_clinc(dir: &Path) -> Result<Clinc, TrainError> {
         .map(|(k, v)| {
             let intents = v
                 .as_array()
-                .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default();
             (k, intents)
         })
@@ -116,7 +131,7 @@ pub fn fit_embed(train: &[(String, String)], epochs: usize, seed: u64) -> Linear
                 continue;
             }
             let v = 1.0 / (f.len() as f32).sqrt();
-            let mut h = vec![0f32; DIM];
+            let mut h = [0f32; DIM];
             for &b in f {
                 let row = &w[b as usize * DIM..(b as usize + 1) * DIM];
                 h.iter_mut().zip(row).for_each(|(a, x)| *a += x * v);
@@ -179,7 +194,10 @@ pub fn fit_idf(docs: &[String]) -> LinearModel {
         }
     }
     let n = docs.len() as f32;
-    let idf: Vec<f32> = df.iter().map(|&c| ((n + 1.0) / (c as f32 + 1.0)).ln() + 0.5).collect();
+    let idf: Vec<f32> = df
+        .iter()
+        .map(|&c| ((n + 1.0) / (c as f32 + 1.0)).ln() + 0.5)
+        .collect();
     let maxw = idf.iter().fold(0f32, |a, x| a.max(*x)).max(1e-9);
     let mut model = LinearModel::zeros(LEX_FEATURES, &["idf"]);
     model.outputs[0].scale = maxw / 32767.0;
@@ -226,13 +244,22 @@ pub fn run(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> {
         .collect();
     let fin: HashSet<&str> = FINANCIAL.into_iter().collect();
     let is_fin = |intent: &str| domain_of.get(intent).is_some_and(|d| fin.contains(d));
-    let other: Vec<&(String, Vec<String>)> = clinc.domains.iter().filter(|(d, _)| !fin.contains(d.as_str())).collect();
+    let other: Vec<&(String, Vec<String>)> = clinc
+        .domains
+        .iter()
+        .filter(|(d, _)| !fin.contains(d.as_str()))
+        .collect();
     if other.len() < 2 {
         return Err(TrainError::Empty);
     }
 
     // IDF: non-financial CLINC train queries, HaluEval questions (EN), BEEP!/curse (KO).
-    let mut docs: Vec<String> = clinc.train.iter().filter(|p| !is_fin(&p.1)).map(|p| p.0.clone()).collect();
+    let mut docs: Vec<String> = clinc
+        .train
+        .iter()
+        .filter(|p| !is_fin(&p.1))
+        .map(|p| p.0.clone())
+        .collect();
     if let Ok(t) = read(&dir.join("halueval/qa_shared.jsonl")) {
         for l in t.lines() {
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(l) {
@@ -242,14 +269,20 @@ pub fn run(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> {
             }
         }
     }
-    for r in super::data::beep(dir)?.into_iter().chain(super::data::curse(dir)?) {
+    for r in super::data::beep(dir)?
+        .into_iter()
+        .chain(super::data::curse(dir)?)
+    {
         docs.push(r.text);
     }
     let idf = fit_idf(&docs);
 
     // Two-fold over domains to choose alpha and thresholds.
     let half = other.len() / 2;
-    let folds = [(0..half).collect::<Vec<_>>(), (half..other.len()).collect::<Vec<_>>()];
+    let folds = [
+        (0..half).collect::<Vec<_>>(),
+        (half..other.len()).collect::<Vec<_>>(),
+    ];
     let alphas = [0.0f32, 0.25, 0.5, 0.75, 1.0];
     let mut pos_scores: Vec<Vec<f32>> = vec![Vec::new(); alphas.len()];
     let mut neg_scores: Vec<Vec<f32>> = vec![Vec::new(); alphas.len()];
@@ -259,12 +292,19 @@ pub fn run(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> {
         let tr: Vec<(String, String)> = clinc
             .train
             .iter()
-            .filter(|p| domain_of.get(p.1.as_str()).is_some_and(|d| train_domains.contains(d)))
+            .filter(|p| {
+                domain_of
+                    .get(p.1.as_str())
+                    .is_some_and(|d| train_domains.contains(d))
+            })
             .cloned()
             .collect();
         let embed = fit_embed(&tr, 8, 7 + f as u64);
         for (ai, &alpha) in alphas.iter().enumerate() {
-            let models = Arc::new(TopicModels { embed: embed.clone(), idf: with_alpha(&idf, alpha) });
+            let models = Arc::new(TopicModels {
+                embed: embed.clone(),
+                idf: with_alpha(&idf, alpha),
+            });
             for &di in eval_d {
                 let (dname, intents) = other[di];
                 let examples: Vec<String> = intents
@@ -272,8 +312,12 @@ pub fn run(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> {
                     .take(5)
                     .filter_map(|i| clinc.train.iter().find(|p| &p.1 == i).map(|p| p.0.clone()))
                     .collect();
-                let Ok(t) = TopicDetector::with_models(models.clone(), dname, &auto_definition(dname, intents), &examples)
-                else {
+                let Ok(t) = TopicDetector::with_models(
+                    models.clone(),
+                    dname,
+                    &auto_definition(dname, intents),
+                    &examples,
+                ) else {
                     continue;
                 };
                 for (q, i) in clinc.val.iter().filter(|p| !is_fin(&p.1)) {
@@ -291,7 +335,10 @@ pub fn run(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> {
     for ai in 0..alphas.len() {
         let t = threshold_at_fpr(&neg_scores[ai], 0.05);
         let r = rate(&pos_scores[ai], t);
-        rep.push(format!("topic cv(val domains) recall@5%FPR alpha={}", alphas[ai]), r);
+        rep.push(
+            format!("topic cv(val domains) recall@5%FPR alpha={}", alphas[ai]),
+            r,
+        );
         if r > best.1 {
             best = (ai, r);
         }
@@ -309,26 +356,38 @@ pub fn run(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> {
     rep.push("topic threshold high", thresholds.high);
 
     // Final models: embed on all non-financial train queries.
-    let tr: Vec<(String, String)> = clinc.train.iter().filter(|p| !is_fin(&p.1)).cloned().collect();
+    let tr: Vec<(String, String)> = clinc
+        .train
+        .iter()
+        .filter(|p| !is_fin(&p.1))
+        .cloned()
+        .collect();
     let embed = if alpha > 0.0 {
         fit_embed(&tr, 8, 7)
     } else {
         // The dense space lost on validation: ship an empty one (not computed at detect time).
-        let cfg = FeatureConfig { bits: 8, ..EMBED_FEATURES };
+        let cfg = FeatureConfig {
+            bits: 8,
+            ..EMBED_FEATURES
+        };
         LinearModel::zeros(cfg, &["d0"])
     };
     let mut idf = with_alpha(&idf, alpha);
     idf.outputs[0].thresholds = thresholds;
     for (name, m) in [("topic_embed.hclf", &embed), ("topic_idf.hclf", &idf)] {
         let path = out_dir.join(name);
-        std::fs::write(&path, m.to_bytes()).map_err(|e| TrainError::Io(path.display().to_string(), e))?;
+        std::fs::write(&path, m.to_bytes())
+            .map_err(|e| TrainError::Io(path.display().to_string(), e))?;
         rep.files.push(path);
     }
 
     // Held-out test: the financial topic on CLINC test queries.
     let models = Arc::new(TopicModels { embed, idf });
     let examples: Vec<String> = FIN_EXAMPLES.iter().map(|s| s.to_string()).collect();
-    for (label, def) in [("full definition", FIN_DEFINITION), ("short definition", FIN_DEFINITION_SHORT)] {
+    for (label, def) in [
+        ("full definition", FIN_DEFINITION),
+        ("short definition", FIN_DEFINITION_SHORT),
+    ] {
         let t = TopicDetector::with_models(models.clone(), "financial", def, &examples)
             .map_err(|e| TrainError::Malformed(e.to_string()))?;
         let mut pos = Vec::new();
@@ -342,15 +401,37 @@ pub fn run(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> {
             }
         }
         let oos: Vec<f32> = clinc.oos_test.iter().map(|q| t.score_passage(q)).collect();
-        rep.push(format!("topic financial[{label}] test n_pos"), pos.len() as f32);
-        rep.push(format!("topic financial[{label}] test n_neg(other domains)"), neg.len() as f32);
-        for (s, th) in [("low", thresholds.low), ("medium", thresholds.medium), ("high", thresholds.high)] {
-            rep.push(format!("topic financial[{label}] recall @{s}"), rate(&pos, th));
-            rep.push(format!("topic financial[{label}] FP rate other domains @{s}"), rate(&neg, th));
-            rep.push(format!("topic financial[{label}] FP rate oos_test @{s}"), rate(&oos, th));
+        rep.push(
+            format!("topic financial[{label}] test n_pos"),
+            pos.len() as f32,
+        );
+        rep.push(
+            format!("topic financial[{label}] test n_neg(other domains)"),
+            neg.len() as f32,
+        );
+        for (s, th) in [
+            ("low", thresholds.low),
+            ("medium", thresholds.medium),
+            ("high", thresholds.high),
+        ] {
+            rep.push(
+                format!("topic financial[{label}] recall @{s}"),
+                rate(&pos, th),
+            );
+            rep.push(
+                format!("topic financial[{label}] FP rate other domains @{s}"),
+                rate(&neg, th),
+            );
+            rep.push(
+                format!("topic financial[{label}] FP rate oos_test @{s}"),
+                rate(&oos, th),
+            );
         }
         let oracle = threshold_at_fpr(&neg, 0.05);
-        rep.push(format!("topic financial[{label}] recall @5%FPR (oracle threshold, diagnostic)"), rate(&pos, oracle));
+        rep.push(
+            format!("topic financial[{label}] recall @5%FPR (oracle threshold, diagnostic)"),
+            rate(&pos, oracle),
+        );
     }
     Ok(rep)
 }

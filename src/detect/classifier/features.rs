@@ -111,7 +111,12 @@ mod tests {
 
     #[test]
     fn features_are_deterministic_and_bounded() {
-        let cfg = FeatureConfig { bits: 12, word_max: 2, char_min: 1, char_max: 3 };
+        let cfg = FeatureConfig {
+            bits: 12,
+            word_max: 2,
+            char_min: 1,
+            char_max: 3,
+        };
         let mut a = Vec::new();
         let mut b = Vec::new();
         hash_features(&cfg, "ignore previous instructions 한국어", &mut a);
@@ -122,7 +127,12 @@ mod tests {
         hash_features(&cfg, "completely different", &mut c);
         assert_ne!(a, c);
         // word unigrams 4 + bigrams 3 present
-        let words_only = FeatureConfig { bits: 12, word_max: 2, char_min: 0, char_max: 0 };
+        let words_only = FeatureConfig {
+            bits: 12,
+            word_max: 2,
+            char_min: 0,
+            char_max: 0,
+        };
         let mut w = Vec::new();
         hash_features(&words_only, "a b c", &mut w);
         assert_eq!(w.len(), 5);

@@ -76,7 +76,10 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], ModelError> {
-        let end = self.pos.checked_add(n).ok_or(ModelError::Malformed(self.pos))?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .ok_or(ModelError::Malformed(self.pos))?;
         let s = self
             .bytes
             .get(self.pos..end)
@@ -111,11 +114,19 @@ impl LinearModel {
                 scale: 1.0,
                 platt_a: 1.0,
                 platt_b: 0.0,
-                thresholds: Thresholds { low: 0.8, medium: 0.5, high: 0.3 },
+                thresholds: Thresholds {
+                    low: 0.8,
+                    medium: 0.5,
+                    high: 0.3,
+                },
             })
             .collect::<Vec<_>>();
         let weights = vec![0i16; config.buckets() * outputs.len()];
-        Self { config, outputs, weights }
+        Self {
+            config,
+            outputs,
+            weights,
+        }
     }
 
     /// Parses a model file (typically `include_bytes!` of a file under `models/`).
@@ -149,7 +160,11 @@ impl LinearModel {
                 scale: r.f32()?,
                 platt_a: r.f32()?,
                 platt_b: r.f32()?,
-                thresholds: Thresholds { low: r.f32()?, medium: r.f32()?, high: r.f32()? },
+                thresholds: Thresholds {
+                    low: r.f32()?,
+                    medium: r.f32()?,
+                    high: r.f32()?,
+                },
             });
         }
         let n = config.buckets() * k;
@@ -161,7 +176,11 @@ impl LinearModel {
         if r.pos != bytes.len() {
             return Err(ModelError::Malformed(r.pos));
         }
-        Ok(Self { config, outputs, weights })
+        Ok(Self {
+            config,
+            outputs,
+            weights,
+        })
     }
 
     /// Serialises the model (the inverse of [`LinearModel::from_bytes`]).
@@ -315,7 +334,12 @@ mod tests {
 
     #[test]
     fn roundtrip_and_rejects_garbage() {
-        let cfg = FeatureConfig { bits: 10, word_max: 2, char_min: 2, char_max: 4 };
+        let cfg = FeatureConfig {
+            bits: 10,
+            word_max: 2,
+            char_min: 2,
+            char_max: 4,
+        };
         let mut m = LinearModel::zeros(cfg, &["toxic", "HATE"]);
         m.weights[7] = -3;
         m.outputs[1].bias = 0.25;
@@ -327,7 +351,10 @@ mod tests {
             LinearModel::from_bytes(&bytes[..bytes.len() - 1]),
             Err(ModelError::Malformed(_))
         ));
-        assert_eq!(LinearModel::from_bytes(b"NOPE\x01\0\0\0").unwrap_err(), ModelError::BadMagic);
+        assert_eq!(
+            LinearModel::from_bytes(b"NOPE\x01\0\0\0").unwrap_err(),
+            ModelError::BadMagic
+        );
     }
 
     #[test]
