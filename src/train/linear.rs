@@ -9,13 +9,19 @@ use crate::detect::normalize::normalize;
 pub struct Example {
     pub feats: Vec<u32>,
     pub targets: Vec<f32>,
+    /// Loss weight of this example (1.0 by default).
+    pub weight: f32,
 }
 
 impl Example {
     pub fn new(cfg: &FeatureConfig, text: &str, targets: Vec<f32>) -> Self {
         let mut feats = Vec::new();
         crate::detect::classifier::features::hash_features(cfg, &normalize(text), &mut feats);
-        Self { feats, targets }
+        Self {
+            feats,
+            targets,
+            weight: 1.0,
+        }
     }
 }
 
@@ -123,7 +129,7 @@ pub fn fit(cfg: FeatureConfig, labels: &[&str], data: &[Example], opt: FitOption
                     z += w[h as usize * k + j] * v;
                 }
                 let cw = if y > 0.5 { pos_weight[j] } else { 1.0 };
-                let g = (sigmoid(z) - y) * cw;
+                let g = (sigmoid(z) - y) * cw * e.weight;
                 if g.abs() < 1e-4 {
                     continue;
                 }

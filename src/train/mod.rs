@@ -117,10 +117,24 @@ pub const PROMPT_ATTACK_FEATURES: FeatureConfig = FeatureConfig {
 pub const PROMPT_ATTACK_KO_SEED: &str = include_str!("../../models/seed/prompt_attack_ko.tsv");
 
 fn examples(cfg: &FeatureConfig, rows: &[&Row]) -> Vec<Example> {
+    let piguard_weight = std::env::var("HAECHI_PIGUARD_WEIGHT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(PIGUARD_WEIGHT);
     rows.iter()
-        .map(|r| Example::new(cfg, &r.text, r.targets.clone()))
+        .map(|r| {
+            let mut e = Example::new(cfg, &r.text, r.targets.clone());
+            if r.source == "piguard" {
+                e.weight = piguard_weight;
+            }
+            e
+        })
         .collect()
 }
+
+/// Loss weight of PIGuard benign training rows (benign role-play prompts are few next to
+/// thousands of attacks; weighting them trades attack recall for fewer false positives).
+pub const PIGUARD_WEIGHT: f32 = 10.0;
 
 fn probs(model: &LinearModel, data: &[Example], j: usize) -> Vec<f32> {
     let o = &model.outputs[j];
@@ -369,6 +383,15 @@ fn prompt_attack(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> 
     let pv: Vec<f32> = val_rows.iter().map(|r| det.score(&r.text)).collect();
     let yv: Vec<bool> = val_rows.iter().map(|r| r.targets[0] > 0.5).collect();
     model.outputs[0].thresholds = linear::choose_thresholds(&pv, &yv, false, Some(0.02));
+    let tv = model.outputs[0].thresholds.medium;
+    rep.push("pa VALIDATION f1 @medium", Counts::at(&pv, &yv, tv).f1());
+    let pvg: Vec<f32> = val_rows
+        .iter()
+        .zip(&pv)
+        .filter(|(r, _)| r.source == "piguard")
+        .map(|(_, p)| *p)
+        .collect();
+    rep.push("pa VALIDATION piguard FP rate @medium", fp_rate(&pvg, tv));
     write(out_dir, "prompt_attack.hclf", &model, &mut rep)?;
     let t = model.outputs[0].thresholds;
     let te = split_rows(&rows, Split::Test);
