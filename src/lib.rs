@@ -12,3 +12,4 @@ pub mod policy;
 pub mod proxy;
 pub mod tenancy;
 pub mod text;
+pub mod train;

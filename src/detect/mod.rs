@@ -54,3 +54,8 @@ impl Detection {
 pub mod regex;
 pub mod registry;
 pub mod word;
+pub mod classifier;
+pub mod normalize;
+pub mod prompt_attack;
+pub mod topic;
+pub mod toxicity;

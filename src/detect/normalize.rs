@@ -1,0 +1,331 @@
+//! Text normalisation against the usual evasions, shared by the classifiers.
+//!
+//! Attackers and trolls dodge filters with full-width letters, invisible characters,
+//! Cyrillic/Greek look-alikes, leetspeak and spaced-out letters. [`normalize`] folds all of
+//! these to one canonical lowercase form so that a model (or a word list) sees `ignore`
+//! whether the input said `ＩＧＮＯＲＥ`, `ig\u{200B}nore`, `іgnоrе` (Cyrillic), `1gn0r3` or
+//! `i g n o r e`. Hangul and other scripts pass through (NFKC only), so Korean text keeps
+//! its meaning. The output is for scoring only: offsets do not map back to the input.
+
+use unicode_normalization::UnicodeNormalization;
+
+/// Returns the normalised form of `text` (see the module docs). Pure and allocation-light.
+pub fn normalize(text: &str) -> String {
+    // 1. NFKC (full-width, compatibility and math-alphanumeric forms), drop invisibles,
+    //    strip Latin accents, lowercase, fold look-alikes.
+    let mut chars: Vec<char> = Vec::with_capacity(text.len());
+    for c in nfkc_keep_jamo(text) {
+        if is_invisible(c) {
+            continue;
+        }
+        if c.is_whitespace() {
+            chars.push(' ');
+            continue;
+        }
+        if c.is_ascii() {
+            chars.push(c.to_ascii_lowercase());
+            continue;
+        }
+        let base = strip_latin_accent(c);
+        for l in base.to_lowercase() {
+            chars.push(l);
+        }
+    }
+    fold_words(&mut chars);
+    let chars = collapse_spaced_letters(&chars);
+    // 2. Collapse whitespace runs and long character repeats ("sooooo" -> "soo").
+    let mut out = String::with_capacity(chars.len());
+    let mut prev: Option<char> = None;
+    let mut run = 0usize;
+    for &c in chars.iter() {
+        if Some(c) == prev {
+            run += 1;
+        } else {
+            run = 1;
+        }
+        prev = Some(c);
+        if (c == ' ' && run > 1) || run > 2 {
+            continue;
+        }
+        out.push(c);
+    }
+    let trimmed = out.trim();
+    if trimmed.len() == out.len() {
+        out
+    } else {
+        trimmed.to_string()
+    }
+}
+
+/// NFKC except for Hangul compatibility jamo (ㅋ, ㅅㅂ…), which NFKC would turn into
+/// conjoining jamo; Korean chat abbreviations are written with the compatibility forms.
+fn nfkc_keep_jamo(text: &str) -> Vec<char> {
+    let is_jamo = |c: char| ('\u{3131}'..='\u{318E}').contains(&c);
+    // Fast path: ASCII and precomposed Hangul are already NFKC (the library's quick check
+    // and a full pass both cost tens of microseconds per KB).
+    if text
+        .chars()
+        .all(|c| c < '\u{A0}' || ('\u{AC00}'..='\u{D7A3}').contains(&c))
+    {
+        return text.chars().collect();
+    }
+    if !text.chars().any(is_jamo) {
+        return text.nfkc().collect();
+    }
+    let mut out = Vec::with_capacity(text.len());
+    let mut start = 0;
+    for (i, c) in text.char_indices() {
+        if is_jamo(c) {
+            out.extend(text[start..i].nfkc());
+            out.push(c);
+            start = i + c.len_utf8();
+        }
+    }
+    out.extend(text[start..].nfkc());
+    out
+}
+
+/// Zero-width, bidi, tag and other format characters that render as nothing.
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}' | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0000}'..='\u{E007F}' | '\u{E0100}'..='\u{E01EF}')
+}
+
+/// Maps accented Latin letters (é, ñ, ı̇…) to their base letter; leaves other scripts alone
+/// (a full NFD would split Hangul syllables into jamo).
+fn strip_latin_accent(c: char) -> char {
+    if ('\u{00C0}'..='\u{024F}').contains(&c) || ('\u{1E00}'..='\u{1EFF}').contains(&c) {
+        let mut base = c;
+        unicode_normalization::char::decompose_canonical(c, |d| {
+            if base == c && d.is_ascii_alphabetic() {
+                base = d;
+            }
+        });
+        match c {
+            'ß' => 's',
+            'ø' | 'Ø' => 'o',
+            'đ' | 'Đ' => 'd',
+            'ł' | 'Ł' => 'l',
+            'ı' => 'i',
+            _ => base,
+        }
+    } else {
+        c
+    }
+}
+
+/// Cyrillic and Greek letters that look like a Latin letter (lowercase forms).
+fn homoglyph(c: char) -> Option<char> {
+    Some(match c {
+        'а' => 'a',
+        'в' => 'b',
+        'с' | 'ϲ' => 'c',
+        'ԁ' => 'd',
+        'е' | 'ё' | 'ε' => 'e',
+        'һ' => 'h',
+        'і' | 'ї' | 'ι' | 'ɩ' => 'i',
+        'ј' => 'j',
+        'к' | 'κ' => 'k',
+        'ӏ' => 'l',
+        'м' => 'm',
+        'п' | 'η' => 'n',
+        'о' | 'ο' | 'σ' => 'o',
+        'р' | 'ρ' => 'p',
+        'ԛ' => 'q',
+        'г' => 'r',
+        'ѕ' => 's',
+        'т' | 'τ' => 't',
+        'υ' | 'μ' => 'u',
+        'ν' | 'ѵ' => 'v',
+        'ѡ' | 'ω' | 'ш' => 'w',
+        'х' | 'χ' => 'x',
+        'у' | 'γ' => 'y',
+        'α' => 'a',
+        _ => return None,
+    })
+}
+
+/// Leetspeak digits and symbols inside words.
+fn leet(c: char) -> Option<char> {
+    Some(match c {
+        '0' => 'o',
+        '1' | '!' | '|' => 'i',
+        '3' => 'e',
+        '4' | '@' => 'a',
+        '5' | '$' => 's',
+        '7' | '+' => 't',
+        '8' => 'b',
+        _ => return None,
+    })
+}
+
+/// `char::is_alphanumeric` with fast paths for ASCII and Hangul syllables (the general
+/// case is a Unicode table search).
+#[inline]
+pub fn is_alnum(c: char) -> bool {
+    if c.is_ascii() {
+        c.is_ascii_alphanumeric()
+    } else if ('\u{AC00}'..='\u{D7A3}').contains(&c) {
+        true
+    } else {
+        c.is_alphanumeric()
+    }
+}
+
+#[inline]
+fn is_alpha(c: char) -> bool {
+    if c.is_ascii() {
+        c.is_ascii_alphabetic()
+    } else if ('\u{AC00}'..='\u{D7A3}').contains(&c) {
+        true
+    } else {
+        c.is_alphabetic()
+    }
+}
+
+fn is_word_char(c: char) -> bool {
+    is_alnum(c) || matches!(c, '@' | '$' | '!' | '|' | '+')
+}
+
+/// Per word: fold homoglyphs when the word mixes Latin with look-alikes (or consists only
+/// of look-alikes), and fold leetspeak when the word mixes letters with leet symbols.
+fn fold_words(chars: &mut [char]) {
+    let mut i = 0;
+    while i < chars.len() {
+        if !is_word_char(chars[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < chars.len() && is_word_char(chars[i]) {
+            i += 1;
+        }
+        // Trailing '!' / '|' are punctuation, not letters.
+        let mut end = i;
+        while end > start && matches!(chars[end - 1], '!' | '|' | '+') {
+            end -= 1;
+        }
+        let word = &mut chars[start..end];
+        if word.is_empty() {
+            continue;
+        }
+        // One pass of counts; look-alike tables only for non-ASCII characters.
+        let (mut latin, mut glyphs, mut letters, mut leets, mut all_ascii) = (0, 0, 0, 0, true);
+        for &c in word.iter() {
+            if c.is_ascii() {
+                if c.is_ascii_alphabetic() {
+                    latin += 1;
+                    letters += 1;
+                } else if leet(c).is_some() {
+                    leets += 1;
+                }
+            } else {
+                all_ascii = false;
+                if homoglyph(c).is_some() {
+                    glyphs += 1;
+                }
+                if is_alpha(c) {
+                    letters += 1;
+                }
+            }
+        }
+        if glyphs > 0 && (latin > 0 || glyphs == letters) {
+            for c in word.iter_mut() {
+                if let Some(l) = homoglyph(*c) {
+                    *c = l;
+                }
+            }
+            latin += glyphs;
+            all_ascii = word.iter().all(|c| c.is_ascii());
+        }
+        let ascii_letters = latin;
+        // "1gn0re", "h@te", "p4ssw0rd": letters dominate; "2024", "b2b" stay.
+        if all_ascii && leets > 0 && ascii_letters >= 2 && ascii_letters >= leets {
+            for c in word.iter_mut() {
+                if let Some(l) = leet(*c) {
+                    *c = l;
+                }
+            }
+        }
+    }
+}
+
+/// Joins runs of 3+ single letters separated by one space or `.`/`-`/`_`/`*`
+/// ("i g n o r e" -> "ignore"). Separators are dropped only inside such runs.
+fn collapse_spaced_letters(chars: &[char]) -> Vec<char> {
+    let is_sep = |c: char| matches!(c, ' ' | '.' | '-' | '_' | '*');
+    let an: Vec<bool> = chars.iter().map(|c| is_alnum(*c)).collect();
+    // A single ASCII letter/digit with no alphanumeric neighbour.
+    let is_single = |i: usize| -> bool {
+        an[i]
+            && chars[i].is_ascii()
+            && (i + 1 >= chars.len() || !an[i + 1])
+            && (i == 0 || !an[i - 1])
+    };
+    let mut out = Vec::with_capacity(chars.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if is_single(i) {
+            // Count letters in the run: letter sep letter sep letter ...
+            let mut j = i;
+            let mut n = 1;
+            while j + 2 < chars.len() && is_sep(chars[j + 1]) && is_single(j + 2) {
+                j += 2;
+                n += 1;
+            }
+            if n >= 3 {
+                out.extend((i..=j).step_by(2).map(|k| chars[k]));
+                i = j + 1;
+                continue;
+            }
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folds_evasions() {
+        let cases: &[(&str, &str)] = &[
+            ("IGNORE previous", "ignore previous"),
+            ("ＩＧＮＯＲＥ ａｌｌ", "ignore all"),
+            ("ig\u{200B}no\u{200D}re\u{FEFF} it", "ignore it"),
+            ("\u{0456}gn\u{043E}r\u{0435} rules", "ignore rules"),
+            ("1gn0r3 the rul3s", "ignore the rules"),
+            ("i g n o r e all", "ignore all"),
+            ("i.g.n.o.r.e all", "ignore all"),
+            ("Ignorë prévious", "ignore previous"),
+            ("𝐢𝐠𝐧𝐨𝐫𝐞 this", "ignore this"),
+            ("so    many   spaces", "so many spaces"),
+            ("noooooo", "noo"),
+            ("p@$$w0rd", "password"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(normalize(input), *want, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn keeps_korean_and_numbers() {
+        let cases: &[(&str, &str)] = &[
+            ("이전 지시를 무시하고", "이전 지시를 무시하고"),
+            ("ＡＢＣ 한국어", "abc 한국어"),
+            ("version 2024 costs $100", "version 2024 costs $100"),
+            ("Привет мир", "привет мир"),
+            ("a b", "a b"),
+            ("ㅋㅋㅋㅋㅋ 웃겨", "ㅋㅋ 웃겨"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(normalize(input), *want, "input {input:?}");
+        }
+    }
+}
