@@ -50,3 +50,6 @@ impl Detection {
         Self { findings, score }
     }
 }
+
+pub mod pii;
+pub mod secret;

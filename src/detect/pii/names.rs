@@ -1,0 +1,448 @@
+//! English NAME and ADDRESS heuristics: no neural NER, only gazetteers (Faker's MIT
+//! first/last name lists, built by `scripts/build_gazetteers.py`), capitalisation,
+//! titles and cue phrases. What they catch and miss is written down in docs/pii.md.
+
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+use super::classify::{finding, Classified};
+use super::context::{Cue, CueFinder};
+use super::rules::Family;
+use crate::detect::Finding;
+
+static FIRST: &str = include_str!("data/first_names.txt");
+static LAST: &str = include_str!("data/last_names.txt");
+
+struct Gazetteer {
+    first: HashSet<&'static str>,
+    last: HashSet<&'static str>,
+}
+
+fn gazetteer() -> &'static Gazetteer {
+    static G: OnceLock<Gazetteer> = OnceLock::new();
+    G.get_or_init(|| Gazetteer {
+        first: FIRST.lines().filter(|l| !l.is_empty()).collect(),
+        last: LAST.lines().filter(|l| !l.is_empty()).collect(),
+    })
+}
+
+/// Capitalised words that are not names even when a gazetteer lists them.
+const STOP: &[&str] = &[
+    "a", "an", "the", "i", "i'm", "i've", "i'd", "my", "mine", "me", "we", "our", "you", "your",
+    "he", "she", "his", "her", "it", "its", "they", "their", "this", "that", "these", "those",
+    "what", "who", "whom", "why", "how", "when", "where", "which", "is", "are", "was", "were",
+    "be", "can", "could", "would", "should", "will", "shall", "may", "might", "must", "do",
+    "does", "did", "have", "has", "had", "not", "no", "yes", "and", "or", "but", "if", "so",
+    "for", "of", "on", "in", "at", "to", "from", "by", "with", "as", "about", "into", "over",
+    "after", "before", "please", "thanks", "thank", "hello", "hi", "dear", "hey", "ok", "okay",
+    "mr", "mrs", "ms", "dr", "miss", "sir", "madam", "prof", "mx", "name", "phone", "email",
+    "e-mail", "address", "website", "date", "personal", "info", "office", "fax", "mobile",
+    "january", "february", "march", "april", "june", "july", "august", "september",
+    "october", "november", "december", "monday", "tuesday", "wednesday", "thursday", "friday",
+    "saturday", "sunday", "god", "lord", "jesus", "christ", "allah", "buddha", "english",
+    "french", "german", "spanish", "chinese", "american", "european", "african", "asian",
+    "north", "south", "east", "west", "new", "old", "great", "big", "small", "good", "bad",
+    "best", "first", "last", "next", "all", "any", "some", "every", "each", "other", "such",
+    "here", "there", "then", "now", "today", "tomorrow", "yesterday", "also", "just", "only",
+    "very", "well", "still", "even", "let", "make", "write", "tell", "give", "get", "find",
+    "create", "explain", "describe", "imagine", "consider", "suppose", "generate", "provide",
+    "list", "show", "help", "use", "using", "story", "character", "chapter", "part", "section",
+    "act", "scene", "king", "queen", "prince", "princess", "president", "doctor", "professor",
+    "captain", "general", "officer", "agent", "sister", "brother", "mother", "father", "mom",
+    "dad", "uncle", "aunt", "grandma", "grandpa", "baby", "love", "hope", "faith", "joy",
+    "grace", "charity", "honor", "justice", "liberty", "victory", "summer", "winter", "spring",
+    "autumn", "fall", "dawn", "sky", "star", "sun", "moon", "rose", "lily", "ivy", "iris",
+    "violet", "daisy", "holly", "jade", "ruby", "pearl", "amber", "crystal", "diamond",
+    "gold", "silver", "golden", "black", "white", "green", "brown", "gray", "grey", "red",
+    "blue", "young", "long", "short", "little", "king's", "saint", "st", "san", "santa",
+    "internet", "google", "apple", "amazon", "microsoft", "facebook", "twitter", "youtube",
+    "covid", "ai", "chatgpt", "gpt", "python", "java", "rust", "linux", "windows", "android",
+    "wisdom", "discipline", "patience", "courage", "truth", "peace", "war", "world", "earth",
+    "human", "people", "person", "man", "woman", "men", "women", "child", "children", "kid",
+    "kids", "team", "company", "group", "bank", "card", "account", "number", "credit",
+    "patient", "customer", "client", "user", "admin", "sure", "sorry", "wow", "oh", "dear",
+];
+
+/// Words after a capitalised run that make it an organisation or a place, not a person.
+const ORG_TAIL: &[&str] = &[
+    "inc", "ltd", "llc", "corp", "corporation", "company", "co", "group", "technologies",
+    "systems", "university", "college", "school", "institute", "bank", "hospital", "foundation",
+    "association", "society", "club", "orchestra", "band", "street", "avenue", "road", "city",
+    "county", "state", "river", "mountain", "lake", "island", "park", "airport", "station",
+];
+
+/// Cue words right before a name.
+const LEAD_CUES: &[&str] = &[
+    "mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "dear", "hi", "hello", "hey",
+    "name is", "name's", "name:", "named", "called", "i'm", "i am", "this is", "by", "says",
+    "said", "asked", "told", "with", "from", "contact", "cc", "signed", "regards", "sincerely",
+    "thanks", "meet", "ask", "met", "and",
+];
+
+const TITLES: &[&str] = &["mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame"];
+
+/// Finds person names in English (Latin-script) text.
+#[derive(Debug, Clone, Copy)]
+pub struct NameFinder;
+
+#[derive(Debug, Clone, Copy)]
+struct Tok {
+    s: usize,
+    e: usize,
+    cap: bool,
+    initial: bool,
+}
+
+fn is_letter_start(text: &str, i: usize) -> Option<char> {
+    text[i..].chars().next().filter(|c| c.is_alphabetic())
+}
+
+/// Reads a word (letters, apostrophes, hyphens) at `i`; `None` if no letter is there.
+fn word_at(text: &str, i: usize) -> Option<Tok> {
+    let first = is_letter_start(text, i)?;
+    let mut e = i;
+    for (k, c) in text[i..].char_indices() {
+        if c.is_alphabetic() || ((c == '\'' || c == '-') && k > 0) {
+            e = i + k + c.len_utf8();
+        } else {
+            break;
+        }
+    }
+    while text[..e].ends_with(['\'', '-']) {
+        e -= 1;
+    }
+    let word = &text[i..e];
+    let cap = first.is_uppercase() && !(word.chars().count() > 1 && word.chars().all(|c| !c.is_lowercase()));
+    let mut initial = word.chars().count() == 1;
+    let mut end = e;
+    if initial && text[e..].starts_with('.') {
+        end += 1;
+        initial = true;
+    }
+    Some(Tok { s: i, e: end, cap, initial })
+}
+
+fn lower(text: &str, t: &Tok) -> String {
+    text[t.s..t.e].trim_end_matches('.').to_lowercase()
+}
+
+impl NameFinder {
+    pub fn new() -> Self {
+        let _ = gazetteer();
+        NameFinder
+    }
+
+    /// Scans for capitalised word runs (and cue-introduced lower-case names).
+    pub fn find(&self, text: &str, cues: &CueFinder, out: &mut Vec<Finding>) {
+        let g = gazetteer();
+        let b = text.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            let boundary = i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] >= 0x80 || b[i - 1] == b'\'');
+            let candidate = boundary && (c.is_ascii_uppercase() || (0xC3..=0xC5).contains(&c));
+            if !candidate {
+                i += 1;
+                continue;
+            }
+            let Some(first) = word_at(text, i) else {
+                i += 1;
+                continue;
+            };
+            if !first.cap {
+                i = first.e.max(i + 1);
+                continue;
+            }
+            // Collect a run of capitalised words (single spaces; initials allowed).
+            let mut run = vec![first];
+            let mut j = first.e;
+            while run.len() < 4 {
+                let sep_ok = text[j..].starts_with(' ') && !text[j + 1..].starts_with(' ');
+                if !sep_ok {
+                    break;
+                }
+                match word_at(text, j + 1) {
+                    Some(t) if t.cap => {
+                        run.push(t);
+                        j = t.e;
+                    }
+                    _ => break,
+                }
+            }
+            let next = run.last().map_or(i + 1, |t| t.e);
+            if let Some(f) = self.score_run(text, cues, g, &run) {
+                out.push(f);
+            }
+            i = next.max(i + 1);
+            while i < b.len() && !text.is_char_boundary(i) {
+                i += 1;
+            }
+        }
+        self.lowercase_after_cue(text, g, out);
+    }
+
+    fn score_run(&self, text: &str, cues: &CueFinder, g: &Gazetteer, run: &[Tok]) -> Option<Finding> {
+        let words: Vec<String> = run.iter().map(|t| lower(text, t)).collect();
+        // Drop leading stop words and titles ("Dear John", "Mr. Smith").
+        let mut a = 0;
+        let mut titled = false;
+        while a < run.len() && (STOP.contains(&words[a].as_str()) || TITLES.contains(&words[a].as_str())) {
+            titled |= TITLES.contains(&words[a].as_str());
+            a += 1;
+        }
+        let mut z = run.len();
+        while z > a && STOP.contains(&words[z - 1].as_str()) {
+            z -= 1;
+        }
+        if a >= z {
+            return None;
+        }
+        let toks = &run[a..z];
+        let ws = &words[a..z];
+        // An organisation or place word right after the run.
+        let after = &text[toks[toks.len() - 1].e..];
+        let next_word = after.trim_start().split(|c: char| !c.is_alphanumeric()).next().unwrap_or("").to_lowercase();
+        if ORG_TAIL.contains(&next_word.as_str()) {
+            return None;
+        }
+        let is_first = |w: &str| g.first.contains(w);
+        let is_last = |w: &str| g.last.contains(w);
+        let (s, e) = (toks[0].s, toks[toks.len() - 1].e);
+        let before = &text[..s];
+        let lead = lead_cue(before);
+        let title_before = titled || TITLES.iter().any(|t| ends_with_word(before.trim_end().trim_end_matches('.'), t));
+        let known = ws.iter().filter(|w| is_first(w) || is_last(w)).count();
+        let first_known = is_first(&ws[0]) || toks[0].initial;
+        let last_known = is_last(&ws[ws.len() - 1]) || is_first(&ws[ws.len() - 1]);
+        let mut score: f32 = if toks.len() >= 2 {
+            match (first_known, last_known) {
+                (true, true) => 0.8,
+                (true, false) => 0.6,
+                (false, true) => 0.5,
+                (false, false) => 0.25,
+            }
+        } else if known == 1 {
+            0.3
+        } else {
+            0.1
+        };
+        if toks.iter().all(|t| t.initial) {
+            return None;
+        }
+        if title_before {
+            score += 0.4;
+        } else if lead {
+            score += 0.25;
+        }
+        let window = cues.cues(text, s, e, 24, 0);
+        if window & Cue::Name.bit() != 0 {
+            score += 0.2;
+        }
+        // A capitalised word at the start of a sentence is weak evidence.
+        let sentence_start = before.trim_end().is_empty() || before.trim_end().ends_with(['.', '!', '?', ':', '\n', '"']);
+        if sentence_start && toks.len() == 1 && !title_before {
+            score -= 0.2;
+        }
+        // Places: "from Denmark", "in Paris".
+        let prev = before.trim_end().rsplit(|c: char| !c.is_alphanumeric()).next().unwrap_or("").to_lowercase();
+        if matches!(prev.as_str(), "in" | "at" | "to" | "near" | "of" | "visit" | "visited" | "the") && !title_before {
+            score -= 0.25;
+        }
+        (score >= 0.3).then(|| finding("NAME", score.min(0.95), s, e))
+    }
+
+    /// "my name is lena andersson", "name: hyuuma t. maida": lower-case names after a cue.
+    fn lowercase_after_cue(&self, text: &str, g: &Gazetteer, out: &mut Vec<Finding>) {
+        for cue in ["name is ", "name: ", "name:\t", "name:  "] {
+            let mut from = 0;
+            while let Some(p) = find_ascii_ci(&text[from..], cue) {
+                let mut i = from + p + cue.len();
+                from = i;
+                while text[i..].starts_with(' ') {
+                    i += 1;
+                }
+                let mut toks = Vec::new();
+                let mut j = i;
+                while toks.len() < 3 {
+                    match word_at(text, j) {
+                        Some(t) if !t.cap => {
+                            let w = lower(text, &t);
+                            if STOP.contains(&w.as_str()) {
+                                break;
+                            }
+                            toks.push((t, g.first.contains(w.as_str()) || g.last.contains(w.as_str()) || t.initial));
+                            j = t.e;
+                            if !text[j..].starts_with(' ') {
+                                break;
+                            }
+                            j += 1;
+                        }
+                        _ => break,
+                    }
+                }
+                if toks.iter().any(|(_, k)| *k) && !toks.is_empty() {
+                    let s = toks[0].0.s;
+                    let e = toks[toks.len() - 1].0.e;
+                    out.push(finding("NAME", 0.75, s, e));
+                }
+            }
+        }
+    }
+}
+
+fn find_ascii_ci(hay: &str, needle: &str) -> Option<usize> {
+    let h = hay.as_bytes();
+    let n = needle.as_bytes();
+    if n.len() > h.len() {
+        return None;
+    }
+    (0..=h.len() - n.len()).find(|&i| h[i..i + n.len()].eq_ignore_ascii_case(n) && hay.is_char_boundary(i))
+}
+
+fn ends_with_word(s: &str, w: &str) -> bool {
+    let sl = s.to_ascii_lowercase();
+    sl.ends_with(w) && sl[..sl.len() - w.len()].chars().last().is_none_or(|c| !c.is_alphanumeric())
+}
+
+fn lead_cue(before: &str) -> bool {
+    let tail: String = before.chars().rev().take(16).collect::<Vec<_>>().into_iter().rev().collect();
+    let t = tail.trim_end().trim_end_matches([',', '.']).to_lowercase();
+    LEAD_CUES.iter().any(|c| ends_with_word(&t, c))
+}
+
+/// Delimiter-separated continuation of an address: units, cities, state codes, zips.
+fn extend_address(text: &str, mut end: usize) -> usize {
+    let mut lines = 0;
+    for _ in 0..6 {
+        let rest = &text[end..];
+        let sep_len = rest.len() - rest.trim_start_matches([',', ' ', '\t', '\n', '\r', '\\']).len();
+        let sep = &rest[..sep_len];
+        if sep.matches('\n').count() > 1 || sep.contains("\\,") {
+            break;
+        }
+        if sep.contains('\n') {
+            lines += 1;
+            if lines > 4 {
+                break;
+            }
+        }
+        let seg_start = end + sep_len;
+        let Some(seg_end) = address_segment(text, seg_start) else { break };
+        end = seg_end;
+    }
+    end
+}
+
+/// One address segment at `i`: a unit ("Apt. 12"), a zip, a state code + zip, or a short
+/// capitalised place name ending at a delimiter.
+fn address_segment(text: &str, i: usize) -> Option<usize> {
+    let rest = &text[i..];
+    let lower: String = rest.chars().take(12).collect::<String>().to_lowercase();
+    for u in ["apt", "apartment", "suite", "ste", "unit", "floor", "fl", "room", "box", "#", "flat", "no"] {
+        if lower.starts_with(u) {
+            let mut k = u.len();
+            let b = rest.as_bytes();
+            while k < b.len() && matches!(b[k], b'.' | b' ' | b'#') {
+                k += 1;
+            }
+            let nd = rest[k..].bytes().take_while(|c| c.is_ascii_alphanumeric()).count();
+            if nd > 0 && rest[k..k + nd].bytes().any(|c| c.is_ascii_digit()) {
+                return Some(i + k + nd);
+            }
+        }
+    }
+    // Zip / postal code.
+    let nd = rest.bytes().take_while(|c| c.is_ascii_digit() || *c == b'-').count();
+    if (3..=10).contains(&nd) && rest[..nd].bytes().filter(u8::is_ascii_digit).count() >= 3 {
+        let after = rest[nd..].chars().next();
+        if after.is_none_or(|c| !c.is_alphanumeric()) {
+            return Some(i + nd);
+        }
+    }
+    // Place name: up to 4 words, each capitalised or upper-case, optional trailing zip.
+    let mut k = 0;
+    let mut words = 0;
+    loop {
+        let Some(t) = word_at(text, i + k) else { break };
+        let w = &text[t.s..t.e];
+        let upper_first = w.chars().next().is_some_and(char::is_uppercase);
+        if !upper_first || STOP.contains(&w.to_lowercase().as_str()) {
+            break;
+        }
+        words += 1;
+        k = t.e - i;
+        if words == 4 || !rest[k..].starts_with(' ') {
+            break;
+        }
+        let nxt = &rest[k + 1..];
+        if nxt.starts_with(|c: char| c.is_ascii_digit()) {
+            let nd = nxt.bytes().take_while(|c| c.is_ascii_digit() || *c == b'-').count();
+            if (3..=10).contains(&nd) {
+                k += 1 + nd;
+            }
+            break;
+        }
+        if !nxt.starts_with(|c: char| c.is_uppercase()) {
+            break;
+        }
+        k += 1;
+    }
+    if words == 0 {
+        return None;
+    }
+    // The segment must end at a delimiter, not run into a sentence.
+    let tail = &rest[k..];
+    let ok = tail.is_empty() || tail.starts_with([',', '\n', '\r', '.', ';', '\\']) || tail.starts_with(" for ") || tail.starts_with(" in ");
+    ok.then_some(i + k)
+}
+
+/// Classifies English address candidates proposed by the regex pass.
+pub fn address_candidate(text: &str, cues: &CueFinder, f: Family, s: usize, e: usize) -> Option<Classified> {
+    let cue = cues.cues(text, s, e, 48, 0) & Cue::Address.bit() != 0;
+    let (start, mut end, score) = match f {
+        Family::EnStreet => {
+            // Words between the number and the street word must look like a name.
+            let t = &text[s..e];
+            let mut ws = t.split(' ').skip(1).collect::<Vec<_>>();
+            ws.pop();
+            let named = !ws.is_empty()
+                && ws.iter().all(|w| w.chars().next().is_some_and(|c| c.is_uppercase() || c.is_ascii_digit()));
+            let lowercase_line = !t.chars().any(char::is_uppercase);
+            if !(named || (cue && !ws.is_empty()) || (lowercase_line && !ws.is_empty() && ws.len() <= 3)) {
+                return None;
+            }
+            (s, e, if named || cue { 0.8 } else { 0.55 })
+        }
+        Family::EnStreetFirst => (s, e, 0.7),
+        Family::EnMilitary | Family::EnPoBox => (s, e, 0.8),
+        Family::EnAddrCue => {
+            // The address follows the cue: the first segment must hold a number within
+            // a short span and end at a delimiter.
+            let rest = &text[e..];
+            let line_end = rest.find(['\n', '?', '!', ';']).unwrap_or(rest.len()).min(90);
+            let mut seg = &rest[..crate::detect::pii::classify::floor(rest, line_end)];
+            for stop in [" for ", " in case", ". ", " to ", " and ", " but ", " blocked"] {
+                if let Some(p) = seg.find(stop) {
+                    seg = &seg[..p];
+                }
+            }
+            let seg = seg.trim_end_matches([',', ' ', '.']);
+            if seg.is_empty() || !seg.bytes().take(40).any(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            // "address 41.173.96.26" and e-mails are other entities.
+            if seg.contains('@') || seg.bytes().filter(|&c| c == b'.').count() >= 3 {
+                return None;
+            }
+            let seg = seg.split(',').next().unwrap_or(seg).trim_end();
+            (e, e + seg.len(), 0.75)
+        }
+        _ => return None,
+    };
+    end = extend_address(text, end);
+    let b = text.as_bytes();
+    while end > start && matches!(b[end - 1], b' ' | b',' | b'\n') {
+        end -= 1;
+    }
+    Some(Classified { findings: vec![finding("ADDRESS", score, start, end)], resume: end })
+}
