@@ -155,7 +155,7 @@ pub fn classify(f: Family, cx: &Cx, s: usize, e: usize) -> Option<Classified> {
             let score = if f == Family::Age { 0.85 } else { 0.7 };
             one("AGE", score, s + off, s + off + len)
         }
-        Family::EnStreet | Family::EnMilitary | Family::EnPoBox | Family::EnStreetFirst | Family::EnAddrCue => names::address_candidate(cx.text, cx.cues, f, s, e),
+        Family::EnStreet | Family::EnMilitary | Family::EnPoBox | Family::EnNumWordsNum | Family::EnStreetFirst | Family::EnAddrCue => names::address_candidate(cx.text, cx.cues, f, s, e),
         Family::Digits => digits(cx, s, e),
         Family::KrNameCue => korean::name_before_cue(cx.text, s).map(|(a, b, sc)| Classified {
             findings: vec![finding("KR_NAME", sc, a, b)],
@@ -412,7 +412,11 @@ fn digits(cx: &Cx, s: usize, e: usize) -> Option<Classified> {
     }
     // Korean phone numbers.
     if let Some(nat) = kr_phone_national(&d, sh.plus) {
-        let grouped = plain || g.len() == 3 || (sh.plus && g.len() >= 3);
+        // 02-123-4567, 010-1234-5678, +82 10 1234 5678: area, 3-4 digits, 4 digits.
+        let area = if nat.starts_with(&[0, 2]) { 2 } else { 3 };
+        let grouped = plain
+            || (g.len() == 3 && (g[0] == area || sh.plus) && (3..=4).contains(&g[1]) && g[2] == 4)
+            || (sh.plus && g.len() == 4 && (3..=4).contains(&g[2]) && g[3] == 4);
         if kr_phone_ok(&nat) && grouped && !(c(Cue::KrBank) && !nat.starts_with(&[0, 1])) {
             let mut score: f32 = if c(Cue::Phone) { 0.95 } else { 0.85 };
             if c(Cue::NotPhone) {
@@ -485,7 +489,15 @@ fn digits(cx: &Cx, s: usize, e: usize) -> Option<Classified> {
 fn phone(cx: &Cx, d: &[u8], sh: &Shape, cues: u64, s: usize, e: usize) -> Option<Classified> {
     let n = d.len();
     let g = sh.groups.as_slice();
-    if !(7..=15).contains(&n) || g.iter().any(|&x| x > 11) {
+    if !(7..=15).contains(&n) || (!sh.plus && g.iter().any(|&x| x > 11)) {
+        return none_at(e);
+    }
+    // Two groups: "467 3395", "99 668472" are phones; "3610-114" and "17151 2450" are a
+    // postcode and a house number.
+    if g.len() == 2 && !sh.plus && !sh.paren && (g[0] > 4 || g[1] < 4) {
+        return none_at(e);
+    }
+    if names::looks_like_address_number(cx.text, s, e) {
         return none_at(e);
     }
     // Lists of years ("1999 2000 2001") and long even blocks of one size are not phones.

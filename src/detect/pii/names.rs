@@ -61,11 +61,24 @@ const STOP: &[&str] = &[
     "human", "people", "person", "man", "woman", "men", "women", "child", "children", "kid",
     "kids", "team", "company", "group", "bank", "card", "account", "number", "credit",
     "patient", "customer", "client", "user", "admin", "sure", "sorry", "wow", "oh", "dear",
+    "while", "through", "although", "because", "since", "during", "upon", "despite", "unlike",
+    "southern", "northern", "eastern", "western", "central", "america", "india", "china",
+    "japan", "korea", "france", "germany", "italy", "spain", "russia", "canada", "brazil",
+    "mexico", "egypt", "israel", "jordan", "georgia", "chad", "australia", "africa", "europe",
+    "asia", "london", "paris", "rome", "berlin", "sydney", "tokyo", "seoul", "beijing",
+    "moscow", "dallas", "houston", "austin", "phoenix", "denver", "boston", "chelsea",
+    "venus", "mars", "jupiter", "saturn", "mercury", "neptune", "pluto", "roman", "greek",
+    "empire", "republic", "kingdom", "house", "opera", "palace", "museum", "church", "temple",
+    "cathedral", "castle", "bridge", "hotel", "restaurant", "cafe", "syndrome", "disease",
+    "war", "revolution", "act", "law", "bible", "quran", "christmas", "easter", "halloween",
 ];
 
 /// Words after a capitalised run that make it an organisation or a place, not a person.
 const ORG_TAIL: &[&str] = &[
     "inc", "ltd", "llc", "corp", "corporation", "company", "co", "group", "technologies",
+    "associates", "solutions", "partners", "services", "labs", "media", "holdings", "agency",
+    "consulting", "industries", "enterprises", "international", "global", "capital", "bros",
+    "gateway", "route", "parks", "coves", "square", "terrace", "tower", "building",
     "systems", "university", "college", "school", "institute", "bank", "hospital", "foundation",
     "association", "society", "club", "orchestra", "band", "street", "avenue", "road", "city",
     "county", "state", "river", "mountain", "lake", "island", "park", "airport", "station",
@@ -123,7 +136,9 @@ fn word_at(text: &str, i: usize) -> Option<Tok> {
 }
 
 fn lower(text: &str, t: &Tok) -> String {
-    text[t.s..t.e].trim_end_matches('.').to_lowercase()
+    let w = text[t.s..t.e].trim_end_matches('.');
+    let w = w.strip_suffix("'s").or_else(|| w.strip_suffix("\u{2019}s")).unwrap_or(w);
+    w.to_lowercase()
 }
 
 impl NameFinder {
@@ -199,6 +214,12 @@ impl NameFinder {
         }
         let toks = &run[a..z];
         let ws = &words[a..z];
+        // Organisation, street or place words inside the run ("Loveland Technologies",
+        // "Gordon Terrace", "Rua Cyro Franco").
+        let street = regex_street_words();
+        if ws.iter().any(|w| ORG_TAIL.contains(&w.as_str()) || street.contains(w.as_str())) {
+            return None;
+        }
         // An organisation or place word right after the run.
         let after = &text[toks[toks.len() - 1].e..];
         let next_word = after.trim_start().split(|c: char| !c.is_alphanumeric()).next().unwrap_or("").to_lowercase();
@@ -221,6 +242,8 @@ impl NameFinder {
                 (false, true) => 0.5,
                 (false, false) => 0.25,
             }
+        } else if is_first(&ws[0]) {
+            0.5
         } else if known == 1 {
             0.3
         } else {
@@ -241,7 +264,12 @@ impl NameFinder {
         // A capitalised word at the start of a sentence is weak evidence.
         let sentence_start = before.trim_end().is_empty() || before.trim_end().ends_with(['.', '!', '?', ':', '\n', '"']);
         if sentence_start && toks.len() == 1 && !title_before {
-            score -= 0.2;
+            score -= if is_first(&ws[0]) { 0.1 } else { 0.2 };
+        }
+        // A speaker label ("Nicole: ...") or a possessive ("Meza's song").
+        let tail = &text[e..];
+        if tail.starts_with(':') || tail.starts_with("'s") || tail.starts_with(',') {
+            score += 0.15;
         }
         // Places: "from Denmark", "in Paris".
         let prev = before.trim_end().rsplit(|c: char| !c.is_alphanumeric()).next().unwrap_or("").to_lowercase();
@@ -310,6 +338,39 @@ fn lead_cue(before: &str) -> bool {
     LEAD_CUES.iter().any(|c| ends_with_word(&t, c))
 }
 
+/// Whether the number at `s..e` is part of an address: after "Apt."/"Suite"/"Box", or
+/// followed on its line by a capitalised word and a house number or a street word.
+pub fn looks_like_address_number(text: &str, s: usize, e: usize) -> bool {
+    let before = text[..s].trim_end().to_ascii_lowercase();
+    if ["apt", "apt.", "suite", "box", "unit", "ste", "ste.", "no", "no."].iter().any(|w| ends_with_word(&before, w)) {
+        return true;
+    }
+    let line = text[e..].split('\n').next().unwrap_or("");
+    let mut words = line.split(' ').filter(|w| !w.is_empty()).take(5);
+    let Some(w1) = words.next() else { return false };
+    if !w1.chars().next().is_some_and(char::is_uppercase) {
+        return false;
+    }
+    let street = regex_street_words();
+    let mut prev_cap = true;
+    for w in std::iter::once(w1).chain(words) {
+        let lw = w.trim_end_matches([',', '.']).to_ascii_lowercase();
+        if street.contains(&lw.as_str()) {
+            return true;
+        }
+        if prev_cap && w.bytes().all(|c| c.is_ascii_digit()) {
+            return true;
+        }
+        prev_cap = w.chars().next().is_some_and(char::is_uppercase);
+    }
+    false
+}
+
+fn regex_street_words() -> &'static HashSet<&'static str> {
+    static S: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    S.get_or_init(|| super::rules::STREET_WORDS.split('|').filter(|w| !w.ends_with('?') && w.len() > 1).collect())
+}
+
 /// Delimiter-separated continuation of an address: units, cities, state codes, zips.
 fn extend_address(text: &str, mut end: usize) -> usize {
     let mut lines = 0;
@@ -355,7 +416,8 @@ fn address_segment(text: &str, i: usize) -> Option<usize> {
     let nd = rest.bytes().take_while(|c| c.is_ascii_digit() || *c == b'-').count();
     if (3..=10).contains(&nd) && rest[..nd].bytes().filter(u8::is_ascii_digit).count() >= 3 {
         let after = rest[nd..].chars().next();
-        if after.is_none_or(|c| !c.is_alphanumeric()) {
+        let more_digits = rest[nd..].trim_start_matches(' ').starts_with(|c: char| c.is_ascii_digit());
+        if after.is_none_or(|c| !c.is_alphanumeric()) && !more_digits {
             return Some(i + nd);
         }
     }
@@ -414,6 +476,22 @@ pub fn address_candidate(text: &str, cues: &CueFinder, f: Family, s: usize, e: u
             (s, e, if named || cue { 0.8 } else { 0.55 })
         }
         Family::EnStreetFirst => (s, e, 0.7),
+        Family::EnNumWordsNum => {
+            // "4844 Søndergade 52", "233 Erzsébet tér 19.": house/postal number, a
+            // capitalised street name, a number; it must end at a delimiter or a unit.
+            let t = &text[s..e];
+            let words: Vec<&str> = t.split(' ').filter(|w| !w.starts_with(|c: char| c.is_ascii_digit())).collect();
+            let cap = words.first().is_some_and(|w| w.chars().next().is_some_and(char::is_uppercase));
+            let stop = words.iter().any(|w| STOP.contains(&w.to_lowercase().as_str()));
+            let tail = text[e..].trim_start_matches(' ');
+            let delim = tail.is_empty()
+                || tail.starts_with([',', '\n', '\r', '.', ';'])
+                || ["apt", "suite", "unit", "ste", "box"].iter().any(|u| tail.to_ascii_lowercase().starts_with(u));
+            if !(cap || cue) || stop || !delim {
+                return None;
+            }
+            (s, e, if cue { 0.8 } else { 0.7 })
+        }
         Family::EnMilitary | Family::EnPoBox => (s, e, 0.8),
         Family::EnAddrCue => {
             // The address follows the cue: the first segment must hold a number within
