@@ -450,13 +450,16 @@ fn digits(cx: &Cx, s: usize, e: usize) -> Option<Classified> {
     if (12..=19).contains(&n) && card_shape && (sh.seps.is_empty() || !sh.seps.contains(&b'.')) && !sh.plus && !sh.paren {
         if v::luhn(&d) {
             let issuer = v::card_issuer_ok(&d);
-            let score = match (issuer, c(Cue::Card), n >= 13) {
+            let score: f32 = match (issuer, c(Cue::Card), n >= 13) {
                 (true, true, _) => 1.0,
                 (true, false, true) => 0.9,
                 (false, true, _) => 0.8,
                 (true, false, false) => 0.45,
                 (false, false, _) => 0.4,
             };
+            // 13-digit cards (old Visa) are rare; without a card word such a number is
+            // more likely a Korean 13-digit identifier with a failed check digit.
+            let score = if n == 13 && !c(Cue::Card) { score.min(0.45) } else { score };
             if score >= 0.5 || !(c(Cue::Phone) || c(Cue::Bank)) {
                 return one("CREDIT_DEBIT_CARD_NUMBER", score, s, e);
             }
@@ -498,6 +501,18 @@ fn phone(cx: &Cx, d: &[u8], sh: &Shape, cues: u64, s: usize, e: usize) -> Option
         return none_at(e);
     }
     if names::looks_like_address_number(cx.text, s, e) {
+        return none_at(e);
+    }
+    // In Korean text a domestic number follows the Korean rules above; anything else must
+    // carry a country code or a phone cue word to count as a phone.
+    let w0 = floor(cx.text, s.saturating_sub(48));
+    let w1 = (e + 24).min(cx.text.len());
+    let korean = cx.text.as_bytes()[w0..w1].iter().any(|&b| (0xEA..=0xED).contains(&b));
+    if korean && !sh.plus && !has(cues, Cue::Phone) {
+        return none_at(e);
+    }
+    // Three or more equal groups of four digits are serials or card fragments.
+    if g.len() >= 3 && g.iter().all(|&x| x == 4) {
         return none_at(e);
     }
     // Lists of years ("1999 2000 2001") and long even blocks of one size are not phones.

@@ -90,12 +90,15 @@ pub fn name_after_lead(text: &str, at: usize) -> Option<(usize, usize)> {
     }
     let w = &text[at..e];
     // Strip a trailing particle or copula: 홍길동입니다, 홍길동이고, 홍길동은.
-    let w = ["입니다", "이고", "이며", "은", "는", "이", "님"]
-        .iter()
-        .find_map(|p| w.strip_suffix(p).filter(|r| plausible_name(r)))
-        .unwrap_or(w);
+    let w = PARTICLES.iter().find_map(|p| w.strip_suffix(p).filter(|r| plausible_name(r))).unwrap_or(w);
     plausible_name(w).then_some((at, at + w.len()))
 }
+
+/// Particles and copulas that follow a name ("홍길동에게", "홍길동입니다"), longest first.
+const PARTICLES: &[&str] = &[
+    "입니다", "에게서", "이에요", "께서", "에게", "한테", "이고", "이며", "님", "은", "는", "이", "가", "을",
+    "를", "의", "와", "과", "도", "께",
+];
 
 const ADMIN_SUFFIXES: &[char] = &['시', '도', '구', '군', '읍', '면'];
 const PROVINCES: &[&str] = &[
