@@ -424,6 +424,7 @@ fn address_segment(text: &str, i: usize) -> Option<usize> {
     // Place name: up to 4 words, each capitalised or upper-case, optional trailing zip.
     let mut k = 0;
     let mut words = 0;
+    let mut zip = false;
     loop {
         let Some(t) = word_at(text, i + k) else { break };
         let w = &text[t.s..t.e];
@@ -441,6 +442,7 @@ fn address_segment(text: &str, i: usize) -> Option<usize> {
             let nd = nxt.bytes().take_while(|c| c.is_ascii_digit() || *c == b'-').count();
             if (3..=10).contains(&nd) {
                 k += 1 + nd;
+                zip = true;
             }
             break;
         }
@@ -454,7 +456,7 @@ fn address_segment(text: &str, i: usize) -> Option<usize> {
     }
     // The segment must end at a delimiter, not run into a sentence.
     let tail = &rest[k..];
-    let ok = tail.is_empty() || tail.starts_with([',', '\n', '\r', '.', ';', '\\']) || tail.starts_with(" for ") || tail.starts_with(" in ");
+    let ok = zip || tail.is_empty() || tail.starts_with([',', '\n', '\r', '.', ';', '\\']) || tail.starts_with(" for ") || tail.starts_with(" in ");
     ok.then_some(i + k)
 }
 
@@ -469,8 +471,7 @@ pub fn address_candidate(text: &str, cues: &CueFinder, f: Family, s: usize, e: u
             ws.pop();
             let named = !ws.is_empty()
                 && ws.iter().all(|w| w.chars().next().is_some_and(|c| c.is_uppercase() || c.is_ascii_digit()));
-            let lowercase_line = !t.chars().any(char::is_uppercase);
-            if !(named || (cue && !ws.is_empty()) || (lowercase_line && !ws.is_empty() && ws.len() <= 3)) {
+            if !(named || (cue && !ws.is_empty())) {
                 return None;
             }
             (s, e, if named || cue { 0.8 } else { 0.55 })
