@@ -155,8 +155,16 @@ pub fn classify(f: Family, cx: &Cx, s: usize, e: usize) -> Option<Classified> {
             let score = if f == Family::Age { 0.85 } else { 0.7 };
             one("AGE", score, s + off, s + off + len)
         }
-        Family::EnStreet | Family::EnMilitary | Family::EnPoBox | Family::EnNumWordsNum | Family::EnStreetFirst | Family::EnAddrCue => names::address_candidate(cx.text, cx.cues, f, s, e),
-        Family::Digits => digits(cx, s, e),
+        Family::EnMilitary | Family::EnPoBox | Family::EnAddrCue => names::address_candidate(cx.text, f, s, e),
+        Family::Digits => {
+            // A number no other rule claims may be a house number or a postcode.
+            let got = digits(cx, s, e);
+            if got.as_ref().is_some_and(|c| !c.findings.is_empty()) {
+                return got;
+            }
+            names::address_around_number(cx.text, cx.cues, s, e).or(got)
+        }
+        Family::EnNameCue => names::name_after_cue(cx.text, e).and_then(|(a, b)| one("NAME", 0.75, a, b)),
         Family::KrNameCue => korean::name_before_cue(cx.text, s).map(|(a, b, sc)| Classified {
             findings: vec![finding("KR_NAME", sc, a, b)],
             resume: e,
@@ -347,7 +355,7 @@ fn digits(cx: &Cx, s: usize, e: usize) -> Option<Classified> {
     let d = v::digits(t);
     let n = d.len();
     if n < 5 {
-        return none_at(e);
+        return None;
     }
     let sh = shape(t);
     let g = sh.groups.as_slice();
@@ -407,7 +415,7 @@ fn digits(cx: &Cx, s: usize, e: usize) -> Option<Classified> {
             return one("KR_DRIVER_LICENSE", 0.85, start, e);
         }
     }
-    if n == 12 && plain && c(Cue::Driver) && v::kr_driver_region(&d) && cx.text[..s].bytes().any(|b| b >= 0x80) {
+    if n == 12 && plain && c(Cue::Driver) && v::kr_driver_region(&d) && cx.text.as_bytes()[s.saturating_sub(48)..s].iter().any(|&b| b >= 0x80) {
         return one("KR_DRIVER_LICENSE", 0.8, s, e);
     }
     // Korean phone numbers.
@@ -501,7 +509,7 @@ fn phone(cx: &Cx, d: &[u8], sh: &Shape, cues: u64, s: usize, e: usize) -> Option
         return none_at(e);
     }
     if names::looks_like_address_number(cx.text, s, e) {
-        return none_at(e);
+        return None;
     }
     // In Korean text a domestic number follows the Korean rules above; anything else must
     // carry a country code or a phone cue word to count as a phone.

@@ -16,7 +16,7 @@ mod classify;
 mod context;
 mod korean;
 mod names;
-mod rules;
+pub mod rules;
 pub mod validators;
 
 use std::collections::HashSet;
@@ -167,8 +167,7 @@ impl PiiDetector {
             )
         };
         let cues = CueFinder::new().map_err(|e| PiiError::Internal(e.to_string()))?;
-        let names = (enabled.contains("NAME") || enabled.contains("ADDRESS"))
-            .then(names::NameFinder::new);
+        let names = enabled.contains("NAME").then(names::NameFinder::new);
         let mut cs = Vec::with_capacity(custom.len());
         for c in custom {
             let re = Regex::new(&c.pattern)

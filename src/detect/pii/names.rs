@@ -26,6 +26,11 @@ fn gazetteer() -> &'static Gazetteer {
     })
 }
 
+fn stop(w: &str) -> bool {
+    static S: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    S.get_or_init(|| STOP.iter().copied().collect()).contains(w)
+}
+
 /// Capitalised words that are not names even when a gazetteer lists them.
 const STOP: &[&str] = &[
     "a", "an", "the", "i", "i'm", "i've", "i'd", "my", "mine", "me", "we", "our", "you", "your",
@@ -193,7 +198,6 @@ impl NameFinder {
                 i += 1;
             }
         }
-        self.lowercase_after_cue(text, g, out);
     }
 
     fn score_run(&self, text: &str, cues: &CueFinder, g: &Gazetteer, run: &[Tok]) -> Option<Finding> {
@@ -201,12 +205,12 @@ impl NameFinder {
         // Drop leading stop words and titles ("Dear John", "Mr. Smith").
         let mut a = 0;
         let mut titled = false;
-        while a < run.len() && (STOP.contains(&words[a].as_str()) || TITLES.contains(&words[a].as_str())) {
+        while a < run.len() && (stop(&words[a]) || TITLES.contains(&words[a].as_str())) {
             titled |= TITLES.contains(&words[a].as_str());
             a += 1;
         }
         let mut z = run.len();
-        while z > a && STOP.contains(&words[z - 1].as_str()) {
+        while z > a && stop(&words[z - 1]) {
             z -= 1;
         }
         if a >= z {
@@ -229,7 +233,7 @@ impl NameFinder {
         let is_first = |w: &str| g.first.contains(w);
         let is_last = |w: &str| g.last.contains(w);
         let (s, e) = (toks[0].s, toks[toks.len() - 1].e);
-        let before = &text[..s];
+        let before = tail(&text[..s], 32);
         let lead = lead_cue(before);
         let title_before = titled || TITLES.iter().any(|t| ends_with_word(before.trim_end().trim_end_matches('.'), t));
         let known = ws.iter().filter(|w| is_first(w) || is_last(w)).count();
@@ -257,6 +261,10 @@ impl NameFinder {
         } else if lead {
             score += 0.25;
         }
+        // Cheap exit before the cue-window scan: even every bonus cannot lift it.
+        if score + 0.35 < 0.5 {
+            return None;
+        }
         let window = cues.cues(text, s, e, 24, 0);
         if window & Cue::Name.bit() != 0 {
             score += 0.2;
@@ -279,56 +287,49 @@ impl NameFinder {
         (score >= 0.3).then(|| finding("NAME", score.min(0.95), s, e))
     }
 
-    /// "my name is lena andersson", "name: hyuuma t. maida": lower-case names after a cue.
-    fn lowercase_after_cue(&self, text: &str, g: &Gazetteer, out: &mut Vec<Finding>) {
-        for cue in ["name is ", "name: ", "name:\t", "name:  "] {
-            let mut from = 0;
-            while let Some(p) = find_ascii_ci(&text[from..], cue) {
-                let mut i = from + p + cue.len();
-                from = i;
-                while text[i..].starts_with(' ') {
-                    i += 1;
-                }
-                let mut toks = Vec::new();
-                let mut j = i;
-                while toks.len() < 3 {
-                    match word_at(text, j) {
-                        Some(t) if !t.cap => {
-                            let w = lower(text, &t);
-                            if STOP.contains(&w.as_str()) {
-                                break;
-                            }
-                            toks.push((t, g.first.contains(w.as_str()) || g.last.contains(w.as_str()) || t.initial));
-                            j = t.e;
-                            if !text[j..].starts_with(' ') {
-                                break;
-                            }
-                            j += 1;
-                        }
-                        _ => break,
-                    }
-                }
-                if toks.iter().any(|(_, k)| *k) && !toks.is_empty() {
-                    let s = toks[0].0.s;
-                    let e = toks[toks.len() - 1].0.e;
-                    out.push(finding("NAME", 0.75, s, e));
-                }
-            }
-        }
-    }
 }
 
-fn find_ascii_ci(hay: &str, needle: &str) -> Option<usize> {
-    let h = hay.as_bytes();
-    let n = needle.as_bytes();
-    if n.len() > h.len() {
+/// "my name is lena andersson", "name: hyuuma t. maida": names after a `name is` /
+/// `name:` cue (the regex consumed the cue), lower-case allowed, 1–3 words, at least one
+/// of them in the gazetteer or an initial.
+pub fn name_after_cue(text: &str, at: usize) -> Option<(usize, usize)> {
+    let g = gazetteer();
+    let mut toks = Vec::new();
+    let mut j = at;
+    while toks.len() < 3 {
+        match word_at(text, j) {
+            Some(t) => {
+                let w = lower(text, &t);
+                if stop(&w) {
+                    break;
+                }
+                toks.push((t, g.first.contains(w.as_str()) || g.last.contains(w.as_str()) || t.initial));
+                j = t.e;
+                if !text[j..].starts_with(' ') {
+                    break;
+                }
+                j += 1;
+            }
+            None => break,
+        }
+    }
+    if !toks.iter().any(|(_, k)| *k) {
         return None;
     }
-    (0..=h.len() - n.len()).find(|&i| h[i..i + n.len()].eq_ignore_ascii_case(n) && hay.is_char_boundary(i))
+    Some((toks[0].0.s, toks[toks.len() - 1].0.e))
+}
+
+/// The last `n` bytes of `s` (widened to a char boundary).
+fn tail(s: &str, n: usize) -> &str {
+    let mut i = s.len().saturating_sub(n);
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    &s[i..]
 }
 
 fn ends_with_word(s: &str, w: &str) -> bool {
-    let sl = s.to_ascii_lowercase();
+    let sl = tail(s, w.len() + 4).to_ascii_lowercase();
     sl.ends_with(w) && sl[..sl.len() - w.len()].chars().last().is_none_or(|c| !c.is_alphanumeric())
 }
 
@@ -341,7 +342,7 @@ fn lead_cue(before: &str) -> bool {
 /// Whether the number at `s..e` is part of an address: after "Apt."/"Suite"/"Box", or
 /// followed on its line by a capitalised word and a house number or a street word.
 pub fn looks_like_address_number(text: &str, s: usize, e: usize) -> bool {
-    let before = text[..s].trim_end().to_ascii_lowercase();
+    let before = tail(text[..s].trim_end(), 12).to_ascii_lowercase();
     if ["apt", "apt.", "suite", "box", "unit", "ste", "ste.", "no", "no."].iter().any(|w| ends_with_word(&before, w)) {
         return true;
     }
@@ -429,7 +430,7 @@ fn address_segment(text: &str, i: usize) -> Option<usize> {
         let Some(t) = word_at(text, i + k) else { break };
         let w = &text[t.s..t.e];
         let upper_first = w.chars().next().is_some_and(char::is_uppercase);
-        if !upper_first || STOP.contains(&w.to_lowercase().as_str()) {
+        if !upper_first || stop(&w.to_lowercase()) {
             break;
         }
         words += 1;
@@ -460,39 +461,141 @@ fn address_segment(text: &str, i: usize) -> Option<usize> {
     ok.then_some(i + k)
 }
 
-/// Classifies English address candidates proposed by the regex pass.
-pub fn address_candidate(text: &str, cues: &CueFinder, f: Family, s: usize, e: usize) -> Option<Classified> {
+/// Street-name endings in several languages ("Søndergade", "Kiannonkatu", "Mellemvej").
+const STREET_ENDINGS: &[&str] = &[
+    "strasse", "straße", "gasse", "gade", "vej", "vei", "veien", "vegen", "katu", "tie", "kuja",
+    "gata", "gatan", "weg", "straat", "laan", "steig", "allee", "utca", "ulica", "polku", "tér",
+];
+
+fn street_like(w: &str) -> bool {
+    let l = w.trim_end_matches(['.', ',']).to_lowercase();
+    regex_street_words().contains(l.as_str())
+        || STREET_FIRST.contains(&l.as_str())
+        || STREET_ENDINGS.iter().any(|e| l.len() > e.len() + 2 && l.ends_with(e))
+}
+
+/// Words that open a street name ("Rua Igreja 25", "Via Franscini 71").
+const STREET_FIRST: &[&str] = &[
+    "rue", "via", "viale", "calle", "avenida", "rua", "ulica", "ul", "strada", "piazza", "carrer",
+    "camino", "rambla", "avenue", "boulevard", "plaza", "praça", "largo", "travessa",
+];
+
+/// Words (with their spans) on the same line after byte `e`, at most `n`.
+fn words_after(text: &str, e: usize, n: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut i = e;
+    let b = text.as_bytes();
+    while out.len() < n && i < b.len() && b[i] == b' ' {
+        while i < b.len() && b[i] == b' ' {
+            i += 1;
+        }
+        let st = i;
+        while i < b.len() && !matches!(b[i], b' ' | b'\n' | b'\r' | b',' | b';' | b'\t') {
+            i += 1;
+        }
+        if i == st {
+            break;
+        }
+        out.push((st, i));
+    }
+    out
+}
+
+/// Words before byte `s` on the same line, nearest first, at most `n`.
+fn words_before(text: &str, s: usize, n: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let b = text.as_bytes();
+    let mut i = s;
+    while out.len() < n && i > 0 && b[i - 1] == b' ' {
+        while i > 0 && b[i - 1] == b' ' {
+            i -= 1;
+        }
+        let en = i;
+        while i > 0 && !matches!(b[i - 1], b' ' | b'\n' | b'\r' | b',' | b';' | b'\t' | b':') {
+            i -= 1;
+        }
+        if i == en {
+            break;
+        }
+        out.push((i, en));
+    }
+    out
+}
+
+fn capitalised(w: &str) -> bool {
+    w.chars().next().is_some_and(char::is_uppercase)
+}
+
+/// A house number or postcode that opens or closes a street address:
+/// "1600 Pennsylvania Avenue", "4844 Søndergade 52", "Villacher Strasse 89".
+pub fn address_around_number(text: &str, cues: &CueFinder, s: usize, e: usize) -> Option<Classified> {
     let cue = cues.cues(text, s, e, 48, 0) & Cue::Address.bit() != 0;
-    let (start, mut end, score) = match f {
-        Family::EnStreet => {
-            // Words between the number and the street word must look like a name.
-            let t = &text[s..e];
-            let mut ws = t.split(' ').skip(1).collect::<Vec<_>>();
-            ws.pop();
-            let named = !ws.is_empty()
-                && ws.iter().all(|w| w.chars().next().is_some_and(|c| c.is_uppercase() || c.is_ascii_digit()));
-            if !(named || (cue && !ws.is_empty())) {
-                return None;
-            }
-            (s, e, if named || cue { 0.8 } else { 0.55 })
+    // Forward: words then a street word, or a capitalised street name then a number.
+    let after = words_after(text, e, 5);
+    let mut end = None;
+    for (k, &(ws, we)) in after.iter().enumerate() {
+        let w = &text[ws..we];
+        if stop(&w.to_lowercase()) && !street_like(w) {
+            break;
         }
-        Family::EnStreetFirst => (s, e, 0.7),
-        Family::EnNumWordsNum => {
-            // "4844 Søndergade 52", "233 Erzsébet tér 19.": house/postal number, a
-            // capitalised street name, a number; it must end at a delimiter or a unit.
-            let t = &text[s..e];
-            let words: Vec<&str> = t.split(' ').filter(|w| !w.starts_with(|c: char| c.is_ascii_digit())).collect();
-            let cap = words.first().is_some_and(|w| w.chars().next().is_some_and(char::is_uppercase));
-            let stop = words.iter().any(|w| STOP.contains(&w.to_lowercase().as_str()));
-            let tail = text[e..].trim_start_matches(' ');
+        let all_cap = after[..k].iter().all(|&(a, b)| capitalised(&text[a..b]) || street_like(&text[a..b]));
+        if k > 0 && street_like(w) && all_cap && (capitalised(&text[after[0].0..after[0].1]) || cue) {
+            end = Some(we);
+            break;
+        }
+        if k > 0 && w.bytes().take_while(u8::is_ascii_digit).count() >= 1 && w.len() <= 6 && all_cap {
+            let tail = text[we..].trim_start_matches(' ');
             let delim = tail.is_empty()
-                || tail.starts_with([',', '\n', '\r', '.', ';'])
+                || tail.starts_with([',', '\n', '\r', ';', '\\'])
                 || ["apt", "suite", "unit", "ste", "box"].iter().any(|u| tail.to_ascii_lowercase().starts_with(u));
-            if !(cap || cue) || stop || !delim {
-                return None;
+            if delim && (capitalised(&text[after[0].0..after[0].1]) || cue) {
+                end = Some(we);
             }
-            (s, e, if cue { 0.8 } else { 0.7 })
+            break;
         }
+        if !(capitalised(w) || street_like(w) || cue) {
+            break;
+        }
+        if k == 0 && street_like(w) && after.len() == 1 {
+            end = Some(we);
+        }
+    }
+    let mut start = s;
+    if end.is_none() {
+        // Backward: "Villacher Strasse 89", "Rua Igreja 25".
+        let before = words_before(text, s, 4);
+        let mut found = false;
+        for &(ws, we) in &before {
+            let w = &text[ws..we];
+            if !(capitalised(w) || street_like(w)) {
+                break;
+            }
+            if street_like(w) {
+                found = true;
+                start = ws;
+                // Keep going left while capitalised: "Rua Cyro Franco".
+            } else if found {
+                start = ws;
+            }
+        }
+        if !found {
+            return None;
+        }
+        let nd = text[e..].bytes().take_while(|c| c.is_ascii_alphabetic()).count();
+        end = Some(e + nd.min(1));
+    }
+    let mut end = extend_address(text, end?);
+    let b = text.as_bytes();
+    while end > start && matches!(b[end - 1], b' ' | b',' | b'\n') {
+        end -= 1;
+    }
+    let score = if cue { 0.85 } else { 0.75 };
+    Some(Classified { findings: vec![finding("ADDRESS", score, start, end)], resume: end.max(e) })
+}
+
+/// Classifies English address candidates proposed by the regex pass.
+pub fn address_candidate(text: &str, f: Family, s: usize, e: usize) -> Option<Classified> {
+    let (start, mut end, score) = match f {
         Family::EnMilitary | Family::EnPoBox => (s, e, 0.8),
         Family::EnAddrCue => {
             // The address follows the cue: the first segment must hold a number within
