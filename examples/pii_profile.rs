@@ -18,11 +18,10 @@ fn cpu_ticks() -> Option<u64> {
 }
 
 /// Returns (cpu µs per call, wall µs per call).
-fn measure(mut f: impl FnMut()) -> (f64, f64) {
+fn measure(n: u64, mut f: impl FnMut()) -> (f64, f64) {
     for _ in 0..1000 {
         f();
     }
-    let n = 100_000;
     let c0 = cpu_ticks().unwrap_or(0);
     let t0 = Instant::now();
     for _ in 0..n {
@@ -41,13 +40,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let secret = SecretDetector::new()?;
     for (name, t) in [("en_1k", en), ("ko_1k", ko)] {
         let mb = |us: f64| t.len() as f64 / us;
-        let (bc, bw) = measure(|| {
+        let (bc, bw) = measure(10_000_000, || {
             black_box((memchr::memchr(b'@', black_box(t).as_bytes()).is_some(), black_box(t).contains("password")));
         });
-        let (pc, pw) = measure(|| {
+        let (pc, pw) = measure(200_000, || {
             black_box(all.detect(black_box(t), &ctx));
         });
-        let (sc, sw) = measure(|| {
+        let (sc, sw) = measure(200_000, || {
             black_box(secret.detect(black_box(t), &ctx));
         });
         println!("{name} ({} bytes)", t.len());
@@ -58,10 +57,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::args().any(|a| a == "--per-entity") {
         for e in all_entities() {
             let d = PiiDetector::new(Some(&[e.to_string()]), &[])?;
-            let (c1, _) = measure(|| {
+            let (c1, _) = measure(50_000, || {
                 black_box(d.detect(black_box(en), &ctx));
             });
-            let (c2, _) = measure(|| {
+            let (c2, _) = measure(50_000, || {
                 black_box(d.detect(black_box(ko), &ctx));
             });
             println!("  {e:<40} en {c1:.2} us  ko {c2:.2} us");

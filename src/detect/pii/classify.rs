@@ -111,17 +111,17 @@ pub fn classify(f: Family, cx: &Cx, s: usize, e: usize) -> Option<Classified> {
             one("VEHICLE_IDENTIFICATION_NUMBER", score, s, e)
         }
         Family::Swift => {
-            let cc = &t[4..6];
+            // The pattern includes its cue word ("SWIFT: DEUTDEFF"); the code is the tail.
+            let code_len = t.bytes().rev().take_while(u8::is_ascii_alphanumeric).count();
+            let cs = e - code_len;
+            if !(8..=11).contains(&code_len) {
+                return None;
+            }
+            let cc = &cx.text[cs + 4..cs + 6];
             if v::iban_length(cc).is_none() && !SWIFT_EXTRA.contains(&cc) {
                 return None;
             }
-            let cue = has(cx.cues(s, e), Cue::Swift);
-            let digit = t.bytes().any(|c| c.is_ascii_digit());
-            match (cue, digit) {
-                (true, _) => one("SWIFT_CODE", 0.9, s, e),
-                (false, true) => one("SWIFT_CODE", 0.35, s, e),
-                _ => None,
-            }
+            one("SWIFT_CODE", 0.9, cs, e)
         }
         Family::AlnumId => alnum_id(cx, s, e),
         Family::KrPlate => {

@@ -106,6 +106,26 @@ pub enum PiiError {
     Internal(String),
 }
 
+/// One compiled multi-pattern regex and the family of each pattern id.
+struct Group {
+    re: Regex,
+    families: Vec<Family>,
+}
+
+impl Group {
+    fn build(rules: Vec<(Family, String)>) -> Result<Option<Self>, PiiError> {
+        if rules.is_empty() {
+            return Ok(None);
+        }
+        let (families, pats): (Vec<Family>, Vec<String>) = rules.into_iter().unzip();
+        let re = Regex::builder()
+            .syntax(syntax::Config::new().unicode(false).utf8(false))
+            .build_many(&pats)
+            .map_err(|e| PiiError::Internal(e.to_string()))?;
+        Ok(Some(Self { re, families }))
+    }
+}
+
 struct Custom {
     label: String,
     re: Regex,
@@ -116,8 +136,10 @@ struct Custom {
 
 /// The compiled PII detector. Build once per policy rule; `detect` is pure.
 pub struct PiiDetector {
-    re: Option<Regex>,
-    families: Vec<Family>,
+    /// Families that may match without a digit.
+    any: Option<Group>,
+    /// Families whose matches always hold a digit.
+    digit: Option<Group>,
     enabled: HashSet<&'static str>,
     cues: CueFinder,
     names: Option<names::NameFinder>,
@@ -152,20 +174,12 @@ impl PiiDetector {
                 set
             }
         };
-        let (families, pats): (Vec<Family>, Vec<String>) = rules::rules()
+        let (digit, any): (Vec<_>, Vec<_>) = rules::rules()
             .into_iter()
             .filter(|(f, _)| rules::family_labels(*f).iter().any(|l| enabled.contains(l)))
-            .unzip();
-        let re = if pats.is_empty() {
-            None
-        } else {
-            Some(
-                Regex::builder()
-                    .syntax(syntax::Config::new().unicode(false).utf8(false))
-                    .build_many(&pats)
-                    .map_err(|e| PiiError::Internal(e.to_string()))?,
-            )
-        };
+            .partition(|(f, _)| rules::needs_digit(*f));
+        let any = Group::build(any)?;
+        let digit = Group::build(digit)?;
         let cues = CueFinder::new().map_err(|e| PiiError::Internal(e.to_string()))?;
         let names = enabled.contains("NAME").then(names::NameFinder::new);
         let mut cs = Vec::with_capacity(custom.len());
@@ -188,14 +202,20 @@ impl PiiDetector {
                 score: c.score.clamp(0.0, 1.0),
             });
         }
-        Ok(Self { re, families, enabled, cues, names, custom: cs })
+        Ok(Self { any, digit, enabled, cues, names, custom: cs })
     }
 
     /// Finds PII spans in `text`. Findings are sorted by start and do not overlap.
     pub fn detect(&self, text: &str, _ctx: &DetectContext) -> Detection {
         let mut raw: Vec<Finding> = Vec::new();
-        if let Some(re) = &self.re {
-            self.scan(re, text, &mut raw);
+        if let Some(g) = &self.any {
+            self.scan(g, text, 0, &mut raw);
+        }
+        if let Some(g) = &self.digit {
+            if let Some(first) = text.bytes().position(|b| b.is_ascii_digit()) {
+                let from = classify::floor(text, first.saturating_sub(rules::DIGIT_LOOKBACK));
+                self.scan(g, text, from, &mut raw);
+            }
         }
         if let Some(nf) = &self.names {
             nf.find(text, &self.cues, &mut raw);
@@ -205,15 +225,16 @@ impl PiiDetector {
         Detection::from_findings(resolve_overlaps(raw))
     }
 
-    fn scan(&self, re: &Regex, text: &str, out: &mut Vec<Finding>) {
+    fn scan(&self, group: &Group, text: &str, from: usize, out: &mut Vec<Finding>) {
+        let (re, families) = (&group.re, &group.families);
         let bytes = text.as_bytes();
-        let mut at = 0;
+        let mut at = from;
         while at < bytes.len() {
             let Some(m) = re.search(&Input::new(bytes).range(at..)) else { break };
             let pid = m.pattern().as_usize();
             let mut next = m.end().max(m.start() + 1);
             let cx = classify::Cx { text, cues: &self.cues };
-            let got = self.families.get(pid).and_then(|f| classify::classify(*f, &cx, m.start(), m.end()));
+            let got = families.get(pid).and_then(|f| classify::classify(*f, &cx, m.start(), m.end()));
             match got {
                 Some(c) => {
                     next = c.resume.max(m.start() + 1);
@@ -222,7 +243,7 @@ impl PiiDetector {
                 None => {
                     // Try the other patterns anchored at the same start (e.g. a time that
                     // looked like IPv6 may still be the start of a phone number).
-                    for (other, fam) in self.families.iter().enumerate().skip(pid + 1) {
+                    for (other, fam) in families.iter().enumerate().skip(pid + 1) {
                         let inp = Input::new(bytes)
                             .range(m.start()..)
                             .anchored(Anchored::Pattern(regex_automata::PatternID::must(other)));

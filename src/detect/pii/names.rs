@@ -99,6 +99,23 @@ const LEAD_CUES: &[&str] = &[
 
 const TITLES: &[&str] = &["mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame"];
 
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// SWAR test: does any byte of `x` equal zero?
+fn has_zero(x: u64) -> bool {
+    x.wrapping_sub(LO) & !x & HI != 0
+}
+
+/// SWAR test: is any byte an ASCII capital, or a lead byte 0xC3–0xC5 (Latin-1 and
+/// Latin Extended-A capitals such as Å, Ö, Ž)? (Bit Twiddling Hacks' `hasbetween`.)
+fn chunk_may_start_word(x: u64) -> bool {
+    let (m, n) = (0x40u64, 0x5Bu64);
+    let low7 = x & (LO * 127);
+    let upper = (LO * (127 + n)).wrapping_sub(low7) & !x & (low7 + LO * (127 - m)) & HI != 0;
+    upper || has_zero(x ^ (LO * 0xC3)) || has_zero(x ^ (LO * 0xC4)) || has_zero(x ^ (LO * 0xC5))
+}
+
 /// Finds person names in English (Latin-script) text.
 #[derive(Debug, Clone, Copy)]
 pub struct NameFinder;
@@ -158,6 +175,15 @@ impl NameFinder {
         let b = text.as_bytes();
         let mut i = 0;
         while i < b.len() {
+            // Skip 8 bytes at a time when none can start a capitalised word.
+            if let Some(chunk) = b.get(i..i + 8) {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(chunk);
+                if !chunk_may_start_word(u64::from_le_bytes(a)) {
+                    i += 8;
+                    continue;
+                }
+            }
             let c = b[i];
             let boundary = i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] >= 0x80 || b[i - 1] == b'\'');
             let candidate = boundary && (c.is_ascii_uppercase() || (0xC3..=0xC5).contains(&c));
@@ -190,6 +216,20 @@ impl NameFinder {
                 }
             }
             let next = run.last().map_or(i + 1, |t| t.e);
+            // Fast path: a lone capitalised stop word ("The", "Please") is the common case.
+            let lone_stop = run.len() == 1 && {
+                let w = &text[run[0].s..run[0].e];
+                let mut buf = [0u8; 16];
+                w.len() <= 16 && w.is_ascii() && {
+                    buf[..w.len()].copy_from_slice(w.as_bytes());
+                    buf[..w.len()].make_ascii_lowercase();
+                    std::str::from_utf8(&buf[..w.len()]).is_ok_and(stop)
+                }
+            };
+            if lone_stop {
+                i = next.max(i + 1);
+                continue;
+            }
             if let Some(f) = self.score_run(text, cues, g, &run) {
                 out.push(f);
             }
@@ -328,22 +368,26 @@ fn tail(s: &str, n: usize) -> &str {
     &s[i..]
 }
 
+/// `s` ends with the word `w` (ASCII case-insensitive) at a word boundary. No allocation.
 fn ends_with_word(s: &str, w: &str) -> bool {
-    let sl = tail(s, w.len() + 4).to_ascii_lowercase();
-    sl.ends_with(w) && sl[..sl.len() - w.len()].chars().last().is_none_or(|c| !c.is_alphanumeric())
+    let (sb, wb) = (s.as_bytes(), w.as_bytes());
+    if sb.len() < wb.len() {
+        return false;
+    }
+    let st = sb.len() - wb.len();
+    sb[st..].eq_ignore_ascii_case(wb) && (st == 0 || !(sb[st - 1].is_ascii_alphanumeric() || sb[st - 1] >= 0x80))
 }
 
 fn lead_cue(before: &str) -> bool {
-    let tail: String = before.chars().rev().take(16).collect::<Vec<_>>().into_iter().rev().collect();
-    let t = tail.trim_end().trim_end_matches([',', '.']).to_lowercase();
-    LEAD_CUES.iter().any(|c| ends_with_word(&t, c))
+    let t = tail(before, 20).trim_end().trim_end_matches([',', '.']);
+    LEAD_CUES.iter().any(|c| ends_with_word(t, c))
 }
 
 /// Whether the number at `s..e` is part of an address: after "Apt."/"Suite"/"Box", or
 /// followed on its line by a capitalised word and a house number or a street word.
 pub fn looks_like_address_number(text: &str, s: usize, e: usize) -> bool {
-    let before = tail(text[..s].trim_end(), 12).to_ascii_lowercase();
-    if ["apt", "apt.", "suite", "box", "unit", "ste", "ste.", "no", "no."].iter().any(|w| ends_with_word(&before, w)) {
+    let before = text[..s].trim_end();
+    if ["apt", "apt.", "suite", "box", "unit", "ste", "ste.", "no", "no."].iter().any(|w| ends_with_word(before, w)) {
         return true;
     }
     let line = text[e..].split('\n').next().unwrap_or("");
@@ -627,4 +671,22 @@ pub fn address_candidate(text: &str, f: Family, s: usize, e: usize) -> Option<Cl
         end -= 1;
     }
     Some(Classified { findings: vec![finding("ADDRESS", score, start, end)], resume: end })
+}
+
+#[cfg(test)]
+mod swar_tests {
+    use super::chunk_may_start_word;
+
+    #[test]
+    fn chunk_test_matches_bytewise_rule() {
+        let samples: [&[u8; 8]; 6] = [b"abcdefgh", b"abcDefgh", b"12345678", b"zzzzzzzZ", b"@[`{AZaz", b"\xEA\xB0\x80\xEA\xB0\x80ab"];
+        for s in samples {
+            let want = s.iter().any(|c| c.is_ascii_uppercase() || (0xC3..=0xC5).contains(c));
+            assert_eq!(chunk_may_start_word(u64::from_le_bytes(*s)), want, "{s:?}");
+        }
+        let latin = "xxÅxxxx".as_bytes();
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&latin[..8]);
+        assert!(chunk_may_start_word(u64::from_le_bytes(a)));
+    }
 }

@@ -38,6 +38,18 @@ pub enum Family {
     KrJibun,
 }
 
+/// Whether every match of the family contains an ASCII digit. Such families run in a
+/// second regex that starts just before the first digit of the text (and not at all
+/// when the text has none): the cheap "no digit run, skip the family" prefilter.
+pub fn needs_digit(f: Family) -> bool {
+    use Family::*;
+    !matches!(f, Email | Url | Swift | Password | Username | EnNameCue | KrNameCue | KrNameLead)
+}
+
+/// How far before the first digit a digit-bearing match may start ("billing address
+/// with " + a street name, "security code is ").
+pub const DIGIT_LOOKBACK: usize = 128;
+
 /// Labels each family can produce (used to drop families no enabled entity needs).
 pub fn family_labels(f: Family) -> &'static [&'static str] {
     use Family::*;
@@ -97,7 +109,7 @@ pub fn rules() -> Vec<(Family, String)> {
         (Iban, r"(?i)\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,32}\b".into()),
         (Nino, r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b".into()),
         (Vin, r"\b[A-HJ-NPR-Z0-9]{17}\b".into()),
-        (Swift, r"\b[A-Z]{6}[A-Z0-9]{2}(?:[A-Z0-9]{3})?\b".into()),
+        (Swift, r"(?i:\bswift|\bbic)(?i: code| no\.?| number)?[ :#=]*[A-Z]{6}[A-Z0-9]{2}(?:[A-Z0-9]{3})?\b".into()),
         (AlnumId, r"\b[A-Z]{1,2}\d{5,14}\b|\b[A-Z]\d{3}[A-Z]\d{4}\b".into()),
         (KrPlate, format!(r"\b\d{{2,3}} ?{h} ?\d{{4}}\b")),
         (Cvv, r"(?i)\b(?:cvv2?|cvc2?|csc|cid|security code|보안코드)\s*(?:is\s*|[:=#]\s*)?\d{3,4}\b".into()),
