@@ -15,10 +15,16 @@ const KO: &str = include_str!("data/prompt_ko_1k.txt");
 
 fn bench(c: &mut Criterion) {
     let pii = PiiDetector::new(None, &[]).expect("built-in patterns compile");
-    let structured: Vec<String> = ["EMAIL", "PHONE", "CREDIT_DEBIT_CARD_NUMBER", "KR_RRN", "KR_PHONE"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let structured: Vec<String> = [
+        "EMAIL",
+        "PHONE",
+        "CREDIT_DEBIT_CARD_NUMBER",
+        "KR_RRN",
+        "KR_PHONE",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let pii_few = PiiDetector::new(Some(&structured), &[]).expect("built-in patterns compile");
     let secret = SecretDetector::new().expect("built-in patterns compile");
     let ctx = DetectContext::default();
@@ -28,12 +34,21 @@ fn bench(c: &mut Criterion) {
         g.bench_function("baseline_memchr_contains", |b| {
             b.iter(|| {
                 let t = black_box(text);
-                (memchr::memchr(b'@', t.as_bytes()).is_some(), t.contains("password"))
+                (
+                    memchr::memchr(b'@', t.as_bytes()).is_some(),
+                    t.contains("password"),
+                )
             })
         });
-        g.bench_function("pii_all_entities", |b| b.iter(|| pii.detect(black_box(text), &ctx)));
-        g.bench_function("pii_five_structured", |b| b.iter(|| pii_few.detect(black_box(text), &ctx)));
-        g.bench_function("secret", |b| b.iter(|| secret.detect(black_box(text), &ctx)));
+        g.bench_function("pii_all_entities", |b| {
+            b.iter(|| pii.detect(black_box(text), &ctx))
+        });
+        g.bench_function("pii_five_structured", |b| {
+            b.iter(|| pii_few.detect(black_box(text), &ctx))
+        });
+        g.bench_function("secret", |b| {
+            b.iter(|| secret.detect(black_box(text), &ctx))
+        });
         g.finish();
     }
 }

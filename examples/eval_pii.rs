@@ -87,9 +87,21 @@ struct Counts {
 }
 
 fn prf(c: &Counts) -> (f64, f64, f64) {
-    let p = if c.pred == 0 { 0.0 } else { c.tp as f64 / c.pred as f64 };
-    let r = if c.gold == 0 { 0.0 } else { c.found as f64 / c.gold as f64 };
-    let f = if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) };
+    let p = if c.pred == 0 {
+        0.0
+    } else {
+        c.tp as f64 / c.pred as f64
+    };
+    let r = if c.gold == 0 {
+        0.0
+    } else {
+        c.found as f64 / c.gold as f64
+    };
+    let f = if p + r == 0.0 {
+        0.0
+    } else {
+        2.0 * p * r / (p + r)
+    };
     (p, r, f)
 }
 
@@ -127,7 +139,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .filter(|f| f.score >= threshold)
             .map(|f| {
                 let l = map_pred(&f.label).to_string();
-                (l, (char_offset(&row.full_text, f.start), char_offset(&row.full_text, f.end)))
+                (
+                    l,
+                    (
+                        char_offset(&row.full_text, f.start),
+                        char_offset(&row.full_text, f.end),
+                    ),
+                )
             })
             .collect();
         for g in &row.spans {
@@ -138,14 +156,43 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 if preds.iter().any(|(pl, ps)| pl == l && overlap(*ps, gs)) {
                     c.found += 1;
                 } else if verbose {
-                    println!("MISS {l}: {:?} in {:?}", &row.full_text.chars().skip(gs.0).take(gs.1 - gs.0).collect::<String>(), row.full_text);
+                    println!(
+                        "MISS {l}: {:?} in {:?}",
+                        &row.full_text
+                            .chars()
+                            .skip(gs.0)
+                            .take(gs.1 - gs.0)
+                            .collect::<String>(),
+                        row.full_text
+                    );
                 }
             }
         }
         for (pl, ps) in &preds {
-            let scored = counts.contains_key(pl.as_str()) || ["NAME", "ADDRESS", "CREDIT_DEBIT_CARD_NUMBER", "PHONE", "EMAIL", "US_SOCIAL_SECURITY_NUMBER", "INTERNATIONAL_BANK_ACCOUNT_NUMBER", "IP_ADDRESS", "AGE", "DRIVER_ID"].contains(&pl.as_str());
-            let hit = row.spans.iter().any(|g| map_gold(&g.entity_type) == Some(pl.as_str()) && overlap(*ps, (g.start_position, g.end_position)));
-            let on: Vec<&str> = row.spans.iter().filter(|g| overlap(*ps, (g.start_position, g.end_position))).map(|g| g.entity_type.as_str()).collect();
+            let scored = counts.contains_key(pl.as_str())
+                || [
+                    "NAME",
+                    "ADDRESS",
+                    "CREDIT_DEBIT_CARD_NUMBER",
+                    "PHONE",
+                    "EMAIL",
+                    "US_SOCIAL_SECURITY_NUMBER",
+                    "INTERNATIONAL_BANK_ACCOUNT_NUMBER",
+                    "IP_ADDRESS",
+                    "AGE",
+                    "DRIVER_ID",
+                ]
+                .contains(&pl.as_str());
+            let hit = row.spans.iter().any(|g| {
+                map_gold(&g.entity_type) == Some(pl.as_str())
+                    && overlap(*ps, (g.start_position, g.end_position))
+            });
+            let on: Vec<&str> = row
+                .spans
+                .iter()
+                .filter(|g| overlap(*ps, (g.start_position, g.end_position)))
+                .map(|g| g.entity_type.as_str())
+                .collect();
             if !scored {
                 let e = unscored_preds.entry(pl.clone()).or_default();
                 e.0 += 1;
@@ -162,17 +209,36 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let key = on.first().map_or("nothing".to_string(), |s| s.to_string());
                 *c.fp_on.entry(key).or_default() += 1;
                 if verbose {
-                    println!("FP {pl}: {:?} in {:?}", row.full_text.chars().skip(ps.0).take(ps.1 - ps.0).collect::<String>(), row.full_text);
+                    println!(
+                        "FP {pl}: {:?} in {:?}",
+                        row.full_text
+                            .chars()
+                            .skip(ps.0)
+                            .take(ps.1 - ps.0)
+                            .collect::<String>(),
+                        row.full_text
+                    );
                 }
             }
         }
     }
-    println!("presidio_synth_pii ({} sentences), span-overlap matching", rows.len());
-    println!("{:<36} {:>5} {:>5} {:>6} {:>6} {:>6}  false positives overlapping", "entity", "gold", "pred", "P", "R", "F1");
+    println!(
+        "presidio_synth_pii ({} sentences), span-overlap matching",
+        rows.len()
+    );
+    println!(
+        "{:<36} {:>5} {:>5} {:>6} {:>6} {:>6}  false positives overlapping",
+        "entity", "gold", "pred", "P", "R", "F1"
+    );
     for (l, c) in &counts {
         let (p, r, f) = prf(c);
         let fps: Vec<String> = c.fp_on.iter().map(|(k, v)| format!("{k}:{v}")).collect();
-        println!("{l:<36} {:>5} {:>5} {p:>6.3} {r:>6.3} {f:>6.3}  {}", c.gold, c.pred, fps.join(" "));
+        println!(
+            "{l:<36} {:>5} {:>5} {p:>6.3} {r:>6.3} {f:>6.3}  {}",
+            c.gold,
+            c.pred,
+            fps.join(" ")
+        );
     }
     for (l, (n, on)) in &unscored_preds {
         println!("{l:<36} (no gold type) predictions {n}, overlapping some labelled span {on}");
@@ -184,7 +250,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut per: BTreeMap<String, usize> = BTreeMap::new();
     let mut total = 0;
     for b in &benign {
-        for f in det.detect(&b.prompt, &ctx).findings.into_iter().filter(|f| f.score >= threshold) {
+        for f in det
+            .detect(&b.prompt, &ctx)
+            .findings
+            .into_iter()
+            .filter(|f| f.score >= threshold)
+        {
             total += 1;
             if verbose {
                 println!("BENIGN {}: {:?}", f.label, &b.prompt[f.start..f.end]);
@@ -193,7 +264,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let k = 1000.0 / benign.len() as f64;
-    println!("\npiguard_wildguard_benign ({} prompts): {total} findings = {:.1} per 1,000 prompts", benign.len(), total as f64 * k);
+    println!(
+        "\npiguard_wildguard_benign ({} prompts): {total} findings = {:.1} per 1,000 prompts",
+        benign.len(),
+        total as f64 * k
+    );
     for (l, n) in &per {
         println!("  {l:<34} {n:>4}  ({:.1} per 1,000)", *n as f64 * k);
     }
@@ -210,13 +285,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .findings
                 .into_iter()
                 .filter(|f| f.score >= threshold)
-                .map(|f| (f.label, (char_offset(&row.text, f.start), char_offset(&row.text, f.end))))
+                .map(|f| {
+                    (
+                        f.label,
+                        (
+                            char_offset(&row.text, f.start),
+                            char_offset(&row.text, f.end),
+                        ),
+                    )
+                })
                 .collect();
             for g in &row.spans {
                 gold += 1;
                 let e = per.entry(g.label.clone()).or_default();
                 e.0 += 1;
-                if preds.iter().any(|(l, p)| *l == g.label && overlap(*p, (g.start, g.end))) {
+                if preds
+                    .iter()
+                    .any(|(l, p)| *l == g.label && overlap(*p, (g.start, g.end)))
+                {
                     found += 1;
                     e.1 += 1;
                 } else if verbose {
@@ -227,7 +313,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 pred += 1;
                 let e = per.entry(l.clone()).or_default();
                 e.2 += 1;
-                if row.spans.iter().any(|g| g.label == *l && overlap(*p, (g.start, g.end))) {
+                if row
+                    .spans
+                    .iter()
+                    .any(|g| g.label == *l && overlap(*p, (g.start, g.end)))
+                {
                     tp += 1;
                     e.3 += 1;
                 } else if verbose {
@@ -235,11 +325,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
         }
-        let c = Counts { gold, found, pred, tp, fp_on: BTreeMap::new() };
+        let c = Counts {
+            gold,
+            found,
+            pred,
+            tp,
+            fp_on: BTreeMap::new(),
+        };
         let (p, r, f) = prf(&c);
-        println!("\n{path}: gold {gold}, predicted {pred}: precision {p:.3} recall {r:.3} F1 {f:.3}");
+        println!(
+            "\n{path}: gold {gold}, predicted {pred}: precision {p:.3} recall {r:.3} F1 {f:.3}"
+        );
         for (l, (g, fo, pr, t)) in &per {
-            let c = Counts { gold: *g, found: *fo, pred: *pr, tp: *t, fp_on: BTreeMap::new() };
+            let c = Counts {
+                gold: *g,
+                found: *fo,
+                pred: *pr,
+                tp: *t,
+                fp_on: BTreeMap::new(),
+            };
             let (p, r, f) = prf(&c);
             println!("  {l:<20} gold {g:>4} pred {pr:>4}  P {p:.3} R {r:.3} F1 {f:.3}");
         }

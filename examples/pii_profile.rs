@@ -41,7 +41,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (name, t) in [("en_1k", en), ("ko_1k", ko)] {
         let mb = |us: f64| t.len() as f64 / us;
         let (bc, bw) = measure(10_000_000, || {
-            black_box((memchr::memchr(b'@', black_box(t).as_bytes()).is_some(), black_box(t).contains("password")));
+            black_box((
+                memchr::memchr(b'@', black_box(t).as_bytes()).is_some(),
+                black_box(t).contains("password"),
+            ));
         });
         let (pc, pw) = measure(200_000, || {
             black_box(all.detect(black_box(t), &ctx));
@@ -50,9 +53,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             black_box(secret.detect(black_box(t), &ctx));
         });
         println!("{name} ({} bytes)", t.len());
-        println!("  baseline memchr+contains  cpu {bc:7.3} us ({:8.0} MB/s)  wall {bw:7.3} us", mb(bc));
-        println!("  pii (all entities)        cpu {pc:7.3} us ({:8.0} MB/s)  wall {pw:7.3} us", mb(pc));
-        println!("  secret                    cpu {sc:7.3} us ({:8.0} MB/s)  wall {sw:7.3} us", mb(sc));
+        println!(
+            "  baseline memchr+contains  cpu {bc:7.3} us ({:8.0} MB/s)  wall {bw:7.3} us",
+            mb(bc)
+        );
+        println!(
+            "  pii (all entities)        cpu {pc:7.3} us ({:8.0} MB/s)  wall {pw:7.3} us",
+            mb(pc)
+        );
+        println!(
+            "  secret                    cpu {sc:7.3} us ({:8.0} MB/s)  wall {sw:7.3} us",
+            mb(sc)
+        );
     }
     if std::env::args().any(|a| a == "--per-entity") {
         for e in all_entities() {

@@ -27,15 +27,27 @@ pub struct Classified {
 }
 
 pub fn finding(label: &str, score: f32, start: usize, end: usize) -> Finding {
-    Finding { kind: "pii", label: label.to_string(), score: score.clamp(0.0, 1.0), start, end }
+    Finding {
+        kind: "pii",
+        label: label.to_string(),
+        score: score.clamp(0.0, 1.0),
+        start,
+        end,
+    }
 }
 
 fn one(label: &str, score: f32, s: usize, e: usize) -> Option<Classified> {
-    Some(Classified { findings: vec![finding(label, score, s, e)], resume: e })
+    Some(Classified {
+        findings: vec![finding(label, score, s, e)],
+        resume: e,
+    })
 }
 
 fn none_at(e: usize) -> Option<Classified> {
-    Some(Classified { findings: Vec::new(), resume: e })
+    Some(Classified {
+        findings: Vec::new(),
+        resume: e,
+    })
 }
 
 fn has(mask: u64, c: Cue) -> bool {
@@ -59,7 +71,9 @@ pub fn classify(f: Family, cx: &Cx, s: usize, e: usize) -> Option<Classified> {
             while t2.ends_with(']') && !t2.contains('[') {
                 t2 = &t2[..t2.len() - 1];
             }
-            (t2.len() > 8).then(|| one("URL", 0.9, s, s + t2.len())).flatten()
+            (t2.len() > 8)
+                .then(|| one("URL", 0.9, s, s + t2.len()))
+                .flatten()
         }
         Family::Ipv4 => {
             let b = cx.text.as_bytes();
@@ -70,12 +84,19 @@ pub fn classify(f: Family, cx: &Cx, s: usize, e: usize) -> Option<Classified> {
             t.parse::<Ipv4Addr>().ok()?;
             let prefixed_v = s > 0 && matches!(b[s - 1], b'v' | b'V');
             let cues = cx.cues.cues(cx.text, s, e, 24, 0);
-            let score = if prefixed_v || has(cues, Cue::Version) { 0.2 } else { 0.9 };
+            let score = if prefixed_v || has(cues, Cue::Version) {
+                0.2
+            } else {
+                0.9
+            };
             one("IP_ADDRESS", score, s, e)
         }
         Family::Mac => {
             let seps: Vec<u8> = t.bytes().filter(|c| !c.is_ascii_hexdigit()).collect();
-            seps.windows(2).all(|w| w[0] == w[1]).then(|| one("MAC_ADDRESS", 0.9, s, e)).flatten()
+            seps.windows(2)
+                .all(|w| w[0] == w[1])
+                .then(|| one("MAC_ADDRESS", 0.9, s, e))
+                .flatten()
         }
         Family::Ipv6 => {
             if t.bytes().filter(|&c| c == b':').count() < 2 {
@@ -91,7 +112,11 @@ pub fn classify(f: Family, cx: &Cx, s: usize, e: usize) -> Option<Classified> {
             if matches!(p, "BG" | "GB" | "NK" | "KN" | "TN" | "NT" | "ZZ") {
                 return None;
             }
-            let score = if has(cx.cues(s, e), Cue::Nino) { 0.9 } else { 0.6 };
+            let score = if has(cx.cues(s, e), Cue::Nino) {
+                0.9
+            } else {
+                0.6
+            };
             one("UK_NATIONAL_INSURANCE_NUMBER", score, s, e)
         }
         Family::Vin => {
@@ -112,7 +137,11 @@ pub fn classify(f: Family, cx: &Cx, s: usize, e: usize) -> Option<Classified> {
         }
         Family::Swift => {
             // The pattern includes its cue word ("SWIFT: DEUTDEFF"); the code is the tail.
-            let code_len = t.bytes().rev().take_while(u8::is_ascii_alphanumeric).count();
+            let code_len = t
+                .bytes()
+                .rev()
+                .take_while(u8::is_ascii_alphanumeric)
+                .count();
             let cs = e - code_len;
             if !(8..=11).contains(&code_len) {
                 return None;
@@ -129,22 +158,26 @@ pub fn classify(f: Family, cx: &Cx, s: usize, e: usize) -> Option<Classified> {
             if !KR_PLATE_LETTERS.contains(ch) {
                 return None;
             }
-            let score = if has(cx.cues(s, e), Cue::Plate) { 0.9 } else { 0.6 };
+            let score = if has(cx.cues(s, e), Cue::Plate) {
+                0.9
+            } else {
+                0.6
+            };
             one("LICENSE_PLATE", score, s, e)
         }
-        Family::Cvv => trailing_digits(t, s).and_then(|(a, b)| one("CREDIT_DEBIT_CARD_CVV", 0.85, a, b)),
+        Family::Cvv => {
+            trailing_digits(t, s).and_then(|(a, b)| one("CREDIT_DEBIT_CARD_CVV", 0.85, a, b))
+        }
         Family::Pin => trailing_digits(t, s).and_then(|(a, b)| one("PIN", 0.8, a, b)),
         Family::Expiry => {
             // Span from the first digit of the date to the end.
             let off = t.bytes().position(|c| c.is_ascii_digit())?;
             one("CREDIT_DEBIT_CARD_EXPIRY", 0.85, s + off, e)
         }
-        Family::Password => value_after(cx.text, e).and_then(|(a, b, strong)| {
-            one("PASSWORD", if strong { 0.85 } else { 0.45 }, a, b)
-        }),
-        Family::Username => value_after(cx.text, e).and_then(|(a, b, strong)| {
-            one("USERNAME", if strong { 0.8 } else { 0.4 }, a, b)
-        }),
+        Family::Password => value_after(cx.text, e)
+            .and_then(|(a, b, strong)| one("PASSWORD", if strong { 0.85 } else { 0.45 }, a, b)),
+        Family::Username => value_after(cx.text, e)
+            .and_then(|(a, b, strong)| one("USERNAME", if strong { 0.8 } else { 0.4 }, a, b)),
         Family::Age | Family::KrAge => {
             let off = t.bytes().position(|c| c.is_ascii_digit())?;
             let len = t[off..].bytes().take_while(u8::is_ascii_digit).count();
@@ -155,7 +188,9 @@ pub fn classify(f: Family, cx: &Cx, s: usize, e: usize) -> Option<Classified> {
             let score = if f == Family::Age { 0.85 } else { 0.7 };
             one("AGE", score, s + off, s + off + len)
         }
-        Family::EnMilitary | Family::EnPoBox | Family::EnAddrCue => names::address_candidate(cx.text, f, s, e),
+        Family::EnMilitary | Family::EnPoBox | Family::EnAddrCue => {
+            names::address_candidate(cx.text, f, s, e)
+        }
         Family::Digits => {
             // A number no other rule claims may be a house number or a postcode.
             let got = digits(cx, s, e);
@@ -164,28 +199,35 @@ pub fn classify(f: Family, cx: &Cx, s: usize, e: usize) -> Option<Classified> {
             }
             names::address_around_number(cx.text, cx.cues, s, e).or(got)
         }
-        Family::EnNameCue => names::name_after_cue(cx.text, e).and_then(|(a, b)| one("NAME", 0.75, a, b)),
+        Family::EnNameCue => {
+            names::name_after_cue(cx.text, e).and_then(|(a, b)| one("NAME", 0.75, a, b))
+        }
         Family::KrNameCue => korean::name_before_cue(cx.text, s).map(|(a, b, sc)| Classified {
             findings: vec![finding("KR_NAME", sc, a, b)],
             resume: e,
         }),
-        Family::KrNameLead => korean::name_after_lead(cx.text, e).and_then(|(a, b)| one("KR_NAME", 0.9, a, b)),
+        Family::KrNameLead => {
+            korean::name_after_lead(cx.text, e).and_then(|(a, b)| one("KR_NAME", 0.9, a, b))
+        }
         Family::KrRoad | Family::KrJibun => {
-            korean::address(cx.text, cx.cues, f == Family::KrRoad, s, e).map(|(a, b, sc)| Classified {
-                findings: vec![finding("KR_ADDRESS", sc, a, b)],
-                resume: b.max(e),
+            korean::address(cx.text, cx.cues, f == Family::KrRoad, s, e).map(|(a, b, sc)| {
+                Classified {
+                    findings: vec![finding("KR_ADDRESS", sc, a, b)],
+                    resume: b.max(e),
+                }
             })
         }
     }
 }
 
 const SWIFT_EXTRA: &[&str] = &[
-    "US", "CA", "CN", "JP", "KR", "IN", "AU", "NZ", "SG", "HK", "TW", "MX", "AR", "CL", "CO",
-    "PE", "ZA", "NG", "KE", "MA", "TH", "MY", "ID", "PH", "VN", "RU",
+    "US", "CA", "CN", "JP", "KR", "IN", "AU", "NZ", "SG", "HK", "TW", "MX", "AR", "CL", "CO", "PE",
+    "ZA", "NG", "KE", "MA", "TH", "MY", "ID", "PH", "VN", "RU",
 ];
 
 /// Hangul letters used on Korean licence plates.
-const KR_PLATE_LETTERS: &str = "가나다라마거너더러머버서어저고노도로모보소오조구누두루무부수우주아바사자하허호배육해공국합";
+const KR_PLATE_LETTERS: &str =
+    "가나다라마거너더러머버서어저고노도로모보소오조구누두루무부수우주아바사자하허호배육해공국합";
 
 fn trailing_digits(t: &str, s: usize) -> Option<(usize, usize)> {
     let end = t.len();
@@ -205,7 +247,12 @@ fn value_after(text: &str, at: usize) -> Option<(usize, usize, bool)> {
     while e < b.len() && b[e].is_ascii_graphic() {
         e += 1;
     }
-    while e > s + 1 && matches!(b[e - 1], b'.' | b',' | b';' | b')' | b'"' | b'\'' | b'`' | b'!' | b'?') {
+    while e > s + 1
+        && matches!(
+            b[e - 1],
+            b'.' | b',' | b';' | b')' | b'"' | b'\'' | b'`' | b'!' | b'?'
+        )
+    {
         e -= 1;
     }
     if e < s + 3 {
@@ -214,14 +261,21 @@ fn value_after(text: &str, at: usize) -> Option<(usize, usize, bool)> {
     let tok = &text[s..e];
     let lower = tok.bytes().any(|c| c.is_ascii_lowercase());
     let upper = tok.bytes().any(|c| c.is_ascii_uppercase());
-    let strong = tok.bytes().any(|c| c.is_ascii_digit() || c.is_ascii_punctuation()) || (lower && upper);
+    let strong = tok
+        .bytes()
+        .any(|c| c.is_ascii_digit() || c.is_ascii_punctuation())
+        || (lower && upper);
     Some((s, e, strong))
 }
 
 fn iban(cx: &Cx, s: usize, e: usize) -> Option<Classified> {
     let t = &cx.text[s..e];
     let cc = t[..2].to_ascii_uppercase();
-    let compact: Vec<(usize, u8)> = t.bytes().enumerate().filter(|(_, c)| c.is_ascii_alphanumeric()).collect();
+    let compact: Vec<(usize, u8)> = t
+        .bytes()
+        .enumerate()
+        .filter(|(_, c)| c.is_ascii_alphanumeric())
+        .collect();
     let take = match v::iban_length(&cc) {
         Some(l) if compact.len() >= l => l,
         Some(_) => return None,
@@ -240,7 +294,10 @@ fn iban(cx: &Cx, s: usize, e: usize) -> Option<Classified> {
         (false, _) if has(cx.cues(s, end), Cue::Iban) => 0.4,
         (false, _) => 0.2,
     };
-    Some(Classified { findings: vec![finding("INTERNATIONAL_BANK_ACCOUNT_NUMBER", score, s, end)], resume: end })
+    Some(Classified {
+        findings: vec![finding("INTERNATIONAL_BANK_ACCOUNT_NUMBER", score, s, end)],
+        resume: end,
+    })
 }
 
 fn alnum_id(cx: &Cx, s: usize, e: usize) -> Option<Classified> {
@@ -301,7 +358,12 @@ fn shape(t: &str) -> Shape {
     if run > 0 {
         groups.push(run);
     }
-    Shape { groups, seps, plus: t.starts_with('+'), paren: t.contains('(') }
+    Shape {
+        groups,
+        seps,
+        plus: t.starts_with('+'),
+        paren: t.contains('('),
+    }
 }
 
 fn is_date(d: &[u8], g: &[usize]) -> bool {
@@ -415,7 +477,14 @@ fn digits(cx: &Cx, s: usize, e: usize) -> Option<Classified> {
             return one("KR_DRIVER_LICENSE", 0.85, start, e);
         }
     }
-    if n == 12 && plain && c(Cue::Driver) && v::kr_driver_region(&d) && cx.text.as_bytes()[s.saturating_sub(48)..s].iter().any(|&b| b >= 0x80) {
+    if n == 12
+        && plain
+        && c(Cue::Driver)
+        && v::kr_driver_region(&d)
+        && cx.text.as_bytes()[s.saturating_sub(48)..s]
+            .iter()
+            .any(|&b| b >= 0x80)
+    {
         return one("KR_DRIVER_LICENSE", 0.8, s, e);
     }
     // Korean phone numbers.
@@ -441,21 +510,40 @@ fn digits(cx: &Cx, s: usize, e: usize) -> Option<Classified> {
         return one("KR_BANK_ACCOUNT", 0.85, s, e);
     }
     // US SSN / ITIN 3-2-4.
-    let ssn_shape = (g == [3, 2, 4] && sh.seps.windows(2).all(|w| w[0] == w[1])) || (plain && n == 9 && (c(Cue::Ssn) || c(Cue::Itin)));
+    let ssn_shape = (g == [3, 2, 4] && sh.seps.windows(2).all(|w| w[0] == w[1]))
+        || (plain && n == 9 && (c(Cue::Ssn) || c(Cue::Itin)));
     if ssn_shape && !(c(Cue::Driver) && !c(Cue::Ssn)) {
         if v::itin(&d) {
-            return one("US_INDIVIDUAL_TAX_IDENTIFICATION_NUMBER", if c(Cue::Itin) { 0.95 } else { 0.8 }, s, e);
+            return one(
+                "US_INDIVIDUAL_TAX_IDENTIFICATION_NUMBER",
+                if c(Cue::Itin) { 0.95 } else { 0.8 },
+                s,
+                e,
+            );
         }
         if v::ssn(&d) {
-            return one("US_SOCIAL_SECURITY_NUMBER", if c(Cue::Ssn) { 0.98 } else { 0.85 }, s, e);
+            return one(
+                "US_SOCIAL_SECURITY_NUMBER",
+                if c(Cue::Ssn) { 0.98 } else { 0.85 },
+                s,
+                e,
+            );
         }
         if c(Cue::Ssn) {
             return one("US_SOCIAL_SECURITY_NUMBER", 0.3, s, e);
         }
     }
     // Payment cards: 12-19 digits, plain or in groups of four (Amex 4-6-5).
-    let card_shape = plain || g == [4, 6, 5] || g == [4, 6, 4] || (g.len() >= 3 && g[..g.len() - 1].iter().all(|&x| x == 4) && g[g.len() - 1] <= 4);
-    if (12..=19).contains(&n) && card_shape && (sh.seps.is_empty() || !sh.seps.contains(&b'.')) && !sh.plus && !sh.paren {
+    let card_shape = plain
+        || g == [4, 6, 5]
+        || g == [4, 6, 4]
+        || (g.len() >= 3 && g[..g.len() - 1].iter().all(|&x| x == 4) && g[g.len() - 1] <= 4);
+    if (12..=19).contains(&n)
+        && card_shape
+        && (sh.seps.is_empty() || !sh.seps.contains(&b'.'))
+        && !sh.plus
+        && !sh.paren
+    {
         if v::luhn(&d) {
             let issuer = v::card_issuer_ok(&d);
             let score: f32 = match (issuer, c(Cue::Card), n >= 13) {
@@ -467,7 +555,11 @@ fn digits(cx: &Cx, s: usize, e: usize) -> Option<Classified> {
             };
             // 13-digit cards (old Visa) are rare; without a card word such a number is
             // more likely a Korean 13-digit identifier with a failed check digit.
-            let score = if n == 13 && !c(Cue::Card) { score.min(0.45) } else { score };
+            let score = if n == 13 && !c(Cue::Card) {
+                score.min(0.45)
+            } else {
+                score
+            };
             if score >= 0.5 || !(c(Cue::Phone) || c(Cue::Bank)) {
                 return one("CREDIT_DEBIT_CARD_NUMBER", score, s, e);
             }
@@ -515,7 +607,9 @@ fn phone(cx: &Cx, d: &[u8], sh: &Shape, cues: u64, s: usize, e: usize) -> Option
     // carry a country code or a phone cue word to count as a phone.
     let w0 = floor(cx.text, s.saturating_sub(48));
     let w1 = (e + 24).min(cx.text.len());
-    let korean = cx.text.as_bytes()[w0..w1].iter().any(|&b| (0xEA..=0xED).contains(&b));
+    let korean = cx.text.as_bytes()[w0..w1]
+        .iter()
+        .any(|&b| (0xEA..=0xED).contains(&b));
     if korean && !sh.plus && !has(cues, Cue::Phone) {
         return none_at(e);
     }
@@ -524,7 +618,10 @@ fn phone(cx: &Cx, d: &[u8], sh: &Shape, cues: u64, s: usize, e: usize) -> Option
         return none_at(e);
     }
     // Lists of years ("1999 2000 2001") and long even blocks of one size are not phones.
-    if g.len() >= 2 && g.iter().all(|&x| x == 4) && d.chunks(4).all(|y| matches!(y[..2], [1, 9] | [2, 0])) {
+    if g.len() >= 2
+        && g.iter().all(|&x| x == 4)
+        && d.chunks(4).all(|y| matches!(y[..2], [1, 9] | [2, 0]))
+    {
         return none_at(e);
     }
     if sh.seps.contains(&b'.') && g.iter().any(|&x| x > 4) {
@@ -551,7 +648,12 @@ fn phone(cx: &Cx, d: &[u8], sh: &Shape, cues: u64, s: usize, e: usize) -> Option
         score -= 0.35;
     }
     // A number glued to letters on the right ("555-1234abc") is something else.
-    if cx.text.as_bytes().get(e).is_some_and(|c| c.is_ascii_alphabetic()) {
+    if cx
+        .text
+        .as_bytes()
+        .get(e)
+        .is_some_and(|c| c.is_ascii_alphabetic())
+    {
         score -= 0.3;
     }
     if score < 0.2 {

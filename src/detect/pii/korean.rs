@@ -6,23 +6,117 @@ use super::context::{Cue, CueFinder};
 /// Korean surnames (Statistics Korea 2015 census; the ~130 most common, which cover
 /// over 99% of the population). Two-syllable surnames are listed separately.
 const SURNAMES_1: &str = "김이박최정강조윤장임한오서신권황안송류유전홍고문양손배백허남심노하곽성차주우구민진나지엄채원천방공현함변염여추도소석선설마길연위표명기반라왕금옥육인맹제모탁국어은편용예경봉사부가복태목형피두감호제음빈동온시범좌팽승간상갈단견당화창뇌";
-const SURNAMES_2: &[&str] = &["남궁", "황보", "제갈", "선우", "독고", "사공", "서문", "동방", "어금", "망절"];
+const SURNAMES_2: &[&str] = &[
+    "남궁", "황보", "제갈", "선우", "독고", "사공", "서문", "동방", "어금", "망절",
+];
 
 /// Honorific titles that sit between a name and 님/씨 ("김철수 고객님").
 const TITLES: &[&str] = &[
-    "고객", "회원", "선생", "사장", "부장", "과장", "차장", "대리", "팀장", "교수", "기사", "원장",
-    "대표", "선배", "후배", "작가", "의원", "장관", "총장", "실장", "이사", "상무", "전무", "주임",
-    "사원", "매니저", "환자", "보호자", "학생", "변호사", "의사", "간호사", "님",
+    "고객",
+    "회원",
+    "선생",
+    "사장",
+    "부장",
+    "과장",
+    "차장",
+    "대리",
+    "팀장",
+    "교수",
+    "기사",
+    "원장",
+    "대표",
+    "선배",
+    "후배",
+    "작가",
+    "의원",
+    "장관",
+    "총장",
+    "실장",
+    "이사",
+    "상무",
+    "전무",
+    "주임",
+    "사원",
+    "매니저",
+    "환자",
+    "보호자",
+    "학생",
+    "변호사",
+    "의사",
+    "간호사",
+    "님",
 ];
 
 /// Words that end in 님/씨 or precede them but are not names.
 const NOT_NAMES: &[&str] = &[
-    "하나", "부처", "주인", "공주", "왕자", "도련", "아가", "아저", "마음", "솜", "날", "말", "글",
-    "맵", "불", "임금", "나라", "형", "누", "언니", "오빠", "아버", "어머", "할머", "할아버", "이모",
-    "고모", "삼촌", "손", "여러분", "사모", "스승", "선녀", "신랑", "신부", "조상", "해", "달",
-    "별", "사부", "부모", "교장", "원", "감독", "목사", "신부", "스님", "수녀", "주교", "대통령",
-    "고객", "회원", "선생", "사장", "부장", "과장", "차장", "대리", "팀장", "교수", "기사", "이사",
-    "어르", "아드", "따", "아씨", "양", "군",
+    "하나",
+    "부처",
+    "주인",
+    "공주",
+    "왕자",
+    "도련",
+    "아가",
+    "아저",
+    "마음",
+    "솜",
+    "날",
+    "말",
+    "글",
+    "맵",
+    "불",
+    "임금",
+    "나라",
+    "형",
+    "누",
+    "언니",
+    "오빠",
+    "아버",
+    "어머",
+    "할머",
+    "할아버",
+    "이모",
+    "고모",
+    "삼촌",
+    "손",
+    "여러분",
+    "사모",
+    "스승",
+    "선녀",
+    "신랑",
+    "신부",
+    "조상",
+    "해",
+    "달",
+    "별",
+    "사부",
+    "부모",
+    "교장",
+    "원",
+    "감독",
+    "목사",
+    "신부",
+    "스님",
+    "수녀",
+    "주교",
+    "대통령",
+    "고객",
+    "회원",
+    "선생",
+    "사장",
+    "부장",
+    "과장",
+    "차장",
+    "대리",
+    "팀장",
+    "교수",
+    "기사",
+    "이사",
+    "어르",
+    "아드",
+    "따",
+    "아씨",
+    "양",
+    "군",
 ];
 
 fn is_hangul(c: char) -> bool {
@@ -30,13 +124,18 @@ fn is_hangul(c: char) -> bool {
 }
 
 fn starts_with_surname(w: &str) -> bool {
-    SURNAMES_2.iter().any(|s| w.starts_with(s) && w.chars().count() >= 3)
+    SURNAMES_2
+        .iter()
+        .any(|s| w.starts_with(s) && w.chars().count() >= 3)
         || w.chars().next().is_some_and(|c| SURNAMES_1.contains(c))
 }
 
 fn plausible_name(w: &str) -> bool {
     let n = w.chars().count();
-    (2..=4).contains(&n) && w.chars().all(is_hangul) && starts_with_surname(w) && !NOT_NAMES.contains(&w)
+    (2..=4).contains(&n)
+        && w.chars().all(is_hangul)
+        && starts_with_surname(w)
+        && !NOT_NAMES.contains(&w)
 }
 
 /// Start of the Hangul word that ends at byte `end`.
@@ -90,14 +189,35 @@ pub fn name_after_lead(text: &str, at: usize) -> Option<(usize, usize)> {
     }
     let w = &text[at..e];
     // Strip a trailing particle or copula: 홍길동입니다, 홍길동이고, 홍길동은.
-    let w = PARTICLES.iter().find_map(|p| w.strip_suffix(p).filter(|r| plausible_name(r))).unwrap_or(w);
+    let w = PARTICLES
+        .iter()
+        .find_map(|p| w.strip_suffix(p).filter(|r| plausible_name(r)))
+        .unwrap_or(w);
     plausible_name(w).then_some((at, at + w.len()))
 }
 
 /// Particles and copulas that follow a name ("홍길동에게", "홍길동입니다"), longest first.
 const PARTICLES: &[&str] = &[
-    "입니다", "에게서", "이에요", "께서", "에게", "한테", "이고", "이며", "님", "은", "는", "이", "가", "을",
-    "를", "의", "와", "과", "도", "께",
+    "입니다",
+    "에게서",
+    "이에요",
+    "께서",
+    "에게",
+    "한테",
+    "이고",
+    "이며",
+    "님",
+    "은",
+    "는",
+    "이",
+    "가",
+    "을",
+    "를",
+    "의",
+    "와",
+    "과",
+    "도",
+    "께",
 ];
 
 const ADMIN_SUFFIXES: &[char] = &['시', '도', '구', '군', '읍', '면'];
@@ -114,7 +234,13 @@ fn admin_token(w: &str) -> bool {
 /// A Korean road-name (도로명) or lot-number (지번) address around the cue `s..e`
 /// (the cue is "…로 123" / "…길 12" or "…동 123-4"). Walks back over district tokens and
 /// forward over 동/호/층 details.
-pub fn address(text: &str, cues: &CueFinder, road: bool, s: usize, e: usize) -> Option<(usize, usize, f32)> {
+pub fn address(
+    text: &str,
+    cues: &CueFinder,
+    road: bool,
+    s: usize,
+    e: usize,
+) -> Option<(usize, usize, f32)> {
     let num_at = s + text[s..e].find(|c: char| c.is_ascii_digit())?;
     let wend = text[s..num_at].trim_end().len() + s;
     let ws = word_start(text, wend);
@@ -156,7 +282,9 @@ pub fn address(text: &str, cues: &CueFinder, road: bool, s: usize, e: usize) -> 
         let r = rest.trim_start_matches([',', ' ']);
         let digits = r.bytes().take_while(u8::is_ascii_digit).count();
         let tail = &r[digits..];
-        let unit = ["번지", "동", "호", "층"].iter().find(|u| digits > 0 && tail.starts_with(**u));
+        let unit = ["번지", "동", "호", "층"]
+            .iter()
+            .find(|u| digits > 0 && tail.starts_with(**u));
         if let Some(u) = unit {
             rest = &tail[u.len()..];
         } else if r.starts_with('(') {

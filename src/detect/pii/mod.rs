@@ -32,15 +32,43 @@ use rules::Family;
 /// Every built-in entity label, Bedrock Guardrails' names first, then our own.
 pub fn all_entities() -> &'static [&'static str] {
     &[
-        "EMAIL", "PHONE", "NAME", "ADDRESS", "AGE", "URL", "IP_ADDRESS", "MAC_ADDRESS",
-        "USERNAME", "PASSWORD", "PIN", "DRIVER_ID", "LICENSE_PLATE",
-        "VEHICLE_IDENTIFICATION_NUMBER", "CREDIT_DEBIT_CARD_NUMBER", "CREDIT_DEBIT_CARD_CVV",
-        "CREDIT_DEBIT_CARD_EXPIRY", "INTERNATIONAL_BANK_ACCOUNT_NUMBER", "SWIFT_CODE",
-        "US_SOCIAL_SECURITY_NUMBER", "US_INDIVIDUAL_TAX_IDENTIFICATION_NUMBER",
-        "US_PASSPORT_NUMBER", "US_BANK_ACCOUNT_NUMBER", "US_BANK_ROUTING_NUMBER",
-        "UK_NATIONAL_HEALTH_SERVICE_NUMBER", "UK_NATIONAL_INSURANCE_NUMBER",
-        "CA_SOCIAL_INSURANCE_NUMBER", "KR_RRN", "KR_FRN", "KR_PHONE", "KR_BRN", "KR_CRN",
-        "KR_PASSPORT", "KR_DRIVER_LICENSE", "KR_BANK_ACCOUNT", "KR_ADDRESS", "KR_NAME",
+        "EMAIL",
+        "PHONE",
+        "NAME",
+        "ADDRESS",
+        "AGE",
+        "URL",
+        "IP_ADDRESS",
+        "MAC_ADDRESS",
+        "USERNAME",
+        "PASSWORD",
+        "PIN",
+        "DRIVER_ID",
+        "LICENSE_PLATE",
+        "VEHICLE_IDENTIFICATION_NUMBER",
+        "CREDIT_DEBIT_CARD_NUMBER",
+        "CREDIT_DEBIT_CARD_CVV",
+        "CREDIT_DEBIT_CARD_EXPIRY",
+        "INTERNATIONAL_BANK_ACCOUNT_NUMBER",
+        "SWIFT_CODE",
+        "US_SOCIAL_SECURITY_NUMBER",
+        "US_INDIVIDUAL_TAX_IDENTIFICATION_NUMBER",
+        "US_PASSPORT_NUMBER",
+        "US_BANK_ACCOUNT_NUMBER",
+        "US_BANK_ROUTING_NUMBER",
+        "UK_NATIONAL_HEALTH_SERVICE_NUMBER",
+        "UK_NATIONAL_INSURANCE_NUMBER",
+        "CA_SOCIAL_INSURANCE_NUMBER",
+        "KR_RRN",
+        "KR_FRN",
+        "KR_PHONE",
+        "KR_BRN",
+        "KR_CRN",
+        "KR_PASSPORT",
+        "KR_DRIVER_LICENSE",
+        "KR_BANK_ACCOUNT",
+        "KR_ADDRESS",
+        "KR_NAME",
     ]
 }
 
@@ -101,7 +129,11 @@ pub enum PiiError {
         source: Box<regex_automata::meta::BuildError>,
     },
     #[error("custom entity `{label}`: unknown validator `{name}`; valid: {valid}")]
-    UnknownValidator { label: String, name: String, valid: String },
+    UnknownValidator {
+        label: String,
+        name: String,
+        valid: String,
+    },
     #[error("building the built-in patterns failed: {0}")]
     Internal(String),
 }
@@ -148,7 +180,10 @@ pub struct PiiDetector {
 
 impl std::fmt::Debug for PiiDetector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PiiDetector").field("entities", &self.enabled.len()).field("custom", &self.custom.len()).finish()
+        f.debug_struct("PiiDetector")
+            .field("entities", &self.enabled.len())
+            .field("custom", &self.custom.len())
+            .finish()
     }
 }
 
@@ -167,7 +202,10 @@ impl PiiDetector {
                             set.insert(*e);
                         }
                         None => {
-                            return Err(PiiError::UnknownEntity { name: name.clone(), valid: all.join(", ") })
+                            return Err(PiiError::UnknownEntity {
+                                name: name.clone(),
+                                valid: all.join(", "),
+                            })
                         }
                     }
                 }
@@ -184,15 +222,21 @@ impl PiiDetector {
         let names = enabled.contains("NAME").then(names::NameFinder::new);
         let mut cs = Vec::with_capacity(custom.len());
         for c in custom {
-            let re = Regex::new(&c.pattern)
-                .map_err(|e| PiiError::CustomPattern { label: c.label.clone(), source: Box::new(e) })?;
+            let re = Regex::new(&c.pattern).map_err(|e| PiiError::CustomPattern {
+                label: c.label.clone(),
+                source: Box::new(e),
+            })?;
             let validator = match &c.validator {
                 None => None,
-                Some(n) => Some(validators::by_name(n).ok_or_else(|| PiiError::UnknownValidator {
-                    label: c.label.clone(),
-                    name: n.clone(),
-                    valid: validators::VALIDATOR_NAMES.join(", "),
-                })?),
+                Some(n) => {
+                    Some(
+                        validators::by_name(n).ok_or_else(|| PiiError::UnknownValidator {
+                            label: c.label.clone(),
+                            name: n.clone(),
+                            valid: validators::VALIDATOR_NAMES.join(", "),
+                        })?,
+                    )
+                }
             };
             cs.push(Custom {
                 label: c.label.clone(),
@@ -202,7 +246,14 @@ impl PiiDetector {
                 score: c.score.clamp(0.0, 1.0),
             });
         }
-        Ok(Self { any, digit, enabled, cues, names, custom: cs })
+        Ok(Self {
+            any,
+            digit,
+            enabled,
+            cues,
+            names,
+            custom: cs,
+        })
     }
 
     /// Finds PII spans in `text`. Findings are sorted by start and do not overlap.
@@ -221,7 +272,10 @@ impl PiiDetector {
             nf.find(text, &self.cues, &mut raw);
         }
         self.scan_custom(text, &mut raw);
-        raw.retain(|f| self.enabled.contains(f.label.as_str()) || self.custom.iter().any(|c| c.label == f.label));
+        raw.retain(|f| {
+            self.enabled.contains(f.label.as_str())
+                || self.custom.iter().any(|c| c.label == f.label)
+        });
         Detection::from_findings(resolve_overlaps(raw))
     }
 
@@ -230,11 +284,18 @@ impl PiiDetector {
         let bytes = text.as_bytes();
         let mut at = from;
         while at < bytes.len() {
-            let Some(m) = re.search(&Input::new(bytes).range(at..)) else { break };
+            let Some(m) = re.search(&Input::new(bytes).range(at..)) else {
+                break;
+            };
             let pid = m.pattern().as_usize();
             let mut next = m.end().max(m.start() + 1);
-            let cx = classify::Cx { text, cues: &self.cues };
-            let got = families.get(pid).and_then(|f| classify::classify(*f, &cx, m.start(), m.end()));
+            let cx = classify::Cx {
+                text,
+                cues: &self.cues,
+            };
+            let got = families
+                .get(pid)
+                .and_then(|f| classify::classify(*f, &cx, m.start(), m.end()));
             match got {
                 Some(c) => {
                     next = c.resume.max(m.start() + 1);
@@ -283,7 +344,13 @@ impl PiiDetector {
                         score = (score + 0.3).min(1.0);
                     }
                 }
-                out.push(Finding { kind: "pii", label: c.label.clone(), score, start: m.start(), end: m.end() });
+                out.push(Finding {
+                    kind: "pii",
+                    label: c.label.clone(),
+                    score,
+                    start: m.start(),
+                    end: m.end(),
+                });
             }
         }
     }

@@ -33,68 +33,531 @@ fn stop(w: &str) -> bool {
 
 /// Capitalised words that are not names even when a gazetteer lists them.
 const STOP: &[&str] = &[
-    "a", "an", "the", "i", "i'm", "i've", "i'd", "my", "mine", "me", "we", "our", "you", "your",
-    "he", "she", "his", "her", "it", "its", "they", "their", "this", "that", "these", "those",
-    "what", "who", "whom", "why", "how", "when", "where", "which", "is", "are", "was", "were",
-    "be", "can", "could", "would", "should", "will", "shall", "may", "might", "must", "do",
-    "does", "did", "have", "has", "had", "not", "no", "yes", "and", "or", "but", "if", "so",
-    "for", "of", "on", "in", "at", "to", "from", "by", "with", "as", "about", "into", "over",
-    "after", "before", "please", "thanks", "thank", "hello", "hi", "dear", "hey", "ok", "okay",
-    "mr", "mrs", "ms", "dr", "miss", "sir", "madam", "prof", "mx", "name", "phone", "email",
-    "e-mail", "address", "website", "date", "personal", "info", "office", "fax", "mobile",
-    "january", "february", "march", "april", "june", "july", "august", "september",
-    "october", "november", "december", "monday", "tuesday", "wednesday", "thursday", "friday",
-    "saturday", "sunday", "god", "lord", "jesus", "christ", "allah", "buddha", "english",
-    "french", "german", "spanish", "chinese", "american", "european", "african", "asian",
-    "north", "south", "east", "west", "new", "old", "great", "big", "small", "good", "bad",
-    "best", "first", "last", "next", "all", "any", "some", "every", "each", "other", "such",
-    "here", "there", "then", "now", "today", "tomorrow", "yesterday", "also", "just", "only",
-    "very", "well", "still", "even", "let", "make", "write", "tell", "give", "get", "find",
-    "create", "explain", "describe", "imagine", "consider", "suppose", "generate", "provide",
-    "list", "show", "help", "use", "using", "story", "character", "chapter", "part", "section",
-    "act", "scene", "king", "queen", "prince", "princess", "president", "doctor", "professor",
-    "captain", "general", "officer", "agent", "sister", "brother", "mother", "father", "mom",
-    "dad", "uncle", "aunt", "grandma", "grandpa", "baby", "love", "hope", "faith", "joy",
-    "grace", "charity", "honor", "justice", "liberty", "victory", "summer", "winter", "spring",
-    "autumn", "fall", "dawn", "sky", "star", "sun", "moon", "rose", "lily", "ivy", "iris",
-    "violet", "daisy", "holly", "jade", "ruby", "pearl", "amber", "crystal", "diamond",
-    "gold", "silver", "golden", "black", "white", "green", "brown", "gray", "grey", "red",
-    "blue", "young", "long", "short", "little", "king's", "saint", "st", "san", "santa",
-    "internet", "google", "apple", "amazon", "microsoft", "facebook", "twitter", "youtube",
-    "covid", "ai", "chatgpt", "gpt", "python", "java", "rust", "linux", "windows", "android",
-    "wisdom", "discipline", "patience", "courage", "truth", "peace", "war", "world", "earth",
-    "human", "people", "person", "man", "woman", "men", "women", "child", "children", "kid",
-    "kids", "team", "company", "group", "bank", "card", "account", "number", "credit",
-    "patient", "customer", "client", "user", "admin", "sure", "sorry", "wow", "oh", "dear",
-    "while", "through", "although", "because", "since", "during", "upon", "despite", "unlike",
-    "southern", "northern", "eastern", "western", "central", "america", "india", "china",
-    "japan", "korea", "france", "germany", "italy", "spain", "russia", "canada", "brazil",
-    "mexico", "egypt", "israel", "jordan", "georgia", "chad", "australia", "africa", "europe",
-    "asia", "london", "paris", "rome", "berlin", "sydney", "tokyo", "seoul", "beijing",
-    "moscow", "dallas", "houston", "austin", "phoenix", "denver", "boston", "chelsea",
-    "venus", "mars", "jupiter", "saturn", "mercury", "neptune", "pluto", "roman", "greek",
-    "empire", "republic", "kingdom", "house", "opera", "palace", "museum", "church", "temple",
-    "cathedral", "castle", "bridge", "hotel", "restaurant", "cafe", "syndrome", "disease",
-    "war", "revolution", "act", "law", "bible", "quran", "christmas", "easter", "halloween",
+    "a",
+    "an",
+    "the",
+    "i",
+    "i'm",
+    "i've",
+    "i'd",
+    "my",
+    "mine",
+    "me",
+    "we",
+    "our",
+    "you",
+    "your",
+    "he",
+    "she",
+    "his",
+    "her",
+    "it",
+    "its",
+    "they",
+    "their",
+    "this",
+    "that",
+    "these",
+    "those",
+    "what",
+    "who",
+    "whom",
+    "why",
+    "how",
+    "when",
+    "where",
+    "which",
+    "is",
+    "are",
+    "was",
+    "were",
+    "be",
+    "can",
+    "could",
+    "would",
+    "should",
+    "will",
+    "shall",
+    "may",
+    "might",
+    "must",
+    "do",
+    "does",
+    "did",
+    "have",
+    "has",
+    "had",
+    "not",
+    "no",
+    "yes",
+    "and",
+    "or",
+    "but",
+    "if",
+    "so",
+    "for",
+    "of",
+    "on",
+    "in",
+    "at",
+    "to",
+    "from",
+    "by",
+    "with",
+    "as",
+    "about",
+    "into",
+    "over",
+    "after",
+    "before",
+    "please",
+    "thanks",
+    "thank",
+    "hello",
+    "hi",
+    "dear",
+    "hey",
+    "ok",
+    "okay",
+    "mr",
+    "mrs",
+    "ms",
+    "dr",
+    "miss",
+    "sir",
+    "madam",
+    "prof",
+    "mx",
+    "name",
+    "phone",
+    "email",
+    "e-mail",
+    "address",
+    "website",
+    "date",
+    "personal",
+    "info",
+    "office",
+    "fax",
+    "mobile",
+    "january",
+    "february",
+    "march",
+    "april",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+    "god",
+    "lord",
+    "jesus",
+    "christ",
+    "allah",
+    "buddha",
+    "english",
+    "french",
+    "german",
+    "spanish",
+    "chinese",
+    "american",
+    "european",
+    "african",
+    "asian",
+    "north",
+    "south",
+    "east",
+    "west",
+    "new",
+    "old",
+    "great",
+    "big",
+    "small",
+    "good",
+    "bad",
+    "best",
+    "first",
+    "last",
+    "next",
+    "all",
+    "any",
+    "some",
+    "every",
+    "each",
+    "other",
+    "such",
+    "here",
+    "there",
+    "then",
+    "now",
+    "today",
+    "tomorrow",
+    "yesterday",
+    "also",
+    "just",
+    "only",
+    "very",
+    "well",
+    "still",
+    "even",
+    "let",
+    "make",
+    "write",
+    "tell",
+    "give",
+    "get",
+    "find",
+    "create",
+    "explain",
+    "describe",
+    "imagine",
+    "consider",
+    "suppose",
+    "generate",
+    "provide",
+    "list",
+    "show",
+    "help",
+    "use",
+    "using",
+    "story",
+    "character",
+    "chapter",
+    "part",
+    "section",
+    "act",
+    "scene",
+    "king",
+    "queen",
+    "prince",
+    "princess",
+    "president",
+    "doctor",
+    "professor",
+    "captain",
+    "general",
+    "officer",
+    "agent",
+    "sister",
+    "brother",
+    "mother",
+    "father",
+    "mom",
+    "dad",
+    "uncle",
+    "aunt",
+    "grandma",
+    "grandpa",
+    "baby",
+    "love",
+    "hope",
+    "faith",
+    "joy",
+    "grace",
+    "charity",
+    "honor",
+    "justice",
+    "liberty",
+    "victory",
+    "summer",
+    "winter",
+    "spring",
+    "autumn",
+    "fall",
+    "dawn",
+    "sky",
+    "star",
+    "sun",
+    "moon",
+    "rose",
+    "lily",
+    "ivy",
+    "iris",
+    "violet",
+    "daisy",
+    "holly",
+    "jade",
+    "ruby",
+    "pearl",
+    "amber",
+    "crystal",
+    "diamond",
+    "gold",
+    "silver",
+    "golden",
+    "black",
+    "white",
+    "green",
+    "brown",
+    "gray",
+    "grey",
+    "red",
+    "blue",
+    "young",
+    "long",
+    "short",
+    "little",
+    "king's",
+    "saint",
+    "st",
+    "san",
+    "santa",
+    "internet",
+    "google",
+    "apple",
+    "amazon",
+    "microsoft",
+    "facebook",
+    "twitter",
+    "youtube",
+    "covid",
+    "ai",
+    "chatgpt",
+    "gpt",
+    "python",
+    "java",
+    "rust",
+    "linux",
+    "windows",
+    "android",
+    "wisdom",
+    "discipline",
+    "patience",
+    "courage",
+    "truth",
+    "peace",
+    "war",
+    "world",
+    "earth",
+    "human",
+    "people",
+    "person",
+    "man",
+    "woman",
+    "men",
+    "women",
+    "child",
+    "children",
+    "kid",
+    "kids",
+    "team",
+    "company",
+    "group",
+    "bank",
+    "card",
+    "account",
+    "number",
+    "credit",
+    "patient",
+    "customer",
+    "client",
+    "user",
+    "admin",
+    "sure",
+    "sorry",
+    "wow",
+    "oh",
+    "dear",
+    "while",
+    "through",
+    "although",
+    "because",
+    "since",
+    "during",
+    "upon",
+    "despite",
+    "unlike",
+    "southern",
+    "northern",
+    "eastern",
+    "western",
+    "central",
+    "america",
+    "india",
+    "china",
+    "japan",
+    "korea",
+    "france",
+    "germany",
+    "italy",
+    "spain",
+    "russia",
+    "canada",
+    "brazil",
+    "mexico",
+    "egypt",
+    "israel",
+    "jordan",
+    "georgia",
+    "chad",
+    "australia",
+    "africa",
+    "europe",
+    "asia",
+    "london",
+    "paris",
+    "rome",
+    "berlin",
+    "sydney",
+    "tokyo",
+    "seoul",
+    "beijing",
+    "moscow",
+    "dallas",
+    "houston",
+    "austin",
+    "phoenix",
+    "denver",
+    "boston",
+    "chelsea",
+    "venus",
+    "mars",
+    "jupiter",
+    "saturn",
+    "mercury",
+    "neptune",
+    "pluto",
+    "roman",
+    "greek",
+    "empire",
+    "republic",
+    "kingdom",
+    "house",
+    "opera",
+    "palace",
+    "museum",
+    "church",
+    "temple",
+    "cathedral",
+    "castle",
+    "bridge",
+    "hotel",
+    "restaurant",
+    "cafe",
+    "syndrome",
+    "disease",
+    "war",
+    "revolution",
+    "act",
+    "law",
+    "bible",
+    "quran",
+    "christmas",
+    "easter",
+    "halloween",
 ];
 
 /// Words after a capitalised run that make it an organisation or a place, not a person.
 const ORG_TAIL: &[&str] = &[
-    "inc", "ltd", "llc", "corp", "corporation", "company", "co", "group", "technologies",
-    "associates", "solutions", "partners", "services", "labs", "media", "holdings", "agency",
-    "consulting", "industries", "enterprises", "international", "global", "capital", "bros",
-    "gateway", "route", "parks", "coves", "square", "terrace", "tower", "building",
-    "systems", "university", "college", "school", "institute", "bank", "hospital", "foundation",
-    "association", "society", "club", "orchestra", "band", "street", "avenue", "road", "city",
-    "county", "state", "river", "mountain", "lake", "island", "park", "airport", "station",
+    "inc",
+    "ltd",
+    "llc",
+    "corp",
+    "corporation",
+    "company",
+    "co",
+    "group",
+    "technologies",
+    "associates",
+    "solutions",
+    "partners",
+    "services",
+    "labs",
+    "media",
+    "holdings",
+    "agency",
+    "consulting",
+    "industries",
+    "enterprises",
+    "international",
+    "global",
+    "capital",
+    "bros",
+    "gateway",
+    "route",
+    "parks",
+    "coves",
+    "square",
+    "terrace",
+    "tower",
+    "building",
+    "systems",
+    "university",
+    "college",
+    "school",
+    "institute",
+    "bank",
+    "hospital",
+    "foundation",
+    "association",
+    "society",
+    "club",
+    "orchestra",
+    "band",
+    "street",
+    "avenue",
+    "road",
+    "city",
+    "county",
+    "state",
+    "river",
+    "mountain",
+    "lake",
+    "island",
+    "park",
+    "airport",
+    "station",
 ];
 
 /// Cue words right before a name.
 const LEAD_CUES: &[&str] = &[
-    "mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "dear", "hi", "hello", "hey",
-    "name is", "name's", "name:", "named", "called", "i'm", "i am", "this is", "by", "says",
-    "said", "asked", "told", "with", "from", "contact", "cc", "signed", "regards", "sincerely",
-    "thanks", "meet", "ask", "met", "and",
+    "mr",
+    "mrs",
+    "ms",
+    "miss",
+    "mx",
+    "dr",
+    "prof",
+    "sir",
+    "dame",
+    "dear",
+    "hi",
+    "hello",
+    "hey",
+    "name is",
+    "name's",
+    "name:",
+    "named",
+    "called",
+    "i'm",
+    "i am",
+    "this is",
+    "by",
+    "says",
+    "said",
+    "asked",
+    "told",
+    "with",
+    "from",
+    "contact",
+    "cc",
+    "signed",
+    "regards",
+    "sincerely",
+    "thanks",
+    "meet",
+    "ask",
+    "met",
+    "and",
 ];
 
 const TITLES: &[&str] = &["mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame"];
@@ -147,19 +610,28 @@ fn word_at(text: &str, i: usize) -> Option<Tok> {
         e -= 1;
     }
     let word = &text[i..e];
-    let cap = first.is_uppercase() && !(word.chars().count() > 1 && word.chars().all(|c| !c.is_lowercase()));
+    let cap = first.is_uppercase()
+        && !(word.chars().count() > 1 && word.chars().all(|c| !c.is_lowercase()));
     let mut initial = word.chars().count() == 1;
     let mut end = e;
     if initial && text[e..].starts_with('.') {
         end += 1;
         initial = true;
     }
-    Some(Tok { s: i, e: end, cap, initial })
+    Some(Tok {
+        s: i,
+        e: end,
+        cap,
+        initial,
+    })
 }
 
 fn lower(text: &str, t: &Tok) -> String {
     let w = text[t.s..t.e].trim_end_matches('.');
-    let w = w.strip_suffix("'s").or_else(|| w.strip_suffix("\u{2019}s")).unwrap_or(w);
+    let w = w
+        .strip_suffix("'s")
+        .or_else(|| w.strip_suffix("\u{2019}s"))
+        .unwrap_or(w);
     w.to_lowercase()
 }
 
@@ -185,7 +657,8 @@ impl NameFinder {
                 }
             }
             let c = b[i];
-            let boundary = i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] >= 0x80 || b[i - 1] == b'\'');
+            let boundary = i == 0
+                || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] >= 0x80 || b[i - 1] == b'\'');
             let candidate = boundary && (c.is_ascii_uppercase() || (0xC3..=0xC5).contains(&c));
             if !candidate {
                 i += 1;
@@ -240,7 +713,13 @@ impl NameFinder {
         }
     }
 
-    fn score_run(&self, text: &str, cues: &CueFinder, g: &Gazetteer, run: &[Tok]) -> Option<Finding> {
+    fn score_run(
+        &self,
+        text: &str,
+        cues: &CueFinder,
+        g: &Gazetteer,
+        run: &[Tok],
+    ) -> Option<Finding> {
         let words: Vec<String> = run.iter().map(|t| lower(text, t)).collect();
         // Drop leading stop words and titles ("Dear John", "Mr. Smith").
         let mut a = 0;
@@ -261,12 +740,20 @@ impl NameFinder {
         // Organisation, street or place words inside the run ("Loveland Technologies",
         // "Gordon Terrace", "Rua Cyro Franco").
         let street = regex_street_words();
-        if ws.iter().any(|w| ORG_TAIL.contains(&w.as_str()) || street.contains(w.as_str())) {
+        if ws
+            .iter()
+            .any(|w| ORG_TAIL.contains(&w.as_str()) || street.contains(w.as_str()))
+        {
             return None;
         }
         // An organisation or place word right after the run.
         let after = &text[toks[toks.len() - 1].e..];
-        let next_word = after.trim_start().split(|c: char| !c.is_alphanumeric()).next().unwrap_or("").to_lowercase();
+        let next_word = after
+            .trim_start()
+            .split(|c: char| !c.is_alphanumeric())
+            .next()
+            .unwrap_or("")
+            .to_lowercase();
         if ORG_TAIL.contains(&next_word.as_str()) {
             return None;
         }
@@ -275,7 +762,10 @@ impl NameFinder {
         let (s, e) = (toks[0].s, toks[toks.len() - 1].e);
         let before = tail(&text[..s], 32);
         let lead = lead_cue(before);
-        let title_before = titled || TITLES.iter().any(|t| ends_with_word(before.trim_end().trim_end_matches('.'), t));
+        let title_before = titled
+            || TITLES
+                .iter()
+                .any(|t| ends_with_word(before.trim_end().trim_end_matches('.'), t));
         let known = ws.iter().filter(|w| is_first(w) || is_last(w)).count();
         let first_known = is_first(&ws[0]) || toks[0].initial;
         let last_known = is_last(&ws[ws.len() - 1]) || is_first(&ws[ws.len() - 1]);
@@ -310,7 +800,8 @@ impl NameFinder {
             score += 0.2;
         }
         // A capitalised word at the start of a sentence is weak evidence.
-        let sentence_start = before.trim_end().is_empty() || before.trim_end().ends_with(['.', '!', '?', ':', '\n', '"']);
+        let sentence_start = before.trim_end().is_empty()
+            || before.trim_end().ends_with(['.', '!', '?', ':', '\n', '"']);
         if sentence_start && toks.len() == 1 && !title_before {
             score -= if is_first(&ws[0]) { 0.1 } else { 0.2 };
         }
@@ -320,13 +811,21 @@ impl NameFinder {
             score += 0.15;
         }
         // Places: "from Denmark", "in Paris".
-        let prev = before.trim_end().rsplit(|c: char| !c.is_alphanumeric()).next().unwrap_or("").to_lowercase();
-        if matches!(prev.as_str(), "in" | "at" | "to" | "near" | "of" | "visit" | "visited" | "the") && !title_before {
+        let prev = before
+            .trim_end()
+            .rsplit(|c: char| !c.is_alphanumeric())
+            .next()
+            .unwrap_or("")
+            .to_lowercase();
+        if matches!(
+            prev.as_str(),
+            "in" | "at" | "to" | "near" | "of" | "visit" | "visited" | "the"
+        ) && !title_before
+        {
             score -= 0.25;
         }
         (score >= 0.3).then(|| finding("NAME", score.min(0.95), s, e))
     }
-
 }
 
 /// "my name is lena andersson", "name: hyuuma t. maida": names after a `name is` /
@@ -343,7 +842,10 @@ pub fn name_after_cue(text: &str, at: usize) -> Option<(usize, usize)> {
                 if stop(&w) {
                     break;
                 }
-                toks.push((t, g.first.contains(w.as_str()) || g.last.contains(w.as_str()) || t.initial));
+                toks.push((
+                    t,
+                    g.first.contains(w.as_str()) || g.last.contains(w.as_str()) || t.initial,
+                ));
                 j = t.e;
                 if !text[j..].starts_with(' ') {
                     break;
@@ -375,7 +877,8 @@ fn ends_with_word(s: &str, w: &str) -> bool {
         return false;
     }
     let st = sb.len() - wb.len();
-    sb[st..].eq_ignore_ascii_case(wb) && (st == 0 || !(sb[st - 1].is_ascii_alphanumeric() || sb[st - 1] >= 0x80))
+    sb[st..].eq_ignore_ascii_case(wb)
+        && (st == 0 || !(sb[st - 1].is_ascii_alphanumeric() || sb[st - 1] >= 0x80))
 }
 
 fn lead_cue(before: &str) -> bool {
@@ -387,7 +890,12 @@ fn lead_cue(before: &str) -> bool {
 /// followed on its line by a capitalised word and a house number or a street word.
 pub fn looks_like_address_number(text: &str, s: usize, e: usize) -> bool {
     let before = text[..s].trim_end();
-    if ["apt", "apt.", "suite", "box", "unit", "ste", "ste.", "no", "no."].iter().any(|w| ends_with_word(before, w)) {
+    if [
+        "apt", "apt.", "suite", "box", "unit", "ste", "ste.", "no", "no.",
+    ]
+    .iter()
+    .any(|w| ends_with_word(before, w))
+    {
         return true;
     }
     let line = text[e..].split('\n').next().unwrap_or("");
@@ -413,7 +921,12 @@ pub fn looks_like_address_number(text: &str, s: usize, e: usize) -> bool {
 
 fn regex_street_words() -> &'static HashSet<&'static str> {
     static S: OnceLock<HashSet<&'static str>> = OnceLock::new();
-    S.get_or_init(|| super::rules::STREET_WORDS.split('|').filter(|w| !w.ends_with('?') && w.len() > 1).collect())
+    S.get_or_init(|| {
+        super::rules::STREET_WORDS
+            .split('|')
+            .filter(|w| !w.ends_with('?') && w.len() > 1)
+            .collect()
+    })
 }
 
 /// Delimiter-separated continuation of an address: units, cities, state codes, zips.
@@ -421,7 +934,10 @@ fn extend_address(text: &str, mut end: usize) -> usize {
     let mut lines = 0;
     for _ in 0..6 {
         let rest = &text[end..];
-        let sep_len = rest.len() - rest.trim_start_matches([',', ' ', '\t', '\n', '\r', '\\']).len();
+        let sep_len = rest.len()
+            - rest
+                .trim_start_matches([',', ' ', '\t', '\n', '\r', '\\'])
+                .len();
         let sep = &rest[..sep_len];
         if sep.matches('\n').count() > 1 || sep.contains("\\,") {
             break;
@@ -433,7 +949,9 @@ fn extend_address(text: &str, mut end: usize) -> usize {
             }
         }
         let seg_start = end + sep_len;
-        let Some(seg_end) = address_segment(text, seg_start) else { break };
+        let Some(seg_end) = address_segment(text, seg_start) else {
+            break;
+        };
         end = seg_end;
     }
     end
@@ -444,24 +962,45 @@ fn extend_address(text: &str, mut end: usize) -> usize {
 fn address_segment(text: &str, i: usize) -> Option<usize> {
     let rest = &text[i..];
     let lower: String = rest.chars().take(12).collect::<String>().to_lowercase();
-    for u in ["apt", "apartment", "suite", "ste", "unit", "floor", "fl", "room", "box", "#", "flat", "no"] {
+    for u in [
+        "apt",
+        "apartment",
+        "suite",
+        "ste",
+        "unit",
+        "floor",
+        "fl",
+        "room",
+        "box",
+        "#",
+        "flat",
+        "no",
+    ] {
         if lower.starts_with(u) {
             let mut k = u.len();
             let b = rest.as_bytes();
             while k < b.len() && matches!(b[k], b'.' | b' ' | b'#') {
                 k += 1;
             }
-            let nd = rest[k..].bytes().take_while(|c| c.is_ascii_alphanumeric()).count();
+            let nd = rest[k..]
+                .bytes()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .count();
             if nd > 0 && rest[k..k + nd].bytes().any(|c| c.is_ascii_digit()) {
                 return Some(i + k + nd);
             }
         }
     }
     // Zip / postal code.
-    let nd = rest.bytes().take_while(|c| c.is_ascii_digit() || *c == b'-').count();
+    let nd = rest
+        .bytes()
+        .take_while(|c| c.is_ascii_digit() || *c == b'-')
+        .count();
     if (3..=10).contains(&nd) && rest[..nd].bytes().filter(u8::is_ascii_digit).count() >= 3 {
         let after = rest[nd..].chars().next();
-        let more_digits = rest[nd..].trim_start_matches(' ').starts_with(|c: char| c.is_ascii_digit());
+        let more_digits = rest[nd..]
+            .trim_start_matches(' ')
+            .starts_with(|c: char| c.is_ascii_digit());
         if after.is_none_or(|c| !c.is_alphanumeric()) && !more_digits {
             return Some(i + nd);
         }
@@ -484,7 +1023,10 @@ fn address_segment(text: &str, i: usize) -> Option<usize> {
         }
         let nxt = &rest[k + 1..];
         if nxt.starts_with(|c: char| c.is_ascii_digit()) {
-            let nd = nxt.bytes().take_while(|c| c.is_ascii_digit() || *c == b'-').count();
+            let nd = nxt
+                .bytes()
+                .take_while(|c| c.is_ascii_digit() || *c == b'-')
+                .count();
             if (3..=10).contains(&nd) {
                 k += 1 + nd;
                 zip = true;
@@ -501,7 +1043,11 @@ fn address_segment(text: &str, i: usize) -> Option<usize> {
     }
     // The segment must end at a delimiter, not run into a sentence.
     let tail = &rest[k..];
-    let ok = zip || tail.is_empty() || tail.starts_with([',', '\n', '\r', '.', ';', '\\']) || tail.starts_with(" for ") || tail.starts_with(" in ");
+    let ok = zip
+        || tail.is_empty()
+        || tail.starts_with([',', '\n', '\r', '.', ';', '\\'])
+        || tail.starts_with(" for ")
+        || tail.starts_with(" in ");
     ok.then_some(i + k)
 }
 
@@ -515,13 +1061,32 @@ fn street_like(w: &str) -> bool {
     let l = w.trim_end_matches(['.', ',']).to_lowercase();
     regex_street_words().contains(l.as_str())
         || STREET_FIRST.contains(&l.as_str())
-        || STREET_ENDINGS.iter().any(|e| l.len() > e.len() + 2 && l.ends_with(e))
+        || STREET_ENDINGS
+            .iter()
+            .any(|e| l.len() > e.len() + 2 && l.ends_with(e))
 }
 
 /// Words that open a street name ("Rua Igreja 25", "Via Franscini 71").
 const STREET_FIRST: &[&str] = &[
-    "rue", "via", "viale", "calle", "avenida", "rua", "ulica", "ul", "strada", "piazza", "carrer",
-    "camino", "rambla", "avenue", "boulevard", "plaza", "praça", "largo", "travessa",
+    "rue",
+    "via",
+    "viale",
+    "calle",
+    "avenida",
+    "rua",
+    "ulica",
+    "ul",
+    "strada",
+    "piazza",
+    "carrer",
+    "camino",
+    "rambla",
+    "avenue",
+    "boulevard",
+    "plaza",
+    "praça",
+    "largo",
+    "travessa",
 ];
 
 /// Words (with their spans) on the same line after byte `e`, at most `n`.
@@ -572,7 +1137,12 @@ fn capitalised(w: &str) -> bool {
 
 /// A house number or postcode that opens or closes a street address:
 /// "1600 Pennsylvania Avenue", "4844 Søndergade 52", "Villacher Strasse 89".
-pub fn address_around_number(text: &str, cues: &CueFinder, s: usize, e: usize) -> Option<Classified> {
+pub fn address_around_number(
+    text: &str,
+    cues: &CueFinder,
+    s: usize,
+    e: usize,
+) -> Option<Classified> {
     let cue = cues.cues(text, s, e, 48, 0) & Cue::Address.bit() != 0;
     // Forward: words then a street word, or a capitalised street name then a number.
     let after = words_after(text, e, 5);
@@ -582,16 +1152,22 @@ pub fn address_around_number(text: &str, cues: &CueFinder, s: usize, e: usize) -
         if stop(&w.to_lowercase()) && !street_like(w) {
             break;
         }
-        let all_cap = after[..k].iter().all(|&(a, b)| capitalised(&text[a..b]) || street_like(&text[a..b]));
-        if k > 0 && street_like(w) && all_cap && (capitalised(&text[after[0].0..after[0].1]) || cue) {
+        let all_cap = after[..k]
+            .iter()
+            .all(|&(a, b)| capitalised(&text[a..b]) || street_like(&text[a..b]));
+        if k > 0 && street_like(w) && all_cap && (capitalised(&text[after[0].0..after[0].1]) || cue)
+        {
             end = Some(we);
             break;
         }
-        if k > 0 && w.bytes().take_while(u8::is_ascii_digit).count() >= 1 && w.len() <= 6 && all_cap {
+        if k > 0 && w.bytes().take_while(u8::is_ascii_digit).count() >= 1 && w.len() <= 6 && all_cap
+        {
             let tail = text[we..].trim_start_matches(' ');
             let delim = tail.is_empty()
                 || tail.starts_with([',', '\n', '\r', ';', '\\'])
-                || ["apt", "suite", "unit", "ste", "box"].iter().any(|u| tail.to_ascii_lowercase().starts_with(u));
+                || ["apt", "suite", "unit", "ste", "box"]
+                    .iter()
+                    .any(|u| tail.to_ascii_lowercase().starts_with(u));
             if delim && (capitalised(&text[after[0].0..after[0].1]) || cue) {
                 end = Some(we);
             }
@@ -625,7 +1201,10 @@ pub fn address_around_number(text: &str, cues: &CueFinder, s: usize, e: usize) -
         if !found {
             return None;
         }
-        let nd = text[e..].bytes().take_while(|c| c.is_ascii_alphabetic()).count();
+        let nd = text[e..]
+            .bytes()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .count();
         end = Some(e + nd.min(1));
     }
     let mut end = extend_address(text, end?);
@@ -634,7 +1213,10 @@ pub fn address_around_number(text: &str, cues: &CueFinder, s: usize, e: usize) -
         end -= 1;
     }
     let score = if cue { 0.85 } else { 0.75 };
-    Some(Classified { findings: vec![finding("ADDRESS", score, start, end)], resume: end.max(e) })
+    Some(Classified {
+        findings: vec![finding("ADDRESS", score, start, end)],
+        resume: end.max(e),
+    })
 }
 
 /// Classifies English address candidates proposed by the regex pass.
@@ -645,9 +1227,14 @@ pub fn address_candidate(text: &str, f: Family, s: usize, e: usize) -> Option<Cl
             // The address follows the cue: the first segment must hold a number within
             // a short span and end at a delimiter.
             let rest = &text[e..];
-            let line_end = rest.find(['\n', '?', '!', ';']).unwrap_or(rest.len()).min(90);
+            let line_end = rest
+                .find(['\n', '?', '!', ';'])
+                .unwrap_or(rest.len())
+                .min(90);
             let mut seg = &rest[..crate::detect::pii::classify::floor(rest, line_end)];
-            for stop in [" for ", " in case", ". ", " to ", " and ", " but ", " blocked"] {
+            for stop in [
+                " for ", " in case", ". ", " to ", " and ", " but ", " blocked",
+            ] {
                 if let Some(p) = seg.find(stop) {
                     seg = &seg[..p];
                 }
@@ -670,7 +1257,10 @@ pub fn address_candidate(text: &str, f: Family, s: usize, e: usize) -> Option<Cl
     while end > start && matches!(b[end - 1], b' ' | b',' | b'\n') {
         end -= 1;
     }
-    Some(Classified { findings: vec![finding("ADDRESS", score, start, end)], resume: end })
+    Some(Classified {
+        findings: vec![finding("ADDRESS", score, start, end)],
+        resume: end,
+    })
 }
 
 #[cfg(test)]
@@ -679,9 +1269,18 @@ mod swar_tests {
 
     #[test]
     fn chunk_test_matches_bytewise_rule() {
-        let samples: [&[u8; 8]; 6] = [b"abcdefgh", b"abcDefgh", b"12345678", b"zzzzzzzZ", b"@[`{AZaz", b"\xEA\xB0\x80\xEA\xB0\x80ab"];
+        let samples: [&[u8; 8]; 6] = [
+            b"abcdefgh",
+            b"abcDefgh",
+            b"12345678",
+            b"zzzzzzzZ",
+            b"@[`{AZaz",
+            b"\xEA\xB0\x80\xEA\xB0\x80ab",
+        ];
         for s in samples {
-            let want = s.iter().any(|c| c.is_ascii_uppercase() || (0xC3..=0xC5).contains(c));
+            let want = s
+                .iter()
+                .any(|c| c.is_ascii_uppercase() || (0xC3..=0xC5).contains(c));
             assert_eq!(chunk_may_start_word(u64::from_le_bytes(*s)), want, "{s:?}");
         }
         let latin = "xxÅxxxx".as_bytes();

@@ -43,7 +43,10 @@ pub enum Family {
 /// when the text has none): the cheap "no digit run, skip the family" prefilter.
 pub fn needs_digit(f: Family) -> bool {
     use Family::*;
-    !matches!(f, Email | Url | Swift | Password | Username | EnNameCue | KrNameCue | KrNameLead)
+    !matches!(
+        f,
+        Email | Url | Swift | Password | Username | EnNameCue | KrNameCue | KrNameLead
+    )
 }
 
 /// How far before the first digit a digit-bearing match may start ("billing address
@@ -62,7 +65,12 @@ pub fn family_labels(f: Family) -> &'static [&'static str] {
         Nino => &["UK_NATIONAL_INSURANCE_NUMBER"],
         Vin => &["VEHICLE_IDENTIFICATION_NUMBER"],
         Swift => &["SWIFT_CODE"],
-        AlnumId => &["US_PASSPORT_NUMBER", "KR_PASSPORT", "DRIVER_ID", "LICENSE_PLATE"],
+        AlnumId => &[
+            "US_PASSPORT_NUMBER",
+            "KR_PASSPORT",
+            "DRIVER_ID",
+            "LICENSE_PLATE",
+        ],
         KrPlate => &["LICENSE_PLATE"],
         Cvv => &["CREDIT_DEBIT_CARD_CVV"],
         Expiry => &["CREDIT_DEBIT_CARD_EXPIRY"],
@@ -75,11 +83,24 @@ pub fn family_labels(f: Family) -> &'static [&'static str] {
         EnNameCue => &["NAME"],
         KrRoad | KrJibun => &["KR_ADDRESS"],
         Digits => &[
-            "ADDRESS", "PHONE", "KR_PHONE", "CREDIT_DEBIT_CARD_NUMBER", "US_SOCIAL_SECURITY_NUMBER",
-            "US_INDIVIDUAL_TAX_IDENTIFICATION_NUMBER", "US_BANK_ACCOUNT_NUMBER",
-            "US_BANK_ROUTING_NUMBER", "UK_NATIONAL_HEALTH_SERVICE_NUMBER",
-            "CA_SOCIAL_INSURANCE_NUMBER", "KR_RRN", "KR_FRN", "KR_BRN", "KR_CRN",
-            "KR_DRIVER_LICENSE", "KR_BANK_ACCOUNT", "DRIVER_ID", "US_PASSPORT_NUMBER",
+            "ADDRESS",
+            "PHONE",
+            "KR_PHONE",
+            "CREDIT_DEBIT_CARD_NUMBER",
+            "US_SOCIAL_SECURITY_NUMBER",
+            "US_INDIVIDUAL_TAX_IDENTIFICATION_NUMBER",
+            "US_BANK_ACCOUNT_NUMBER",
+            "US_BANK_ROUTING_NUMBER",
+            "UK_NATIONAL_HEALTH_SERVICE_NUMBER",
+            "CA_SOCIAL_INSURANCE_NUMBER",
+            "KR_RRN",
+            "KR_FRN",
+            "KR_BRN",
+            "KR_CRN",
+            "KR_DRIVER_LICENSE",
+            "KR_BANK_ACCOUNT",
+            "DRIVER_ID",
+            "US_PASSPORT_NUMBER",
         ],
     }
 }

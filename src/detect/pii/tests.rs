@@ -21,29 +21,89 @@ fn found(d: &PiiDetector, text: &str) -> Vec<(String, String)> {
 fn positives_table() {
     let d = det();
     let cases: &[(&str, &str, &str)] = &[
-        ("mail me at jane.doe+x@example.co.uk today", "EMAIL", "jane.doe+x@example.co.uk"),
+        (
+            "mail me at jane.doe+x@example.co.uk today",
+            "EMAIL",
+            "jane.doe+x@example.co.uk",
+        ),
         ("call (415) 555-0132 now", "PHONE", "(415) 555-0132"),
         ("tel: +44 20 7946 0958", "PHONE", "+44 20 7946 0958"),
         ("phone 212.555.0199", "PHONE", "212.555.0199"),
-        ("card 4111 1111 1111 1111 please", "CREDIT_DEBIT_CARD_NUMBER", "4111 1111 1111 1111"),
-        ("amex 3782-822463-10005", "CREDIT_DEBIT_CARD_NUMBER", "3782-822463-10005"),
+        (
+            "card 4111 1111 1111 1111 please",
+            "CREDIT_DEBIT_CARD_NUMBER",
+            "4111 1111 1111 1111",
+        ),
+        (
+            "amex 3782-822463-10005",
+            "CREDIT_DEBIT_CARD_NUMBER",
+            "3782-822463-10005",
+        ),
         ("cvv: 123", "CREDIT_DEBIT_CARD_CVV", "123"),
         ("exp 09/27", "CREDIT_DEBIT_CARD_EXPIRY", "09/27"),
-        ("SSN 536-22-1234", "US_SOCIAL_SECURITY_NUMBER", "536-22-1234"),
-        ("ITIN 912-70-1234", "US_INDIVIDUAL_TAX_IDENTIFICATION_NUMBER", "912-70-1234"),
-        ("routing number 011000015", "US_BANK_ROUTING_NUMBER", "011000015"),
-        ("bank account 12345678901", "US_BANK_ACCOUNT_NUMBER", "12345678901"),
+        (
+            "SSN 536-22-1234",
+            "US_SOCIAL_SECURITY_NUMBER",
+            "536-22-1234",
+        ),
+        (
+            "ITIN 912-70-1234",
+            "US_INDIVIDUAL_TAX_IDENTIFICATION_NUMBER",
+            "912-70-1234",
+        ),
+        (
+            "routing number 011000015",
+            "US_BANK_ROUTING_NUMBER",
+            "011000015",
+        ),
+        (
+            "bank account 12345678901",
+            "US_BANK_ACCOUNT_NUMBER",
+            "12345678901",
+        ),
         ("passport 912345678", "US_PASSPORT_NUMBER", "912345678"),
-        ("IBAN GB82 WEST 1234 5698 7654 32 thanks", "INTERNATIONAL_BANK_ACCOUNT_NUMBER", "GB82 WEST 1234 5698 7654 32"),
+        (
+            "IBAN GB82 WEST 1234 5698 7654 32 thanks",
+            "INTERNATIONAL_BANK_ACCOUNT_NUMBER",
+            "GB82 WEST 1234 5698 7654 32",
+        ),
         ("SWIFT code DEUTDEFF500", "SWIFT_CODE", "DEUTDEFF500"),
-        ("server 192.168.10.20 is down", "IP_ADDRESS", "192.168.10.20"),
-        ("host 2001:db8::8a2e:370:7334 up", "IP_ADDRESS", "2001:db8::8a2e:370:7334"),
+        (
+            "server 192.168.10.20 is down",
+            "IP_ADDRESS",
+            "192.168.10.20",
+        ),
+        (
+            "host 2001:db8::8a2e:370:7334 up",
+            "IP_ADDRESS",
+            "2001:db8::8a2e:370:7334",
+        ),
         ("mac 00:1A:2b:3C:4d:5E", "MAC_ADDRESS", "00:1A:2b:3C:4d:5E"),
-        ("see https://example.com/a?b=1.", "URL", "https://example.com/a?b=1"),
-        ("NHS number 943 476 5919", "UK_NATIONAL_HEALTH_SERVICE_NUMBER", "943 476 5919"),
-        ("NI number AB 12 34 56 C", "UK_NATIONAL_INSURANCE_NUMBER", "AB 12 34 56 C"),
-        ("SIN 130 692 544", "CA_SOCIAL_INSURANCE_NUMBER", "130 692 544"),
-        ("VIN 1M8GDM9AXKP042788", "VEHICLE_IDENTIFICATION_NUMBER", "1M8GDM9AXKP042788"),
+        (
+            "see https://example.com/a?b=1.",
+            "URL",
+            "https://example.com/a?b=1",
+        ),
+        (
+            "NHS number 943 476 5919",
+            "UK_NATIONAL_HEALTH_SERVICE_NUMBER",
+            "943 476 5919",
+        ),
+        (
+            "NI number AB 12 34 56 C",
+            "UK_NATIONAL_INSURANCE_NUMBER",
+            "AB 12 34 56 C",
+        ),
+        (
+            "SIN 130 692 544",
+            "CA_SOCIAL_INSURANCE_NUMBER",
+            "130 692 544",
+        ),
+        (
+            "VIN 1M8GDM9AXKP042788",
+            "VEHICLE_IDENTIFICATION_NUMBER",
+            "1M8GDM9AXKP042788",
+        ),
         ("driver's license D1234567", "DRIVER_ID", "D1234567"),
         ("password: Hunter2!x", "PASSWORD", "Hunter2!x"),
         ("username = jdoe_42", "USERNAME", "jdoe_42"),
@@ -51,23 +111,42 @@ fn positives_table() {
         ("a 34-year-old man", "AGE", "34"),
         ("Contact Mr. Johnson tomorrow", "NAME", "Johnson"),
         ("I met Maria Garcia yesterday", "NAME", "Maria Garcia"),
-        ("Ship to 1600 Pennsylvania Avenue, Washington, DC 20500 please", "ADDRESS", "1600 Pennsylvania Avenue, Washington, DC 20500"),
+        (
+            "Ship to 1600 Pennsylvania Avenue, Washington, DC 20500 please",
+            "ADDRESS",
+            "1600 Pennsylvania Avenue, Washington, DC 20500",
+        ),
         ("주민등록번호 900101-1234568", "KR_RRN", "900101-1234568"),
         ("전화 010-1234-5678입니다", "KR_PHONE", "010-1234-5678"),
         ("+82 10 1234 5678로 연락", "KR_PHONE", "+82 10 1234 5678"),
         ("사업자등록번호 220-81-62517", "KR_BRN", "220-81-62517"),
         ("법인등록번호 110111-0006240", "KR_CRN", "110111-0006240"),
         ("여권번호 M12345678", "KR_PASSPORT", "M12345678"),
-        ("면허 11-22-333333-44", "KR_DRIVER_LICENSE", "11-22-333333-44"),
-        ("국민은행 123456-01-234567 계좌", "KR_BANK_ACCOUNT", "123456-01-234567"),
+        (
+            "면허 11-22-333333-44",
+            "KR_DRIVER_LICENSE",
+            "11-22-333333-44",
+        ),
+        (
+            "국민은행 123456-01-234567 계좌",
+            "KR_BANK_ACCOUNT",
+            "123456-01-234567",
+        ),
         ("홍길동님 안녕하세요", "KR_NAME", "홍길동"),
         ("김철수 고객님", "KR_NAME", "김철수"),
-        ("주소는 서울특별시 강남구 테헤란로 152입니다", "KR_ADDRESS", "서울특별시 강남구 테헤란로 152"),
+        (
+            "주소는 서울특별시 강남구 테헤란로 152입니다",
+            "KR_ADDRESS",
+            "서울특별시 강남구 테헤란로 152",
+        ),
         ("차량 번호판 12가3456", "LICENSE_PLATE", "12가3456"),
     ];
     for (text, label, span) in cases {
         let got = found(&d, text);
-        assert!(got.contains(&(label.to_string(), span.to_string())), "{label}: want {span:?} in {text:?}, got {got:?}");
+        assert!(
+            got.contains(&(label.to_string(), span.to_string())),
+            "{label}: want {span:?} in {text:?}, got {got:?}"
+        );
     }
 }
 
@@ -79,7 +158,10 @@ fn near_misses_table() {
         ("order 4111111111111112 shipped", "CREDIT_DEBIT_CARD_NUMBER"),
         ("SSN 666-12-3456", "US_SOCIAL_SECURITY_NUMBER"),
         ("SSN 912-12-3456 maybe", "US_SOCIAL_SECURITY_NUMBER"),
-        ("IBAN GB82 WEST 1234 5698 7654 33", "INTERNATIONAL_BANK_ACCOUNT_NUMBER"),
+        (
+            "IBAN GB82 WEST 1234 5698 7654 33",
+            "INTERNATIONAL_BANK_ACCOUNT_NUMBER",
+        ),
         ("upgrade to v1.2.3.4 now", "IP_ADDRESS"),
         ("version 10.0.0.1 released", "IP_ADDRESS"),
         ("release 1.2.3.4.5", "IP_ADDRESS"),
@@ -103,7 +185,10 @@ fn near_misses_table() {
     ];
     for (text, label) in cases {
         let got = found(&d, text);
-        assert!(!got.iter().any(|(l, _)| l == label), "{label} must not match in {text:?}: {got:?}");
+        assert!(
+            !got.iter().any(|(l, _)| l == label),
+            "{label} must not match in {text:?}: {got:?}"
+        );
     }
 }
 
@@ -112,9 +197,17 @@ fn entity_filter_and_errors() {
     let only = PiiDetector::new(Some(&["email".to_string()]), &[]).unwrap();
     let got = found(&only, "a@b.io 010-1234-5678");
     assert_eq!(got, vec![("EMAIL".to_string(), "a@b.io".to_string())]);
-    let err = PiiDetector::new(Some(&["EMAILS".to_string()]), &[]).unwrap_err().to_string();
+    let err = PiiDetector::new(Some(&["EMAILS".to_string()]), &[])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("EMAILS") && err.contains("KR_RRN"), "{err}");
-    let bad = CustomEntity { label: "X".into(), pattern: "a".into(), validator: Some("nope".into()), context: vec![], score: 0.5 };
+    let bad = CustomEntity {
+        label: "X".into(),
+        pattern: "a".into(),
+        validator: Some("nope".into()),
+        context: vec![],
+        score: 0.5,
+    };
     assert!(PiiDetector::new(None, &[bad]).is_err());
 }
 
@@ -131,7 +224,10 @@ fn custom_entity_with_validator_and_context() {
     let text = "사번 EMP-4111111111111111 and EMP-1234123412341234";
     let f = d.detect(text, &DetectContext::default()).findings;
     assert_eq!(f.len(), 2);
-    assert!((f[0].score - 0.7).abs() < 1e-6, "context raises the first: {f:?}");
+    assert!(
+        (f[0].score - 0.7).abs() < 1e-6,
+        "context raises the first: {f:?}"
+    );
     let luhn = CustomEntity {
         label: "CARDLIKE".into(),
         pattern: r"\d{16}".into(),
@@ -140,7 +236,12 @@ fn custom_entity_with_validator_and_context() {
         score: 0.6,
     };
     let d = PiiDetector::new(Some(&[]), &[luhn]).unwrap();
-    let f = d.detect("4111111111111111 4111111111111112", &DetectContext::default()).findings;
+    let f = d
+        .detect(
+            "4111111111111111 4111111111111112",
+            &DetectContext::default(),
+        )
+        .findings;
     assert_eq!(f.len(), 1);
     assert_eq!(f[0].start, 0);
 }
@@ -148,9 +249,13 @@ fn custom_entity_with_validator_and_context() {
 #[test]
 fn offsets_are_char_boundaries_on_mixed_text() {
     let d = det();
-    let text = "고객 홍길동님의 전화는 010-9876-5432이고 메일은 hong@예시.kr, ✓ card 4111111111111111끝";
+    let text =
+        "고객 홍길동님의 전화는 010-9876-5432이고 메일은 hong@예시.kr, ✓ card 4111111111111111끝";
     for f in d.detect(text, &DetectContext::default()).findings {
-        assert!(text.is_char_boundary(f.start) && text.is_char_boundary(f.end), "{f:?}");
+        assert!(
+            text.is_char_boundary(f.start) && text.is_char_boundary(f.end),
+            "{f:?}"
+        );
         assert!(f.start < f.end);
     }
 }
@@ -167,23 +272,46 @@ fn korean_generated_set_meets_floor() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|s| (s["label"].as_str().unwrap().to_string(), s["start"].as_u64().unwrap() as usize, s["end"].as_u64().unwrap() as usize))
+            .map(|s| {
+                (
+                    s["label"].as_str().unwrap().to_string(),
+                    s["start"].as_u64().unwrap() as usize,
+                    s["end"].as_u64().unwrap() as usize,
+                )
+            })
             .collect();
         let preds: Vec<(String, usize, usize)> = d
             .detect(text, &DetectContext::default())
             .findings
             .into_iter()
             .filter(|f| f.score >= 0.5)
-            .map(|f| (f.label, crate::text::char_offset(text, f.start), crate::text::char_offset(text, f.end)))
+            .map(|f| {
+                (
+                    f.label,
+                    crate::text::char_offset(text, f.start),
+                    crate::text::char_offset(text, f.end),
+                )
+            })
             .collect();
-        let ov = |a: &(String, usize, usize), b: &(String, usize, usize)| a.0 == b.0 && a.1 < b.2 && b.1 < a.2;
+        let ov = |a: &(String, usize, usize), b: &(String, usize, usize)| {
+            a.0 == b.0 && a.1 < b.2 && b.1 < a.2
+        };
         gold += spans.len();
-        found_n += spans.iter().filter(|g| preds.iter().any(|p| ov(p, g))).count();
+        found_n += spans
+            .iter()
+            .filter(|g| preds.iter().any(|p| ov(p, g)))
+            .count();
         pred += preds.len();
-        tp += preds.iter().filter(|p| spans.iter().any(|g| ov(p, g))).count();
+        tp += preds
+            .iter()
+            .filter(|p| spans.iter().any(|g| ov(p, g)))
+            .count();
     }
     let recall = found_n as f64 / gold as f64;
     let precision = tp as f64 / pred as f64;
     assert!(gold > 300, "set too small: {gold}");
-    assert!(recall >= 0.98 && precision >= 0.98, "recall {recall:.3} precision {precision:.3}");
+    assert!(
+        recall >= 0.98 && precision >= 0.98,
+        "recall {recall:.3} precision {precision:.3}"
+    );
 }

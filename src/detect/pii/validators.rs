@@ -45,7 +45,8 @@ pub fn card_issuer_ok(d: &[u8]) -> bool {
         }
         Some(3) => {
             (matches!(p(2), 34 | 37) && n == 15)
-                || ((300..=305).contains(&p(3)) || matches!(p(2), 36 | 38 | 39)) && (14..=19).contains(&n)
+                || ((300..=305).contains(&p(3)) || matches!(p(2), 36 | 38 | 39))
+                    && (14..=19).contains(&n)
                 || (3528..=3589).contains(&p(4)) && (16..=19).contains(&n)
         }
         Some(6) => (12..=19).contains(&n),
@@ -57,25 +58,98 @@ pub fn card_issuer_ok(d: &[u8]) -> bool {
 /// IBAN lengths per country (ISO 13616 registry, common subset).
 pub fn iban_length(cc: &str) -> Option<usize> {
     Some(match cc {
-        "AD" => 24, "AE" => 23, "AL" => 28, "AT" => 20, "AZ" => 28, "BA" => 20, "BE" => 16,
-        "BG" => 22, "BH" => 22, "BR" => 29, "CH" => 21, "CR" => 22, "CY" => 28, "CZ" => 24,
-        "DE" => 22, "DK" => 18, "DO" => 28, "EE" => 20, "EG" => 29, "ES" => 24, "FI" => 18,
-        "FO" => 18, "FR" => 27, "GB" => 22, "GE" => 22, "GI" => 23, "GL" => 18, "GR" => 27,
-        "GT" => 28, "HR" => 21, "HU" => 28, "IE" => 22, "IL" => 23, "IQ" => 23, "IS" => 26,
-        "IT" => 27, "JO" => 30, "KW" => 30, "KZ" => 20, "LB" => 28, "LC" => 32, "LI" => 21,
-        "LT" => 20, "LU" => 20, "LV" => 21, "MC" => 27, "MD" => 24, "ME" => 22, "MK" => 19,
-        "MR" => 27, "MT" => 31, "MU" => 30, "NL" => 18, "NO" => 15, "PK" => 24, "PL" => 28,
-        "PS" => 29, "PT" => 25, "QA" => 29, "RO" => 24, "RS" => 22, "SA" => 24, "SC" => 31,
-        "SE" => 24, "SI" => 19, "SK" => 24, "SM" => 27, "ST" => 25, "SV" => 28, "TL" => 23,
-        "TN" => 24, "TR" => 26, "UA" => 29, "VA" => 22, "VG" => 24, "XK" => 20,
+        "AD" => 24,
+        "AE" => 23,
+        "AL" => 28,
+        "AT" => 20,
+        "AZ" => 28,
+        "BA" => 20,
+        "BE" => 16,
+        "BG" => 22,
+        "BH" => 22,
+        "BR" => 29,
+        "CH" => 21,
+        "CR" => 22,
+        "CY" => 28,
+        "CZ" => 24,
+        "DE" => 22,
+        "DK" => 18,
+        "DO" => 28,
+        "EE" => 20,
+        "EG" => 29,
+        "ES" => 24,
+        "FI" => 18,
+        "FO" => 18,
+        "FR" => 27,
+        "GB" => 22,
+        "GE" => 22,
+        "GI" => 23,
+        "GL" => 18,
+        "GR" => 27,
+        "GT" => 28,
+        "HR" => 21,
+        "HU" => 28,
+        "IE" => 22,
+        "IL" => 23,
+        "IQ" => 23,
+        "IS" => 26,
+        "IT" => 27,
+        "JO" => 30,
+        "KW" => 30,
+        "KZ" => 20,
+        "LB" => 28,
+        "LC" => 32,
+        "LI" => 21,
+        "LT" => 20,
+        "LU" => 20,
+        "LV" => 21,
+        "MC" => 27,
+        "MD" => 24,
+        "ME" => 22,
+        "MK" => 19,
+        "MR" => 27,
+        "MT" => 31,
+        "MU" => 30,
+        "NL" => 18,
+        "NO" => 15,
+        "PK" => 24,
+        "PL" => 28,
+        "PS" => 29,
+        "PT" => 25,
+        "QA" => 29,
+        "RO" => 24,
+        "RS" => 22,
+        "SA" => 24,
+        "SC" => 31,
+        "SE" => 24,
+        "SI" => 19,
+        "SK" => 24,
+        "SM" => 27,
+        "ST" => 25,
+        "SV" => 28,
+        "TL" => 23,
+        "TN" => 24,
+        "TR" => 26,
+        "UA" => 29,
+        "VA" => 22,
+        "VG" => 24,
+        "XK" => 20,
         _ => return None,
     })
 }
 
 /// ISO 7064 mod-97-10 over an IBAN given without separators (any letter case).
 pub fn iban_mod97(s: &str) -> bool {
-    let b: Vec<u8> = s.bytes().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect();
-    if b.len() < 15 || b.len() > 34 || !b[..2].iter().all(u8::is_ascii_alphabetic) || !b[2..4].iter().all(u8::is_ascii_digit) {
+    let b: Vec<u8> = s
+        .bytes()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    if b.len() < 15
+        || b.len() > 34
+        || !b[..2].iter().all(u8::is_ascii_alphabetic)
+        || !b[2..4].iter().all(u8::is_ascii_digit)
+    {
         return false;
     }
     let mut rem = 0u32;
@@ -126,7 +200,10 @@ pub fn itin(d: &[u8]) -> bool {
         return false;
     }
     let g = num(&d[3..5]);
-    (50..=65).contains(&g) || (70..=88).contains(&g) || (90..=92).contains(&g) || (94..=99).contains(&g)
+    (50..=65).contains(&g)
+        || (70..=88).contains(&g)
+        || (90..=92).contains(&g)
+        || (94..=99).contains(&g)
 }
 
 /// UK NHS number: weights 10..2 on the first nine digits, mod 11.
@@ -134,7 +211,11 @@ pub fn nhs(d: &[u8]) -> bool {
     if d.len() != 10 {
         return false;
     }
-    let sum: u32 = d[..9].iter().enumerate().map(|(i, &x)| u32::from(x) * (10 - i as u32)).sum();
+    let sum: u32 = d[..9]
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| u32::from(x) * (10 - i as u32))
+        .sum();
     let c = 11 - sum % 11;
     let c = if c == 11 { 0 } else { c };
     c != 10 && c == u32::from(d[9])
@@ -156,9 +237,15 @@ pub fn vin(s: &str) -> bool {
     for (i, &c) in b.iter().enumerate() {
         let v = match c.to_ascii_uppercase() {
             c @ b'0'..=b'9' => u32::from(c - b'0'),
-            b'A' | b'J' => 1, b'B' | b'K' | b'S' => 2, b'C' | b'L' | b'T' => 3,
-            b'D' | b'M' | b'U' => 4, b'E' | b'N' | b'V' => 5, b'F' | b'W' => 6,
-            b'G' | b'P' | b'X' => 7, b'H' | b'Y' => 8, b'R' | b'Z' => 9,
+            b'A' | b'J' => 1,
+            b'B' | b'K' | b'S' => 2,
+            b'C' | b'L' | b'T' => 3,
+            b'D' | b'M' | b'U' => 4,
+            b'E' | b'N' | b'V' => 5,
+            b'F' | b'W' => 6,
+            b'G' | b'P' | b'X' => 7,
+            b'H' | b'Y' => 8,
+            b'R' | b'Z' => 9,
             _ => return false,
         };
         sum += v * w[i];
@@ -221,7 +308,11 @@ pub fn kr_rrn(d: &[u8]) -> Option<KrIdCheck> {
         KrIdKind::Citizen => (11 - sum % 11) % 10,
         KrIdKind::Foreigner => (13 - sum % 11) % 10,
     };
-    Some(KrIdCheck { kind, date_ok, check_ok: check == u32::from(d[12]) })
+    Some(KrIdCheck {
+        kind,
+        date_ok,
+        check_ok: check == u32::from(d[12]),
+    })
 }
 
 /// 사업자등록번호 (business registration number, 10 digits) checksum.
@@ -240,7 +331,11 @@ pub fn kr_crn(d: &[u8]) -> bool {
     if d.len() != 13 {
         return false;
     }
-    let sum: u32 = d[..12].iter().enumerate().map(|(i, &x)| u32::from(x) * if i % 2 == 0 { 1 } else { 2 }).sum();
+    let sum: u32 = d[..12]
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| u32::from(x) * if i % 2 == 0 { 1 } else { 2 })
+        .sum();
     (10 - sum % 10) % 10 == u32::from(d[12])
 }
 
@@ -280,7 +375,12 @@ mod tests {
     fn checksums_table() {
         let cases: &[(&str, fn(&str) -> bool, &str, bool)] = &[
             ("luhn ok", |s| luhn(&digits(s)), "4111 1111 1111 1111", true),
-            ("luhn bad", |s| luhn(&digits(s)), "4111 1111 1111 1112", false),
+            (
+                "luhn bad",
+                |s| luhn(&digits(s)),
+                "4111 1111 1111 1112",
+                false,
+            ),
             ("iban ok", iban_mod97, "GB82 WEST 1234 5698 7654 32", true),
             ("iban lower", iban_mod97, "gb82west12345698765432", true),
             ("iban bad", iban_mod97, "GB82 WEST 1234 5698 7654 33", false),
@@ -320,7 +420,10 @@ mod tests {
         // 2000-02-29 is (leap year), 1900-02-29 is not.
         assert!(kr_rrn(&digits("000229-3000000")).unwrap().date_ok);
         assert!(!kr_rrn(&digits("000229-1000000")).unwrap().date_ok);
-        assert_eq!(kr_rrn(&digits("900101-5234567")).unwrap().kind, KrIdKind::Foreigner);
+        assert_eq!(
+            kr_rrn(&digits("900101-5234567")).unwrap().kind,
+            KrIdKind::Foreigner
+        );
     }
 
     #[test]
