@@ -398,7 +398,7 @@ fn kr_phone_national(d: &[u8], plus: bool) -> Option<Vec<u8>> {
 fn kr_phone_ok(n: &[u8]) -> bool {
     let l = n.len();
     match n {
-        [0, 1, x, ..] if matches!(x, 0 | 1 | 6 | 7 | 8 | 9) => l == 10 || l == 11,
+        [0, 1, 0 | 1 | 6 | 7 | 8 | 9, ..] => l == 10 || l == 11,
         [0, 2, ..] => l == 9 || l == 10,
         [0, 7, 0, ..] => l == 11,
         [0, 5, 0, ..] => l == 11 || l == 12,
@@ -494,7 +494,9 @@ fn digits(cx: &Cx, s: usize, e: usize) -> Option<Classified> {
         let grouped = plain
             || (g.len() == 3 && (g[0] == area || sh.plus) && (3..=4).contains(&g[1]) && g[2] == 4)
             || (sh.plus && g.len() == 4 && (3..=4).contains(&g[2]) && g[3] == 4);
-        if kr_phone_ok(&nat) && grouped && !(c(Cue::KrBank) && !nat.starts_with(&[0, 1])) {
+        // Next to a bank word only mobile numbers count as phones (accounts look alike).
+        let bank_ok = !c(Cue::KrBank) || nat.starts_with(&[0, 1]);
+        if kr_phone_ok(&nat) && grouped && bank_ok {
             let mut score: f32 = if c(Cue::Phone) { 0.95 } else { 0.85 };
             if c(Cue::NotPhone) {
                 score -= 0.3;
@@ -512,7 +514,7 @@ fn digits(cx: &Cx, s: usize, e: usize) -> Option<Classified> {
     // US SSN / ITIN 3-2-4.
     let ssn_shape = (g == [3, 2, 4] && sh.seps.windows(2).all(|w| w[0] == w[1]))
         || (plain && n == 9 && (c(Cue::Ssn) || c(Cue::Itin)));
-    if ssn_shape && !(c(Cue::Driver) && !c(Cue::Ssn)) {
+    if ssn_shape && (c(Cue::Ssn) || !c(Cue::Driver)) {
         if v::itin(&d) {
             return one(
                 "US_INDIVIDUAL_TAX_IDENTIFICATION_NUMBER",

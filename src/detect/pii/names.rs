@@ -1009,8 +1009,7 @@ fn address_segment(text: &str, i: usize) -> Option<usize> {
     let mut k = 0;
     let mut words = 0;
     let mut zip = false;
-    loop {
-        let Some(t) = word_at(text, i + k) else { break };
+    while let Some(t) = word_at(text, i + k) {
         let w = &text[t.s..t.e];
         let upper_first = w.chars().next().is_some_and(char::is_uppercase);
         if !upper_first || stop(&w.to_lowercase()) {

@@ -28,7 +28,7 @@ pub fn luhn(d: &[u8]) -> bool {
         }
         sum += v;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Whether a card number's prefix and length belong to a known issuer network.
@@ -37,7 +37,8 @@ pub fn card_issuer_ok(d: &[u8]) -> bool {
     let p = |k: usize| d.iter().take(k).fold(0u32, |a, &x| a * 10 + u32::from(x));
     match d.first() {
         Some(4) => matches!(n, 13 | 16 | 19),
-        Some(5) => (51..=55).contains(&p(2)) && n == 16 || (n >= 12 && n <= 19),
+        // Mastercard 51-55 (16) and Maestro 50, 56-58 (12-19).
+        Some(5) => (12..=19).contains(&n),
         Some(2) => {
             (2221..=2720).contains(&p(4)) && n == 16
                 || (2200..=2204).contains(&p(4)) && (16..=19).contains(&n)
@@ -259,7 +260,7 @@ fn days_in_month(y: u32, m: u32) -> u32 {
     match m {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 if (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400) => 29,
         2 => 28,
         _ => 0,
     }
@@ -373,7 +374,8 @@ mod tests {
 
     #[test]
     fn checksums_table() {
-        let cases: &[(&str, fn(&str) -> bool, &str, bool)] = &[
+        type Case = (&'static str, fn(&str) -> bool, &'static str, bool);
+        let cases: &[Case] = &[
             ("luhn ok", |s| luhn(&digits(s)), "4111 1111 1111 1111", true),
             (
                 "luhn bad",
