@@ -315,3 +315,104 @@ fn korean_generated_set_meets_floor() {
         "recall {recall:.3} precision {precision:.3}"
     );
 }
+
+mod fuzz {
+    use super::*;
+    use crate::detect::secret::SecretDetector;
+    use proptest::prelude::*;
+
+    /// Fragments that steer random text towards the detectors' code paths.
+    const PIECES: &[&str] = &[
+        "010-1234-5678",
+        "주민번호 ",
+        "900101-1234568",
+        "님",
+        "씨",
+        "고객님",
+        "테헤란로 ",
+        "동 ",
+        "12",
+        "-",
+        "4111 1111 1111 1111",
+        "@",
+        "a@b.co",
+        "http://",
+        "www.",
+        "::",
+        ":",
+        "Mr. ",
+        "Name: ",
+        "name is ",
+        "Apt. 4",
+        " Street",
+        " Strasse 9",
+        "password: ",
+        "SSN ",
+        "IBAN GB82",
+        "서울특별시 강남구 ",
+        "Ã",
+        "Å",
+        "é",
+        "ß",
+        "😀",
+        "\n",
+        " ",
+        "12가3456",
+        "성명: ",
+        "+82 ",
+        "(",
+        ")",
+        "lives at ",
+        "sk-",
+        "eyJ",
+        "AKIA",
+        "postgres://u:",
+        "-----BEGIN PRIVATE KEY-----",
+        "Password=",
+        "aws secret=",
+    ];
+
+    fn text() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop_oneof![
+                prop::sample::select(PIECES).prop_map(str::to_string),
+                any::<char>().prop_map(|c| c.to_string()),
+                "[0-9]{1,14}",
+                "[A-Za-z가-힣 ]{1,12}",
+            ],
+            0..40,
+        )
+        .prop_map(|v| v.concat())
+    }
+
+    fn detectors() -> &'static (PiiDetector, SecretDetector) {
+        static D: std::sync::OnceLock<(PiiDetector, SecretDetector)> = std::sync::OnceLock::new();
+        D.get_or_init(|| {
+            (
+                PiiDetector::new(None, &[]).unwrap(),
+                SecretDetector::new().unwrap(),
+            )
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(600))]
+        #[test]
+        fn findings_are_sorted_disjoint_and_on_char_boundaries(t in text()) {
+            let (d, s) = detectors();
+            let f = d.detect(&t, &DetectContext::default()).findings;
+            for w in f.windows(2) {
+                prop_assert!(w[0].end <= w[1].start);
+            }
+            for x in &f {
+                prop_assert!(x.start < x.end && x.end <= t.len());
+                prop_assert!(t.is_char_boundary(x.start) && t.is_char_boundary(x.end));
+                prop_assert!((0.0..=1.0).contains(&x.score));
+            }
+            for x in s.detect(&t, &DetectContext::default()).findings {
+                prop_assert!(x.start < x.end && x.end <= t.len());
+                prop_assert!(t.is_char_boundary(x.start) && t.is_char_boundary(x.end));
+            }
+        }
+    }
+}
