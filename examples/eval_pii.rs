@@ -263,6 +263,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             *per.entry(f.label).or_default() += 1;
         }
     }
+    let secret = haechi::detect::secret::SecretDetector::new()?;
+    let secret_fp: usize = benign
+        .iter()
+        .map(|b| {
+            secret
+                .detect(&b.prompt, &ctx)
+                .findings
+                .iter()
+                .filter(|f| f.score >= threshold)
+                .count()
+        })
+        .sum();
     let k = 1000.0 / benign.len() as f64;
     println!(
         "\npiguard_wildguard_benign ({} prompts): {total} findings = {:.1} per 1,000 prompts",
@@ -272,6 +284,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (l, n) in &per {
         println!("  {l:<34} {n:>4}  ({:.1} per 1,000)", *n as f64 * k);
     }
+    println!(
+        "  secret detector: {secret_fp} findings ({:.1} per 1,000)",
+        secret_fp as f64 * k
+    );
 
     // Korean generated set.
     let path = "tests/data/pii_ko.jsonl";

@@ -23,7 +23,7 @@ use std::collections::HashSet;
 
 use regex_automata::{meta::Regex, util::syntax, Anchored, Input};
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{DetectContext, Detection, Finding};
 use context::CueFinder;
@@ -74,7 +74,7 @@ pub fn all_entities() -> &'static [&'static str] {
 
 /// How eagerly a policy wants PII caught. Higher strength means a lower score threshold
 /// (more findings), as with Bedrock Guardrails' filter strengths.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Strength {
     Low,
@@ -94,7 +94,7 @@ pub const fn strength_threshold(s: Strength) -> f32 {
 }
 
 /// A policy-defined entity: a regex, an optional named validator and cue words.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomEntity {
     /// Label reported in findings, e.g. `EMPLOYEE_ID`.
