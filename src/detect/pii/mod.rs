@@ -16,7 +16,8 @@ mod classify;
 mod context;
 mod korean;
 mod names;
-pub mod rules;
+mod rules;
+mod swar;
 pub mod validators;
 
 use std::collections::HashSet;
@@ -263,7 +264,7 @@ impl PiiDetector {
             self.scan(g, text, 0, &mut raw);
         }
         if let Some(g) = &self.digit {
-            if let Some(first) = text.bytes().position(|b| b.is_ascii_digit()) {
+            if let Some(first) = swar::first_digit(text.as_bytes()) {
                 let from = classify::floor(text, first.saturating_sub(rules::DIGIT_LOOKBACK));
                 self.scan(g, text, from, &mut raw);
             }

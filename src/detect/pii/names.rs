@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use super::classify::{finding, Classified};
 use super::context::{Cue, CueFinder};
 use super::rules::Family;
+use super::swar;
 use crate::detect::Finding;
 
 static FIRST: &str = include_str!("data/first_names.txt");
@@ -562,21 +563,13 @@ const LEAD_CUES: &[&str] = &[
 
 const TITLES: &[&str] = &["mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame"];
 
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
-
-/// SWAR test: does any byte of `x` equal zero?
-fn has_zero(x: u64) -> bool {
-    x.wrapping_sub(LO) & !x & HI != 0
-}
-
 /// SWAR test: is any byte an ASCII capital, or a lead byte 0xC3–0xC5 (Latin-1 and
 /// Latin Extended-A capitals such as Å, Ö, Ž)? (Bit Twiddling Hacks' `hasbetween`.)
 fn chunk_may_start_word(x: u64) -> bool {
-    let (m, n) = (0x40u64, 0x5Bu64);
-    let low7 = x & (LO * 127);
-    let upper = (LO * (127 + n)).wrapping_sub(low7) & !x & (low7 + LO * (127 - m)) & HI != 0;
-    upper || has_zero(x ^ (LO * 0xC3)) || has_zero(x ^ (LO * 0xC4)) || has_zero(x ^ (LO * 0xC5))
+    swar::has_between(x, 0x40, 0x5B)
+        || swar::has_byte(x, 0xC3)
+        || swar::has_byte(x, 0xC4)
+        || swar::has_byte(x, 0xC5)
 }
 
 /// Finds person names in English (Latin-script) text.
@@ -649,9 +642,7 @@ impl NameFinder {
         while i < b.len() {
             // Skip 8 bytes at a time when none can start a capitalised word.
             if let Some(chunk) = b.get(i..i + 8) {
-                let mut a = [0u8; 8];
-                a.copy_from_slice(chunk);
-                if !chunk_may_start_word(u64::from_le_bytes(a)) {
+                if !chunk_may_start_word(swar::load(chunk)) {
                     i += 8;
                     continue;
                 }
