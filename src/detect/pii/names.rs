@@ -520,6 +520,31 @@ const ORG_TAIL: &[&str] = &[
 ];
 
 /// Cue words right before a name.
+/// Lead words that almost always introduce a person ("named X", "says X", "call me X").
+const STRONG_LEAD: &[&str] = &[
+    "name is",
+    "name's",
+    "name:",
+    "named",
+    "called",
+    "call me",
+    "says",
+    "said",
+    "dear",
+    "i'm",
+    "i am",
+    "this is",
+    "signed",
+    "regards",
+    "sincerely",
+];
+
+/// Verbs right after a capitalised word that make it a subject ("David lives ...").
+const AFTER_VERBS: &[&str] = &[
+    "is", "was", "has", "had", "lives", "lived", "said", "says", "shouted", "asked", "told",
+    "went", "began", "wrote", "works", "worked", "called", "wants", "needs", "will", "would",
+];
+
 const LEAD_CUES: &[&str] = &[
     "mr",
     "mrs",
@@ -777,7 +802,7 @@ impl NameFinder {
         if toks.iter().all(|t| t.initial) {
             return None;
         }
-        if title_before {
+        if title_before || strong_lead(before) {
             score += 0.4;
         } else if lead {
             score += 0.25;
@@ -793,7 +818,8 @@ impl NameFinder {
         // A capitalised word at the start of a sentence is weak evidence.
         let sentence_start = before.trim_end().is_empty()
             || before.trim_end().ends_with(['.', '!', '?', ':', '\n', '"']);
-        if sentence_start && toks.len() == 1 && !title_before {
+        let subject = verb_after(&text[e..]);
+        if sentence_start && toks.len() == 1 && !title_before && !(subject && is_first(&ws[0])) {
             score -= if is_first(&ws[0]) { 0.1 } else { 0.2 };
         }
         // A speaker label ("Nicole: ...") or a possessive ("Meza's song").
@@ -875,6 +901,19 @@ fn ends_with_word(s: &str, w: &str) -> bool {
 fn lead_cue(before: &str) -> bool {
     let t = tail(before, 20).trim_end().trim_end_matches([',', '.']);
     LEAD_CUES.iter().any(|c| ends_with_word(t, c))
+}
+
+fn strong_lead(before: &str) -> bool {
+    let t = tail(before, 20).trim_end().trim_end_matches(',');
+    STRONG_LEAD.iter().any(|c| ends_with_word(t, c))
+}
+
+fn verb_after(after: &str) -> bool {
+    let w = after.strip_prefix(' ').unwrap_or("");
+    let end = w
+        .find(|c: char| !c.is_ascii_alphabetic())
+        .unwrap_or(w.len());
+    AFTER_VERBS.contains(&&w[..end])
 }
 
 /// Whether the number at `s..e` is part of an address: after "Apt."/"Suite"/"Box", or
