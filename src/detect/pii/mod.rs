@@ -103,7 +103,8 @@ pub struct CustomEntity {
     /// Regular expression (Rust `regex` syntax) for the entity.
     pub pattern: String,
     /// Named validator run on the match (`luhn`, `iban`, `aba`, `ssn`, `itin`, `nhs`,
-    /// `ca_sin`, `vin`, `kr_rrn`, `kr_brn`, `kr_crn`); a failing match is dropped.
+    /// `ca_sin`, `vin`, `kr_rrn`, `kr_brn`, `kr_crn`): a passing match gets `score + 0.2`,
+    /// a failing one `score × 0.3` (still reported, below usual thresholds).
     #[serde(default)]
     pub validator: Option<String>,
     /// Words that raise the score by 0.3 when found within 48 bytes before the match.
@@ -331,10 +332,11 @@ impl PiiDetector {
         for c in &self.custom {
             for m in c.re.find_iter(text) {
                 let s = &text[m.start()..m.end()];
-                if c.validator.is_some_and(|v| !v(s)) {
-                    continue;
-                }
-                let mut score = c.score;
+                let mut score = match c.validator {
+                    None => c.score,
+                    Some(v) if v(s) => (c.score + 0.2).min(1.0),
+                    Some(_) => c.score * 0.3,
+                };
                 if !c.context.is_empty() {
                     let mut ws = m.start().saturating_sub(48);
                     while !text.is_char_boundary(ws) {
