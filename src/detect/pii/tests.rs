@@ -242,8 +242,9 @@ fn custom_entity_with_validator_and_context() {
             &DetectContext::default(),
         )
         .findings;
-    assert_eq!(f.len(), 1);
-    assert_eq!(f[0].start, 0);
+    assert_eq!(f.len(), 2);
+    assert!((f[0].score - 0.8).abs() < 1e-6, "valid raised: {f:?}");
+    assert!((f[1].score - 0.18).abs() < 1e-6, "invalid lowered: {f:?}");
 }
 
 #[test]
