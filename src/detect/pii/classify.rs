@@ -575,6 +575,23 @@ fn digits(cx: &Cx, s: usize, e: usize) -> Option<Classified> {
     if n == 10 && (g == [3, 3, 4] || plain) && c(Cue::Nhs) && v::nhs(&d) {
         return one("UK_NATIONAL_HEALTH_SERVICE_NUMBER", 0.9, s, e);
     }
+    // UK UTR and Canadian health card numbers have no public check digit: cue-bound.
+    if n == 10 && (plain || g == [5, 5]) && c(Cue::UkUtr) {
+        return one("UK_UNIQUE_TAXPAYER_REFERENCE_NUMBER", 0.85, s, e);
+    }
+    if n == 10 && (plain || g == [4, 3, 3]) && c(Cue::CaHealth) {
+        // Ontario numbers may carry a two-letter version code ("1234-567-890-AB").
+        let b = cx.text.as_bytes();
+        let mut end = e;
+        if b.get(e).is_some_and(|&x| x == b'-' || x == b' ')
+            && b.get(e + 1..e + 3)
+                .is_some_and(|v| v.iter().all(u8::is_ascii_uppercase))
+            && b.get(e + 3).is_none_or(|x| !x.is_ascii_alphanumeric())
+        {
+            end = e + 3;
+        }
+        return one("CA_HEALTH_NUMBER", 0.8, s, end);
+    }
     if n == 9 && plain && c(Cue::Routing) {
         let ok = v::aba_routing(&d);
         return one("US_BANK_ROUTING_NUMBER", if ok { 0.9 } else { 0.3 }, s, e);

@@ -38,6 +38,8 @@ pub enum Cue {
     Name,
     Address,
     Nino,
+    UkUtr,
+    CaHealth,
 }
 
 impl Cue {
@@ -189,6 +191,15 @@ const CUES: &[(&str, Cue)] = &[
     ("성명", Cue::Name),
     ("address", Cue::Address),
     ("주소", Cue::Address),
+    ("utr", Cue::UkUtr),
+    ("unique taxpayer", Cue::UkUtr),
+    ("tax reference", Cue::UkUtr),
+    ("health card", Cue::CaHealth),
+    ("ohip", Cue::CaHealth),
+    ("health number", Cue::CaHealth),
+    ("health insurance number", Cue::CaHealth),
+    ("carte soleil", Cue::CaHealth),
+    ("ramq", Cue::CaHealth),
     ("national insurance", Cue::Nino),
     ("nino", Cue::Nino),
     ("ni number", Cue::Nino),

@@ -248,6 +248,13 @@ fn custom_entity_with_validator_and_context() {
 }
 
 #[test]
+fn detectors_can_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<PiiDetector>();
+    assert_send_sync::<crate::detect::secret::SecretDetector>();
+}
+
+#[test]
 fn offsets_are_char_boundaries_on_mixed_text() {
     let d = det();
     let text =
