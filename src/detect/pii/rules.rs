@@ -101,6 +101,8 @@ pub fn family_labels(f: Family) -> &'static [&'static str] {
             "KR_BANK_ACCOUNT",
             "DRIVER_ID",
             "US_PASSPORT_NUMBER",
+            "UK_UNIQUE_TAXPAYER_REFERENCE_NUMBER",
+            "CA_HEALTH_NUMBER",
         ],
     }
 }

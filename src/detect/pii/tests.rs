@@ -100,6 +100,16 @@ fn positives_table() {
             "130 692 544",
         ),
         (
+            "my UTR is 12345 67890",
+            "UK_UNIQUE_TAXPAYER_REFERENCE_NUMBER",
+            "12345 67890",
+        ),
+        (
+            "OHIP health card 1234-567-890-AB ok",
+            "CA_HEALTH_NUMBER",
+            "1234-567-890-AB",
+        ),
+        (
             "VIN 1M8GDM9AXKP042788",
             "VEHICLE_IDENTIFICATION_NUMBER",
             "1M8GDM9AXKP042788",
