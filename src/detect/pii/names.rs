@@ -954,7 +954,7 @@ fn regex_street_words() -> &'static HashSet<&'static str> {
     S.get_or_init(|| {
         super::rules::STREET_WORDS
             .split('|')
-            .filter(|w| !w.ends_with('?') && w.len() > 1)
+            .filter(|w| w.len() > 1)
             .collect()
     })
 }
@@ -966,10 +966,15 @@ fn extend_address(text: &str, mut end: usize) -> usize {
         let rest = &text[end..];
         let sep_len = rest.len()
             - rest
-                .trim_start_matches([',', ' ', '\t', '\n', '\r', '\\'])
+                .trim_start_matches([',', ' ', '\t', '\n', '\r', '\\', '>'])
                 .len();
         let sep = &rest[..sep_len];
-        if sep.matches('\n').count() > 1 || sep.contains("\\,") {
+        // One blank line inside an address block is fine ("Riisa\n\n Estonia 62488").
+        if sep.matches('\n').count() > 2 || sep.contains("\\,") {
+            break;
+        }
+        // "... Spring. However": a full stop followed by a space ends the sentence.
+        if text[..end].ends_with('.') && !sep.contains([',', '\n']) {
             break;
         }
         if sep.contains('\n') {
@@ -1160,8 +1165,27 @@ fn words_before(text: &str, s: usize, n: usize) -> Vec<(usize, usize)> {
     out
 }
 
+/// Capitalised, or a lower-case particle inside a street name ("Paseo del Atlántico").
 fn capitalised(w: &str) -> bool {
     w.chars().next().is_some_and(char::is_uppercase)
+        || matches!(
+            w,
+            "de" | "del"
+                | "du"
+                | "des"
+                | "la"
+                | "le"
+                | "di"
+                | "da"
+                | "do"
+                | "dos"
+                | "das"
+                | "van"
+                | "von"
+                | "der"
+                | "den"
+                | "y"
+        )
 }
 
 /// A house number or postcode that opens or closes a street address:

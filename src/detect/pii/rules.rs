@@ -109,14 +109,16 @@ pub fn family_labels(f: Family) -> &'static [&'static str] {
 
 const HANGUL: &str = r"[\xEA-\xED][\x80-\xBF][\x80-\xBF]";
 
-/// Street designators (USPS suffix abbreviations and common European street words).
+/// Street designators (USPS suffix abbreviations and common European street words),
+/// `|`-separated; used as a word list.
 pub const STREET_WORDS: &str = "street|st|avenue|ave|av|road|rd|lane|ln|drive|dr|court|ct|\
 boulevard|blvd|way|place|pl|square|sq|terrace|ter|parkway|pkwy|highway|hwy|circle|cir|trail|trl|\
-crescent|cres|alley|aly|plaza|plz|creek|crk|cliffs?|rapids|heights|hts|hills?|park|point|pt|\
-ridge|run|crossing|xing|mission|ports?|estates?|gardens?|grove|harbor|harbour|junction|jct|\
-landing|manor|meadows?|mills?|mount|mountain|orchard|pass|pines|ranch|shores?|springs?|station|\
-summit|union|valley|vly|views?|village|vlg|ville|vista|walk|wells?|expressway|expy|freeway|fwy|\
-loop|row|path|pike|green|close|mews|gata|gatan|gade|vej|vei|veien|vegen|strasse|str|weg|laan|\
+crescent|cres|alley|aly|plaza|plz|creek|crk|cliff|cliffs|rapids|heights|hts|hill|hills|park|point|pt|\
+ridge|run|crossing|xing|mission|port|ports|estate|estates|garden|gardens|grove|harbor|harbour|junction|jct|\
+landing|manor|meadow|meadows|mill|mills|mount|mountain|orchard|pass|pines|ranch|shore|shores|spring|springs|station|\
+summit|union|valley|vly|view|views|village|vlg|ville|vista|walk|well|wells|expressway|expy|freeway|fwy|\
+loop|row|path|pike|green|close|mews|gata|gatan|gade|gate|vej|vei|veien|vegen|strasse|str|weg|laan|\
+terrasse|plads|torv|vagen|gasse|\
 straat|rue|via|viale|calle|avenida|rua|ulica|utca|katu|tie|kuja";
 
 /// Builds the pattern list: `(family, regex)`, in priority order.
@@ -142,7 +144,7 @@ pub fn rules() -> Vec<(Family, String)> {
         (Username, r"(?i)\b(?:username|user name|user id|userid|login id|login)\s*(?:is\s*|[:=]\s*)|(?:아이디|사용자명|계정)(?:는|은)?\s*[:=]?\s*".into()),
         (Age, r"(?i)\b\d{1,3}(?:-| )?(?:years?|yrs?)(?:-| )old\b|\b\d{1,3} ?y/?o\b|\bage(?:d| of| is|:)? ?\d{1,3}\b|\bturned \d{1,3}\b".into()),
         (KrAge, r"(?:만 ?)?\d{1,3} ?(?:세|살)".into()),
-        (EnMilitary, r"(?i)\b(?:psc|unit|cmr) \d{3,5},? box \d{3,5}\b|\buss [A-Za-z]+\b".into()),
+        (EnMilitary, r"(?i)\b(?:psc|unit|cmr) \d{3,5},? box \d{3,5}\b|\b(?:uss|usns|usnv|usav|usv) [A-Za-z\x80-\xFF]+".into()),
         (EnPoBox, r"(?i)\bp\.? ?o\.? box \d{1,6}\b".into()),
         (EnAddrCue, r"(?i)\b(?:(?:my |new |billing |shipping |home |mailing |street )?address(?: is| with|:)|lives at|live at|living at|moved to|ship(?:ped)? (?:it )?to|deliver(?:ed)? (?:it )?to|send (?:it )?to|mail(?:ed)? (?:it )?to|return(?:ed)? (?:it )?to|located at|resides? at)[ \t]*:?[ \t]*\n?[ \t]*".into()),
         (Digits, r"(?:\+\d{1,3} ?(?:\(\d{1,4}\) ?)?|\(\d{1,4}\) ?|\b)\d+(?:[ .\-]?\d+)*\b".into()),
