@@ -59,3 +59,5 @@ pub mod normalize;
 pub mod prompt_attack;
 pub mod topic;
 pub mod toxicity;
+pub mod pii;
+pub mod secret;

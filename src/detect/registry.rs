@@ -3,10 +3,16 @@
 //! Adding a detector touches its own module, one variant here and one line in
 //! [`CompiledDetector::build`] and [`CompiledDetector::detect`].
 
+use super::classifier::Strength as ClassifierStrength;
+use super::pii::{PiiDetector, Strength as PiiStrength};
+use super::prompt_attack::PromptAttackDetector;
 use super::regex::{PatternSpec, RegexDetector};
+use super::secret::SecretDetector;
+use super::topic::TopicDetector;
+use super::toxicity::ToxicityDetector;
 use super::word::{WordDetector, DEFAULT_LABEL};
 use super::{DetectContext, Detection};
-use crate::policy::model::{DetectorKind, RuleDto};
+use crate::policy::model::{DetectorKind, RuleDto, Strength};
 
 /// Why a rule's detector cannot be built. `pattern` points at the offending regex pattern.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +23,18 @@ pub enum BuildError {
     Word(#[from] super::word::WordError),
     #[error("{0}")]
     Regex(#[from] super::regex::RegexError),
+    #[error("{0}")]
+    Pii(#[from] super::pii::PiiError),
+    #[error("{0}")]
+    Secret(#[from] super::secret::SecretError),
+    #[error("{0}")]
+    Toxicity(#[from] super::toxicity::ToxicityError),
+    #[error("{0}")]
+    PromptAttack(#[from] super::prompt_attack::PromptAttackError),
+    #[error("{0}")]
+    Topic(#[from] super::topic::TopicError),
+    #[error("detector `topic` needs `name` (a shipped topic) or `name` and `definition`")]
+    TopicIncomplete,
 }
 
 impl BuildError {
@@ -37,15 +55,67 @@ impl BuildError {
 }
 
 /// A rule's detector, ready to run.
-#[derive(Debug, Clone)]
+///
+/// Classifiers decide with thresholds chosen per strength on validation data. When a rule
+/// gives a `strength` (or nothing), their scores are *calibrated*: ≥ 0.5 exactly when the
+/// classifier fires at that strength, and the rule's threshold is 0.5. When a rule gives
+/// an explicit `threshold`, raw probabilities are compared with it.
+#[derive(Debug)]
 pub enum CompiledDetector {
     Word(WordDetector),
     Regex(RegexDetector),
+    Pii(PiiDetector),
+    Secret(SecretDetector),
+    Toxicity(ToxicityDetector, Calibration),
+    PromptAttack(PromptAttackDetector, Calibration),
+    Topic(Box<TopicDetector>, Calibration),
+}
+
+/// Whether a classifier's scores are calibrated to its strength threshold (see above).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Calibration {
+    Strength,
+    Raw,
+}
+
+fn classifier_strength(s: Option<Strength>) -> ClassifierStrength {
+    match s {
+        Some(Strength::Low) => ClassifierStrength::Low,
+        Some(Strength::High) => ClassifierStrength::High,
+        Some(Strength::Medium) | None => ClassifierStrength::Medium,
+    }
+}
+
+fn pii_strength(s: Option<Strength>) -> PiiStrength {
+    match s {
+        Some(Strength::Low) => PiiStrength::Low,
+        Some(Strength::High) => PiiStrength::High,
+        Some(Strength::Medium) | None => PiiStrength::Medium,
+    }
+}
+
+/// Maps a classifier's detection onto the calibrated scale: findings (emitted only over
+/// the strength's threshold) score ≥ 0.5, a text without findings < 0.5.
+fn calibrate(mut d: Detection, calibration: Calibration) -> Detection {
+    if calibration == Calibration::Raw {
+        return d;
+    }
+    let hit = !d.findings.is_empty();
+    d.score = if hit { 0.5 + 0.5 * d.score } else { 0.5 * d.score };
+    for f in &mut d.findings {
+        f.score = 0.5 + 0.5 * f.score;
+    }
+    d
 }
 
 impl CompiledDetector {
     /// Builds the detector `kind` from the rule's parameters.
     pub fn build(kind: DetectorKind, rule: &RuleDto) -> Result<Self, BuildError> {
+        let calibration = if rule.threshold.is_some() {
+            Calibration::Raw
+        } else {
+            Calibration::Strength
+        };
         match kind {
             DetectorKind::Word => Ok(Self::Word(WordDetector::new(
                 rule.words.as_deref().unwrap_or_default(),
@@ -66,13 +136,32 @@ impl CompiledDetector {
                     .collect();
                 Ok(Self::Regex(RegexDetector::new(&specs)?))
             }
-            // MERGE POINT: replace each line below with the real detector when it lands, e.g.
-            // `DetectorKind::Pii => Ok(Self::Pii(PiiDetector::new(rule.entities.as_deref())?)),`
-            DetectorKind::Pii => Err(BuildError::Unavailable("pii")),
-            DetectorKind::Secret => Err(BuildError::Unavailable("secret")),
-            DetectorKind::Topic => Err(BuildError::Unavailable("topic")),
-            DetectorKind::Toxicity => Err(BuildError::Unavailable("toxicity")),
-            DetectorKind::PromptAttack => Err(BuildError::Unavailable("prompt_attack")),
+            DetectorKind::Pii => Ok(Self::Pii(PiiDetector::new(rule.entities.as_deref(), &[])?)),
+            DetectorKind::Secret => Ok(Self::Secret(SecretDetector::new()?)),
+            DetectorKind::Toxicity => Ok(Self::Toxicity(
+                ToxicityDetector::new(rule.categories.as_deref())?
+                    .with_strength(classifier_strength(rule.strength)),
+                calibration,
+            )),
+            DetectorKind::PromptAttack => Ok(Self::PromptAttack(
+                PromptAttackDetector::new()?.with_strength(classifier_strength(rule.strength)),
+                calibration,
+            )),
+            DetectorKind::Topic => {
+                let name = rule.name.as_deref().ok_or(BuildError::TopicIncomplete)?;
+                let topic = match &rule.definition {
+                    Some(definition) => TopicDetector::new(
+                        name,
+                        definition,
+                        rule.examples.as_deref().unwrap_or_default(),
+                    )?,
+                    None => TopicDetector::builtin(name)?,
+                };
+                Ok(Self::Topic(
+                    Box::new(topic.with_strength(classifier_strength(rule.strength))),
+                    calibration,
+                ))
+            }
             DetectorKind::Grounding => Err(BuildError::Unavailable("grounding")),
             DetectorKind::Relevance => Err(BuildError::Unavailable("relevance")),
             DetectorKind::LlmJudge => Err(BuildError::Unavailable("llm_judge")),
@@ -84,6 +173,25 @@ impl CompiledDetector {
         match self {
             Self::Word(d) => d.detect(text, ctx),
             Self::Regex(d) => d.detect(text, ctx),
+            Self::Pii(d) => d.detect(text, ctx),
+            Self::Secret(d) => d.detect(text, ctx),
+            Self::Toxicity(d, c) => calibrate(d.detect(text, ctx), *c),
+            Self::PromptAttack(d, c) => calibrate(d.detect(text, ctx), *c),
+            Self::Topic(d, c) => calibrate(d.detect(text, ctx), *c),
+        }
+    }
+
+    /// The rule threshold for a `strength` (or none given) when this detector has its
+    /// own scale; `None` means the policy's generic mapping applies.
+    pub fn strength_threshold(&self, strength: Option<Strength>) -> Option<f32> {
+        match self {
+            Self::Word(_) | Self::Regex(_) => None,
+            Self::Pii(_) | Self::Secret(_) => {
+                Some(super::pii::strength_threshold(pii_strength(strength)))
+            }
+            Self::Toxicity(_, c) | Self::PromptAttack(_, c) | Self::Topic(_, c) => {
+                (*c == Calibration::Strength).then_some(0.5)
+            }
         }
     }
 }

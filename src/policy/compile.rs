@@ -615,6 +615,11 @@ fn compile_rule(
     if problems.len() > before {
         return None;
     }
+    let threshold = if r.threshold.is_none() {
+        detector.strength_threshold(r.strength).unwrap_or(threshold)
+    } else {
+        threshold
+    };
     Some(CompiledRule {
         id: r.id.value.clone(),
         kind,
