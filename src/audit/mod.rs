@@ -9,6 +9,9 @@ pub mod record;
 pub mod telemetry;
 pub mod verify;
 
+#[cfg(test)]
+mod chain_tests;
+
 pub use keyed::KeyedHasher;
 pub use log::{AuditError, AuditLog, AuditLogOptions, FsyncPolicy};
 pub use metrics::Metrics;
