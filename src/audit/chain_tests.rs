@@ -82,7 +82,10 @@ fn tampering_is_detected_and_located() {
             "insert a forged record with a self-consistent hash",
             |l| {
                 // The forger links to record 1 and computes a valid hash for its own line.
-                let prev = super::log::split_hash(l[1].as_bytes()).unwrap().1.to_string();
+                let prev = super::log::split_hash(l[1].as_bytes())
+                    .unwrap()
+                    .1
+                    .to_string();
                 let mut forged = record(99);
                 let (line, _) = super::log::seal(&mut forged, &prev).unwrap();
                 l.insert(2, String::from_utf8(line).unwrap().trim_end().to_string());
@@ -105,9 +108,15 @@ fn tampering_is_detected_and_located() {
         tamper(&mut ls);
         rewrite(&path, &ls);
         let (report, text) = check(std::slice::from_ref(&path));
-        let bad = report.bad.unwrap_or_else(|| panic!("{name}: not detected\n{text}"));
+        let bad = report
+            .bad
+            .unwrap_or_else(|| panic!("{name}: not detected\n{text}"));
         assert_eq!(bad.line, line, "{name}: {text}");
-        assert_eq!(bad.request_id.as_deref(), Some(request_id), "{name}: {text}");
+        assert_eq!(
+            bad.request_id.as_deref(),
+            Some(request_id),
+            "{name}: {text}"
+        );
         assert!(text.starts_with("TAMPERED: "), "{name}: {text}");
         assert!(text.contains(request_id), "{name}: {text}");
     }
@@ -162,7 +171,10 @@ fn rotation_by_size_links_files() {
     };
     write_n(o, 0..30);
     let rotated = rotated_siblings(&path);
-    assert!(rotated.len() >= 3, "expected several rotations: {rotated:?}");
+    assert!(
+        rotated.len() >= 3,
+        "expected several rotations: {rotated:?}"
+    );
     let mut all = rotated.clone();
     all.push(path.clone());
     let mut total = 0;
@@ -176,7 +188,10 @@ fn rotation_by_size_links_files() {
     for pair in all.windows(2) {
         let last = lines(&pair[0]).pop().unwrap();
         let first = lines(&pair[1]).remove(0);
-        let hash = super::log::split_hash(last.as_bytes()).unwrap().1.to_string();
+        let hash = super::log::split_hash(last.as_bytes())
+            .unwrap()
+            .1
+            .to_string();
         assert!(first.contains(&format!("\"prev_hash\":\"{hash}\"")));
     }
     // Given in shell-glob order (live file first), verify still orders them.
@@ -255,9 +270,18 @@ fn every_fsync_policy_writes_a_valid_chain() {
         assert!(report.intact(), "{fsync:?}: {text}");
         assert_eq!(report.records, 20);
     }
-    assert_eq!("interval_ms:250".parse::<FsyncPolicy>().unwrap(), FsyncPolicy::IntervalMs(250));
-    assert_eq!("100ms".parse::<FsyncPolicy>().unwrap(), FsyncPolicy::IntervalMs(100));
-    assert_eq!("always".parse::<FsyncPolicy>().unwrap(), FsyncPolicy::Always);
+    assert_eq!(
+        "interval_ms:250".parse::<FsyncPolicy>().unwrap(),
+        FsyncPolicy::IntervalMs(250)
+    );
+    assert_eq!(
+        "100ms".parse::<FsyncPolicy>().unwrap(),
+        FsyncPolicy::IntervalMs(100)
+    );
+    assert_eq!(
+        "always".parse::<FsyncPolicy>().unwrap(),
+        FsyncPolicy::Always
+    );
     assert!("sometimes".parse::<FsyncPolicy>().is_err());
     assert!("interval_ms:0".parse::<FsyncPolicy>().is_err());
 }
@@ -313,7 +337,11 @@ fn write_failure_is_reported_and_counted() {
 fn verify_large_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
-    let n = if cfg!(debug_assertions) { 20_000 } else { 100_000 };
+    let n = if cfg!(debug_assertions) {
+        20_000
+    } else {
+        100_000
+    };
     write_n(opts(&path), 0..n);
     let started = std::time::Instant::now();
     let (report, text) = check(std::slice::from_ref(&path));

@@ -184,7 +184,9 @@ pub struct AuditLog {
 
 impl std::fmt::Debug for AuditLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuditLog").field("path", &self.path).finish()
+        f.debug_struct("AuditLog")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -239,7 +241,9 @@ impl AuditLog {
     /// Syncs the file and updates the head sidecar now (e.g. before a planned shutdown).
     pub async fn flush(&self) -> Result<(), AuditError> {
         let (ack, done) = oneshot::channel();
-        self.tx.send(Msg::Flush(ack)).map_err(|_| AuditError::Closed)?;
+        self.tx
+            .send(Msg::Flush(ack))
+            .map_err(|_| AuditError::Closed)?;
         done.await.map_err(|_| AuditError::Closed)?
     }
 
@@ -247,7 +251,9 @@ impl AuditLog {
     pub async fn close(&self) -> Result<(), AuditError> {
         self.permits.close();
         let (ack, done) = oneshot::channel();
-        self.tx.send(Msg::Close(ack)).map_err(|_| AuditError::Closed)?;
+        self.tx
+            .send(Msg::Close(ack))
+            .map_err(|_| AuditError::Closed)?;
         done.await.map_err(|_| AuditError::Closed)?
     }
 
@@ -255,7 +261,9 @@ impl AuditLog {
     pub fn close_blocking(&self) -> Result<(), AuditError> {
         self.permits.close();
         let (ack, done) = oneshot::channel();
-        self.tx.send(Msg::Close(ack)).map_err(|_| AuditError::Closed)?;
+        self.tx
+            .send(Msg::Close(ack))
+            .map_err(|_| AuditError::Closed)?;
         done.blocking_recv().map_err(|_| AuditError::Closed)?
     }
 
@@ -675,18 +683,16 @@ fn open_live(path: &Path) -> Result<(LiveFile, String), AuditError> {
                 None => b,
             })
             .filter(|l| !l.is_empty());
-        let last = match last_line {
-            None => None,
-            Some(line) => Some(
-                split_hash(line)
-                    .map(|(_, h)| h.to_string())
-                    .ok_or_else(|| AuditError::Resume {
+        let last =
+            match last_line {
+                None => None,
+                Some(line) => Some(split_hash(line).map(|(_, h)| h.to_string()).ok_or_else(
+                    || AuditError::Resume {
                         path: path.to_path_buf(),
-                        reason: "the last record has no valid hash; rotate the file by hand"
-                            .into(),
-                    })?,
-            ),
-        };
+                        reason: "the last record has no valid hash; rotate the file by hand".into(),
+                    },
+                )?),
+            };
         (last, first_day(path))
     };
     let hash = match last {

@@ -529,7 +529,10 @@ mod tests {
         let text = m.encode();
         assert!(text.contains(r#"model="a",direction="input"} 2"#), "{text}");
         assert!(text.contains(r#"model="b",direction="input"} 1"#));
-        assert!(text.contains(r#"model="other",direction="input"} 3"#), "{text}");
+        assert!(
+            text.contains(r#"model="other",direction="input"} 3"#),
+            "{text}"
+        );
         assert!(!text.contains(r#"model="c""#));
     }
 }

@@ -11,6 +11,8 @@ pub mod verify;
 
 #[cfg(test)]
 mod chain_tests;
+#[cfg(test)]
+mod telemetry_tests;
 
 pub use keyed::KeyedHasher;
 pub use log::{AuditError, AuditLog, AuditLogOptions, FsyncPolicy};

@@ -446,7 +446,10 @@ mod tests {
     fn unknown_outcome_round_trips() {
         let o: Outcome = serde_json::from_str("\"some_future_outcome\"").unwrap();
         assert_eq!(o, Outcome::Other("some_future_outcome".into()));
-        assert_eq!(serde_json::to_string(&o).unwrap(), "\"some_future_outcome\"");
+        assert_eq!(
+            serde_json::to_string(&o).unwrap(),
+            "\"some_future_outcome\""
+        );
         let q: Outcome = serde_json::from_str("\"quota_refused\"").unwrap();
         assert_eq!(q, Outcome::QuotaRefused);
     }
