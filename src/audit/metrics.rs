@@ -75,6 +75,12 @@ struct FindingLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BlockLabels {
+    tenant: String,
+    stage: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DetectorLabels {
     detector: String,
 }
@@ -168,6 +174,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     interventions: Family<InterventionLabels, Counter>,
     findings: Family<FindingLabels, Counter>,
+    blocks: Family<BlockLabels, Counter>,
     detector_seconds: HistogramFamily<DetectorLabels>,
     stage_seconds: HistogramFamily<StageLabels>,
     scores: HistogramFamily<DetectorLabels>,
@@ -203,6 +210,7 @@ impl Metrics {
             requests: Family::default(),
             interventions: Family::default(),
             findings: Family::default(),
+            blocks: Family::default(),
             detector_seconds: Family::new_with_constructor(latency_histogram),
             stage_seconds: Family::new_with_constructor(latency_histogram),
             scores: Family::new_with_constructor(score_histogram),
@@ -238,6 +246,11 @@ impl Metrics {
             "guardrail_findings",
             "Findings by label (EMAIL, ...), stage action and stage",
             m.findings.clone(),
+        );
+        registry.register(
+            "guardrail_blocks",
+            "Stages that ended in a block, by tenant and stage",
+            m.blocks.clone(),
         );
         registry.register(
             "guardrail_detector_seconds",
@@ -340,9 +353,22 @@ impl Metrics {
             .inc_by(count);
     }
 
+    /// A stage that ended in a block, for "top blocked tenants".
+    pub fn record_block(&self, tenant: Option<&str>, stage: &str) {
+        self.blocks
+            .get_or_create(&BlockLabels {
+                tenant: self.tenant(tenant),
+                stage: stage.to_string(),
+            })
+            .inc();
+    }
+
     /// Everything a stage decision says: interventions per rule, findings per label,
-    /// detector scores and the stage latency (when set).
-    pub fn record_stage(&self, stage: &str, record: &StageRecord) {
+    /// blocks per tenant, detector scores and the stage latency (when set).
+    pub fn record_stage(&self, tenant: Option<&str>, stage: &str, record: &StageRecord) {
+        if record.action == "block" {
+            self.record_block(tenant, stage);
+        }
         for rule in &record.rules {
             self.record_intervention(&rule.id, &rule.action, stage);
         }

@@ -301,7 +301,7 @@ fn no_sensitive_value_reaches_audit_spans_logs_or_metrics() {
             estimated: false,
         });
         record_request(&server, &record);
-        metrics.record_stage("input", &stage);
+        metrics.record_stage(Some("acme"), "input", &stage);
         let log = AuditLog::open(AuditLogOptions {
             path: Some(path.clone()),
             fsync: FsyncPolicy::Never,
