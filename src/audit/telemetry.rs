@@ -1,8 +1,9 @@
 //! OpenTelemetry setup and the span helpers the request path calls.
 //!
-//! One span tree per request: `http.server` (the server span, continuing the client's W3C
-//! `traceparent`) → `guardrail input` / `guardrail output` (and `guardrail grounding`) and
-//! the upstream call as a GenAI client span named `{operation} {model}`.
+//! One span tree per request: `{method} {route}` (the server span, a `tracing` span that
+//! continues the client's W3C `traceparent`) → `guardrail input` / `guardrail output` (and
+//! `guardrail grounding`) and the upstream call as a GenAI client span named
+//! `{operation} {model}` ([`Tracer`]).
 //!
 //! The helpers take labels, counts, offsets and keyed hashes only ([`StageRecord`],
 //! [`AuditRecord`], plain ids): there is no parameter through which prompt or answer text
@@ -15,17 +16,20 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-use opentelemetry::trace::{Status, TraceContextExt, TracerProvider as _};
+use opentelemetry::trace::{
+    Span as _, SpanKind, Status, TraceContextExt, Tracer as _, TracerProvider as _,
+};
 use opentelemetry::{Array, Context, KeyValue, StringValue, Value};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter,
-    SpanProcessor,
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, SpanData,
+    SpanExporter, SpanProcessor,
 };
 use opentelemetry_sdk::Resource;
 use prometheus_client::metrics::counter::Counter;
@@ -241,6 +245,14 @@ impl TelemetryGuard {
     /// Whether spans are exported.
     pub fn exporting(&self) -> bool {
         self.provider.is_some()
+    }
+
+    /// The tracer for guardrail and GenAI spans (disabled when not exporting).
+    pub fn tracer(&self) -> Tracer {
+        self.provider
+            .as_ref()
+            .map(Tracer::from_provider)
+            .unwrap_or_default()
     }
 
     /// Flushes pending spans and stops the exporter (also done on drop).
@@ -519,26 +531,27 @@ pub fn trace_id(span: &Span) -> Option<String> {
 // Span helpers
 
 /// The server span of one request, continuing the client's `traceparent` when present.
-/// Enter it (or `.instrument()` the handler future with it) for the request's duration.
+/// A `tracing` span, so log lines inside it carry the request's trace. Enter it (or
+/// `.instrument()` the handler future with it) for the request's duration.
 pub fn server_span(method: &str, route: &str, request_id: &str, headers: &HeaderMap) -> Span {
     let span = tracing::info_span!(
         target: "haechi",
         "http.server",
         otel.name = %format_args!("{method} {route}"),
         otel.kind = "server",
+        http.request.method = method,
+        http.route = route,
+        haechi.request_id = request_id,
     );
     let parent = extract_context(headers);
     if parent.span().span_context().is_valid() {
         let _ = span.set_parent(parent);
     }
-    span.set_attribute(attr::HTTP_REQUEST_METHOD, method.to_string());
-    span.set_attribute(attr::HTTP_ROUTE, route.to_string());
-    span.set_attribute(attr::HAECHI_REQUEST_ID, request_id.to_string());
     span
 }
 
 /// Attributes that summarize the request on the server span, from its audit record:
-/// status, outcome, tenant, region, upstream, quota outcome and fail events.
+/// status, outcome, tenant, region, upstream, quota outcome, error class and fail events.
 pub fn record_request(span: &Span, record: &AuditRecord) {
     span.set_attribute(attr::HTTP_RESPONSE_STATUS_CODE, i64::from(record.status));
     let outcome = serde_json::to_value(&record.outcome)
@@ -559,7 +572,7 @@ pub fn record_request(span: &Span, record: &AuditRecord) {
         }
     }
     for event in &record.fail_events {
-        record_fail_event(span, event);
+        span.add_event(fail_event_name(event), fail_event_attrs(event));
     }
     if record.status >= 500 {
         span.set_status(Status::error(
@@ -568,21 +581,25 @@ pub fn record_request(span: &Span, record: &AuditRecord) {
     }
 }
 
-/// A fail-open / fail-closed event on `span` (`haechi.fail_open` or `haechi.fail_closed`).
+/// A fail-open / fail-closed event on the server span, as it happens.
 pub fn record_fail_event(span: &Span, event: &FailEvent) {
-    let name = if event.mode == "fail_closed" {
+    span.add_event(fail_event_name(event), fail_event_attrs(event));
+}
+
+fn fail_event_name(event: &FailEvent) -> &'static str {
+    if event.mode == "fail_closed" {
         "haechi.fail_closed"
     } else {
         "haechi.fail_open"
-    };
-    span.add_event(
-        name,
-        vec![
-            KeyValue::new(attr::HAECHI_FAIL_MODE, event.mode.clone()),
-            KeyValue::new(attr::HAECHI_FAIL_COMPONENT, event.component.clone()),
-            KeyValue::new(attr::HAECHI_FAIL_REASON, event.reason.clone()),
-        ],
-    );
+    }
+}
+
+fn fail_event_attrs(event: &FailEvent) -> Vec<KeyValue> {
+    vec![
+        KeyValue::new(attr::HAECHI_FAIL_MODE, event.mode.clone()),
+        KeyValue::new(attr::HAECHI_FAIL_COMPONENT, event.component.clone()),
+        KeyValue::new(attr::HAECHI_FAIL_REASON, event.reason.clone()),
+    ]
 }
 
 /// What the upstream call is, known before sending it.
@@ -612,125 +629,218 @@ pub struct GenAiResult<'a> {
     pub error_type: Option<&'a str>,
 }
 
-/// The GenAI client span of the upstream call, child of `parent`, named
-/// `{operation} {model}` as the GenAI conventions ask.
-pub fn genai_span(parent: &Span, call: &GenAiCall) -> Span {
-    let name = match call.request_model {
-        Some(model) => format!("{} {model}", call.operation),
-        None => call.operation.to_string(),
-    };
-    let span = tracing::info_span!(
-        target: "haechi",
-        parent: parent,
-        "gen_ai.client",
-        otel.name = %name,
-        otel.kind = "client",
-    );
-    span.set_attribute(attr::GEN_AI_OPERATION_NAME, call.operation.to_string());
-    span.set_attribute(attr::GEN_AI_PROVIDER_NAME, call.provider.to_string());
-    if let Some(m) = call.request_model {
-        span.set_attribute(attr::GEN_AI_REQUEST_MODEL, m.to_string());
-    }
-    span.set_attribute(attr::GEN_AI_REQUEST_STREAM, call.stream);
-    span.set_attribute(attr::HAECHI_UPSTREAM, call.upstream.to_string());
-    if let Some(r) = call.region {
-        span.set_attribute(attr::HAECHI_REGION, r.to_string());
-    }
-    if let Some(a) = call.server_address {
-        span.set_attribute(attr::SERVER_ADDRESS, a.to_string());
-    }
-    span
+/// Makes the guardrail and GenAI spans under a request's server span.
+///
+/// These leaf spans are built with the OpenTelemetry API directly (all attributes in one
+/// go, explicit start time) rather than as `tracing` spans: per-attribute dispatch through
+/// the tracing bridge cost more than the rest of the span (see docs/audit.md). A disabled
+/// tracer (no exporter) makes every call a no-op.
+#[derive(Clone, Debug, Default)]
+pub struct Tracer {
+    inner: Option<SdkTracer>,
 }
 
-/// Sets the response attributes of a GenAI client span.
-pub fn record_genai_result(span: &Span, result: &GenAiResult) {
-    if let Some(m) = result.response_model {
-        span.set_attribute(attr::GEN_AI_RESPONSE_MODEL, m.to_string());
-    }
-    if let Some(n) = result.input_tokens {
-        span.set_attribute(
-            attr::GEN_AI_USAGE_INPUT_TOKENS,
-            i64::try_from(n).unwrap_or(i64::MAX),
-        );
-    }
-    if let Some(n) = result.output_tokens {
-        span.set_attribute(
-            attr::GEN_AI_USAGE_OUTPUT_TOKENS,
-            i64::try_from(n).unwrap_or(i64::MAX),
-        );
-    }
-    if !result.finish_reasons.is_empty() {
-        span.set_attribute(
-            attr::GEN_AI_RESPONSE_FINISH_REASONS,
-            strings(result.finish_reasons.iter().copied()),
-        );
-    }
-    if let Some(e) = result.error_type {
-        span.set_attribute(attr::ERROR_TYPE, e.to_string());
-        span.set_status(Status::error(e.to_string()));
-    }
-}
-
-/// A guardrail span for one stage (`input`, `output`, `grounding`), child of `parent`.
-pub fn guardrail_span(parent: &Span, stage: &str) -> Span {
-    let span = tracing::info_span!(
-        target: "haechi",
-        parent: parent,
-        "guardrail",
-        otel.name = %format_args!("guardrail {stage}"),
-    );
-    span.set_attribute(attr::GUARDRAIL_STAGE, stage.to_string());
-    span
-}
-
-/// The decision of a stage on its guardrail span: action, policy, rule ids, finding labels
-/// and counts, and one event per finding (label, offsets, keyed hash; never the value).
-pub fn record_guardrail(span: &Span, stage: &StageRecord) {
-    span.set_attribute(
-        attr::GUARDRAIL_DECISION,
-        if stage.intervened() {
-            "intervened"
-        } else {
-            "allowed"
-        },
-    );
-    span.set_attribute(attr::GUARDRAIL_ACTION, stage.action.clone());
-    if stage.shadow_action != stage.action {
-        span.set_attribute(attr::GUARDRAIL_SHADOW_ACTION, stage.shadow_action.clone());
-    }
-    span.set_attribute(attr::GUARDRAIL_POLICY_ID, stage.policy_id.clone());
-    span.set_attribute(attr::GUARDRAIL_POLICY_VERSION, stage.policy_version.clone());
-    if !stage.rules.is_empty() {
-        span.set_attribute(attr::GUARDRAIL_RULE_IDS, strings(stage.rule_ids()));
-    }
-    if !stage.labels.is_empty() {
-        span.set_attribute(
-            attr::GUARDRAIL_FINDING_LABELS,
-            strings(stage.labels.keys().map(String::as_str)),
-        );
-        span.set_attribute(
-            attr::GUARDRAIL_FINDING_COUNTS,
-            Value::Array(Array::I64(
-                stage.labels.values().map(|c| i64::from(*c)).collect(),
-            )),
-        );
-    }
-    let total: i64 = stage.labels.values().map(|c| i64::from(*c)).sum();
-    span.set_attribute(attr::GUARDRAIL_FINDING_TOTAL, total);
-    for f in stage.findings.iter().take(MAX_FINDING_EVENTS) {
-        let mut kv = vec![
-            KeyValue::new(attr::HAECHI_FINDING_RULE, f.rule.clone()),
-            KeyValue::new(attr::HAECHI_FINDING_LABEL, f.label.clone()),
-            KeyValue::new(
-                attr::HAECHI_FINDING_START,
-                i64::try_from(f.start).unwrap_or(-1),
-            ),
-            KeyValue::new(attr::HAECHI_FINDING_END, i64::try_from(f.end).unwrap_or(-1)),
-        ];
-        if let Some(h) = &f.hash {
-            kv.push(KeyValue::new(attr::HAECHI_FINDING_HASH, h.clone()));
+impl Tracer {
+    /// A tracer exporting through `provider`.
+    pub fn from_provider(provider: &SdkTracerProvider) -> Self {
+        Self {
+            inner: Some(provider.tracer("haechi")),
         }
-        span.add_event(attr::GUARDRAIL_FINDING_EVENT, kv);
+    }
+
+    /// A tracer that records nothing.
+    pub fn disabled() -> Self {
+        Self::default()
+    }
+
+    /// Records a finished guardrail stage (`input`, `output`, `grounding`) that started at
+    /// `started`, as a child of `parent`: action, policy, rule ids, finding labels and
+    /// counts, and one event per finding (label, offsets, keyed hash; never the value).
+    pub fn guardrail(&self, parent: &Span, stage: &str, started: SystemTime, record: &StageRecord) {
+        let Some(tracer) = &self.inner else {
+            return;
+        };
+        let cx = parent.context();
+        if !cx.span().span_context().is_valid() {
+            return;
+        }
+        let mut attrs = Vec::with_capacity(12);
+        attrs.push(KeyValue::new(attr::GUARDRAIL_STAGE, stage.to_string()));
+        attrs.push(KeyValue::new(
+            attr::GUARDRAIL_DECISION,
+            if record.intervened() {
+                "intervened"
+            } else {
+                "allowed"
+            },
+        ));
+        attrs.push(KeyValue::new(attr::GUARDRAIL_ACTION, record.action.clone()));
+        if record.shadow_action != record.action {
+            attrs.push(KeyValue::new(
+                attr::GUARDRAIL_SHADOW_ACTION,
+                record.shadow_action.clone(),
+            ));
+        }
+        attrs.push(KeyValue::new(
+            attr::GUARDRAIL_POLICY_ID,
+            record.policy_id.clone(),
+        ));
+        attrs.push(KeyValue::new(
+            attr::GUARDRAIL_POLICY_VERSION,
+            record.policy_version.clone(),
+        ));
+        if !record.rules.is_empty() {
+            attrs.push(KeyValue::new(
+                attr::GUARDRAIL_RULE_IDS,
+                strings(record.rule_ids()),
+            ));
+        }
+        if !record.labels.is_empty() {
+            attrs.push(KeyValue::new(
+                attr::GUARDRAIL_FINDING_LABELS,
+                strings(record.labels.keys().map(String::as_str)),
+            ));
+            attrs.push(KeyValue::new(
+                attr::GUARDRAIL_FINDING_COUNTS,
+                Value::Array(Array::I64(
+                    record.labels.values().map(|c| i64::from(*c)).collect(),
+                )),
+            ));
+        }
+        let total: i64 = record.labels.values().map(|c| i64::from(*c)).sum();
+        attrs.push(KeyValue::new(attr::GUARDRAIL_FINDING_TOTAL, total));
+        let mut span = tracer
+            .span_builder(format!("guardrail {stage}"))
+            .with_kind(SpanKind::Internal)
+            .with_start_time(started)
+            .with_attributes(attrs)
+            .start_with_context(tracer, &cx);
+        for f in record.findings.iter().take(MAX_FINDING_EVENTS) {
+            let mut kv = vec![
+                KeyValue::new(attr::HAECHI_FINDING_RULE, f.rule.clone()),
+                KeyValue::new(attr::HAECHI_FINDING_LABEL, f.label.clone()),
+                KeyValue::new(
+                    attr::HAECHI_FINDING_START,
+                    i64::try_from(f.start).unwrap_or(-1),
+                ),
+                KeyValue::new(attr::HAECHI_FINDING_END, i64::try_from(f.end).unwrap_or(-1)),
+            ];
+            if let Some(h) = &f.hash {
+                kv.push(KeyValue::new(attr::HAECHI_FINDING_HASH, h.clone()));
+            }
+            span.add_event(attr::GUARDRAIL_FINDING_EVENT, kv);
+        }
+        span.end();
+    }
+
+    /// Starts the GenAI client span of the upstream call, child of `parent`, named
+    /// `{operation} {model}` as the GenAI conventions ask. Inject it into the upstream
+    /// request with [`GenAiSpan::inject`], then [`GenAiSpan::finish`] it.
+    pub fn genai(&self, parent: &Span, call: &GenAiCall) -> GenAiSpan {
+        let Some(tracer) = &self.inner else {
+            return GenAiSpan::default();
+        };
+        let parent_cx = parent.context();
+        if !parent_cx.span().span_context().is_valid() {
+            return GenAiSpan::default();
+        }
+        let name = match call.request_model {
+            Some(model) => format!("{} {model}", call.operation),
+            None => call.operation.to_string(),
+        };
+        let mut attrs = Vec::with_capacity(8);
+        attrs.push(KeyValue::new(
+            attr::GEN_AI_OPERATION_NAME,
+            call.operation.to_string(),
+        ));
+        attrs.push(KeyValue::new(
+            attr::GEN_AI_PROVIDER_NAME,
+            call.provider.to_string(),
+        ));
+        if let Some(m) = call.request_model {
+            attrs.push(KeyValue::new(attr::GEN_AI_REQUEST_MODEL, m.to_string()));
+        }
+        attrs.push(KeyValue::new(attr::GEN_AI_REQUEST_STREAM, call.stream));
+        attrs.push(KeyValue::new(
+            attr::HAECHI_UPSTREAM,
+            call.upstream.to_string(),
+        ));
+        if let Some(r) = call.region {
+            attrs.push(KeyValue::new(attr::HAECHI_REGION, r.to_string()));
+        }
+        if let Some(a) = call.server_address {
+            attrs.push(KeyValue::new(attr::SERVER_ADDRESS, a.to_string()));
+        }
+        let span = tracer
+            .span_builder(name)
+            .with_kind(SpanKind::Client)
+            .with_attributes(attrs)
+            .start_with_context(tracer, &parent_cx);
+        let span_context = span.span_context().clone();
+        GenAiSpan {
+            span: Some(span),
+            cx: parent_cx.with_remote_span_context(span_context),
+        }
+    }
+}
+
+/// An open GenAI client span. Ends when finished or dropped.
+#[derive(Debug, Default)]
+pub struct GenAiSpan {
+    span: Option<opentelemetry_sdk::trace::Span>,
+    cx: Context,
+}
+
+impl GenAiSpan {
+    /// Writes `traceparent` (and `tracestate`) naming this span into the upstream request's
+    /// headers, replacing the client's, so the upstream continues the same trace.
+    pub fn inject(&self, headers: &mut HeaderMap) {
+        if self.span.is_some() {
+            TraceContextPropagator::new().inject_context(&self.cx, &mut HeaderInjector(headers));
+        }
+    }
+
+    /// Sets the response attributes and ends the span.
+    pub fn finish(mut self, result: &GenAiResult) {
+        let Some(mut span) = self.span.take() else {
+            return;
+        };
+        let mut attrs = Vec::with_capacity(5);
+        if let Some(m) = result.response_model {
+            attrs.push(KeyValue::new(attr::GEN_AI_RESPONSE_MODEL, m.to_string()));
+        }
+        if let Some(n) = result.input_tokens {
+            attrs.push(KeyValue::new(
+                attr::GEN_AI_USAGE_INPUT_TOKENS,
+                i64::try_from(n).unwrap_or(i64::MAX),
+            ));
+        }
+        if let Some(n) = result.output_tokens {
+            attrs.push(KeyValue::new(
+                attr::GEN_AI_USAGE_OUTPUT_TOKENS,
+                i64::try_from(n).unwrap_or(i64::MAX),
+            ));
+        }
+        if !result.finish_reasons.is_empty() {
+            attrs.push(KeyValue::new(
+                attr::GEN_AI_RESPONSE_FINISH_REASONS,
+                strings(result.finish_reasons.iter().copied()),
+            ));
+        }
+        if let Some(e) = result.error_type {
+            attrs.push(KeyValue::new(attr::ERROR_TYPE, e.to_string()));
+            span.set_status(Status::error(e.to_string()));
+        }
+        span.set_attributes(attrs);
+        span.end();
+    }
+}
+
+impl Drop for GenAiSpan {
+    fn drop(&mut self) {
+        if let Some(mut span) = self.span.take() {
+            span.end();
+        }
     }
 }
 

@@ -94,38 +94,32 @@ fn span_tree_attributes_and_trace_context() {
     let key = KeyedHasher::new(b"test-key");
     let stage = stage_for("mail me at a@b.co", &key);
 
+    let tracer = Tracer::from_provider(&provider);
     tracing::subscriber::with_default(subscriber, || {
         let server = server_span("POST", "/v1/chat/completions", "req_1", &incoming);
         let _in_server = server.enter();
-        {
-            let g = guardrail_span(&server, "input");
-            record_guardrail(&g, &stage);
-        }
-        {
-            let call = genai_span(
-                &server,
-                &GenAiCall {
-                    operation: "chat",
-                    provider: "openai",
-                    request_model: Some("gpt-4o-mini"),
-                    upstream: "seoul",
-                    region: Some("ap-northeast-2"),
-                    server_address: Some("llm.example.internal"),
-                    stream: true,
-                },
-            );
-            inject_context(&call, &mut upstream_headers);
-            record_genai_result(
-                &call,
-                &GenAiResult {
-                    response_model: Some("gpt-4o-mini-2024-07-18"),
-                    input_tokens: Some(12),
-                    output_tokens: Some(34),
-                    finish_reasons: &["stop"],
-                    error_type: None,
-                },
-            );
-        }
+        let started = std::time::SystemTime::now();
+        tracer.guardrail(&server, "input", started, &stage);
+        let call = tracer.genai(
+            &server,
+            &GenAiCall {
+                operation: "chat",
+                provider: "openai",
+                request_model: Some("gpt-4o-mini"),
+                upstream: "seoul",
+                region: Some("ap-northeast-2"),
+                server_address: Some("llm.example.internal"),
+                stream: true,
+            },
+        );
+        call.inject(&mut upstream_headers);
+        call.finish(&GenAiResult {
+            response_model: Some("gpt-4o-mini-2024-07-18"),
+            input_tokens: Some(12),
+            output_tokens: Some(34),
+            finish_reasons: &["stop"],
+            error_type: None,
+        });
         let mut record = AuditRecord::new("req_1", "chat_completions", 200, Outcome::Ok);
         record.tenant = Some("acme".into());
         record.region = Some("ap-northeast-2".into());
@@ -137,6 +131,13 @@ fn span_tree_attributes_and_trace_context() {
         });
         record_request(&server, &record);
         assert_eq!(trace_id(&server).as_deref(), Some(TRACE));
+        // Injecting the server span itself also continues the client's trace.
+        let mut h = HeaderMap::new();
+        inject_context(&server, &mut h);
+        assert!(h["traceparent"]
+            .to_str()
+            .unwrap()
+            .starts_with(&format!("00-{TRACE}-")));
     });
 
     let spans = exporter.get_finished_spans().unwrap();
@@ -159,6 +160,7 @@ fn span_tree_attributes_and_trace_context() {
     assert_eq!(guard.parent_span_id, server.span_context.span_id());
     assert_eq!(call.parent_span_id, server.span_context.span_id());
     assert_eq!(server.span_kind, SpanKind::Server);
+    assert!(guard.start_time <= guard.end_time);
     assert_eq!(call.span_kind, SpanKind::Client);
 
     // Injected for the upstream: same trace, our GenAI span as parent.
@@ -202,6 +204,9 @@ fn span_tree_attributes_and_trace_context() {
     assert_eq!(ev[attr::HAECHI_FINDING_HASH], s(&key.tag(b"a@b.co")));
 
     let sv = attrs(server);
+    assert_eq!(sv[attr::HTTP_REQUEST_METHOD], s("POST"));
+    assert_eq!(sv[attr::HTTP_ROUTE], s("/v1/chat/completions"));
+    assert_eq!(sv[attr::HAECHI_REQUEST_ID], s("req_1"));
     assert_eq!(sv[attr::HTTP_RESPONSE_STATUS_CODE], Value::I64(200));
     assert_eq!(sv[attr::HAECHI_TENANT], s("acme"));
     assert_eq!(sv[attr::HAECHI_QUOTA_OUTCOME], s("admitted"));
@@ -227,6 +232,29 @@ fn span_tree_attributes_and_trace_context() {
             );
         }
     }
+}
+
+#[test]
+fn disabled_tracer_records_nothing() {
+    let (exporter, provider) = in_memory();
+    let subscriber = tracing_subscriber::registry().with(span_layer(&provider));
+    let mut headers = HeaderMap::new();
+    tracing::subscriber::with_default(subscriber, || {
+        let server = server_span("POST", "/v1/chat/completions", "r", &HeaderMap::new());
+        let t = Tracer::disabled();
+        t.guardrail(
+            &server,
+            "input",
+            std::time::SystemTime::now(),
+            &StageRecord::default(),
+        );
+        let call = t.genai(&server, &GenAiCall::default());
+        call.inject(&mut headers);
+        call.finish(&GenAiResult::default());
+    });
+    assert!(headers.is_empty());
+    let spans = exporter.get_finished_spans().unwrap();
+    assert_eq!(spans.len(), 1, "only the server span");
 }
 
 #[test]
@@ -290,9 +318,12 @@ fn no_sensitive_value_reaches_audit_spans_logs_or_metrics() {
     let metrics = Metrics::default();
     tracing::subscriber::with_default(subscriber, || {
         let server = server_span("POST", "/v1/chat/completions", "req_9", &HeaderMap::new());
-        let g = guardrail_span(&server, "input");
-        record_guardrail(&g, &stage);
-        drop(g);
+        Tracer::from_provider(&provider).guardrail(
+            &server,
+            "input",
+            std::time::SystemTime::now(),
+            &stage,
+        );
         let mut record = AuditRecord::new("req_9", "chat_completions", 200, Outcome::Ok);
         record.input = Some(stage.clone());
         record.usage = Some(Usage {
@@ -314,7 +345,9 @@ fn no_sensitive_value_reaches_audit_spans_logs_or_metrics() {
     });
 
     let mut haystack = std::fs::read_to_string(&path).unwrap();
-    for sp in exporter.get_finished_spans().unwrap() {
+    let spans = exporter.get_finished_spans().unwrap();
+    assert_eq!(spans.len(), 2, "server and guardrail spans");
+    for sp in spans {
         haystack.push_str(&sp.name);
         for kv in &sp.attributes {
             haystack.push_str(&format!("{}={}\n", kv.key, kv.value));
