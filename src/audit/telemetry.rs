@@ -709,8 +709,14 @@ impl Tracer {
         }
         let total: i64 = record.labels.values().map(|c| i64::from(*c)).sum();
         attrs.push(KeyValue::new(attr::GUARDRAIL_FINDING_TOTAL, total));
+        let name: std::borrow::Cow<'static, str> = match stage {
+            "input" => "guardrail input".into(),
+            "output" => "guardrail output".into(),
+            "grounding" => "guardrail grounding".into(),
+            other => format!("guardrail {other}").into(),
+        };
         let mut span = tracer
-            .span_builder(format!("guardrail {stage}"))
+            .span_builder(name)
             .with_kind(SpanKind::Internal)
             .with_start_time(started)
             .with_attributes(attrs)
