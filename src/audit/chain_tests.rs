@@ -52,7 +52,8 @@ fn rewrite(path: &Path, lines: &[String]) {
 #[test]
 fn intact_chain_verifies_and_starts_at_genesis() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("audit.jsonl");
+    // The directory is created when missing.
+    let path = dir.path().join("logs").join("audit.jsonl");
     write_n(opts(&path), 0..5);
     let ls = lines(&path);
     assert_eq!(ls.len(), 5);

@@ -649,6 +649,9 @@ fn sync_dir(path: &Path) {
 
 /// Opens the live file for appending and finds the hash to continue from.
 fn open_live(path: &Path) -> Result<(LiveFile, String), AuditError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| AuditError::io("create directory", dir, &e))?;
+    }
     let mut file = OpenOptions::new()
         .create(true)
         .read(true)
