@@ -351,3 +351,38 @@ fn verify_large_file() {
     assert_eq!(report.records, n as u64);
     eprintln!("verified {n} records in {took:?}");
 }
+
+/// A file whose first record is from an earlier UTC day is rotated before the next
+/// append when daily rotation is on (here: after a restart, which reads the day back).
+#[test]
+fn daily_rotation_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let log = AuditLog::open(opts(&path)).unwrap();
+    for i in 0..2 {
+        let mut r = record(i);
+        r.time = "2020-01-01T23:59:59.000Z".into();
+        log.append_blocking(r).unwrap();
+    }
+    log.close_blocking().unwrap();
+    // Without daily rotation the file just grows.
+    write_n(opts(&path), 2..3);
+    assert!(rotated_siblings(&path).is_empty());
+    assert_eq!(lines(&path).len(), 3);
+    write_n(
+        AuditLogOptions {
+            rotate_daily: true,
+            ..opts(&path)
+        },
+        3..5,
+    );
+    let rotated = rotated_siblings(&path);
+    assert_eq!(rotated.len(), 1, "{rotated:?}");
+    assert_eq!(lines(&rotated[0]).len(), 3);
+    assert_eq!(lines(&path).len(), 2);
+    let mut all = rotated;
+    all.push(path.clone());
+    let (report, text) = check(&all);
+    assert!(report.intact(), "{text}");
+    assert_eq!(report.records, 5);
+}
