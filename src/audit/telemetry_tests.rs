@@ -474,3 +474,13 @@ fn config_env_sampler_and_endpoint() {
     let p = build_provider(&ok, Counter::default()).unwrap().unwrap();
     let _ = p.shutdown();
 }
+
+#[test]
+fn handles_can_cross_tasks() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Tracer>();
+    send::<GenAiSpan>();
+    send_sync::<super::log::AuditLog>();
+    send_sync::<Metrics>();
+}
