@@ -216,6 +216,23 @@ pub struct AuditConfig {
     /// Audit log file; absent means stdout.
     #[serde(default)]
     pub path: Option<PathBuf>,
+    /// `always` (fsync every record), `never` (the OS decides), or `interval_ms:N`
+    /// (default `interval_ms:1000`). See docs/audit.md for the durability trade-off.
+    #[serde(default)]
+    pub fsync: Option<String>,
+    /// Rotate the file before it would grow past this many bytes.
+    #[serde(default)]
+    pub max_bytes: Option<u64>,
+    /// Rotate when the UTC day changes.
+    #[serde(default)]
+    pub rotate_daily: bool,
+    /// Also copy every record to stdout when `path` is set.
+    #[serde(default)]
+    pub stdout: bool,
+    /// When a record cannot be written (disk full, ...): `fail_open` (log, count, serve)
+    /// or `fail_closed` (503).
+    #[serde(default)]
+    pub fail_mode: crate::tenancy::redis::FailMode,
 }
 
 /// Limits on what a client may send.

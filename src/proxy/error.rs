@@ -115,7 +115,7 @@ impl GatewayError {
     }
 
     /// A short machine-readable code (OpenAI `error.code`).
-    fn code(&self) -> &'static str {
+    pub fn code(&self) -> &'static str {
         match self {
             GatewayError::BadRequest(_) => "bad_request",
             GatewayError::PayloadTooLarge { .. } => "request_too_large",

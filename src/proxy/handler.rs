@@ -18,9 +18,11 @@ use super::admission::{allowed_regions, rate_headers, Tenancy, REGION_HEADER};
 use super::body::{full, Body, TimedBody, TimeoutEnding};
 use super::error::{GatewayError, TimeoutKind};
 use super::guard::{self, guard_input, guard_output};
+use super::record::{AuditBody, Recorder, RequestInfo};
 use super::routes::{self, Route};
 use super::settle::{request_usage_chunk, SettleBody, Settlement, UsageFormat};
 use super::upstream::{is_hop_by_hop, Upstream, UpstreamError};
+use crate::audit::{AuditLog, AuditLogOptions, FsyncPolicy, Metrics};
 use crate::config::GatewayConfig;
 use crate::detect::DetectContext;
 use crate::dialect::response::{refusal_json, refusal_stream};
@@ -49,6 +51,10 @@ pub enum BuildError {
     Tenancy(#[from] super::admission::TenancyError),
     #[error("tenant `{tenant}`: unknown policy `{policy}`")]
     UnknownPolicy { tenant: String, policy: String },
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
+    #[error("audit.fsync: {0}")]
+    Fsync(String),
 }
 
 /// The gateway: configuration, live upstreams and the current policies. One per
@@ -59,8 +65,12 @@ pub struct Gateway {
     pub policies: Arc<PolicyStore>,
     /// Tenants and quotas; `None` in pass-through mode.
     pub tenancy: Option<Tenancy>,
+    /// Audit log and metrics.
+    pub recorder: Recorder,
     hash_key: Vec<u8>,
     draining: AtomicBool,
+    /// Policy reloads already reported to the metrics.
+    reloads_seen: std::sync::Mutex<(u64, u64)>,
 }
 
 impl Gateway {
@@ -96,13 +106,36 @@ impl Gateway {
                 }
             }
         }
+        let metrics = Arc::new(Metrics::default());
+        let fsync = match &config.audit.fsync {
+            Some(text) => text
+                .parse::<FsyncPolicy>()
+                .map_err(|e| BuildError::Fsync(e.to_string()))?,
+            None => FsyncPolicy::default(),
+        };
+        let log = AuditLog::open(AuditLogOptions {
+            path: config.audit.path.clone(),
+            also_stdout: config.audit.stdout,
+            fsync,
+            max_bytes: config.audit.max_bytes,
+            rotate_daily: config.audit.rotate_daily,
+            failure_counter: Some(metrics.audit_write_failures()),
+            ..AuditLogOptions::default()
+        })?;
+        let recorder = Recorder {
+            log: Arc::new(log),
+            metrics,
+            fail_closed: config.audit.fail_mode == crate::tenancy::redis::FailMode::Closed,
+        };
         Ok(Arc::new(Self {
             config,
             upstreams,
             policies,
             tenancy,
+            recorder,
             hash_key,
             draining: AtomicBool::new(false),
+            reloads_seen: std::sync::Mutex::new((0, 0)),
         }))
     }
 
@@ -111,19 +144,55 @@ impl Gateway {
         self.draining.store(true, Ordering::SeqCst);
     }
 
-    /// Serves one request; never fails (errors become provider-shaped responses).
+    /// Serves one request; never fails (errors become provider-shaped responses). Model
+    /// calls and guardrail checks leave one audit record.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        let started = std::time::Instant::now();
         let request_id = request_id(req.headers());
         let provider = routes::provider_for_path(req.uri().path());
-        let mut response = match self.dispatch(req, &request_id).await {
+        let mut info = RequestInfo {
+            route: req.uri().path().to_string(),
+            ..RequestInfo::default()
+        };
+        let mut response = match self.dispatch(req, &request_id, &mut info).await {
             Ok(response) => response,
             Err(err) => {
                 tracing::info!(request_id = %request_id, status = err.status().as_u16(), error = %err, "request failed");
+                info.error = Some(err.code().to_string());
+                info.deferred = false;
                 err.into_response(provider)
             }
         };
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert(REQUEST_ID, value);
+        }
+        if !info.audited {
+            return response;
+        }
+        let status = response.status().as_u16();
+        if info.deferred {
+            // Streamed: the record is written when the body ends.
+            let (parts, body) = response.into_parts();
+            let body = AuditBody::new(
+                body,
+                self.recorder.clone(),
+                Arc::new(info),
+                request_id,
+                status,
+                started,
+            );
+            return Response::from_parts(parts, body.boxed_unsync());
+        }
+        let record = info.to_record(&request_id, status, started, false);
+        info.observe(&self.recorder.metrics, status);
+        if self.recorder.append(record).await.is_err() && self.recorder.fail_closed {
+            let mut refused =
+                GatewayError::Unavailable("the audit log cannot be written (fail_closed)".into())
+                    .into_response(provider);
+            if let Ok(value) = HeaderValue::from_str(&request_id) {
+                refused.headers_mut().insert(REQUEST_ID, value);
+            }
+            return refused;
         }
         response
     }
@@ -132,16 +201,13 @@ impl Gateway {
         &self,
         req: Request<Incoming>,
         request_id: &str,
+        info: &mut RequestInfo,
     ) -> Result<Response<Body>, GatewayError> {
         let route = routes::resolve(req.method(), req.uri().path())?;
         match route {
             Route::Health => Ok(json_response(StatusCode::OK, r#"{"status":"ok"}"#)),
             Route::Ready => Ok(self.readiness()),
-            Route::Metrics => Err(GatewayError::NotFound {
-                method: "GET".into(),
-                path: "/metrics".into(),
-                supported: routes::SUPPORTED.join(", "),
-            }),
+            Route::Metrics => Ok(self.metrics_response()),
             Route::ListModels => {
                 let regions = allowed_regions(None, req.headers())?;
                 let candidates = self.candidates(Provider::OpenAi, None, regions.as_deref())?;
@@ -156,6 +222,7 @@ impl Gateway {
                 .await
             }
             Route::GuardrailApply => {
+                info.audited = true;
                 let (parts, body) = req.into_parts();
                 let body = self.read_body(&parts.headers, body).await?;
                 let policies = self.policies.current();
@@ -163,8 +230,32 @@ impl Gateway {
                     .map(|value| json_value_response(StatusCode::OK, &value))
                     .map_err(GatewayError::BadRequest)
             }
-            Route::Model(operation) => self.model_call(operation, req, request_id).await,
+            Route::Model(operation) => {
+                info.audited = true;
+                self.model_call(operation, req, request_id, info).await
+            }
         }
+    }
+
+    /// `/metrics`: the Prometheus exposition, with policy reloads brought up to date.
+    fn metrics_response(&self) -> Response<Body> {
+        let status = self.policies.status();
+        if let Ok(mut seen) = self.reloads_seen.lock() {
+            let ok = status.reloads;
+            for _ in seen.0..ok {
+                self.recorder.metrics.record_policy_reload(true);
+            }
+            for _ in seen.1..status.failures {
+                self.recorder.metrics.record_policy_reload(false);
+            }
+            *seen = (ok.max(seen.0), status.failures.max(seen.1));
+        }
+        let mut response = Response::new(full(Bytes::from(self.recorder.metrics.encode())));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(crate::audit::metrics::CONTENT_TYPE),
+        );
+        response
     }
 
     fn eval_options(&self) -> EvalOptions<'_> {
@@ -204,6 +295,7 @@ impl Gateway {
         operation: Operation,
         req: Request<Incoming>,
         request_id: &str,
+        info: &mut RequestInfo,
     ) -> Result<Response<Body>, GatewayError> {
         let (mut parts, body) = req.into_parts();
         let body = self.read_body(&parts.headers, body).await?;
@@ -211,14 +303,39 @@ impl Gateway {
             dialect::decode(operation, &body).map_err(|e| GatewayError::BadRequest(e.message))?;
         let provider = routes::provider_of(operation);
         let model = exchange.model.as_deref();
+        info.provider = Some(provider_name(provider));
+        info.model = exchange.model.clone();
+        info.stream = exchange.stream;
 
         // Identify and admit (tenant mode only).
         let mut tenant_cfg = None;
         let mut admitted = None;
         if let Some(tenancy) = &self.tenancy {
             let identity = tenancy.identify(&parts.headers)?;
+            info.tenant = Some(identity.tenant.to_string());
+            info.key_id = Some(identity.key_id.to_string());
             tenant_cfg = tenancy.tenant(&identity);
-            admitted = Some(tenancy.admit(&identity, &exchange).await?);
+            let result = tenancy.admit(&identity, &exchange).await;
+            if let Err(GatewayError::RateLimited { .. }) = &result {
+                info.quota = Some("refused".into());
+                self.recorder
+                    .metrics
+                    .record_quota_refusal(Some(&identity.tenant), "rate_limit");
+            }
+            admitted = Some(result?);
+            info.quota = Some(
+                match admitted.as_ref().and_then(|a| a.outcome.as_ref()) {
+                    None => "unlimited",
+                    Some(o) if o.backend == crate::tenancy::quota::Backend::LocalFallback => {
+                        self.recorder
+                            .metrics
+                            .record_fail_event("quota_store", "open");
+                        "admitted_local_fallback"
+                    }
+                    Some(_) => "admitted",
+                }
+                .to_string(),
+            );
             // The client's key is a gateway key: it never goes upstream.
             for name in ["authorization", "x-api-key"] {
                 parts.headers.remove(name);
@@ -249,12 +366,26 @@ impl Gateway {
 
         // Guard in.
         let mut pseudonyms = PseudonymMap::new();
+        let stage_started = std::time::Instant::now();
         let input = guard_input(&policy, &exchange, &body, &opts, &mut pseudonyms);
+        if let Some(d) = &input.decision {
+            info.stage(d, stage_started.elapsed().as_secs_f64() * 1000.0);
+        }
         let mut decisions: Vec<Decision> = input.decision.into_iter().collect();
         if let Some(blocked) = decisions.iter().find(|d| d.action == Verdict::Block) {
             let mut response = block_response(&exchange, blocked, request_id);
             set_decision_headers(&mut response, &decisions);
             add_headers(&mut response, &rate);
+            if let Some(res) = &reservation {
+                // Nothing was generated: give the reservation back.
+                if let Some(tenancy) = &self.tenancy {
+                    let store = tenancy.store.clone();
+                    let res = res.clone();
+                    tokio::spawn(async move {
+                        let _ = store.settle(&res, 0, 0).await;
+                    });
+                }
+            }
             return Ok(response);
         }
         let mut forward_body = input.body.map(Bytes::from).unwrap_or(body);
@@ -308,7 +439,13 @@ impl Gateway {
             !policy.rules(crate::engine::Stage::Output).is_empty() || !pseudonyms.is_empty();
         let mut response = if response.status().is_success() && is_json && needs_output {
             let (mut head, body) = self
-                .relay_settled(&upstream, response, deadline, settlement)
+                .relay_settled(
+                    &upstream,
+                    response,
+                    deadline,
+                    settlement,
+                    Some(info.usage.clone()),
+                )
                 .into_parts();
             let limit = self.config.limits.max_response_bytes;
             let bytes = read_answer(body, limit).await.map_err(|message| {
@@ -348,7 +485,14 @@ impl Gateway {
                 }
             }
         } else {
-            self.relay_settled(&upstream, response, deadline, settlement)
+            info.deferred = true;
+            self.relay_settled(
+                &upstream,
+                response,
+                deadline,
+                settlement,
+                Some(info.usage.clone()),
+            )
         };
         set_decision_headers(&mut response, &decisions);
         add_headers(&mut response, &rate);
@@ -519,7 +663,7 @@ impl Gateway {
         response: Response<Incoming>,
         deadline: Instant,
     ) -> Response<Body> {
-        self.relay_settled(upstream, response, deadline, None)
+        self.relay_settled(upstream, response, deadline, None, None)
     }
 
     /// Like `relay`, reading usage from the answer to settle the quota reservation.
@@ -529,6 +673,7 @@ impl Gateway {
         response: Response<Incoming>,
         deadline: Instant,
         settlement: Option<(Settlement, bool)>,
+        usage_slot: Option<super::record::UsageSlot>,
     ) -> Response<Body> {
         let (mut parts, body) = response.into_parts();
         let hop: Vec<_> = parts
@@ -556,23 +701,25 @@ impl Gateway {
             ending,
             upstream.config.name.clone(),
         );
-        match settlement {
-            Some((settlement, strip)) if parts.status.is_success() => {
-                let format = if is_sse {
-                    UsageFormat::Sse {
-                        strip_usage_chunk: strip,
-                    }
-                } else {
-                    UsageFormat::Json
-                };
-                if is_sse && strip {
-                    parts.headers.remove(header::CONTENT_LENGTH);
-                }
-                let body = SettleBody::new(body.boxed_unsync(), format, settlement);
-                Response::from_parts(parts, body.boxed_unsync())
-            }
-            _ => Response::from_parts(parts, body.boxed_unsync()),
+        if !parts.status.is_success() || (settlement.is_none() && usage_slot.is_none()) {
+            return Response::from_parts(parts, body.boxed_unsync());
         }
+        let (settlement, strip) = match settlement {
+            Some((s, strip)) => (Some(s), strip),
+            None => (None, false),
+        };
+        let format = if is_sse {
+            UsageFormat::Sse {
+                strip_usage_chunk: strip,
+            }
+        } else {
+            UsageFormat::Json
+        };
+        if is_sse && strip {
+            parts.headers.remove(header::CONTENT_LENGTH);
+        }
+        let body = SettleBody::new(body.boxed_unsync(), format, settlement, usage_slot);
+        Response::from_parts(parts, body.boxed_unsync())
     }
 }
 

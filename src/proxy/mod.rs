@@ -9,6 +9,7 @@ pub mod body;
 pub mod error;
 pub mod guard;
 pub mod handler;
+pub mod record;
 pub mod routes;
 pub mod server;
 pub mod settle;

@@ -31,6 +31,7 @@ pub const SUPPORTED: &[&str] = &[
     "POST /v1/guardrail/apply",
     "GET /healthz",
     "GET /readyz",
+    "GET /metrics",
 ];
 
 /// Resolves a method and path to a route.

@@ -83,11 +83,13 @@ pin_project_lite::pin_project! {
         buffer: BytesMut,
         usage: Option<Usage>,
         settlement: Option<Settlement>,
+        slot: Option<super::record::UsageSlot>,
     }
 
     impl<B> PinnedDrop for SettleBody<B> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
+            publish(this.slot, *this.usage);
             if let Some(s) = this.settlement.take() {
                 s.run(*this.usage);
             }
@@ -96,13 +98,29 @@ pin_project_lite::pin_project! {
 }
 
 impl<B> SettleBody<B> {
-    pub fn new(inner: B, format: UsageFormat, settlement: Settlement) -> Self {
+    /// Reads usage from `inner`; settles `settlement` (if any) and fills `slot` (if any)
+    /// once the body ends or is dropped.
+    pub fn new(
+        inner: B,
+        format: UsageFormat,
+        settlement: Option<Settlement>,
+        slot: Option<super::record::UsageSlot>,
+    ) -> Self {
         Self {
             inner,
             format,
             buffer: BytesMut::new(),
             usage: None,
-            settlement: Some(settlement),
+            settlement,
+            slot,
+        }
+    }
+}
+
+fn publish(slot: &mut Option<super::record::UsageSlot>, usage: Option<Usage>) {
+    if let (Some(slot), Some(usage)) = (slot.take(), usage) {
+        if let Ok(mut s) = slot.lock() {
+            *s = Some(usage);
         }
     }
 }
@@ -156,6 +174,7 @@ where
                             }
                         }
                     }
+                    publish(this.slot, *this.usage);
                     if let Some(s) = this.settlement.take() {
                         s.run(*this.usage);
                     }

@@ -23,12 +23,18 @@ pub use mock_upstream::MockUpstream;
 pub struct TestGateway {
     pub addr: SocketAddr,
     pub gateway: Arc<haechi::proxy::Gateway>,
+    /// Where the audit log goes unless the config names a file.
+    pub audit_dir: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl TestGateway {
-    pub async fn start(config: GatewayConfig) -> Self {
+    pub async fn start(mut config: GatewayConfig) -> Self {
+        let audit_dir = tempfile::tempdir().expect("audit dir");
+        if config.audit.path.is_none() {
+            config.audit.path = Some(audit_dir.path().join("audit.jsonl"));
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind gateway");
@@ -45,6 +51,7 @@ impl TestGateway {
         Self {
             addr,
             gateway,
+            audit_dir,
             shutdown: Some(tx),
             task,
         }
