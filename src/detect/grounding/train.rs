@@ -1,0 +1,490 @@
+//! Trainer for the grounding and relevance models (`haechi train grounding`).
+//!
+//! Reads permissively licensed corpora only: HaluEval QA / dialogue / summarization (MIT)
+//! and KLUE-NLI (CC BY-SA 4.0). QAGS has no licence and is never read here.
+//!
+//! Held-out parts (never trained on; reported by `examples/eval_grounding.rs`):
+//! * HaluEval QA (`qa_shared.jsonl`): items with `halueval_index % 5 == 1`
+//!   (the shared file already lacks `% 5 == 0`, which is the project's blind holdout);
+//! * HaluEval dialogue: line number `% 5 == 0`;
+//! * HaluEval summarization: `(halueval_index / 5) % 5 == 0`;
+//! * KLUE-NLI dev: position `% 5 == 0`.
+//!
+//! Writes `grounding.json` (both logistic models) and `grounding_idf.tsv` (common-word
+//! weights estimated from the training texts) into `out_dir`.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::features::{Rarity, GROUNDING_FEATURES, RELEVANCE_FEATURES};
+use super::model::{Logistic, Weights};
+use super::text;
+use super::{GroundingError, Scorer};
+
+/// Trainer errors.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("bad JSON in {path}: {source}")]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("no training items found under {0}")]
+    NoData(PathBuf),
+    #[error(transparent)]
+    Model(#[from] GroundingError),
+}
+
+/// What the trainer did, with in-sample figures (held-out figures come from the eval).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub grounding_units: usize,
+    pub relevance_units: usize,
+    pub rarity_words: usize,
+    /// (data set, units, accuracy at the threshold) on the training units.
+    pub train_accuracy: Vec<(String, usize, f64)>,
+    pub relevance_train_accuracy: f64,
+    pub threshold: f32,
+    pub weights_path: PathBuf,
+}
+
+/// One labelled grounding example.
+#[derive(Debug, Clone)]
+pub struct Example {
+    pub set: &'static str,
+    pub context: Vec<String>,
+    pub query: Option<String>,
+    pub answer: String,
+    /// 1 = grounded / entailed, 0 = hallucinated / not entailed.
+    pub label: f32,
+    pub weight: f32,
+}
+
+/// Which part of a corpus an item belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Train,
+    HeldOut,
+}
+
+pub fn qa_part(halueval_index: u64) -> Part {
+    if halueval_index % 5 == 1 {
+        Part::HeldOut
+    } else {
+        Part::Train
+    }
+}
+
+pub fn dialogue_part(line: usize) -> Part {
+    if line % 5 == 0 {
+        Part::HeldOut
+    } else {
+        Part::Train
+    }
+}
+
+pub fn summarization_part(halueval_index: u64) -> Part {
+    if (halueval_index / 5) % 5 == 0 {
+        Part::HeldOut
+    } else {
+        Part::Train
+    }
+}
+
+pub fn klue_part(position: usize) -> Part {
+    if position % 5 == 0 {
+        Part::HeldOut
+    } else {
+        Part::Train
+    }
+}
+
+fn read_lines(path: &Path) -> Result<Vec<Value>, Error> {
+    let src = fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    src.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str(l).map_err(|source| Error::Json {
+                path: path.to_path_buf(),
+                source,
+            })
+        })
+        .collect()
+}
+
+fn s(v: &Value, k: &str) -> String {
+    v.get(k).and_then(Value::as_str).unwrap_or("").to_string()
+}
+
+/// The last `[Human]:` turn of a HaluEval dialogue history (the question being answered).
+pub fn last_human_turn(history: &str) -> String {
+    let last = history.rsplit("[Human]:").next().unwrap_or(history);
+    last.split("[Assistant]:").next().unwrap_or(last).trim().to_string()
+}
+
+/// Loads HaluEval QA items of one part as grounding examples.
+pub fn load_qa(corpora: &Path, part: Part) -> Result<Vec<Example>, Error> {
+    let path = corpora.join("halueval/qa_shared.jsonl");
+    let mut out = Vec::new();
+    for v in read_lines(&path)? {
+        let idx = v.get("halueval_index").and_then(Value::as_u64).unwrap_or(0);
+        if qa_part(idx) != part {
+            continue;
+        }
+        let ctx = vec![s(&v, "knowledge")];
+        let q = Some(s(&v, "question"));
+        for (k, label) in [("right_answer", 1.0), ("hallucinated_answer", 0.0)] {
+            out.push(Example {
+                set: "halueval_qa",
+                context: ctx.clone(),
+                query: q.clone(),
+                answer: s(&v, k),
+                label,
+                weight: 1.0,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Loads HaluEval dialogue items of one part.
+pub fn load_dialogue(corpora: &Path, part: Part) -> Result<Vec<Example>, Error> {
+    let path = corpora.join("halueval/dialogue.jsonl");
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for (i, v) in read_lines(&path)?.into_iter().enumerate() {
+        if dialogue_part(i) != part {
+            continue;
+        }
+        let ctx = vec![s(&v, "knowledge")];
+        let q = Some(s(&v, "dialogue_history"));
+        for (k, label) in [("right_response", 1.0), ("hallucinated_response", 0.0)] {
+            out.push(Example {
+                set: "halueval_dialogue",
+                context: ctx.clone(),
+                query: q.clone(),
+                answer: s(&v, k),
+                label,
+                weight: 0.5,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Loads HaluEval summarization items of one part.
+pub fn load_summarization(corpora: &Path, part: Part) -> Result<Vec<Example>, Error> {
+    let path = corpora.join("halueval/summarization_every5th.jsonl");
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for v in read_lines(&path)? {
+        let idx = v.get("halueval_index").and_then(Value::as_u64).unwrap_or(0);
+        if summarization_part(idx) != part {
+            continue;
+        }
+        let ctx = vec![s(&v, "document")];
+        for (k, label) in [("right_summary", 1.0), ("hallucinated_summary", 0.0)] {
+            out.push(Example {
+                set: "halueval_summarization",
+                context: ctx.clone(),
+                query: None,
+                answer: s(&v, k),
+                label,
+                weight: 1.5,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Loads KLUE-NLI pairs of one part: entailment = grounded, contradiction and neutral =
+/// not grounded (neutral: the premise does not support the hypothesis).
+pub fn load_klue(corpora: &Path, part: Part) -> Result<Vec<Example>, Error> {
+    let path = corpora.join("klue_nli_ko/klue-nli-v1.1_dev.json");
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let src = fs::read_to_string(&path).map_err(|source| Error::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let all: Vec<Value> = serde_json::from_str(&src).map_err(|source| Error::Json {
+        path: path.clone(),
+        source,
+    })?;
+    let mut out = Vec::new();
+    for (i, v) in all.iter().enumerate() {
+        if klue_part(i) != part {
+            continue;
+        }
+        let (label, weight, set) = match v.get("gold_label").and_then(Value::as_str) {
+            Some("entailment") => (1.0, 1.0, "klue_nli_entailment_vs_rest"),
+            Some("contradiction") => (0.0, 0.6, "klue_nli_entailment_vs_rest"),
+            Some("neutral") => (0.0, 0.4, "klue_nli_entailment_vs_rest"),
+            _ => continue,
+        };
+        out.push(Example {
+            set,
+            context: vec![s(v, "premise")],
+            query: None,
+            answer: s(v, "hypothesis"),
+            label,
+            weight,
+        });
+    }
+    Ok(out)
+}
+
+/// One labelled relevance example.
+#[derive(Debug, Clone)]
+pub struct RelExample {
+    pub context: Vec<String>,
+    pub query: String,
+    pub answer: String,
+    pub label: f32,
+}
+
+/// Relevance examples: the item's own answers are relevant; the answer of another item
+/// (half of them chosen to share the question's first word, which makes them harder) with
+/// this item's question and context is not.
+pub fn relevance_examples(ex: &[Example]) -> Vec<RelExample> {
+    let items: Vec<&Example> = ex.iter().filter(|e| e.query.is_some() && e.label > 0.5).collect();
+    let n = items.len();
+    let mut by_first: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, e) in items.iter().enumerate() {
+        let q = e.query.as_deref().unwrap_or("");
+        by_first.entry(first_word(q)).or_default().push(i);
+    }
+    let mut out = Vec::new();
+    for (i, e) in items.iter().enumerate() {
+        let q = e.query.clone().unwrap_or_default();
+        out.push(RelExample {
+            context: e.context.clone(),
+            query: q.clone(),
+            answer: e.answer.clone(),
+            label: 1.0,
+        });
+        if n < 2 {
+            continue;
+        }
+        let j = if i % 2 == 0 {
+            let same = by_first.get(&first_word(&q)).map(Vec::as_slice).unwrap_or(&[]);
+            let pick = same.iter().copied().find(|&k| k != i && (k * 7919 + i) % 3 == 0);
+            pick.unwrap_or((i * 7919 + 13) % n)
+        } else {
+            (i * 7919 + 13) % n
+        };
+        let j = if j == i { (i + 1) % n } else { j };
+        out.push(RelExample {
+            context: e.context.clone(),
+            query: q,
+            answer: items[j].answer.clone(),
+            label: 0.0,
+        });
+    }
+    out
+}
+
+fn first_word(q: &str) -> String {
+    q.split_whitespace().next().unwrap_or("").to_lowercase()
+}
+
+/// Common-word weights from document frequencies over the training contexts.
+///
+/// weight = ln(N/df) / ln(N/5), kept only below 0.9 (rare words default to 1).
+pub fn build_rarity(docs: &[&str]) -> (Rarity, String) {
+    let mut df: HashMap<u64, (String, u32)> = HashMap::new();
+    for d in docs {
+        let toks = text::tokenize(d, 0);
+        let mut seen = std::collections::HashSet::new();
+        for t in &toks.toks {
+            if t.script == text::Script::Number || t.stop {
+                continue;
+            }
+            if seen.insert(t.key) {
+                let surface = d[t.start..t.end].to_lowercase();
+                df.entry(t.key).or_insert_with(|| (surface, 0)).1 += 1;
+            }
+        }
+    }
+    let n = docs.len().max(10) as f32;
+    let norm = (n / 5.0).ln().max(1.0);
+    let mut rows: Vec<(String, f32)> = df
+        .into_values()
+        .filter_map(|(w, c)| {
+            let v = ((n / c as f32).ln() / norm).clamp(0.0, 1.0);
+            (v < 0.9).then_some((w, v))
+        })
+        .collect();
+    rows.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    let mut tsv = String::new();
+    for (w, v) in &rows {
+        if w.contains(['\t', '\n']) {
+            continue;
+        }
+        tsv.push_str(&format!("{w}\t{v:.3}\n"));
+    }
+    (Rarity::parse(&tsv), tsv)
+}
+
+/// Options for [`run_with`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Keep at most this many examples per data set (None = all).
+    pub max_per_set: Option<usize>,
+    pub epochs: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            max_per_set: None,
+            epochs: 400,
+        }
+    }
+}
+
+/// Trains both models on the training parts of the corpora under `corpora_dir` and writes
+/// `grounding.json` and `grounding_idf.tsv` into `out_dir`.
+pub fn run(corpora_dir: &Path, out_dir: &Path) -> Result<Report, Error> {
+    run_with(corpora_dir, out_dir, &Options::default())
+}
+
+/// All training examples (grounding) of the training parts.
+pub fn training_examples(corpora: &Path, max_per_set: Option<usize>) -> Result<Vec<Example>, Error> {
+    let mut sets = vec![
+        load_qa(corpora, Part::Train)?,
+        load_dialogue(corpora, Part::Train)?,
+        load_summarization(corpora, Part::Train)?,
+        load_klue(corpora, Part::Train)?,
+    ];
+    if let Some(m) = max_per_set {
+        sets.iter_mut().for_each(|s| s.truncate(m));
+    }
+    Ok(sets.into_iter().flatten().collect())
+}
+
+pub fn run_with(corpora_dir: &Path, out_dir: &Path, opt: &Options) -> Result<Report, Error> {
+    let train = training_examples(corpora_dir, opt.max_per_set)?;
+    if train.is_empty() {
+        return Err(Error::NoData(corpora_dir.to_path_buf()));
+    }
+    // Rarity from the distinct training contexts.
+    let mut docs: Vec<&str> = train.iter().flat_map(|e| e.context.iter().map(String::as_str)).collect();
+    docs.dedup();
+    let (rarity, tsv) = build_rarity(&docs);
+    let placeholder = Weights {
+        version: 1,
+        threshold: 0.5,
+        relevance_threshold: 0.5,
+        grounding: blank(GROUNDING_FEATURES),
+        relevance: blank(RELEVANCE_FEATURES),
+        trained_on: String::new(),
+    };
+    let scorer = Scorer::from_weights(placeholder, rarity.clone())?;
+    let mut xs = Vec::with_capacity(train.len());
+    let mut ys = Vec::with_capacity(train.len());
+    let mut sw = Vec::with_capacity(train.len());
+    for e in &train {
+        let (x, _) = scorer.grounding_features(&e.answer, &e.context, e.query.as_deref());
+        xs.push(x);
+        ys.push(e.label);
+        sw.push(e.weight);
+    }
+    let grounding = Logistic::fit(GROUNDING_FEATURES, &xs, &ys, &sw, 1e-3, opt.epochs);
+
+    let rel = relevance_examples(&train);
+    let mut rx = Vec::with_capacity(rel.len());
+    let mut ry = Vec::with_capacity(rel.len());
+    for r in &rel {
+        rx.push(scorer.relevance_features(&r.answer, &r.query, &r.context));
+        ry.push(r.label);
+    }
+    let rw = vec![1.0; rx.len()];
+    let relevance = Logistic::fit(RELEVANCE_FEATURES, &rx, &ry, &rw, 1e-3, opt.epochs);
+
+    let threshold = 0.5;
+    let mut train_accuracy = Vec::new();
+    let mut names: Vec<&str> = train.iter().map(|e| e.set).collect();
+    names.dedup();
+    for name in names {
+        let (mut n, mut ok) = (0usize, 0usize);
+        for (e, x) in train.iter().zip(&xs) {
+            if e.set == name {
+                n += 1;
+                if (grounding.predict(x) >= threshold) == (e.label > 0.5) {
+                    ok += 1;
+                }
+            }
+        }
+        train_accuracy.push((name.to_string(), n, ok as f64 / n.max(1) as f64));
+    }
+    let rel_ok = rx
+        .iter()
+        .zip(&ry)
+        .filter(|(x, y)| (relevance.predict(x) >= 0.5) == (**y > 0.5))
+        .count();
+    let weights = Weights {
+        version: 1,
+        threshold,
+        relevance_threshold: 0.5,
+        grounding,
+        relevance,
+        trained_on: "HaluEval QA/dialogue/summarization training parts (MIT), KLUE-NLI dev training part (CC BY-SA 4.0); see models/NOTICE_grounding.md".into(),
+    };
+    fs::create_dir_all(out_dir).map_err(|source| Error::Write {
+        path: out_dir.to_path_buf(),
+        source,
+    })?;
+    let wpath = out_dir.join("grounding.json");
+    let json = serde_json::to_string_pretty(&weights).map_err(|source| Error::Json {
+        path: wpath.clone(),
+        source,
+    })?;
+    fs::write(&wpath, json + "\n").map_err(|source| Error::Write {
+        path: wpath.clone(),
+        source,
+    })?;
+    let tpath = out_dir.join("grounding_idf.tsv");
+    fs::write(&tpath, &tsv).map_err(|source| Error::Write { path: tpath, source })?;
+    Ok(Report {
+        grounding_units: xs.len(),
+        relevance_units: rx.len(),
+        rarity_words: rarity.len(),
+        train_accuracy,
+        relevance_train_accuracy: rel_ok as f64 / rx.len().max(1) as f64,
+        threshold,
+        weights_path: wpath,
+    })
+}
+
+fn blank(names: &[&str]) -> Logistic {
+    Logistic {
+        features: names.iter().map(|s| s.to_string()).collect(),
+        mean: vec![0.0; names.len()],
+        std: vec![1.0; names.len()],
+        weights: vec![0.0; names.len()],
+        bias: 0.0,
+    }
+}
