@@ -10,7 +10,6 @@ pub const GROUNDING_FEATURES: &[&str] = &[
     "wsup",
     "wsup_ctx",
     "frac_sup",
-    "unsup_mass_log",
     "max_unsup_w",
     "unsup_numbers",
     "unsup_entities",
@@ -18,12 +17,24 @@ pub const GROUNDING_FEATURES: &[&str] = &[
     "neg_mismatch",
     "pair_sup",
     "best_sent_cov",
-    "n_content_log",
+    "best2_cov",
+    "copy_rate",
     "hangul_share",
     "no_content",
     "min_sent_wsup",
-    "n_unsup_log",
+    "min_sent_cov2",
+    "weak_sent_share",
+    "unsup_mass_log",
 ];
+
+/// Index of `no_content` and of the sentence aggregates, which the caller fills at answer
+/// level (for a single sentence they equal its own values).
+pub const NO_CONTENT: usize = 13;
+pub const MIN_SENT_WSUP: usize = 14;
+pub const MIN_SENT_COV2: usize = 15;
+pub const WEAK_SENT_SHARE: usize = 16;
+/// A sentence whose context support (`wsup_ctx`) is below this counts as weak.
+pub const WEAK_SENT: f32 = 0.75;
 
 /// Names of the relevance features, in vector order.
 pub const RELEVANCE_FEATURES: &[&str] = &[
@@ -36,7 +47,6 @@ pub const RELEVANCE_FEATURES: &[&str] = &[
     "ctx_focus",
     "yesno_answered",
     "answer_len_log",
-    "hangul_share",
     "has_context",
     "ctx_support",
 ];
@@ -90,6 +100,8 @@ pub struct ContextIndex {
     prefixes: KeySet,
     hbigrams: KeySet,
     pairs: KeySet,
+    /// Ordered pairs of adjacent tokens (all tokens): verbatim copying.
+    seq: KeySet,
     /// token key (or prefix / Hangul bigram) → context sentences containing it.
     sent_of: KeyMap<Vec<u32>>,
     sent_neg: Vec<bool>,
@@ -104,6 +116,7 @@ impl ContextIndex {
             prefixes: KeySet::with_capacity_and_hasher(512, IdBuild::default()),
             hbigrams: KeySet::default(),
             pairs: KeySet::with_capacity_and_hasher(2048, IdBuild::default()),
+            seq: KeySet::with_capacity_and_hasher(1024, IdBuild::default()),
             sent_of: KeyMap::with_capacity_and_hasher(1024, IdBuild::default()),
             sent_neg: Vec::new(),
             lower: String::new(),
@@ -130,6 +143,9 @@ impl ContextIndex {
                 for &b in &toks.run_bigrams {
                     idx.hbigrams.insert(b);
                     add_sent(&mut idx.sent_of, b, sid);
+                }
+                for w in toks.toks.windows(2) {
+                    idx.seq.insert(seq_key(w[0].key, w[1].key));
                 }
                 for i in 0..content.len() {
                     for j in i + 1..(i + 4).min(content.len()) {
@@ -195,6 +211,10 @@ impl ContextIndex {
     }
 }
 
+fn seq_key(a: u64, b: u64) -> u64 {
+    pair_key(a.rotate_left(7) ^ 0x51, b)
+}
+
 fn add_sent(map: &mut KeyMap<Vec<u32>>, key: u64, sid: u32) {
     let v = map.entry(key).or_default();
     if v.last() != Some(&sid) {
@@ -250,9 +270,7 @@ pub fn grounding_features(
     let mut wsup_ctx = 0.0f32;
     let mut n_content = 0usize;
     let mut n_sup = 0.0f32;
-    let mut unsup_mass = 0.0f32;
     let mut max_unsup = 0.0f32;
-    let mut n_unsup = 0usize;
     let mut unsup_num = 0usize;
     let mut unsup_ent = 0usize;
     let mut hangul = 0usize;
@@ -260,10 +278,18 @@ pub fn grounding_features(
     scratch.clear();
     scratch.resize(ctx.n_sent, 0.0);
     let mut prev_content: Option<u64> = None;
-    let mut pairs = 0usize;
-    let mut pairs_hit = 0usize;
+    let (mut pairs, mut pairs_hit) = (0usize, 0usize);
+    let (mut seqs, mut seqs_hit) = (0usize, 0usize);
     let mut first = true;
+    let mut prev_any: Option<u64> = None;
     for t in &in_span {
+        if let Some(p) = prev_any {
+            seqs += 1;
+            if ctx.seq.contains(&seq_key(p, t.key)) {
+                seqs_hit += 1;
+            }
+        }
+        prev_any = Some(t.key);
         if t.neg {
             neg += 1;
         }
@@ -277,19 +303,13 @@ pub fn grounding_features(
             hangul += 1;
         }
         let sc = ctx.support(toks, t);
-        let sq = if query.is_some_and(|q| q.has(t)) {
-            1.0
-        } else {
-            0.0
-        };
+        let sq = if query.is_some_and(|q| q.has(t)) { 1.0 } else { 0.0 };
         let sup = sc.max(sq);
         wsum += w;
         wsup += w * sup;
         wsup_ctx += w * sc;
         n_sup += sup;
         if sup < 0.5 {
-            unsup_mass += w;
-            n_unsup += 1;
             max_unsup = max_unsup.max(w);
             if t.script == Script::Number {
                 unsup_num += 1;
@@ -322,58 +342,76 @@ pub fn grounding_features(
             unsup_quotes = 1.0;
         }
     }
-    let (best_sid, best) = scratch
-        .iter()
-        .enumerate()
-        .fold((None, 0.0f32), |acc, (i, &v)| if v > acc.1 { (Some(i), v) } else { acc });
-    let neg_mismatch = match best_sid {
-        Some(b) if best > 0.0 => {
+    // The two context sentences that cover the most of the claim.
+    let (mut b1, mut b2) = (None::<usize>, None::<usize>);
+    for (i, &v) in scratch.iter().enumerate() {
+        if v <= 0.0 {
+            continue;
+        }
+        if b1.is_none_or(|b| v > scratch[b]) {
+            b2 = b1;
+            b1 = Some(i);
+        } else if b2.is_none_or(|b| v > scratch[b]) {
+            b2 = Some(i);
+        }
+    }
+    let best = b1.map_or(0.0, |b| scratch[b]);
+    let mut cov2 = 0.0f32;
+    if let Some(b1) = b1 {
+        for t in in_span.iter().filter(|t| !t.stop) {
+            let w = rarity.weight(t).max(0.05);
+            let mut m = 0.0f32;
+            ctx.sents_of(toks, t, |sid, f| {
+                if sid as usize == b1 || Some(sid as usize) == b2 {
+                    m = m.max(f);
+                }
+            });
+            cov2 += w * m.min(1.0);
+        }
+    }
+    let neg_mismatch = match b1 {
+        Some(b) => {
             let ans_neg = neg % 2 == 1;
             let ctx_neg = ctx.sent_neg.get(b).copied().unwrap_or(false);
-            if ans_neg != ctx_neg {
-                1.0
-            } else {
-                0.0
-            }
+            f32::from(u8::from(ans_neg != ctx_neg))
         }
-        _ => 0.0,
+        None => 0.0,
     };
+    if n_content == 0 {
+        let mut x = vec![1.0; GROUNDING_FEATURES.len()];
+        x[3] = 0.0;
+        x[4] = 0.0;
+        x[5] = 0.0;
+        x[6] = unsup_quotes;
+        x[7] = 0.0;
+        x[11] = if seqs == 0 { 1.0 } else { seqs_hit as f32 / seqs as f32 };
+        x[12] = 0.0;
+        x[WEAK_SENT_SHARE] = 0.0;
+        x[17] = 0.0;
+        return x;
+    }
     let denom = wsum.max(1e-6);
-    let wsup_f = if n_content == 0 { 1.0 } else { wsup / denom };
-    let pair_sup = if pairs == 0 {
-        wsup_f
-    } else {
-        pairs_hit as f32 / pairs as f32
-    };
+    let wsup_f = wsup / denom;
+    let pair_sup = if pairs == 0 { wsup_f } else { pairs_hit as f32 / pairs as f32 };
     vec![
         wsup_f,
-        if n_content == 0 { 1.0 } else { wsup_ctx / denom },
-        if n_content == 0 {
-            1.0
-        } else {
-            n_sup / n_content as f32
-        },
-        (1.0 + unsup_mass).ln(),
+        wsup_ctx / denom,
+        n_sup / n_content as f32,
         max_unsup,
         (1.0 + unsup_num as f32).ln(),
         (1.0 + unsup_ent as f32).ln(),
         unsup_quotes,
         neg_mismatch,
         pair_sup,
-        if n_content == 0 {
-            1.0
-        } else {
-            (best / denom).min(1.0)
-        },
-        (1.0 + n_content as f32).ln(),
-        if n_content == 0 {
-            0.0
-        } else {
-            hangul as f32 / n_content as f32
-        },
-        if n_content == 0 { 1.0 } else { 0.0 },
+        (best / denom).min(1.0),
+        (cov2 / denom).min(1.0),
+        if seqs == 0 { wsup_f } else { seqs_hit as f32 / seqs as f32 },
+        hangul as f32 / n_content as f32,
+        0.0,
         wsup_f,
-        (1.0 + n_unsup as f32).ln(),
+        (cov2 / denom).min(1.0),
+        f32::from(u8::from(wsup_ctx / denom < WEAK_SENT)),
+        (1.0 + wsum - wsup).ln(),
     ]
 }
 
@@ -431,7 +469,6 @@ pub fn relevance_features(
     let mut ain = 0.0f32;
     let mut has_num = false;
     let mut has_ent = false;
-    let mut hangul = 0usize;
     let mut n_content = 0usize;
     for (i, t) in atoks.toks.iter().enumerate() {
         if t.script == Script::Number {
@@ -444,9 +481,6 @@ pub fn relevance_features(
             continue;
         }
         n_content += 1;
-        if t.script == Script::Hangul {
-            hangul += 1;
-        }
         let w = rarity.weight(t).max(0.05);
         amass += w;
         if q.has(t) {
@@ -517,11 +551,6 @@ pub fn relevance_features(
         ctx_focus,
         f32::from(u8::from(yesno_q && yn_answer)),
         (1.0 + n_content as f32).ln(),
-        if n_content == 0 {
-            0.0
-        } else {
-            hangul as f32 / n_content as f32
-        },
         has_ctx,
         ctx_support,
     ]

@@ -173,16 +173,17 @@ impl Scorer {
             &self.rarity,
             &mut scratch,
         );
-        let min_idx = GROUNDING_FEATURES.iter().position(|n| *n == "min_sent_wsup");
-        if let Some(i) = min_idx {
-            let min = sent_x
-                .iter()
-                .filter(|(_, _, x)| x[GROUNDING_FEATURES.len() - 3] < 0.5) // has content
-                .map(|(_, _, x)| x[0])
-                .fold(f32::INFINITY, f32::min);
-            if min.is_finite() {
-                answer_x[i] = min;
-            }
+        let with_content: Vec<&Vec<f32>> = sent_x
+            .iter()
+            .map(|(_, _, x)| x)
+            .filter(|x| x[features::NO_CONTENT] < 0.5)
+            .collect();
+        if !with_content.is_empty() {
+            let min_of = |i: usize| with_content.iter().map(|x| x[i]).fold(f32::INFINITY, f32::min);
+            answer_x[features::MIN_SENT_WSUP] = min_of(0);
+            answer_x[features::MIN_SENT_COV2] = min_of(10);
+            let weak = with_content.iter().filter(|x| x[features::WEAK_SENT_SHARE] > 0.5).count();
+            answer_x[features::WEAK_SENT_SHARE] = weak as f32 / with_content.len() as f32;
         }
         (answer_x, sent_x)
     }

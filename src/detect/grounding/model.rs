@@ -20,7 +20,9 @@ impl Logistic {
             let (Some(m), Some(s), Some(w)) = (self.mean.get(i), self.std.get(i), self.weights.get(i)) else {
                 break;
             };
-            z += w * (v - m) / s;
+            // Clamp standardised values: inputs unlike anything seen in training must not
+            // saturate the score on one feature.
+            z += w * ((v - m) / s).clamp(-6.0, 6.0);
         }
         sigmoid(z)
     }
@@ -57,7 +59,7 @@ impl Logistic {
         let std: Vec<f32> = var.iter().map(|v| (v / wsum).sqrt().max(1e-3)).collect();
         let z: Vec<Vec<f32>> = xs
             .iter()
-            .map(|x| (0..d).map(|j| (x[j] - mean[j]) / std[j]).collect())
+            .map(|x| (0..d).map(|j| ((x[j] - mean[j]) / std[j]).clamp(-6.0, 6.0)).collect())
             .collect();
         let mut w = vec![0.0f32; d];
         let mut b = 0.0f32;

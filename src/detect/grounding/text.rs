@@ -414,7 +414,14 @@ pub fn sentences(text: &str) -> Vec<(usize, usize)> {
             let next = text[end..].chars().next();
             let at_boundary = next.is_none_or(char::is_whitespace);
             let cjk_stop = matches!(c, '。' | '！' | '？');
-            if (at_boundary || cjk_stop) && !(c == '.' && is_abbrev(&text[start..i])) {
+            // "p.m. today": a lower-case Latin word after a full stop continues the sentence.
+            let lower_next = text[end..]
+                .trim_start()
+                .chars()
+                .next()
+                .is_some_and(|n| n.is_lowercase() && !is_hangul(n));
+            let abbrev = c == '.' && (is_abbrev(&text[start..i]) || lower_next);
+            if (at_boundary || cjk_stop) && !abbrev {
                 cut = Some(end);
             }
         }

@@ -55,8 +55,8 @@ pub struct Report {
     pub grounding_units: usize,
     pub relevance_units: usize,
     pub rarity_words: usize,
-    /// (data set, units, accuracy at the threshold) on the training units.
-    pub train_accuracy: Vec<(String, usize, f64)>,
+    /// (data set, units, accuracy at the threshold, AUC) on the training units.
+    pub train_accuracy: Vec<(String, usize, f64, f64)>,
     pub relevance_train_accuracy: f64,
     pub threshold: f32,
     pub weights_path: PathBuf,
@@ -184,7 +184,7 @@ pub fn load_dialogue(corpora: &Path, part: Part) -> Result<Vec<Example>, Error> 
                 query: q.clone(),
                 answer: s(&v, k),
                 label,
-                weight: 0.5,
+                weight: 0.2,
             });
         }
     }
@@ -254,6 +254,201 @@ pub fn load_klue(corpora: &Path, part: Part) -> Result<Vec<Example>, Error> {
         });
     }
     Ok(out)
+}
+
+/// A tiny deterministic generator (the trainer must be reproducible without a crate).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> usize {
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) as usize
+    }
+}
+
+fn is_hangul_str(s: &str) -> bool {
+    s.chars().any(|c| ('\u{AC00}'..='\u{D7A3}').contains(&c))
+}
+
+/// Synthetic claims made from the training contexts: one context sentence (grounded by
+/// construction) and perturbed copies of it in the categories the unit tests check:
+/// a number changed, a name swapped for one from another document, the negation
+/// flipped, an unsupported clause added. This teaches the model what each evidence
+/// feature means independently of HaluEval's answer styles.
+pub fn synthetic_examples(base: &[Example], every: usize, weight: f32) -> Vec<Example> {
+    let mut contexts: Vec<&str> = Vec::new();
+    for e in base {
+        if let Some(c) = e.context.first() {
+            if contexts.last() != Some(&c.as_str()) {
+                contexts.push(c);
+            }
+        }
+    }
+    // Pools of names (English capitalised words, Korean stems) and of sentences.
+    let mut en_names: Vec<String> = Vec::new();
+    let mut ko_stems: Vec<String> = Vec::new();
+    for c in contexts.iter().step_by(7) {
+        let toks = text::tokenize(c, 0);
+        for (i, t) in toks.toks.iter().enumerate() {
+            let surface = &c[t.start..t.end];
+            if t.script == text::Script::Latin && t.cap && !t.stop && i > 0 && surface.len() > 3 {
+                en_names.push(surface.to_string());
+            } else if t.script == text::Script::Hangul && !t.stop {
+                let stem = text::ko_stem(surface);
+                if stem.chars().count() >= 2 {
+                    ko_stems.push(stem.to_string());
+                }
+            }
+        }
+    }
+    let mut rng = Lcg(0x5eed);
+    let mut out = Vec::new();
+    let n = contexts.len();
+    for (k, c) in contexts.iter().enumerate().step_by(every.max(1)) {
+        let sents = text::sentences(c);
+        let Some(&(ss, se)) = sents.get(rng.next() % sents.len().max(1)) else {
+            continue;
+        };
+        let sent = &c[ss..se];
+        let toks = text::tokenize(sent, 0);
+        if toks.toks.iter().filter(|t| !t.stop).count() < 4 {
+            continue;
+        }
+        let korean = is_hangul_str(sent);
+        let ctx = vec![c.to_string()];
+        let lower = c.to_lowercase();
+        let mut push = |answer: String, label: f32, w: f32| {
+            out.push(Example {
+                set: "synthetic",
+                context: ctx.clone(),
+                query: None,
+                answer,
+                label,
+                weight: w,
+            });
+        };
+        push(sent.to_string(), 1.0, weight * 2.0);
+        // number changed
+        if let Some(t) = toks.toks.iter().find(|t| t.script == text::Script::Number && sent[t.start..t.end].bytes().all(|b| b.is_ascii_digit())) {
+            if let Ok(v) = sent[t.start..t.end].parse::<u64>() {
+                let nv = if (1000..=2100).contains(&v) { v + 1 + (rng.next() % 15) as u64 } else { v * 2 + 1 + (rng.next() % 7) as u64 };
+                push(format!("{}{}{}", &sent[..t.start], nv, &sent[t.end..]), 0.0, weight * 0.5);
+            }
+        }
+        // name swapped
+        if korean {
+            let cand: Vec<&text::Tok> = toks
+                .toks
+                .iter()
+                .filter(|t| t.script == text::Script::Hangul && !t.stop && text::ko_stem(&sent[t.start..t.end]).chars().count() >= 2)
+                .collect();
+            if !cand.is_empty() && !ko_stems.is_empty() {
+                let t = cand[rng.next() % cand.len()];
+                let surface = &sent[t.start..t.end];
+                let stem = text::ko_stem(surface);
+                let rep = &ko_stems[rng.next() % ko_stems.len()];
+                if !lower.contains(rep.as_str()) {
+                    let tail = &surface[stem.len()..];
+                    push(format!("{}{}{}{}", &sent[..t.start], rep, tail, &sent[t.end..]), 0.0, weight * 0.5);
+                }
+            }
+        } else if let Some(t) = toks.toks.iter().skip(1).find(|t| t.script == text::Script::Latin && t.cap && !t.stop) {
+            if !en_names.is_empty() {
+                let rep = &en_names[rng.next() % en_names.len()];
+                if !lower.contains(&rep.to_lowercase()) {
+                    push(format!("{}{}{}", &sent[..t.start], rep, &sent[t.end..]), 0.0, weight * 0.5);
+                }
+            }
+        }
+        // name swapped for another name of the same document (every word is in the
+        // context, only the relation is wrong)
+        if !korean {
+            let names: Vec<&str> = text::tokenize(c, 0)
+                .toks
+                .iter()
+                .filter(|t| t.script == text::Script::Latin && t.cap && !t.stop && t.end - t.start > 3)
+                .map(|t| &c[t.start..t.end])
+                .filter(|w| !sent.contains(*w))
+                .collect();
+            let cand: Vec<&text::Tok> = toks.toks.iter().skip(1).filter(|t| t.script == text::Script::Latin && t.cap && !t.stop).collect();
+            if !names.is_empty() && !cand.is_empty() {
+                let t = cand[rng.next() % cand.len()];
+                let rep = names[rng.next() % names.len()];
+                push(format!("{}{}{}", &sent[..t.start], rep, &sent[t.end..]), 0.0, weight * 0.5);
+            }
+        }
+        // fusion: the head of this sentence with the tail of another sentence of the
+        // same document (extractive summarisers make this error)
+        if sents.len() >= 3 {
+            let (os, oe) = sents[(rng.next() % (sents.len() - 1) + 1 + sents.iter().position(|&x| x == (ss, se)).unwrap_or(0)) % sents.len()];
+            let other = &c[os..oe];
+            let a = text::tokenize(sent, 0);
+            let b = text::tokenize(other, 0);
+            if a.toks.len() >= 6 && b.toks.len() >= 6 && (os, oe) != (ss, se) {
+                let cut_a = a.toks[a.toks.len() / 2].start;
+                let cut_b = b.toks[b.toks.len() / 2].start;
+                push(format!("{}{}", &sent[..cut_a], &other[cut_b..]), 0.0, weight * 0.5);
+            }
+        }
+        // compressed: a clause between commas dropped (still supported)
+        let commas: Vec<usize> = sent.match_indices(", ").map(|(i, _)| i).collect();
+        if commas.len() >= 2 {
+            let i = rng.next() % (commas.len() - 1);
+            push(format!("{}{}", &sent[..commas[i]], &sent[commas[i + 1]..]), 1.0, weight);
+        }
+        // two consecutive sentences (still supported)
+        if let Some(&(ns, ne)) = sents.iter().find(|&&(a, _)| a >= se) {
+            push(format!("{} {}", sent, &c[ns..ne]), 1.0, weight);
+        }
+        // negation flipped
+        if let Some(neg) = flip_negation(sent, korean) {
+            push(neg, 0.0, weight * 0.5);
+        }
+        // unsupported addition from another document
+        let other = contexts[(k + 1 + rng.next() % n.max(2)) % n];
+        let osents = text::sentences(other);
+        if let Some(&(os, oe)) = osents.get(rng.next() % osents.len().max(1)) {
+            let extra = other[os..oe].trim_end_matches(['.', '!', '?']);
+            if extra.len() > 10 && is_hangul_str(extra) == korean {
+                let head = sent.trim_end_matches(['.', '!', '?']);
+                let added = if korean {
+                    format!("{head}. 또한 {extra}.")
+                } else {
+                    let mut ch = extra.chars();
+                    let first = ch.next().map(|f| f.to_lowercase().collect::<String>()).unwrap_or_default();
+                    format!("{head}, and {first}{}.", ch.as_str())
+                };
+                push(added, 0.0, weight * 0.5);
+            }
+        }
+    }
+    out
+}
+
+/// Flips the polarity of a sentence (English auxiliaries, Korean predicate endings).
+fn flip_negation(sent: &str, korean: bool) -> Option<String> {
+    if korean {
+        let body = sent.trim_end_matches(['.', '!', '?']);
+        let dot = &sent[body.len()..];
+        for (from, to) in [("않았다", "았다"), ("없다", "있다"), ("있다", "없다"), ("었다", "지 않았다"), ("았다", "지 않았다"), ("였다", "지 않았다"), ("이다", "이 아니다"), ("한다", "하지 않는다"), ("된다", "되지 않는다"), ("습니다", "지 않습니다")] {
+            if let Some(stem) = body.strip_suffix(from) {
+                return Some(format!("{stem}{to}{dot}"));
+            }
+        }
+        return None;
+    }
+    for (from, to) in [(" not ", " "), (" never ", " ")] {
+        if sent.contains(from) {
+            return Some(sent.replacen(from, to, 1));
+        }
+    }
+    for aux in [" is ", " was ", " are ", " were ", " has ", " had ", " can ", " will "] {
+        if let Some(p) = sent.find(aux) {
+            let cut = p + aux.len();
+            return Some(format!("{}not {}", &sent[..cut], &sent[cut..]));
+        }
+    }
+    None
 }
 
 /// One labelled relevance example.
@@ -382,6 +577,15 @@ pub fn training_examples(corpora: &Path, max_per_set: Option<usize>) -> Result<V
     if let Some(m) = max_per_set {
         sets.iter_mut().for_each(|s| s.truncate(m));
     }
+    // Synthetic perturbations of the QA knowledge, the summarised documents and the
+    // Korean premises (dialogue knowledge is a list of triples, too short to perturb).
+    let synth_base: Vec<Example> = sets[0].iter().chain(&sets[2]).cloned().collect();
+    let mut synth = synthetic_examples(&synth_base, 2, 0.3);
+    synth.extend(synthetic_examples(&sets[3], 1, 0.6).into_iter().map(|mut e| {
+        e.set = "synthetic_ko";
+        e
+    }));
+    sets.push(synth);
     Ok(sets.into_iter().flatten().collect())
 }
 
@@ -414,7 +618,17 @@ pub fn run_with(corpora_dir: &Path, out_dir: &Path, opt: &Options) -> Result<Rep
     }
     let grounding = Logistic::fit(GROUNDING_FEATURES, &xs, &ys, &sw, 1e-3, opt.epochs);
 
-    let rel = relevance_examples(&train);
+    let mut rel = relevance_examples(&train);
+    // The same pairs without context, so the model also works when only a query is given.
+    let no_ctx: Vec<RelExample> = rel
+        .iter()
+        .step_by(3)
+        .map(|r| RelExample {
+            context: Vec::new(),
+            ..r.clone()
+        })
+        .collect();
+    rel.extend(no_ctx);
     let mut rx = Vec::with_capacity(rel.len());
     let mut ry = Vec::with_capacity(rel.len());
     for r in &rel {
@@ -430,15 +644,18 @@ pub fn run_with(corpora_dir: &Path, out_dir: &Path, opt: &Options) -> Result<Rep
     names.dedup();
     for name in names {
         let (mut n, mut ok) = (0usize, 0usize);
+        let mut scored = Vec::new();
         for (e, x) in train.iter().zip(&xs) {
             if e.set == name {
                 n += 1;
-                if (grounding.predict(x) >= threshold) == (e.label > 0.5) {
+                let p = grounding.predict(x);
+                if (p >= threshold) == (e.label > 0.5) {
                     ok += 1;
                 }
+                scored.push((p, e.label > 0.5));
             }
         }
-        train_accuracy.push((name.to_string(), n, ok as f64 / n.max(1) as f64));
+        train_accuracy.push((name.to_string(), n, ok as f64 / n.max(1) as f64, auc(&mut scored)));
     }
     let rel_ok = rx
         .iter()
@@ -477,6 +694,31 @@ pub fn run_with(corpora_dir: &Path, out_dir: &Path, opt: &Options) -> Result<Rep
         threshold,
         weights_path: wpath,
     })
+}
+
+/// Area under the ROC curve of (score, is_positive) pairs (ties count half).
+pub fn auc(v: &mut [(f32, bool)]) -> f64 {
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (mut rank_sum, mut npos, mut i) = (0.0f64, 0usize, 0usize);
+    while i < v.len() {
+        let mut j = i;
+        while j < v.len() && v[j].0 == v[i].0 {
+            j += 1;
+        }
+        let avg = (i + j + 1) as f64 / 2.0;
+        for x in &v[i..j] {
+            if x.1 {
+                rank_sum += avg;
+                npos += 1;
+            }
+        }
+        i = j;
+    }
+    let nneg = v.len() - npos;
+    if npos == 0 || nneg == 0 {
+        return f64::NAN;
+    }
+    (rank_sum - (npos * (npos + 1)) as f64 / 2.0) / (npos * nneg) as f64
 }
 
 fn blank(names: &[&str]) -> Logistic {
