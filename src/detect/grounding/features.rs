@@ -25,6 +25,7 @@ pub const GROUNDING_FEATURES: &[&str] = &[
     "min_sent_cov2",
     "weak_sent_share",
     "unsup_mass_log",
+    "copy3",
 ];
 
 /// Index of `no_content` and of the sentence aggregates, which the caller fills at answer
@@ -102,6 +103,8 @@ pub struct ContextIndex {
     pairs: KeySet,
     /// Ordered pairs of adjacent tokens (all tokens): verbatim copying.
     seq: KeySet,
+    /// Ordered triples of adjacent tokens.
+    seq3: KeySet,
     /// token key (or prefix / Hangul bigram) → context sentences containing it.
     sent_of: KeyMap<Vec<u32>>,
     sent_neg: Vec<bool>,
@@ -117,6 +120,7 @@ impl ContextIndex {
             hbigrams: KeySet::default(),
             pairs: KeySet::with_capacity_and_hasher(2048, IdBuild::default()),
             seq: KeySet::with_capacity_and_hasher(1024, IdBuild::default()),
+            seq3: KeySet::with_capacity_and_hasher(1024, IdBuild::default()),
             sent_of: KeyMap::with_capacity_and_hasher(1024, IdBuild::default()),
             sent_neg: Vec::new(),
             lower: String::new(),
@@ -146,6 +150,9 @@ impl ContextIndex {
                 }
                 for w in toks.toks.windows(2) {
                     idx.seq.insert(seq_key(w[0].key, w[1].key));
+                }
+                for w in toks.toks.windows(3) {
+                    idx.seq3.insert(seq_key(seq_key(w[0].key, w[1].key), w[2].key));
                 }
                 for i in 0..content.len() {
                     for j in i + 1..(i + 4).min(content.len()) {
@@ -282,12 +289,22 @@ pub fn grounding_features(
     let (mut seqs, mut seqs_hit) = (0usize, 0usize);
     let mut first = true;
     let mut prev_any: Option<u64> = None;
+    let mut prev2: Option<u64> = None;
+    let (mut tri, mut tri_hit) = (0usize, 0usize);
     for t in &in_span {
         if let Some(p) = prev_any {
             seqs += 1;
-            if ctx.seq.contains(&seq_key(p, t.key)) {
+            let k2 = seq_key(p, t.key);
+            if ctx.seq.contains(&k2) {
                 seqs_hit += 1;
             }
+            if let Some(pp) = prev2 {
+                tri += 1;
+                if ctx.seq3.contains(&seq_key(pp, t.key)) {
+                    tri_hit += 1;
+                }
+            }
+            prev2 = Some(k2);
         }
         prev_any = Some(t.key);
         if t.neg {
@@ -388,6 +405,7 @@ pub fn grounding_features(
         x[12] = 0.0;
         x[WEAK_SENT_SHARE] = 0.0;
         x[17] = 0.0;
+        x[18] = if tri == 0 { x[11] } else { tri_hit as f32 / tri as f32 };
         return x;
     }
     let denom = wsum.max(1e-6);
@@ -412,6 +430,11 @@ pub fn grounding_features(
         (cov2 / denom).min(1.0),
         f32::from(u8::from(wsup_ctx / denom < WEAK_SENT)),
         (1.0 + wsum - wsup).ln(),
+        if tri == 0 {
+            if seqs == 0 { wsup_f } else { seqs_hit as f32 / seqs as f32 }
+        } else {
+            tri_hit as f32 / tri as f32
+        },
     ]
 }
 

@@ -88,6 +88,9 @@ impl Scorer {
         if !weights.grounding.matches(GROUNDING_FEATURES) {
             return Err(GroundingError::FeatureMismatch("grounding"));
         }
+        if !weights.sentence.matches(GROUNDING_FEATURES) {
+            return Err(GroundingError::FeatureMismatch("sentence"));
+        }
         if !weights.relevance.matches(RELEVANCE_FEATURES) {
             return Err(GroundingError::FeatureMismatch("relevance"));
         }
@@ -96,6 +99,11 @@ impl Scorer {
 
     pub fn threshold(&self) -> f32 {
         self.weights.threshold
+    }
+
+    /// Sentence score below which a sentence gets an `UNGROUNDED` finding.
+    pub fn sentence_threshold(&self) -> f32 {
+        self.weights.sentence_threshold
     }
 
     pub fn relevance_threshold(&self) -> f32 {
@@ -118,6 +126,18 @@ impl Scorer {
         self.analyse(answer, context, query).1
     }
 
+    /// Grounding score of one claim (a sentence) by the sentence model, treating `claim`
+    /// as a single unit: the function to use for sentence-level benchmarks such as QAGS.
+    /// 1.0 when there is no context.
+    pub fn claim_score(&self, claim: &str, context: &[String], query: Option<&str>) -> f32 {
+        let ctx = ContextIndex::new(context);
+        if ctx.is_empty() {
+            return 1.0;
+        }
+        let (x, _) = self.features_with(claim, &ctx, query);
+        self.weights.sentence.predict(&x)
+    }
+
     /// Answer score and sentence scores in one pass over the context.
     pub fn analyse(&self, answer: &str, context: &[String], query: Option<&str>) -> (f32, Vec<SentenceScore>) {
         let ctx = ContextIndex::new(context);
@@ -130,7 +150,7 @@ impl Scorer {
             .map(|(s, e, x)| SentenceScore {
                 start: s,
                 end: e,
-                grounding: self.weights.grounding.predict(&x),
+                grounding: self.weights.sentence.predict(&x),
             })
             .collect();
         (self.weights.grounding.predict(&answer_x), sents)
@@ -237,9 +257,10 @@ impl GroundingDetector {
     pub fn detect(&self, answer: &str, ctx: &DetectContext) -> Detection {
         let (score, sents) = self.scorer.analyse(answer, ctx.context, ctx.query);
         let th = self.scorer.threshold();
+        let sth = self.scorer.sentence_threshold();
         let mut findings: Vec<Finding> = sents
             .iter()
-            .filter(|s| s.grounding < th)
+            .filter(|s| s.grounding < sth)
             .map(|s| finding(s, "grounding", "UNGROUNDED"))
             .collect();
         if findings.is_empty() && score < th {

@@ -117,9 +117,15 @@ pub struct Weights {
     pub version: u32,
     /// Grounding score below which an answer or sentence is called ungrounded.
     pub threshold: f32,
+    /// Sentence score below which a sentence is reported as ungrounded (chosen on the
+    /// training units for the best balanced accuracy).
+    pub sentence_threshold: f32,
     /// Relevance score below which an answer is called irrelevant.
     pub relevance_threshold: f32,
+    /// Answer-level grounding model (the detector's score).
     pub grounding: Logistic,
+    /// Sentence-level grounding model (findings and per-sentence scores).
+    pub sentence: Logistic,
     pub relevance: Logistic,
     /// Where the weights came from (data sets, split), for the audit trail.
     pub trained_on: String,

@@ -58,6 +58,9 @@ pub struct Report {
     /// (data set, units, accuracy at the threshold, AUC) on the training units.
     pub train_accuracy: Vec<(String, usize, f64, f64)>,
     pub relevance_train_accuracy: f64,
+    pub sentence_units: usize,
+    pub sentence_train_auc: f64,
+    pub sentence_threshold: f32,
     pub threshold: f32,
     pub weights_path: PathBuf,
 }
@@ -451,6 +454,27 @@ fn flip_negation(sent: &str, korean: bool) -> Option<String> {
     None
 }
 
+/// Single-sentence training units for the sentence head (see `run_with`).
+pub fn sentence_examples(train: &[Example]) -> Vec<Example> {
+    let mut out = Vec::new();
+    for e in train {
+        match e.set {
+            "halueval_dialogue" => {}
+            "halueval_summarization" => {
+                for (s, t) in text::sentences(&e.answer) {
+                    out.push(Example {
+                        answer: e.answer[s..t].to_string(),
+                        weight: if e.label > 0.5 { 0.6 } else { 0.3 },
+                        ..e.clone()
+                    });
+                }
+            }
+            _ => out.push(e.clone()),
+        }
+    }
+    out
+}
+
 /// One labelled relevance example.
 #[derive(Debug, Clone)]
 pub struct RelExample {
@@ -601,8 +625,10 @@ pub fn run_with(corpora_dir: &Path, out_dir: &Path, opt: &Options) -> Result<Rep
     let placeholder = Weights {
         version: 1,
         threshold: 0.5,
+        sentence_threshold: 0.5,
         relevance_threshold: 0.5,
         grounding: blank(GROUNDING_FEATURES),
+        sentence: blank(GROUNDING_FEATURES),
         relevance: blank(RELEVANCE_FEATURES),
         trained_on: String::new(),
     };
@@ -617,6 +643,25 @@ pub fn run_with(corpora_dir: &Path, out_dir: &Path, opt: &Options) -> Result<Rep
         sw.push(e.weight);
     }
     let grounding = Logistic::fit(GROUNDING_FEATURES, &xs, &ys, &sw, 1e-3, opt.epochs);
+
+    // Sentence head: single-sentence units. Summaries are split into sentences: those of
+    // a right summary are grounded; those of a hallucinated summary are weak negatives
+    // (not every one of them is false), so they weigh less. Dialogue turns are left out
+    // (their knowledge is a bare list of triples).
+    let sent_units = sentence_examples(&train);
+    let mut sx = Vec::with_capacity(sent_units.len());
+    let mut sy = Vec::with_capacity(sent_units.len());
+    let mut ssw = Vec::with_capacity(sent_units.len());
+    for e in &sent_units {
+        let (x, _) = scorer.grounding_features(&e.answer, &e.context, e.query.as_deref());
+        sx.push(x);
+        sy.push(e.label);
+        ssw.push(e.weight);
+    }
+    let sentence = Logistic::fit(GROUNDING_FEATURES, &sx, &sy, &ssw, 1e-3, opt.epochs);
+    let mut sscored: Vec<(f32, bool)> = sx.iter().zip(&sy).map(|(x, y)| (sentence.predict(x), *y > 0.5)).collect();
+    let sentence_train_auc = auc(&mut sscored);
+    let sentence_threshold = best_balanced_threshold(&sx, &sy, &ssw, &sentence);
 
     let mut rel = relevance_examples(&train);
     // The same pairs without context, so the model also works when only a query is given.
@@ -665,8 +710,10 @@ pub fn run_with(corpora_dir: &Path, out_dir: &Path, opt: &Options) -> Result<Rep
     let weights = Weights {
         version: 1,
         threshold,
+        sentence_threshold,
         relevance_threshold: 0.5,
         grounding,
+        sentence,
         relevance,
         trained_on: "HaluEval QA/dialogue/summarization training parts (MIT), KLUE-NLI dev training part (CC BY-SA 4.0); see models/NOTICE_grounding.md".into(),
     };
@@ -691,9 +738,41 @@ pub fn run_with(corpora_dir: &Path, out_dir: &Path, opt: &Options) -> Result<Rep
         rarity_words: rarity.len(),
         train_accuracy,
         relevance_train_accuracy: rel_ok as f64 / rx.len().max(1) as f64,
+        sentence_units: sx.len(),
+        sentence_train_auc,
+        sentence_threshold,
         threshold,
         weights_path: wpath,
     })
+}
+
+/// The threshold (on a 0.05 grid) with the best weighted balanced accuracy.
+fn best_balanced_threshold(xs: &[Vec<f32>], ys: &[f32], sw: &[f32], m: &Logistic) -> f32 {
+    let p: Vec<f32> = xs.iter().map(|x| m.predict(x)).collect();
+    let mut best = (0.5f32, 0.0f64);
+    for k in 4..=18 {
+        let th = k as f32 * 0.05;
+        let (mut tp, mut pos, mut tn, mut neg) = (0f64, 0f64, 0f64, 0f64);
+        for ((&pi, &y), &w) in p.iter().zip(ys).zip(sw) {
+            let w = f64::from(w);
+            if y > 0.5 {
+                pos += w;
+                if pi >= th {
+                    tp += w;
+                }
+            } else {
+                neg += w;
+                if pi < th {
+                    tn += w;
+                }
+            }
+        }
+        let bacc = (tp / pos.max(1e-9) + tn / neg.max(1e-9)) / 2.0;
+        if bacc > best.1 {
+            best = (th, bacc);
+        }
+    }
+    best.0
 }
 
 /// Area under the ROC curve of (score, is_positive) pairs (ties count half).
