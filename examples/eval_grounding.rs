@@ -136,7 +136,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     report("halueval_summarization held-out", &v, th);
     println!("{:<34} pairwise_acc={:.3}", "halueval_summarization held-out", pairwise(&v));
 
-    qags(&corpora, &s, s.sentence_threshold())?;
+    qags(&corpora, &s, th)?;
     // Sentence head on the summaries' sentences would need sentence labels; HaluEval has
     // none, so the sentence head is measured on QAGS (above) and KLUE (single sentences).
 
@@ -162,7 +162,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter(|e| e.label > 0.5 || (e.weight - 0.6).abs() < 1e-6)
         .map(|e| Scored { score: s.claim_score(&e.answer, &e.context, None), label: e.label > 0.5 })
         .collect();
-    report("klue_nli ent vs contra (sentence)", &claims, s.sentence_threshold());
+    report("klue_nli ent vs contra (sentence)", &claims, th);
 
     let mut held: Vec<Example> = qa.clone();
     held.extend(dia.iter().cloned());

@@ -26,6 +26,8 @@ pub const GROUNDING_FEATURES: &[&str] = &[
     "weak_sent_share",
     "unsup_mass_log",
     "copy3",
+    "unsup_rare_log",
+    "repeat_share",
 ];
 
 /// Index of `no_content` and of the sentence aggregates, which the caller fills at answer
@@ -291,6 +293,9 @@ pub fn grounding_features(
     let mut prev_any: Option<u64> = None;
     let mut prev2: Option<u64> = None;
     let (mut tri, mut tri_hit) = (0usize, 0usize);
+    let mut unsup_rare = 0usize;
+    let mut seen: Vec<u64> = Vec::with_capacity(in_span.len());
+    let mut repeats = 0usize;
     for t in &in_span {
         if let Some(p) = prev_any {
             seqs += 1;
@@ -316,6 +321,11 @@ pub fn grounding_features(
         }
         let w = rarity.weight(t).max(0.05);
         n_content += 1;
+        if seen.contains(&t.key) {
+            repeats += 1;
+        } else {
+            seen.push(t.key);
+        }
         if t.script == Script::Hangul {
             hangul += 1;
         }
@@ -328,6 +338,9 @@ pub fn grounding_features(
         n_sup += sup;
         if sup < 0.5 {
             max_unsup = max_unsup.max(w);
+            if w >= 0.8 {
+                unsup_rare += 1;
+            }
             if t.script == Script::Number {
                 unsup_num += 1;
             }
@@ -406,6 +419,8 @@ pub fn grounding_features(
         x[WEAK_SENT_SHARE] = 0.0;
         x[17] = 0.0;
         x[18] = if tri == 0 { x[11] } else { tri_hit as f32 / tri as f32 };
+        x[19] = 0.0;
+        x[20] = 0.0;
         return x;
     }
     let denom = wsum.max(1e-6);
@@ -435,6 +450,8 @@ pub fn grounding_features(
         } else {
             tri_hit as f32 / tri as f32
         },
+        (1.0 + unsup_rare as f32).ln(),
+        repeats as f32 / n_content as f32,
     ]
 }
 

@@ -41,7 +41,7 @@ pub mod train;
 
 use super::{DetectContext, Detection, Finding};
 use features::{ContextIndex, QueryIndex, Rarity, GROUNDING_FEATURES, RELEVANCE_FEATURES};
-use model::Weights;
+use model::{Logistic, Weights};
 
 const WEIGHTS_JSON: &[u8] = include_bytes!("../../../models/grounding.json");
 const RARITY_TSV: &str = include_str!("../../../models/grounding_idf.tsv");
@@ -88,8 +88,9 @@ impl Scorer {
         if !weights.grounding.matches(GROUNDING_FEATURES) {
             return Err(GroundingError::FeatureMismatch("grounding"));
         }
-        if !weights.sentence.matches(GROUNDING_FEATURES) {
-            return Err(GroundingError::FeatureMismatch("sentence"));
+        let heads = [&weights.sentence, &weights.grounding_ko, &weights.sentence_ko];
+        if !heads.iter().all(|h| h.matches(GROUNDING_FEATURES)) {
+            return Err(GroundingError::FeatureMismatch("sentence or Korean"));
         }
         if !weights.relevance.matches(RELEVANCE_FEATURES) {
             return Err(GroundingError::FeatureMismatch("relevance"));
@@ -101,9 +102,21 @@ impl Scorer {
         self.weights.threshold
     }
 
-    /// Sentence score below which a sentence gets an `UNGROUNDED` finding.
-    pub fn sentence_threshold(&self) -> f32 {
-        self.weights.sentence_threshold
+    /// The (answer, sentence) heads for this text: Korean ones when most letters are Hangul.
+    fn heads(&self, text: &str) -> (&Logistic, &Logistic) {
+        let (mut h, mut l) = (0usize, 0usize);
+        for c in text.chars() {
+            if ('\u{AC00}'..='\u{D7A3}').contains(&c) {
+                h += 1;
+            } else if c.is_alphabetic() {
+                l += 1;
+            }
+        }
+        if h > l {
+            (&self.weights.grounding_ko, &self.weights.sentence_ko)
+        } else {
+            (&self.weights.grounding, &self.weights.sentence)
+        }
     }
 
     pub fn relevance_threshold(&self) -> f32 {
@@ -135,7 +148,7 @@ impl Scorer {
             return 1.0;
         }
         let (x, _) = self.features_with(claim, &ctx, query);
-        self.weights.sentence.predict(&x)
+        self.heads(claim).1.predict(&x)
     }
 
     /// Answer score and sentence scores in one pass over the context.
@@ -145,15 +158,16 @@ impl Scorer {
             return (1.0, Vec::new());
         }
         let (answer_x, sent_x) = self.features_with(answer, &ctx, query);
+        let (answer_head, _) = self.heads(answer);
         let sents = sent_x
             .into_iter()
             .map(|(s, e, x)| SentenceScore {
                 start: s,
                 end: e,
-                grounding: self.weights.sentence.predict(&x),
+                grounding: self.heads(&answer[s..e]).1.predict(&x),
             })
             .collect();
-        (self.weights.grounding.predict(&answer_x), sents)
+        (answer_head.predict(&answer_x), sents)
     }
 
     /// Answer-level feature vector and per-sentence feature vectors (for training).
@@ -257,10 +271,9 @@ impl GroundingDetector {
     pub fn detect(&self, answer: &str, ctx: &DetectContext) -> Detection {
         let (score, sents) = self.scorer.analyse(answer, ctx.context, ctx.query);
         let th = self.scorer.threshold();
-        let sth = self.scorer.sentence_threshold();
         let mut findings: Vec<Finding> = sents
             .iter()
-            .filter(|s| s.grounding < sth)
+            .filter(|s| s.grounding < th)
             .map(|s| finding(s, "grounding", "UNGROUNDED"))
             .collect();
         if findings.is_empty() && score < th {

@@ -107,6 +107,18 @@ impl Logistic {
     }
 }
 
+impl Logistic {
+    /// Shifts the bias so that a score of `from` becomes `to` (keeps the ranking).
+    pub fn recalibrate(&mut self, from: f32, to: f32) {
+        self.bias += logit(to) - logit(from);
+    }
+}
+
+fn logit(p: f32) -> f32 {
+    let p = p.clamp(1e-4, 1.0 - 1e-4);
+    (p / (1.0 - p)).ln()
+}
+
 pub fn sigmoid(z: f32) -> f32 {
     1.0 / (1.0 + (-z).exp())
 }
@@ -115,17 +127,19 @@ pub fn sigmoid(z: f32) -> f32 {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Weights {
     pub version: u32,
-    /// Grounding score below which an answer or sentence is called ungrounded.
+    /// Grounding score below which an answer or sentence is called ungrounded. Every head
+    /// is calibrated by the trainer (a bias shift) so that this one threshold applies to
+    /// answers and sentences in both languages.
     pub threshold: f32,
-    /// Sentence score below which a sentence is reported as ungrounded (chosen on the
-    /// training units for the best balanced accuracy).
-    pub sentence_threshold: f32,
     /// Relevance score below which an answer is called irrelevant.
     pub relevance_threshold: f32,
     /// Answer-level grounding model (the detector's score).
     pub grounding: Logistic,
     /// Sentence-level grounding model (findings and per-sentence scores).
     pub sentence: Logistic,
+    /// Korean answer-level and sentence-level models (chosen when most letters are Hangul).
+    pub grounding_ko: Logistic,
+    pub sentence_ko: Logistic,
     pub relevance: Logistic,
     /// Where the weights came from (data sets, split), for the audit trail.
     pub trained_on: String,

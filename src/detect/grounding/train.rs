@@ -58,10 +58,12 @@ pub struct Report {
     /// (data set, units, accuracy at the threshold, AUC) on the training units.
     pub train_accuracy: Vec<(String, usize, f64, f64)>,
     pub relevance_train_accuracy: f64,
-    pub sentence_units: usize,
-    pub sentence_train_auc: f64,
-    pub sentence_threshold: f32,
+    /// (language, units, AUC) of the sentence heads on their training units.
+    pub sentence_train_auc: Vec<(String, usize, f64)>,
     pub threshold: f32,
+    pub sentence_threshold: f32,
+    pub threshold_ko: f32,
+    pub sentence_threshold_ko: f32,
     pub weights_path: PathBuf,
 }
 
@@ -219,6 +221,15 @@ pub fn load_summarization(corpora: &Path, part: Part) -> Result<Vec<Example>, Er
         }
     }
     Ok(out)
+}
+
+/// Response texts of HaluEval general (used only for the common-word table).
+pub fn load_general_texts(corpora: &Path) -> Result<Vec<String>, Error> {
+    let path = corpora.join("halueval/general_data.json");
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    Ok(read_lines(&path)?.iter().map(|v| s(v, "chatgpt_response")).collect())
 }
 
 /// Loads KLUE-NLI pairs of one part: entailment = grounded, contradiction and neutral =
@@ -391,6 +402,16 @@ pub fn synthetic_examples(base: &[Example], every: usize, weight: f32) -> Vec<Ex
                 let cut_a = a.toks[a.toks.len() / 2].start;
                 let cut_b = b.toks[b.toks.len() / 2].start;
                 push(format!("{}{}", &sent[..cut_a], &other[cut_b..]), 0.0, weight * 0.5);
+            }
+        }
+        // degenerate repetition: the last content word replaced by the first one (a
+        // known failure of neural summarisers)
+        {
+            let content: Vec<&text::Tok> = toks.toks.iter().filter(|t| !t.stop).collect();
+            if let (Some(f), Some(l)) = (content.first(), content.last()) {
+                if f.key != l.key && content.len() >= 4 {
+                    push(format!("{}{}{}", &sent[..l.start], &sent[f.start..f.end], &sent[l.end..]), 0.0, weight * 0.5);
+                }
             }
         }
         // compressed: a clause between commas dropped (still supported)
@@ -613,6 +634,85 @@ pub fn training_examples(corpora: &Path, max_per_set: Option<usize>) -> Result<V
     Ok(sets.into_iter().flatten().collect())
 }
 
+/// Is this example Korean (its answer mostly Hangul)?
+fn is_korean(e: &Example) -> bool {
+    let (mut h, mut l) = (0usize, 0usize);
+    for c in e.answer.chars() {
+        if ('\u{AC00}'..='\u{D7A3}').contains(&c) {
+            h += 1;
+        } else if c.is_alphabetic() {
+            l += 1;
+        }
+    }
+    h > l
+}
+
+/// One language's answer and sentence heads with their thresholds.
+struct Heads {
+    answer: Logistic,
+    sentence: Logistic,
+    threshold: f32,
+    sentence_threshold: f32,
+    /// (data set, units, accuracy, AUC) of the answer head on its training units.
+    per_set: Vec<(String, usize, f64, f64)>,
+    units: usize,
+    sentence_units: usize,
+    sentence_auc: f64,
+}
+
+fn features_of(scorer: &Scorer, ex: &[Example]) -> (Vec<Vec<f32>>, Vec<f32>, Vec<f32>) {
+    let mut xs = Vec::with_capacity(ex.len());
+    let mut ys = Vec::with_capacity(ex.len());
+    let mut sw = Vec::with_capacity(ex.len());
+    for e in ex {
+        let (x, _) = scorer.grounding_features(&e.answer, &e.context, e.query.as_deref());
+        xs.push(x);
+        ys.push(e.label);
+        sw.push(e.weight);
+    }
+    (xs, ys, sw)
+}
+
+fn fit_heads(scorer: &Scorer, ex: &[Example], epochs: usize, fixed_threshold: Option<f32>) -> Heads {
+    let (xs, ys, sw) = features_of(scorer, ex);
+    let answer = Logistic::fit(GROUNDING_FEATURES, &xs, &ys, &sw, 1e-3, epochs);
+    let threshold = fixed_threshold.unwrap_or_else(|| best_balanced_threshold(&xs, &ys, &sw, &answer));
+    let mut per_set = Vec::new();
+    let mut names: Vec<&str> = ex.iter().map(|e| e.set).collect();
+    names.dedup();
+    for name in names {
+        let mut scored: Vec<(f32, bool)> = ex
+            .iter()
+            .zip(&xs)
+            .filter(|(e, _)| e.set == name)
+            .map(|(e, x)| (answer.predict(x), e.label > 0.5))
+            .collect();
+        let ok = scored.iter().filter(|(p, y)| (*p >= threshold) == *y).count();
+        let n = scored.len();
+        per_set.push((name.to_string(), n, ok as f64 / n.max(1) as f64, auc(&mut scored)));
+    }
+    // Sentence head: single-sentence units. Summaries are split into sentences: those of
+    // a right summary are grounded; those of a hallucinated summary are weak negatives
+    // (not every one of them is false), so they weigh less. Dialogue turns are left out
+    // (their knowledge is a bare list of triples).
+    let sent_units = sentence_examples(ex);
+    let (sx, sy, ssw) = features_of(scorer, &sent_units);
+    let sentence = Logistic::fit(GROUNDING_FEATURES, &sx, &sy, &ssw, 1e-3, epochs);
+    let mut sscored: Vec<(f32, bool)> = sx.iter().zip(&sy).map(|(x, y)| (sentence.predict(x), *y > 0.5)).collect();
+    let sentence_auc = auc(&mut sscored);
+    let sentence_threshold = best_balanced_threshold(&sx, &sy, &ssw, &sentence);
+    Heads {
+        answer,
+        sentence,
+        threshold,
+        sentence_threshold,
+        per_set,
+        units: xs.len(),
+        sentence_units: sx.len(),
+        sentence_auc,
+    }
+}
+
 pub fn run_with(corpora_dir: &Path, out_dir: &Path, opt: &Options) -> Result<Report, Error> {
     let train = training_examples(corpora_dir, opt.max_per_set)?;
     if train.is_empty() {
@@ -621,49 +721,35 @@ pub fn run_with(corpora_dir: &Path, out_dir: &Path, opt: &Options) -> Result<Rep
     // Rarity from the distinct training contexts.
     let mut docs: Vec<&str> = train.iter().flat_map(|e| e.context.iter().map(String::as_str)).collect();
     docs.dedup();
+    // General English (HaluEval general: ChatGPT responses, MIT) widens the common-word
+    // table beyond encyclopaedic and news text.
+    let general = load_general_texts(corpora_dir)?;
+    docs.extend(general.iter().map(String::as_str));
     let (rarity, tsv) = build_rarity(&docs);
     let placeholder = Weights {
         version: 1,
         threshold: 0.5,
-        sentence_threshold: 0.5,
         relevance_threshold: 0.5,
         grounding: blank(GROUNDING_FEATURES),
         sentence: blank(GROUNDING_FEATURES),
+        grounding_ko: blank(GROUNDING_FEATURES),
+        sentence_ko: blank(GROUNDING_FEATURES),
         relevance: blank(RELEVANCE_FEATURES),
         trained_on: String::new(),
     };
     let scorer = Scorer::from_weights(placeholder, rarity.clone())?;
-    let mut xs = Vec::with_capacity(train.len());
-    let mut ys = Vec::with_capacity(train.len());
-    let mut sw = Vec::with_capacity(train.len());
-    for e in &train {
-        let (x, _) = scorer.grounding_features(&e.answer, &e.context, e.query.as_deref());
-        xs.push(x);
-        ys.push(e.label);
-        sw.push(e.weight);
-    }
-    let grounding = Logistic::fit(GROUNDING_FEATURES, &xs, &ys, &sw, 1e-3, opt.epochs);
+    // English heads at the fixed threshold 0.5; Korean heads (KLUE + synthetic Korean)
+    // get their own threshold from their training units, since paraphrase in Korean
+    // moves lexical support much more than in English.
+    let (ko, en): (Vec<Example>, Vec<Example>) = train.into_iter().partition(is_korean);
+    let en_heads = fit_heads(&scorer, &en, opt.epochs, Some(0.5));
+    let ko_heads = if ko.is_empty() {
+        None
+    } else {
+        Some(fit_heads(&scorer, &ko, opt.epochs, None))
+    };
 
-    // Sentence head: single-sentence units. Summaries are split into sentences: those of
-    // a right summary are grounded; those of a hallucinated summary are weak negatives
-    // (not every one of them is false), so they weigh less. Dialogue turns are left out
-    // (their knowledge is a bare list of triples).
-    let sent_units = sentence_examples(&train);
-    let mut sx = Vec::with_capacity(sent_units.len());
-    let mut sy = Vec::with_capacity(sent_units.len());
-    let mut ssw = Vec::with_capacity(sent_units.len());
-    for e in &sent_units {
-        let (x, _) = scorer.grounding_features(&e.answer, &e.context, e.query.as_deref());
-        sx.push(x);
-        sy.push(e.label);
-        ssw.push(e.weight);
-    }
-    let sentence = Logistic::fit(GROUNDING_FEATURES, &sx, &sy, &ssw, 1e-3, opt.epochs);
-    let mut sscored: Vec<(f32, bool)> = sx.iter().zip(&sy).map(|(x, y)| (sentence.predict(x), *y > 0.5)).collect();
-    let sentence_train_auc = auc(&mut sscored);
-    let sentence_threshold = best_balanced_threshold(&sx, &sy, &ssw, &sentence);
-
-    let mut rel = relevance_examples(&train);
+    let mut rel = relevance_examples(&en);
     // The same pairs without context, so the model also works when only a query is given.
     let no_ctx: Vec<RelExample> = rel
         .iter()
@@ -682,40 +768,41 @@ pub fn run_with(corpora_dir: &Path, out_dir: &Path, opt: &Options) -> Result<Rep
     }
     let rw = vec![1.0; rx.len()];
     let relevance = Logistic::fit(RELEVANCE_FEATURES, &rx, &ry, &rw, 1e-3, opt.epochs);
-
-    let threshold = 0.5;
-    let mut train_accuracy = Vec::new();
-    let mut names: Vec<&str> = train.iter().map(|e| e.set).collect();
-    names.dedup();
-    for name in names {
-        let (mut n, mut ok) = (0usize, 0usize);
-        let mut scored = Vec::new();
-        for (e, x) in train.iter().zip(&xs) {
-            if e.set == name {
-                n += 1;
-                let p = grounding.predict(x);
-                if (p >= threshold) == (e.label > 0.5) {
-                    ok += 1;
-                }
-                scored.push((p, e.label > 0.5));
-            }
-        }
-        train_accuracy.push((name.to_string(), n, ok as f64 / n.max(1) as f64, auc(&mut scored)));
-    }
     let rel_ok = rx
         .iter()
         .zip(&ry)
         .filter(|(x, y)| (relevance.predict(x) >= 0.5) == (**y > 0.5))
         .count();
+
+    let mut train_accuracy = en_heads.per_set.clone();
+    let mut sentence_train_auc = vec![("en".to_string(), en_heads.sentence_units, en_heads.sentence_auc)];
+    if let Some(k) = &ko_heads {
+        train_accuracy.extend(k.per_set.iter().cloned());
+        sentence_train_auc.push(("ko".to_string(), k.sentence_units, k.sentence_auc));
+    }
+    let grounding_units = en_heads.units + ko_heads.as_ref().map_or(0, |k| k.units);
+    let (threshold, sentence_threshold) = (en_heads.threshold, en_heads.sentence_threshold);
+    let (mut ko_a, mut ko_s, ko_t, ko_st) = match ko_heads {
+        Some(k) => (k.answer, k.sentence, k.threshold, k.sentence_threshold),
+        // Without Korean data the English heads serve both languages.
+        None => (en_heads.answer.clone(), en_heads.sentence.clone(), threshold, sentence_threshold),
+    };
+    // Calibrate every head so that the one shipped threshold (0.5) is its chosen one.
+    let (mut en_a, mut en_s) = (en_heads.answer, en_heads.sentence);
+    en_a.recalibrate(threshold, 0.5);
+    en_s.recalibrate(sentence_threshold, 0.5);
+    ko_a.recalibrate(ko_t, 0.5);
+    ko_s.recalibrate(ko_st, 0.5);
     let weights = Weights {
         version: 1,
-        threshold,
-        sentence_threshold,
+        threshold: 0.5,
         relevance_threshold: 0.5,
-        grounding,
-        sentence,
+        grounding: en_a,
+        sentence: en_s,
+        grounding_ko: ko_a,
+        sentence_ko: ko_s,
         relevance,
-        trained_on: "HaluEval QA/dialogue/summarization training parts (MIT), KLUE-NLI dev training part (CC BY-SA 4.0); see models/NOTICE_grounding.md".into(),
+        trained_on: "HaluEval QA/dialogue/summarization training parts and general responses (MIT), KLUE-NLI dev training part (CC BY-SA 4.0); see models/NOTICE_grounding.md".into(),
     };
     fs::create_dir_all(out_dir).map_err(|source| Error::Write {
         path: out_dir.to_path_buf(),
@@ -733,15 +820,16 @@ pub fn run_with(corpora_dir: &Path, out_dir: &Path, opt: &Options) -> Result<Rep
     let tpath = out_dir.join("grounding_idf.tsv");
     fs::write(&tpath, &tsv).map_err(|source| Error::Write { path: tpath, source })?;
     Ok(Report {
-        grounding_units: xs.len(),
+        grounding_units,
         relevance_units: rx.len(),
         rarity_words: rarity.len(),
         train_accuracy,
         relevance_train_accuracy: rel_ok as f64 / rx.len().max(1) as f64,
-        sentence_units: sx.len(),
         sentence_train_auc,
-        sentence_threshold,
         threshold,
+        sentence_threshold,
+        threshold_ko: ko_t,
+        sentence_threshold_ko: ko_st,
         weights_path: wpath,
     })
 }
