@@ -195,6 +195,23 @@ impl ContextIndex {
         }
     }
 
+    /// Context-estimated IDF in (0, 1]: a word found in every sentence of the context
+    /// (its topic) says little about which sentence supports a claim; a word found in
+    /// one sentence pins it down. Unsupported words count fully.
+    fn specificity(&self, toks: &Tokens, t: &Tok) -> f32 {
+        let df = self
+            .sent_of
+            .get(&t.key)
+            .or_else(|| self.sent_of.get(&t.prefix))
+            .or_else(|| toks.bigrams_of(t).first().and_then(|b| self.sent_of.get(b)))
+            .map_or(0, Vec::len);
+        if df == 0 {
+            return 1.0;
+        }
+        let n = self.n_sent.max(1) as f32;
+        ((1.0 + n / df as f32).ln() / (1.0 + n).ln()).clamp(0.05, 1.0)
+    }
+
     fn sents_of(&self, toks: &Tokens, t: &Tok, mut f: impl FnMut(u32, f32)) {
         if let Some(v) = self.sent_of.get(&t.key) {
             v.iter().for_each(|&s| f(s, 1.0));
@@ -294,6 +311,7 @@ pub fn grounding_features(
     let mut prev2: Option<u64> = None;
     let (mut tri, mut tri_hit) = (0usize, 0usize);
     let mut unsup_rare = 0usize;
+    let mut walign = 0.0f32;
     let mut seen: Vec<u64> = Vec::with_capacity(in_span.len());
     let mut repeats = 0usize;
     for t in &in_span {
@@ -350,9 +368,11 @@ pub fn grounding_features(
                 unsup_ent += 1;
             }
         }
+        let wa = w * ctx.specificity(toks, t);
+        walign += wa;
         ctx.sents_of(toks, t, |sid, f| {
             if let Some(x) = scratch.get_mut(sid as usize) {
-                *x += w * f;
+                *x += wa * f;
             }
         });
         if let Some(p) = prev_content {
@@ -389,7 +409,7 @@ pub fn grounding_features(
     let mut cov2 = 0.0f32;
     if let Some(b1) = b1 {
         for t in in_span.iter().filter(|t| !t.stop) {
-            let w = rarity.weight(t).max(0.05);
+            let w = rarity.weight(t).max(0.05) * ctx.specificity(toks, t);
             let mut m = 0.0f32;
             ctx.sents_of(toks, t, |sid, f| {
                 if sid as usize == b1 || Some(sid as usize) == b2 {
@@ -436,13 +456,13 @@ pub fn grounding_features(
         unsup_quotes,
         neg_mismatch,
         pair_sup,
-        (best / denom).min(1.0),
-        (cov2 / denom).min(1.0),
+        (best / walign.max(1e-6)).min(1.0),
+        (cov2 / walign.max(1e-6)).min(1.0),
         if seqs == 0 { wsup_f } else { seqs_hit as f32 / seqs as f32 },
         hangul as f32 / n_content as f32,
         0.0,
         wsup_f,
-        (cov2 / denom).min(1.0),
+        (cov2 / walign.max(1e-6)).min(1.0),
         f32::from(u8::from(wsup_ctx / denom < WEAK_SENT)),
         (1.0 + wsum - wsup).ln(),
         if tri == 0 {
