@@ -190,6 +190,23 @@ fn relevance_prefers_the_answer_to_the_question() {
 }
 
 #[test]
+fn declarative_answers_read_as_sentences() {
+    let cases = [
+        (
+            "The Oberoi family is part of a hotel company that has a head office in what city?",
+            "Delhi",
+            Some("The Oberoi family is part of a hotel company that has a head office in Delhi."),
+        ),
+        ("Who wrote Hamlet?", "Shakespeare", Some("Shakespeare wrote Hamlet.")),
+        ("Are cats mammals?", "yes", Some("Yes, Are cats mammals.")),
+        ("Who wrote Hamlet?", "It was written by a famous English playwright long ago", None),
+    ];
+    for (q, a, want) in cases {
+        assert_eq!(train::declarative(q, a).as_deref(), want, "{q}");
+    }
+}
+
+#[test]
 fn trainer_runs_end_to_end_on_a_small_sample() {
     let dir = tempfile::tempdir().expect("tempdir");
     let corpora = dir.path().join("corpora");

@@ -452,6 +452,49 @@ pub fn synthetic_examples(base: &[Example], every: usize, weight: f32) -> Vec<Ex
     out
 }
 
+/// Turns a question and its short answer into a declarative sentence, e.g. "The
+/// company has a head office in what city?" + "Delhi" → "The company has a head office
+/// in Delhi." None when the answer is already a sentence.
+pub fn declarative(question: &str, answer: &str) -> Option<String> {
+    let answer = answer.trim().trim_end_matches('.');
+    if answer.is_empty() || answer.split_whitespace().count() > 6 {
+        return None;
+    }
+    let q = question.trim().trim_end_matches('?').trim();
+    let lower = q.to_lowercase();
+    let la = answer.to_lowercase();
+    if la == "yes" || la == "no" {
+        return Some(format!("{}, {q}.", if la == "yes" { "Yes" } else { "No" }));
+    }
+    let words: Vec<(usize, &str)> = lower
+        .split(' ')
+        .scan(0usize, |pos, w| {
+            let start = *pos;
+            *pos += w.len() + 1;
+            Some((start, w))
+        })
+        .collect();
+    const AUX: &[&str] = &["is", "was", "are", "were", "did", "does", "do", "has", "had"];
+    for (i, &(start, w)) in words.iter().enumerate() {
+        let w = w.trim_matches(|c: char| !c.is_alphanumeric());
+        if !["what", "which", "who", "whom", "where", "when", "how"].contains(&w) {
+            continue;
+        }
+        let mut end = start + w.len();
+        if matches!(w, "what" | "which" | "how") {
+            if let Some(&(ns, nw)) = words.get(i + 1) {
+                if !AUX.contains(&nw) {
+                    end = ns + nw.len();
+                }
+            }
+        }
+        let head = &q[..start];
+        let tail = q.get(end..).unwrap_or("");
+        return Some(format!("{head}{answer}{tail}."));
+    }
+    Some(format!("{q}: {answer}."))
+}
+
 /// Rewords a sentence without changing what it claims.
 fn light_paraphrase(sent: &str, korean: bool, rng: &mut Lcg) -> String {
     if korean {
@@ -530,7 +573,8 @@ pub fn sentence_examples(train: &[Example]) -> Vec<Example> {
     let mut out = Vec::new();
     for e in train {
         match e.set {
-            "halueval_dialogue" => {}
+            // Declarative QA answers serve the answer head only.
+            "halueval_dialogue" | "synthetic_qa_declarative" => {}
             "halueval_summarization" => {
                 for (s, t) in text::sentences(&e.answer) {
                     out.push(Example {
@@ -672,6 +716,22 @@ pub fn training_examples(corpora: &Path, max_per_set: Option<usize>) -> Result<V
     if let Some(m) = max_per_set {
         sets.iter_mut().for_each(|s| s.truncate(m));
     }
+    // QA right answers are short spans; real answers are sentences. Declarative answers
+    // built from the question and the right answer keep the model from learning "short
+    // means grounded".
+    let decl: Vec<Example> = sets[0]
+        .iter()
+        .filter(|e| e.label > 0.5)
+        .filter_map(|e| {
+            let q = e.query.as_deref()?;
+            Some(Example {
+                set: "synthetic_qa_declarative",
+                answer: declarative(q, &e.answer)?,
+                weight: 0.5,
+                ..e.clone()
+            })
+        })
+        .collect();
     // Synthetic perturbations of the QA knowledge, the summarised documents and the
     // Korean premises (dialogue knowledge is a list of triples, too short to perturb).
     let synth_base: Vec<Example> = sets[0].iter().chain(&sets[2]).cloned().collect();
@@ -681,6 +741,7 @@ pub fn training_examples(corpora: &Path, max_per_set: Option<usize>) -> Result<V
         e
     }));
     sets.push(synth);
+    sets.push(decl);
     Ok(sets.into_iter().flatten().collect())
 }
 
@@ -809,7 +870,8 @@ pub fn run_with(corpora_dir: &Path, out_dir: &Path, opt: &Options) -> Result<Rep
         Some(fit_heads(&scorer, &ko, opt.epochs, None))
     };
 
-    let mut rel = relevance_examples(&en);
+    let natural_en: Vec<Example> = en.iter().filter(|e| !e.set.starts_with("synthetic")).cloned().collect();
+    let mut rel = relevance_examples(&natural_en);
     // The same pairs without context, so the model also works when only a query is given.
     let no_ctx: Vec<RelExample> = rel
         .iter()
