@@ -92,14 +92,27 @@ fn qags(corpora: &Path, s: &Scorer, th: f32) -> Result<(), Box<dyn std::error::E
         let mut v = Vec::new();
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let item: Value = serde_json::from_str(line)?;
-            let article = item.get("article").and_then(Value::as_str).unwrap_or("").to_string();
+            let article = item
+                .get("article")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             let ctx = vec![article];
-            for sent in item.get("summary_sentences").and_then(Value::as_array).into_iter().flatten() {
+            for sent in item
+                .get("summary_sentences")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 let sentence = sent.get("sentence").and_then(Value::as_str).unwrap_or("");
                 let yes = sent
                     .get("responses")
                     .and_then(Value::as_array)
-                    .map(|r| r.iter().filter(|x| x.get("response").and_then(Value::as_str) == Some("yes")).count())
+                    .map(|r| {
+                        r.iter()
+                            .filter(|x| x.get("response").and_then(Value::as_str) == Some("yes"))
+                            .count()
+                    })
                     .unwrap_or(0);
                 v.push(Scored {
                     score: s.claim_score(sentence, &ctx, None),
@@ -115,7 +128,11 @@ fn qags(corpora: &Path, s: &Scorer, th: f32) -> Result<(), Box<dyn std::error::E
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let corpora = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "/work/shared/corpora".into()));
+    let corpora = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "/work/shared/corpora".into()),
+    );
     let s = Scorer::embedded()?;
     let th = s.threshold();
     println!("grounding threshold {th}: score >= threshold => grounded");
@@ -124,17 +141,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let v = score_examples(&s, &qa);
     report("halueval_qa held-out (per answer)", &v, th);
     report("halueval_qa held-out @0.6", &v, 0.6);
-    println!("{:<34} pairwise_acc={:.3}", "halueval_qa held-out", pairwise(&v));
+    println!(
+        "{:<34} pairwise_acc={:.3}",
+        "halueval_qa held-out",
+        pairwise(&v)
+    );
 
     let dia = train::load_dialogue(&corpora, Part::HeldOut)?;
     let v = score_examples(&s, &dia);
     report("halueval_dialogue held-out", &v, th);
-    println!("{:<34} pairwise_acc={:.3}", "halueval_dialogue held-out", pairwise(&v));
+    println!(
+        "{:<34} pairwise_acc={:.3}",
+        "halueval_dialogue held-out",
+        pairwise(&v)
+    );
 
     let sum = train::load_summarization(&corpora, Part::HeldOut)?;
     let v = score_examples(&s, &sum);
     report("halueval_summarization held-out", &v, th);
-    println!("{:<34} pairwise_acc={:.3}", "halueval_summarization held-out", pairwise(&v));
+    println!(
+        "{:<34} pairwise_acc={:.3}",
+        "halueval_summarization held-out",
+        pairwise(&v)
+    );
 
     qags(&corpora, &s, th)?;
     // Sentence head on the summaries' sentences would need sentence labels; HaluEval has
@@ -147,20 +176,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .zip(&scored)
         .filter(|(e, _)| e.label > 0.5 || (e.weight - 0.6).abs() < 1e-6)
-        .map(|(e, x)| Scored { score: x.score, label: e.label > 0.5 })
+        .map(|(e, x)| Scored {
+            score: x.score,
+            label: e.label > 0.5,
+        })
         .collect();
     let ent_neu: Vec<Scored> = klue
         .iter()
         .zip(&scored)
         .filter(|(e, _)| e.label > 0.5 || (e.weight - 0.4).abs() < 1e-6)
-        .map(|(e, x)| Scored { score: x.score, label: e.label > 0.5 })
+        .map(|(e, x)| Scored {
+            score: x.score,
+            label: e.label > 0.5,
+        })
         .collect();
     report("klue_nli held-out ent vs contra", &ent_con, th);
     report("klue_nli held-out ent vs neutral", &ent_neu, th);
     let claims: Vec<Scored> = klue
         .iter()
         .filter(|e| e.label > 0.5 || (e.weight - 0.6).abs() < 1e-6)
-        .map(|e| Scored { score: s.claim_score(&e.answer, &e.context, None), label: e.label > 0.5 })
+        .map(|e| Scored {
+            score: s.claim_score(&e.answer, &e.context, None),
+            label: e.label > 0.5,
+        })
         .collect();
     report("klue_nli ent vs contra (sentence)", &claims, th);
 
@@ -187,14 +225,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     report("relevance held-out (qa only)", &rv, rth);
 
     // Latency on a 4 KB context and a 1 KB answer (criterion bench has the careful figure).
-    let ctx_doc: String = sum.iter().map(|e| e.context[0].as_str()).find(|d| d.len() >= 4096).map(|d| {
-        let mut end = 4096;
-        while !d.is_char_boundary(end) {
-            end -= 1;
-        }
-        d[..end].to_string()
-    }).unwrap_or_default();
-    let answer: String = ctx_doc.chars().rev().take(1024).collect::<String>().chars().rev().collect();
+    let ctx_doc: String = sum
+        .iter()
+        .map(|e| e.context[0].as_str())
+        .find(|d| d.len() >= 4096)
+        .map(|d| {
+            let mut end = 4096;
+            while !d.is_char_boundary(end) {
+                end -= 1;
+            }
+            d[..end].to_string()
+        })
+        .unwrap_or_default();
+    let answer: String = ctx_doc
+        .chars()
+        .rev()
+        .take(1024)
+        .collect::<String>()
+        .chars()
+        .rev()
+        .collect();
     let ctx = vec![ctx_doc];
     let n = 500;
     let t = Instant::now();
@@ -202,6 +252,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..n {
         acc += s.analyse(&answer, &ctx, None).0;
     }
-    println!("latency: {:.3} ms per call (4 KB context, ~1 KB answer, {n} calls, checksum {acc:.1})", t.elapsed().as_secs_f64() * 1000.0 / n as f64);
+    println!(
+        "latency: {:.3} ms per call (4 KB context, ~1 KB answer, {n} calls, checksum {acc:.1})",
+        t.elapsed().as_secs_f64() * 1000.0 / n as f64
+    );
     Ok(())
 }

@@ -137,7 +137,12 @@ impl ContextIndex {
                 let toks = text::tokenize(&doc[s..e], s);
                 idx.sent_neg
                     .push(toks.toks.iter().filter(|t| t.neg).count() % 2 == 1);
-                let content: Vec<u64> = toks.toks.iter().filter(|t| !t.stop).map(|t| t.key).collect();
+                let content: Vec<u64> = toks
+                    .toks
+                    .iter()
+                    .filter(|t| !t.stop)
+                    .map(|t| t.key)
+                    .collect();
                 for t in &toks.toks {
                     idx.keys.insert(t.key);
                     add_sent(&mut idx.sent_of, t.key, sid);
@@ -154,7 +159,8 @@ impl ContextIndex {
                     idx.seq.insert(seq_key(w[0].key, w[1].key));
                 }
                 for w in toks.toks.windows(3) {
-                    idx.seq3.insert(seq_key(seq_key(w[0].key, w[1].key), w[2].key));
+                    idx.seq3
+                        .insert(seq_key(seq_key(w[0].key, w[1].key), w[2].key));
                 }
                 for i in 0..content.len() {
                     for j in i + 1..(i + 4).min(content.len()) {
@@ -290,7 +296,11 @@ pub fn grounding_features(
     scratch: &mut Vec<f32>,
 ) -> Vec<f32> {
     let (s, e) = span;
-    let in_span: Vec<&Tok> = toks.toks.iter().filter(|t| t.start >= s && t.end <= e).collect();
+    let in_span: Vec<&Tok> = toks
+        .toks
+        .iter()
+        .filter(|t| t.start >= s && t.end <= e)
+        .collect();
     let mut wsum = 0.0f32;
     let mut wsup = 0.0f32;
     let mut wsup_ctx = 0.0f32;
@@ -348,7 +358,11 @@ pub fn grounding_features(
             hangul += 1;
         }
         let sc = ctx.support(toks, t);
-        let sq = if query.is_some_and(|q| q.has(t)) { 1.0 } else { 0.0 };
+        let sq = if query.is_some_and(|q| q.has(t)) {
+            1.0
+        } else {
+            0.0
+        };
         let sup = sc.max(sq);
         wsum += w;
         wsup += w * sup;
@@ -434,18 +448,30 @@ pub fn grounding_features(
         x[5] = 0.0;
         x[6] = unsup_quotes;
         x[7] = 0.0;
-        x[11] = if seqs == 0 { 1.0 } else { seqs_hit as f32 / seqs as f32 };
+        x[11] = if seqs == 0 {
+            1.0
+        } else {
+            seqs_hit as f32 / seqs as f32
+        };
         x[12] = 0.0;
         x[WEAK_SENT_SHARE] = 0.0;
         x[17] = 0.0;
-        x[18] = if tri == 0 { x[11] } else { tri_hit as f32 / tri as f32 };
+        x[18] = if tri == 0 {
+            x[11]
+        } else {
+            tri_hit as f32 / tri as f32
+        };
         x[19] = 0.0;
         x[20] = 0.0;
         return x;
     }
     let denom = wsum.max(1e-6);
     let wsup_f = wsup / denom;
-    let pair_sup = if pairs == 0 { wsup_f } else { pairs_hit as f32 / pairs as f32 };
+    let pair_sup = if pairs == 0 {
+        wsup_f
+    } else {
+        pairs_hit as f32 / pairs as f32
+    };
     vec![
         wsup_f,
         wsup_ctx / denom,
@@ -458,7 +484,11 @@ pub fn grounding_features(
         pair_sup,
         (best / walign.max(1e-6)).min(1.0),
         (cov2 / walign.max(1e-6)).min(1.0),
-        if seqs == 0 { wsup_f } else { seqs_hit as f32 / seqs as f32 },
+        if seqs == 0 {
+            wsup_f
+        } else {
+            seqs_hit as f32 / seqs as f32
+        },
         hangul as f32 / n_content as f32,
         0.0,
         wsup_f,
@@ -466,7 +496,11 @@ pub fn grounding_features(
         f32::from(u8::from(wsup_ctx / denom < WEAK_SENT)),
         (1.0 + wsum - wsup).ln(),
         if tri == 0 {
-            if seqs == 0 { wsup_f } else { seqs_hit as f32 / seqs as f32 }
+            if seqs == 0 {
+                wsup_f
+            } else {
+                seqs_hit as f32 / seqs as f32
+            }
         } else {
             tri_hit as f32 / tri as f32
         },
@@ -484,15 +518,28 @@ fn hangul_near(answer: &str, t: &Tok) -> bool {
 }
 
 const EN_NUM_Q: &[&str] = &[
-    "how many", "how much", "how old", "how long", "how far", "when", "what year", "which year",
-    "what date", "how tall", "what age", "in what year", "what time", "how large", "how big",
+    "how many",
+    "how much",
+    "how old",
+    "how long",
+    "how far",
+    "when",
+    "what year",
+    "which year",
+    "what date",
+    "how tall",
+    "what age",
+    "in what year",
+    "what time",
+    "how large",
+    "how big",
 ];
 const KO_NUM_Q: &[&str] = &["몇", "언제", "얼마", "연도", "년도", "며칠", "나이"];
 const EN_ENT_Q: &[&str] = &["who", "whom", "whose", "which", "what", "where", "name"];
 const KO_ENT_Q: &[&str] = &["누구", "누가", "어느", "어디", "무엇", "무슨", "뭐", "어떤"];
 const EN_YN_START: &[&str] = &[
-    "is", "are", "was", "were", "do", "does", "did", "can", "could", "has", "have", "had",
-    "will", "would", "should",
+    "is", "are", "was", "were", "do", "does", "did", "can", "could", "has", "have", "had", "will",
+    "would", "should",
 ];
 
 /// Relevance features of an answer for a query (and optional context).
@@ -507,11 +554,7 @@ pub fn relevance_features(
     let ql = query.to_lowercase();
     let al = answer.to_lowercase();
     // Query coverage: how much of the query's content mass the answer touches.
-    let akeys: KeySet = atoks
-        .toks
-        .iter()
-        .flat_map(|t| [t.key, t.prefix])
-        .collect();
+    let akeys: KeySet = atoks.toks.iter().flat_map(|t| [t.key, t.prefix]).collect();
     let mut qmass = 0.0f32;
     let mut qcov = 0.0f32;
     for t in q.toks.toks.iter().filter(|t| !t.stop) {
@@ -519,7 +562,10 @@ pub fn relevance_features(
         qmass += w;
         let hit = akeys.contains(&t.key) || akeys.contains(&t.prefix) || {
             t.script == Script::Hangul
-                && q.toks.bigrams_of(t).iter().any(|b| atoks.run_bigrams.contains(b))
+                && q.toks
+                    .bigrams_of(t)
+                    .iter()
+                    .any(|b| atoks.run_bigrams.contains(b))
         };
         if hit {
             qcov += w;
@@ -547,11 +593,16 @@ pub fn relevance_features(
             ain += w;
         }
     }
-    if atoks.toks.iter().any(|t| t.script == Script::Hangul && !t.stop) {
+    if atoks
+        .toks
+        .iter()
+        .any(|t| t.script == Script::Hangul && !t.stop)
+    {
         // Korean answers: a content eojeol counts as an entity answer.
         has_ent = true;
     }
-    let expects_num = EN_NUM_Q.iter().any(|p| ql.contains(p)) || KO_NUM_Q.iter().any(|p| ql.contains(p));
+    let expects_num =
+        EN_NUM_Q.iter().any(|p| ql.contains(p)) || KO_NUM_Q.iter().any(|p| ql.contains(p));
     let first_word = ql.split_whitespace().next().unwrap_or("");
     let yesno_q = EN_YN_START.contains(&first_word)
         || ql.trim_end().ends_with("나요?")
@@ -559,7 +610,9 @@ pub fn relevance_features(
         || ql.trim_end().ends_with("니?");
     let expects_ent = !expects_num
         && !yesno_q
-        && (EN_ENT_Q.iter().any(|p| ql.split(|c: char| !c.is_alphanumeric()).any(|w| w == *p))
+        && (EN_ENT_Q
+            .iter()
+            .any(|p| ql.split(|c: char| !c.is_alphanumeric()).any(|w| w == *p))
             || KO_ENT_Q.iter().any(|p| ql.contains(p)));
     let yn_answer = al.starts_with("yes")
         || al.starts_with("no")

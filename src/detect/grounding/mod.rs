@@ -55,6 +55,9 @@ pub enum GroundingError {
     FeatureMismatch(&'static str),
 }
 
+/// A sentence's byte range in the answer and its feature vector.
+pub type SentenceFeatures = (usize, usize, Vec<f32>);
+
 /// Grounding score of one answer sentence.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SentenceScore {
@@ -88,7 +91,11 @@ impl Scorer {
         if !weights.grounding.matches(GROUNDING_FEATURES) {
             return Err(GroundingError::FeatureMismatch("grounding"));
         }
-        let heads = [&weights.sentence, &weights.grounding_ko, &weights.sentence_ko];
+        let heads = [
+            &weights.sentence,
+            &weights.grounding_ko,
+            &weights.sentence_ko,
+        ];
         if !heads.iter().all(|h| h.matches(GROUNDING_FEATURES)) {
             return Err(GroundingError::FeatureMismatch("sentence or Korean"));
         }
@@ -135,7 +142,12 @@ impl Scorer {
 
     /// Per-sentence grounding scores (also usable for sentence-level benchmarks such as
     /// QAGS); empty when there is no context.
-    pub fn sentence_scores(&self, answer: &str, context: &[String], query: Option<&str>) -> Vec<SentenceScore> {
+    pub fn sentence_scores(
+        &self,
+        answer: &str,
+        context: &[String],
+        query: Option<&str>,
+    ) -> Vec<SentenceScore> {
         self.analyse(answer, context, query).1
     }
 
@@ -152,7 +164,12 @@ impl Scorer {
     }
 
     /// Answer score and sentence scores in one pass over the context.
-    pub fn analyse(&self, answer: &str, context: &[String], query: Option<&str>) -> (f32, Vec<SentenceScore>) {
+    pub fn analyse(
+        &self,
+        answer: &str,
+        context: &[String],
+        query: Option<&str>,
+    ) -> (f32, Vec<SentenceScore>) {
         let ctx = ContextIndex::new(context);
         if ctx.is_empty() {
             return (1.0, Vec::new());
@@ -176,7 +193,7 @@ impl Scorer {
         answer: &str,
         context: &[String],
         query: Option<&str>,
-    ) -> (Vec<f32>, Vec<(usize, usize, Vec<f32>)>) {
+    ) -> (Vec<f32>, Vec<SentenceFeatures>) {
         let ctx = ContextIndex::new(context);
         self.features_with(answer, &ctx, query)
     }
@@ -186,7 +203,7 @@ impl Scorer {
         answer: &str,
         ctx: &ContextIndex,
         query: Option<&str>,
-    ) -> (Vec<f32>, Vec<(usize, usize, Vec<f32>)>) {
+    ) -> (Vec<f32>, Vec<SentenceFeatures>) {
         let toks = text::tokenize(answer, 0);
         let q = query.map(QueryIndex::new);
         let mut scratch = Vec::new();
@@ -194,7 +211,15 @@ impl Scorer {
         let sent_x: Vec<(usize, usize, Vec<f32>)> = spans
             .iter()
             .map(|&(s, e)| {
-                let x = features::grounding_features(answer, (s, e), &toks, ctx, q.as_ref(), &self.rarity, &mut scratch);
+                let x = features::grounding_features(
+                    answer,
+                    (s, e),
+                    &toks,
+                    ctx,
+                    q.as_ref(),
+                    &self.rarity,
+                    &mut scratch,
+                );
                 (s, e, x)
             })
             .collect();
@@ -213,10 +238,18 @@ impl Scorer {
             .filter(|x| x[features::NO_CONTENT] < 0.5)
             .collect();
         if !with_content.is_empty() {
-            let min_of = |i: usize| with_content.iter().map(|x| x[i]).fold(f32::INFINITY, f32::min);
+            let min_of = |i: usize| {
+                with_content
+                    .iter()
+                    .map(|x| x[i])
+                    .fold(f32::INFINITY, f32::min)
+            };
             answer_x[features::MIN_SENT_WSUP] = min_of(0);
             answer_x[features::MIN_SENT_COV2] = min_of(10);
-            let weak = with_content.iter().filter(|x| x[features::WEAK_SENT_SHARE] > 0.5).count();
+            let weak = with_content
+                .iter()
+                .filter(|x| x[features::WEAK_SENT_SHARE] > 0.5)
+                .count();
             answer_x[features::WEAK_SENT_SHARE] = weak as f32 / with_content.len() as f32;
         }
         (answer_x, sent_x)
@@ -278,7 +311,10 @@ impl GroundingDetector {
             .collect();
         if findings.is_empty() && score < th {
             // The answer as a whole fails: point the auditor at its weakest sentence.
-            if let Some(worst) = sents.iter().min_by(|a, b| a.grounding.total_cmp(&b.grounding)) {
+            if let Some(worst) = sents
+                .iter()
+                .min_by(|a, b| a.grounding.total_cmp(&b.grounding))
+            {
                 findings.push(finding(worst, "grounding", "UNGROUNDED"));
             }
         }

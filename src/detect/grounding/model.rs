@@ -17,7 +17,9 @@ impl Logistic {
     pub fn predict(&self, x: &[f32]) -> f32 {
         let mut z = self.bias;
         for (i, &v) in x.iter().enumerate() {
-            let (Some(m), Some(s), Some(w)) = (self.mean.get(i), self.std.get(i), self.weights.get(i)) else {
+            let (Some(m), Some(s), Some(w)) =
+                (self.mean.get(i), self.std.get(i), self.weights.get(i))
+            else {
                 break;
             };
             // Clamp standardised values: inputs unlike anything seen in training must not
@@ -39,7 +41,14 @@ impl Logistic {
 
     /// Fits by full-batch gradient descent with L2 (the data are a few tens of thousands
     /// of rows of ~16 features, so this converges in well under a second).
-    pub fn fit(names: &[&str], xs: &[Vec<f32>], ys: &[f32], sw: &[f32], l2: f32, epochs: usize) -> Self {
+    pub fn fit(
+        names: &[&str],
+        xs: &[Vec<f32>],
+        ys: &[f32],
+        sw: &[f32],
+        l2: f32,
+        epochs: usize,
+    ) -> Self {
         let d = names.len();
         let n = xs.len().max(1);
         let wsum: f32 = sw.iter().sum::<f32>().max(1e-6);
@@ -59,7 +68,11 @@ impl Logistic {
         let std: Vec<f32> = var.iter().map(|v| (v / wsum).sqrt().max(1e-3)).collect();
         let z: Vec<Vec<f32>> = xs
             .iter()
-            .map(|x| (0..d).map(|j| ((x[j] - mean[j]) / std[j]).clamp(-6.0, 6.0)).collect())
+            .map(|x| {
+                (0..d)
+                    .map(|j| ((x[j] - mean[j]) / std[j]).clamp(-6.0, 6.0))
+                    .collect()
+            })
             .collect();
         let mut w = vec![0.0f32; d];
         let mut b = 0.0f32;

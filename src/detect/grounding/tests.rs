@@ -17,7 +17,13 @@ fn ctx_of(s: &str) -> Vec<String> {
 
 fn score(d: &GroundingDetector, answer: &str, context: &str) -> f32 {
     let c = ctx_of(context);
-    d.grounding_score(answer, &DetectContext { context: &c, query: None })
+    d.grounding_score(
+        answer,
+        &DetectContext {
+            context: &c,
+            query: None,
+        },
+    )
 }
 
 /// (grounded answer, ungrounded variant, what changed)
@@ -101,8 +107,16 @@ fn korean_pairs_rank_and_classify() {
 #[test]
 fn korean_negation_flip_lowers_the_score() {
     let d = GroundingDetector::new().expect("embedded weights load");
-    let good = score(&d, "해치는 선악을 판단하는 상상의 동물로 알려져 있다.", KO_CTX);
-    let bad = score(&d, "해치는 선악을 판단하는 상상의 동물로 알려져 있지 않다.", KO_CTX);
+    let good = score(
+        &d,
+        "해치는 선악을 판단하는 상상의 동물로 알려져 있다.",
+        KO_CTX,
+    );
+    let bad = score(
+        &d,
+        "해치는 선악을 판단하는 상상의 동물로 알려져 있지 않다.",
+        KO_CTX,
+    );
     assert!(good > bad, "negation flip: {good} vs {bad}");
 }
 
@@ -112,7 +126,13 @@ fn findings_point_at_the_unsupported_sentence() {
     let answer = "The Oberoi Group has its head office in Delhi. \
                   Its chairman Rajiv Kapoor bought Hilton Worldwide in 2021 for $9 billion.";
     let c = ctx_of(EN_CTX);
-    let det = d.detect(answer, &DetectContext { context: &c, query: None });
+    let det = d.detect(
+        answer,
+        &DetectContext {
+            context: &c,
+            query: None,
+        },
+    );
     assert_eq!(det.findings.len(), 1, "{det:?}");
     let f = &det.findings[0];
     assert_eq!(f.kind, "grounding");
@@ -127,7 +147,13 @@ fn korean_finding_offsets_lie_on_char_boundaries() {
     let d = GroundingDetector::new().expect("embedded weights load");
     let answer = "해치는 서울시의 상징이다. 해치 동상은 뉴욕 타임스퀘어에도 2015년 세워졌다.";
     let c = ctx_of(KO_CTX);
-    let det = d.detect(answer, &DetectContext { context: &c, query: None });
+    let det = d.detect(
+        answer,
+        &DetectContext {
+            context: &c,
+            query: None,
+        },
+    );
     assert!(!det.findings.is_empty(), "{det:?}");
     for f in &det.findings {
         assert!(answer.is_char_boundary(f.start) && answer.is_char_boundary(f.end));
@@ -142,7 +168,13 @@ fn no_context_means_grounded_and_silent() {
     assert_eq!(det.score, 1.0);
     assert!(det.findings.is_empty());
     let empty = vec![String::new()];
-    let det = d.detect("Anything.", &DetectContext { context: &empty, query: None });
+    let det = d.detect(
+        "Anything.",
+        &DetectContext {
+            context: &empty,
+            query: None,
+        },
+    );
     assert_eq!(det.score, 1.0);
 }
 
@@ -151,7 +183,13 @@ fn sentence_scores_cover_each_sentence() {
     let d = GroundingDetector::new().expect("embedded weights load");
     let c = ctx_of(EN_CTX);
     let answer = "It has its head office in Delhi. It runs 500 theme parks on Mars.";
-    let s = d.sentence_scores(answer, &DetectContext { context: &c, query: None });
+    let s = d.sentence_scores(
+        answer,
+        &DetectContext {
+            context: &c,
+            query: None,
+        },
+    );
     assert_eq!(s.len(), 2);
     assert!(s[0].grounding > s[1].grounding, "{s:?}");
 }
@@ -173,7 +211,10 @@ fn relevance_prefers_the_answer_to_the_question() {
         ),
     ];
     for (q, good, bad) in cases {
-        let ctx = DetectContext { context: &c, query: Some(q) };
+        let ctx = DetectContext {
+            context: &c,
+            query: Some(q),
+        };
         let g = d.detect(good, &ctx);
         let b = d.detect(bad, &ctx);
         assert!(g.score > b.score, "{q}: {} vs {}", g.score, b.score);
@@ -182,11 +223,17 @@ fn relevance_prefers_the_answer_to_the_question() {
         assert_eq!(b.findings[0].label, "IRRELEVANT");
     }
     let kc = ctx_of(KO_CTX);
-    let ctx = DetectContext { context: &kc, query: Some("해치는 언제 서울시의 상징으로 지정되었나요?") };
+    let ctx = DetectContext {
+        context: &kc,
+        query: Some("해치는 언제 서울시의 상징으로 지정되었나요?"),
+    };
     let g = d.relevance_score("해치는 2009년에 서울시의 상징으로 지정되었습니다.", &ctx);
     let b = d.relevance_score("김치찌개는 돼지고기와 두부를 넣어 끓인다.", &ctx);
     assert!(g > b, "ko: {g} vs {b}");
-    assert_eq!(d.relevance_score("anything", &DetectContext::default()), 1.0);
+    assert_eq!(
+        d.relevance_score("anything", &DetectContext::default()),
+        1.0
+    );
 }
 
 #[test]
@@ -197,9 +244,17 @@ fn declarative_answers_read_as_sentences() {
             "Delhi",
             Some("The Oberoi family is part of a hotel company that has a head office in Delhi."),
         ),
-        ("Who wrote Hamlet?", "Shakespeare", Some("Shakespeare wrote Hamlet.")),
+        (
+            "Who wrote Hamlet?",
+            "Shakespeare",
+            Some("Shakespeare wrote Hamlet."),
+        ),
         ("Are cats mammals?", "yes", Some("Yes, Are cats mammals.")),
-        ("Who wrote Hamlet?", "It was written by a famous English playwright long ago", None),
+        (
+            "Who wrote Hamlet?",
+            "It was written by a famous English playwright long ago",
+            None,
+        ),
     ];
     for (q, a, want) in cases {
         assert_eq!(train::declarative(q, a).as_deref(), want, "{q}");
@@ -212,7 +267,9 @@ fn trainer_runs_end_to_end_on_a_small_sample() {
     let corpora = dir.path().join("corpora");
     std::fs::create_dir_all(corpora.join("halueval")).expect("mkdir");
     let mut qa = String::new();
-    let cities = ["Delhi", "Paris", "Seoul", "Lima", "Oslo", "Cairo", "Quito", "Hanoi"];
+    let cities = [
+        "Delhi", "Paris", "Seoul", "Lima", "Oslo", "Cairo", "Quito", "Hanoi",
+    ];
     for i in 0..60u64 {
         let city = cities[i as usize % cities.len()];
         let other = cities[(i as usize + 3) % cities.len()];
@@ -243,7 +300,10 @@ fn trainer_runs_end_to_end_on_a_small_sample() {
     let t = std::fs::read_to_string(out.join("grounding_idf.tsv")).expect("table written");
     let scorer = Scorer::from_parts(&w, &t).expect("written weights load");
     let c = vec!["Company number 7 has its head office in Lima.".to_string()];
-    assert!(scorer.grounding_score("Lima", &c, None) > scorer.grounding_score("It is in Tokyo, founded in 1911.", &c, None));
+    assert!(
+        scorer.grounding_score("Lima", &c, None)
+            > scorer.grounding_score("It is in Tokyo, founded in 1911.", &c, None)
+    );
     // A missing corpus is a typed error, not a panic.
     assert!(train::run(&dir.path().join("nope"), &out).is_err());
 }

@@ -95,7 +95,7 @@ pub fn qa_part(halueval_index: u64) -> Part {
 }
 
 pub fn dialogue_part(line: usize) -> Part {
-    if line % 5 == 0 {
+    if line.is_multiple_of(5) {
         Part::HeldOut
     } else {
         Part::Train
@@ -103,7 +103,7 @@ pub fn dialogue_part(line: usize) -> Part {
 }
 
 pub fn summarization_part(halueval_index: u64) -> Part {
-    if (halueval_index / 5) % 5 == 0 {
+    if (halueval_index / 5).is_multiple_of(5) {
         Part::HeldOut
     } else {
         Part::Train
@@ -111,7 +111,7 @@ pub fn summarization_part(halueval_index: u64) -> Part {
 }
 
 pub fn klue_part(position: usize) -> Part {
-    if position % 5 == 0 {
+    if position.is_multiple_of(5) {
         Part::HeldOut
     } else {
         Part::Train
@@ -141,7 +141,11 @@ fn s(v: &Value, k: &str) -> String {
 /// The last `[Human]:` turn of a HaluEval dialogue history (the question being answered).
 pub fn last_human_turn(history: &str) -> String {
     let last = history.rsplit("[Human]:").next().unwrap_or(history);
-    last.split("[Assistant]:").next().unwrap_or(last).trim().to_string()
+    last.split("[Assistant]:")
+        .next()
+        .unwrap_or(last)
+        .trim()
+        .to_string()
 }
 
 /// Loads HaluEval QA items of one part as grounding examples.
@@ -229,7 +233,10 @@ pub fn load_general_texts(corpora: &Path) -> Result<Vec<String>, Error> {
     if !path.exists() {
         return Ok(Vec::new());
     }
-    Ok(read_lines(&path)?.iter().map(|v| s(v, "chatgpt_response")).collect())
+    Ok(read_lines(&path)?
+        .iter()
+        .map(|v| s(v, "chatgpt_response"))
+        .collect())
 }
 
 /// Loads KLUE-NLI pairs of one part: entailment = grounded, contradiction and neutral =
@@ -275,7 +282,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> usize {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         (self.0 >> 33) as usize
     }
 }
@@ -343,10 +353,21 @@ pub fn synthetic_examples(base: &[Example], every: usize, weight: f32) -> Vec<Ex
         };
         push(sent.to_string(), 1.0, weight * 2.0);
         // number changed
-        if let Some(t) = toks.toks.iter().find(|t| t.script == text::Script::Number && sent[t.start..t.end].bytes().all(|b| b.is_ascii_digit())) {
+        if let Some(t) = toks.toks.iter().find(|t| {
+            t.script == text::Script::Number
+                && sent[t.start..t.end].bytes().all(|b| b.is_ascii_digit())
+        }) {
             if let Ok(v) = sent[t.start..t.end].parse::<u64>() {
-                let nv = if (1000..=2100).contains(&v) { v + 1 + (rng.next() % 15) as u64 } else { v * 2 + 1 + (rng.next() % 7) as u64 };
-                push(format!("{}{}{}", &sent[..t.start], nv, &sent[t.end..]), 0.0, weight * 0.5);
+                let nv = if (1000..=2100).contains(&v) {
+                    v + 1 + (rng.next() % 15) as u64
+                } else {
+                    v * 2 + 1 + (rng.next() % 7) as u64
+                };
+                push(
+                    format!("{}{}{}", &sent[..t.start], nv, &sent[t.end..]),
+                    0.0,
+                    weight * 0.5,
+                );
             }
         }
         // name swapped
@@ -354,7 +375,11 @@ pub fn synthetic_examples(base: &[Example], every: usize, weight: f32) -> Vec<Ex
             let cand: Vec<&text::Tok> = toks
                 .toks
                 .iter()
-                .filter(|t| t.script == text::Script::Hangul && !t.stop && text::ko_stem(&sent[t.start..t.end]).chars().count() >= 2)
+                .filter(|t| {
+                    t.script == text::Script::Hangul
+                        && !t.stop
+                        && text::ko_stem(&sent[t.start..t.end]).chars().count() >= 2
+                })
                 .collect();
             if !cand.is_empty() && !ko_stems.is_empty() {
                 let t = cand[rng.next() % cand.len()];
@@ -363,14 +388,27 @@ pub fn synthetic_examples(base: &[Example], every: usize, weight: f32) -> Vec<Ex
                 let rep = &ko_stems[rng.next() % ko_stems.len()];
                 if !lower.contains(rep.as_str()) {
                     let tail = &surface[stem.len()..];
-                    push(format!("{}{}{}{}", &sent[..t.start], rep, tail, &sent[t.end..]), 0.0, weight * 0.5);
+                    push(
+                        format!("{}{}{}{}", &sent[..t.start], rep, tail, &sent[t.end..]),
+                        0.0,
+                        weight * 0.5,
+                    );
                 }
             }
-        } else if let Some(t) = toks.toks.iter().skip(1).find(|t| t.script == text::Script::Latin && t.cap && !t.stop) {
+        } else if let Some(t) = toks
+            .toks
+            .iter()
+            .skip(1)
+            .find(|t| t.script == text::Script::Latin && t.cap && !t.stop)
+        {
             if !en_names.is_empty() {
                 let rep = &en_names[rng.next() % en_names.len()];
                 if !lower.contains(&rep.to_lowercase()) {
-                    push(format!("{}{}{}", &sent[..t.start], rep, &sent[t.end..]), 0.0, weight * 0.5);
+                    push(
+                        format!("{}{}{}", &sent[..t.start], rep, &sent[t.end..]),
+                        0.0,
+                        weight * 0.5,
+                    );
                 }
             }
         }
@@ -380,28 +418,46 @@ pub fn synthetic_examples(base: &[Example], every: usize, weight: f32) -> Vec<Ex
             let names: Vec<&str> = text::tokenize(c, 0)
                 .toks
                 .iter()
-                .filter(|t| t.script == text::Script::Latin && t.cap && !t.stop && t.end - t.start > 3)
+                .filter(|t| {
+                    t.script == text::Script::Latin && t.cap && !t.stop && t.end - t.start > 3
+                })
                 .map(|t| &c[t.start..t.end])
                 .filter(|w| !sent.contains(*w))
                 .collect();
-            let cand: Vec<&text::Tok> = toks.toks.iter().skip(1).filter(|t| t.script == text::Script::Latin && t.cap && !t.stop).collect();
+            let cand: Vec<&text::Tok> = toks
+                .toks
+                .iter()
+                .skip(1)
+                .filter(|t| t.script == text::Script::Latin && t.cap && !t.stop)
+                .collect();
             if !names.is_empty() && !cand.is_empty() {
                 let t = cand[rng.next() % cand.len()];
                 let rep = names[rng.next() % names.len()];
-                push(format!("{}{}{}", &sent[..t.start], rep, &sent[t.end..]), 0.0, weight * 0.5);
+                push(
+                    format!("{}{}{}", &sent[..t.start], rep, &sent[t.end..]),
+                    0.0,
+                    weight * 0.5,
+                );
             }
         }
         // fusion: the head of this sentence with the tail of another sentence of the
         // same document (extractive summarisers make this error)
         if sents.len() >= 3 {
-            let (os, oe) = sents[(rng.next() % (sents.len() - 1) + 1 + sents.iter().position(|&x| x == (ss, se)).unwrap_or(0)) % sents.len()];
+            let (os, oe) = sents[(rng.next() % (sents.len() - 1)
+                + 1
+                + sents.iter().position(|&x| x == (ss, se)).unwrap_or(0))
+                % sents.len()];
             let other = &c[os..oe];
             let a = text::tokenize(sent, 0);
             let b = text::tokenize(other, 0);
             if a.toks.len() >= 6 && b.toks.len() >= 6 && (os, oe) != (ss, se) {
                 let cut_a = a.toks[a.toks.len() / 2].start;
                 let cut_b = b.toks[b.toks.len() / 2].start;
-                push(format!("{}{}", &sent[..cut_a], &other[cut_b..]), 0.0, weight * 0.5);
+                push(
+                    format!("{}{}", &sent[..cut_a], &other[cut_b..]),
+                    0.0,
+                    weight * 0.5,
+                );
             }
         }
         // degenerate repetition: the last content word replaced by the first one (a
@@ -410,7 +466,16 @@ pub fn synthetic_examples(base: &[Example], every: usize, weight: f32) -> Vec<Ex
             let content: Vec<&text::Tok> = toks.toks.iter().filter(|t| !t.stop).collect();
             if let (Some(f), Some(l)) = (content.first(), content.last()) {
                 if f.key != l.key && content.len() >= 4 {
-                    push(format!("{}{}{}", &sent[..l.start], &sent[f.start..f.end], &sent[l.end..]), 0.0, weight * 0.5);
+                    push(
+                        format!(
+                            "{}{}{}",
+                            &sent[..l.start],
+                            &sent[f.start..f.end],
+                            &sent[l.end..]
+                        ),
+                        0.0,
+                        weight * 0.5,
+                    );
                 }
             }
         }
@@ -421,7 +486,11 @@ pub fn synthetic_examples(base: &[Example], every: usize, weight: f32) -> Vec<Ex
         let commas: Vec<usize> = sent.match_indices(", ").map(|(i, _)| i).collect();
         if commas.len() >= 2 {
             let i = rng.next() % (commas.len() - 1);
-            push(format!("{}{}", &sent[..commas[i]], &sent[commas[i + 1]..]), 1.0, weight);
+            push(
+                format!("{}{}", &sent[..commas[i]], &sent[commas[i + 1]..]),
+                1.0,
+                weight,
+            );
         }
         // two consecutive sentences (still supported)
         if let Some(&(ns, ne)) = sents.iter().find(|&&(a, _)| a >= se) {
@@ -442,7 +511,10 @@ pub fn synthetic_examples(base: &[Example], every: usize, weight: f32) -> Vec<Ex
                     format!("{head}. 또한 {extra}.")
                 } else {
                     let mut ch = extra.chars();
-                    let first = ch.next().map(|f| f.to_lowercase().collect::<String>()).unwrap_or_default();
+                    let first = ch
+                        .next()
+                        .map(|f| f.to_lowercase().collect::<String>())
+                        .unwrap_or_default();
                     format!("{head}, and {first}{}.", ch.as_str())
                 };
                 push(added, 0.0, weight * 0.5);
@@ -474,7 +546,9 @@ pub fn declarative(question: &str, answer: &str) -> Option<String> {
             Some((start, w))
         })
         .collect();
-    const AUX: &[&str] = &["is", "was", "are", "were", "did", "does", "do", "has", "had"];
+    const AUX: &[&str] = &[
+        "is", "was", "are", "were", "did", "does", "do", "has", "had",
+    ];
     for (i, &(start, w)) in words.iter().enumerate() {
         let w = w.trim_matches(|c: char| !c.is_alphanumeric());
         if !["what", "which", "who", "whom", "where", "when", "how"].contains(&w) {
@@ -501,7 +575,13 @@ fn light_paraphrase(sent: &str, korean: bool, rng: &mut Lcg) -> String {
         let lead = ["", "문서에 따르면 ", "자료에 의하면 ", "요약하면 "][rng.next() % 4];
         let body = sent.trim_end_matches(['.', '!', '?']);
         let mut out = body.replace("또한 ", "");
-        for (from, to) in [("이다", "입니다"), ("했다", "했습니다"), ("있다", "있습니다"), ("된다", "됩니다"), ("었다", "었습니다")] {
+        for (from, to) in [
+            ("이다", "입니다"),
+            ("했다", "했습니다"),
+            ("있다", "있습니다"),
+            ("된다", "됩니다"),
+            ("었다", "었습니다"),
+        ] {
             if let Some(stem) = out.strip_suffix(from) {
                 out = format!("{stem}{to}");
                 break;
@@ -509,13 +589,19 @@ fn light_paraphrase(sent: &str, korean: bool, rng: &mut Lcg) -> String {
         }
         return format!("{lead}{out}.");
     }
-    let lead = ["", "According to the text, ", "Based on the document, ", "In short, ", "The source says that "][rng.next() % 5];
+    let lead = [
+        "",
+        "According to the text, ",
+        "Based on the document, ",
+        "In short, ",
+        "The source says that ",
+    ][rng.next() % 5];
     let mut words: Vec<String> = Vec::new();
     for w in sent.split_whitespace() {
         let lw = w.to_lowercase();
         let swap = match lw.as_str() {
-            "the" if rng.next() % 2 == 0 => Some("a"),
-            "a" | "an" if rng.next() % 2 == 0 => Some("the"),
+            "the" if rng.next().is_multiple_of(2) => Some("a"),
+            "a" | "an" if rng.next().is_multiple_of(2) => Some("the"),
             "is" => Some("was"),
             "was" => Some("is"),
             "are" => Some("were"),
@@ -532,9 +618,15 @@ fn light_paraphrase(sent: &str, korean: bool, rng: &mut Lcg) -> String {
     let mut body = words.join(" ");
     if !lead.is_empty() {
         let mut ch = body.chars();
-        let first_word_is_name = words.first().is_some_and(|w| w.len() > 1 && w.chars().nth(1).is_some_and(char::is_uppercase));
+        let first_word_is_name = words
+            .first()
+            .is_some_and(|w| w.len() > 1 && w.chars().nth(1).is_some_and(char::is_uppercase));
         if let Some(f) = ch.next() {
-            if !first_word_is_name && words.first().is_some_and(|w| ["The", "A", "An", "It", "He", "She", "They", "This"].contains(&w.as_str())) {
+            if !first_word_is_name
+                && words.first().is_some_and(|w| {
+                    ["The", "A", "An", "It", "He", "She", "They", "This"].contains(&w.as_str())
+                })
+            {
                 body = format!("{}{}", f.to_lowercase(), ch.as_str());
             }
         }
@@ -547,7 +639,18 @@ fn flip_negation(sent: &str, korean: bool) -> Option<String> {
     if korean {
         let body = sent.trim_end_matches(['.', '!', '?']);
         let dot = &sent[body.len()..];
-        for (from, to) in [("않았다", "았다"), ("없다", "있다"), ("있다", "없다"), ("었다", "지 않았다"), ("았다", "지 않았다"), ("였다", "지 않았다"), ("이다", "이 아니다"), ("한다", "하지 않는다"), ("된다", "되지 않는다"), ("습니다", "지 않습니다")] {
+        for (from, to) in [
+            ("않았다", "았다"),
+            ("없다", "있다"),
+            ("있다", "없다"),
+            ("었다", "지 않았다"),
+            ("았다", "지 않았다"),
+            ("였다", "지 않았다"),
+            ("이다", "이 아니다"),
+            ("한다", "하지 않는다"),
+            ("된다", "되지 않는다"),
+            ("습니다", "지 않습니다"),
+        ] {
             if let Some(stem) = body.strip_suffix(from) {
                 return Some(format!("{stem}{to}{dot}"));
             }
@@ -559,7 +662,9 @@ fn flip_negation(sent: &str, korean: bool) -> Option<String> {
             return Some(sent.replacen(from, to, 1));
         }
     }
-    for aux in [" is ", " was ", " are ", " were ", " has ", " had ", " can ", " will "] {
+    for aux in [
+        " is ", " was ", " are ", " were ", " has ", " had ", " can ", " will ",
+    ] {
         if let Some(p) = sent.find(aux) {
             let cut = p + aux.len();
             return Some(format!("{}not {}", &sent[..cut], &sent[cut..]));
@@ -603,7 +708,10 @@ pub struct RelExample {
 /// (half of them chosen to share the question's first word, which makes them harder) with
 /// this item's question and context is not.
 pub fn relevance_examples(ex: &[Example]) -> Vec<RelExample> {
-    let items: Vec<&Example> = ex.iter().filter(|e| e.query.is_some() && e.label > 0.5).collect();
+    let items: Vec<&Example> = ex
+        .iter()
+        .filter(|e| e.query.is_some() && e.label > 0.5)
+        .collect();
     let n = items.len();
     let mut by_first: HashMap<String, Vec<usize>> = HashMap::new();
     for (i, e) in items.iter().enumerate() {
@@ -623,8 +731,14 @@ pub fn relevance_examples(ex: &[Example]) -> Vec<RelExample> {
             continue;
         }
         let j = if i % 2 == 0 {
-            let same = by_first.get(&first_word(&q)).map(Vec::as_slice).unwrap_or(&[]);
-            let pick = same.iter().copied().find(|&k| k != i && (k * 7919 + i) % 3 == 0);
+            let same = by_first
+                .get(&first_word(&q))
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            let pick = same
+                .iter()
+                .copied()
+                .find(|&k| k != i && (k * 7919 + i) % 3 == 0);
             pick.unwrap_or((i * 7919 + 13) % n)
         } else {
             (i * 7919 + 13) % n
@@ -706,7 +820,10 @@ pub fn run(corpora_dir: &Path, out_dir: &Path) -> Result<Report, Error> {
 }
 
 /// All training examples (grounding) of the training parts.
-pub fn training_examples(corpora: &Path, max_per_set: Option<usize>) -> Result<Vec<Example>, Error> {
+pub fn training_examples(
+    corpora: &Path,
+    max_per_set: Option<usize>,
+) -> Result<Vec<Example>, Error> {
     let mut sets = vec![
         load_qa(corpora, Part::Train)?,
         load_dialogue(corpora, Part::Train)?,
@@ -736,10 +853,14 @@ pub fn training_examples(corpora: &Path, max_per_set: Option<usize>) -> Result<V
     // Korean premises (dialogue knowledge is a list of triples, too short to perturb).
     let synth_base: Vec<Example> = sets[0].iter().chain(&sets[2]).cloned().collect();
     let mut synth = synthetic_examples(&synth_base, 2, 0.3);
-    synth.extend(synthetic_examples(&sets[3], 1, 0.6).into_iter().map(|mut e| {
-        e.set = "synthetic_ko";
-        e
-    }));
+    synth.extend(
+        synthetic_examples(&sets[3], 1, 0.6)
+            .into_iter()
+            .map(|mut e| {
+                e.set = "synthetic_ko";
+                e
+            }),
+    );
     sets.push(synth);
     sets.push(decl);
     Ok(sets.into_iter().flatten().collect())
@@ -784,7 +905,12 @@ fn features_of(scorer: &Scorer, ex: &[Example]) -> (Vec<Vec<f32>>, Vec<f32>, Vec
     (xs, ys, sw)
 }
 
-fn fit_heads(scorer: &Scorer, ex: &[Example], epochs: usize, fixed_threshold: Option<f32>) -> Heads {
+fn fit_heads(
+    scorer: &Scorer,
+    ex: &[Example],
+    epochs: usize,
+    fixed_threshold: Option<f32>,
+) -> Heads {
     let (xs, ys, sw) = features_of(scorer, ex);
     let answer = Logistic::fit(GROUNDING_FEATURES, &xs, &ys, &sw, 1e-3, epochs);
     // Thresholds are chosen on natural data only: synthetic units teach what each feature
@@ -808,9 +934,17 @@ fn fit_heads(scorer: &Scorer, ex: &[Example], epochs: usize, fixed_threshold: Op
             .filter(|(e, _)| e.set == name)
             .map(|(e, x)| (answer.predict(x), e.label > 0.5))
             .collect();
-        let ok = scored.iter().filter(|(p, y)| (*p >= threshold) == *y).count();
+        let ok = scored
+            .iter()
+            .filter(|(p, y)| (*p >= threshold) == *y)
+            .count();
         let n = scored.len();
-        per_set.push((name.to_string(), n, ok as f64 / n.max(1) as f64, auc(&mut scored)));
+        per_set.push((
+            name.to_string(),
+            n,
+            ok as f64 / n.max(1) as f64,
+            auc(&mut scored),
+        ));
     }
     // Sentence head: single-sentence units. Summaries are split into sentences: those of
     // a right summary are grounded; those of a hallucinated summary are weak negatives
@@ -819,7 +953,11 @@ fn fit_heads(scorer: &Scorer, ex: &[Example], epochs: usize, fixed_threshold: Op
     let sent_units = sentence_examples(ex);
     let (sx, sy, ssw) = features_of(scorer, &sent_units);
     let sentence = Logistic::fit(GROUNDING_FEATURES, &sx, &sy, &ssw, 1e-3, epochs);
-    let mut sscored: Vec<(f32, bool)> = sx.iter().zip(&sy).map(|(x, y)| (sentence.predict(x), *y > 0.5)).collect();
+    let mut sscored: Vec<(f32, bool)> = sx
+        .iter()
+        .zip(&sy)
+        .map(|(x, y)| (sentence.predict(x), *y > 0.5))
+        .collect();
     let sentence_auc = auc(&mut sscored);
     let sentence_threshold = pick(&sent_units, &sx, &sy, &ssw, &sentence);
     Heads {
@@ -840,7 +978,10 @@ pub fn run_with(corpora_dir: &Path, out_dir: &Path, opt: &Options) -> Result<Rep
         return Err(Error::NoData(corpora_dir.to_path_buf()));
     }
     // Rarity from the distinct training contexts.
-    let mut docs: Vec<&str> = train.iter().flat_map(|e| e.context.iter().map(String::as_str)).collect();
+    let mut docs: Vec<&str> = train
+        .iter()
+        .flat_map(|e| e.context.iter().map(String::as_str))
+        .collect();
     docs.dedup();
     // General English (HaluEval general: ChatGPT responses, MIT) widens the common-word
     // table beyond encyclopaedic and news text.
@@ -870,7 +1011,11 @@ pub fn run_with(corpora_dir: &Path, out_dir: &Path, opt: &Options) -> Result<Rep
         Some(fit_heads(&scorer, &ko, opt.epochs, None))
     };
 
-    let natural_en: Vec<Example> = en.iter().filter(|e| !e.set.starts_with("synthetic")).cloned().collect();
+    let natural_en: Vec<Example> = en
+        .iter()
+        .filter(|e| !e.set.starts_with("synthetic"))
+        .cloned()
+        .collect();
     let mut rel = relevance_examples(&natural_en);
     // The same pairs without context, so the model also works when only a query is given.
     let no_ctx: Vec<RelExample> = rel
@@ -897,7 +1042,11 @@ pub fn run_with(corpora_dir: &Path, out_dir: &Path, opt: &Options) -> Result<Rep
         .count();
 
     let mut train_accuracy = en_heads.per_set.clone();
-    let mut sentence_train_auc = vec![("en".to_string(), en_heads.sentence_units, en_heads.sentence_auc)];
+    let mut sentence_train_auc = vec![(
+        "en".to_string(),
+        en_heads.sentence_units,
+        en_heads.sentence_auc,
+    )];
     if let Some(k) = &ko_heads {
         train_accuracy.extend(k.per_set.iter().cloned());
         sentence_train_auc.push(("ko".to_string(), k.sentence_units, k.sentence_auc));
@@ -907,7 +1056,12 @@ pub fn run_with(corpora_dir: &Path, out_dir: &Path, opt: &Options) -> Result<Rep
     let (mut ko_a, mut ko_s, ko_t, ko_st) = match ko_heads {
         Some(k) => (k.answer, k.sentence, k.threshold, k.sentence_threshold),
         // Without Korean data the English heads serve both languages.
-        None => (en_heads.answer.clone(), en_heads.sentence.clone(), threshold, sentence_threshold),
+        None => (
+            en_heads.answer.clone(),
+            en_heads.sentence.clone(),
+            threshold,
+            sentence_threshold,
+        ),
     };
     // Calibrate every head so that the one shipped threshold (0.5) is its chosen one.
     let (mut en_a, mut en_s) = (en_heads.answer, en_heads.sentence);
@@ -940,7 +1094,10 @@ pub fn run_with(corpora_dir: &Path, out_dir: &Path, opt: &Options) -> Result<Rep
         source,
     })?;
     let tpath = out_dir.join("grounding_idf.tsv");
-    fs::write(&tpath, &tsv).map_err(|source| Error::Write { path: tpath, source })?;
+    fs::write(&tpath, &tsv).map_err(|source| Error::Write {
+        path: tpath,
+        source,
+    })?;
     Ok(Report {
         grounding_units,
         relevance_units: rx.len(),
