@@ -10,23 +10,15 @@ pub struct Logistic {
     pub std: Vec<f32>,
     pub weights: Vec<f32>,
     pub bias: f32,
-    /// Products of base features fed as extra inputs (a logistic regression with a few
-    /// interactions: e.g. verbatim copying matters differently when support is high).
-    #[serde(default)]
-    pub pairs: Vec<(usize, usize)>,
 }
 
 impl Logistic {
     /// Probability of the positive class (grounded / relevant).
     pub fn predict(&self, x: &[f32]) -> f32 {
         let mut z = self.bias;
-        let extra = self
-            .pairs
-            .iter()
-            .map(|&(i, j)| x.get(i).copied().unwrap_or(0.0) * x.get(j).copied().unwrap_or(0.0));
-        for (k, v) in x.iter().copied().chain(extra).enumerate() {
+        for (i, &v) in x.iter().enumerate() {
             let (Some(m), Some(s), Some(w)) =
-                (self.mean.get(k), self.std.get(k), self.weights.get(k))
+                (self.mean.get(i), self.std.get(i), self.weights.get(i))
             else {
                 break;
             };
@@ -39,48 +31,12 @@ impl Logistic {
 
     /// Checks that the model was trained on the features the code computes.
     pub fn matches(&self, names: &[&str]) -> bool {
-        let d = names.len() + self.pairs.len();
-        self.features.len() == d
+        self.features.len() == names.len()
             && self.features.iter().zip(names).all(|(a, b)| a == b)
-            && self
-                .pairs
-                .iter()
-                .all(|&(i, j)| i < names.len() && j < names.len())
-            && self.mean.len() == d
-            && self.std.len() == d
-            && self.weights.len() == d
+            && self.mean.len() == names.len()
+            && self.std.len() == names.len()
+            && self.weights.len() == names.len()
             && self.std.iter().all(|s| *s > 0.0)
-    }
-
-    /// Fits with the given interaction pairs (see [`Logistic::fit`]).
-    pub fn fit_with_pairs(
-        names: &[&str],
-        pairs: &[(usize, usize)],
-        xs: &[Vec<f32>],
-        ys: &[f32],
-        sw: &[f32],
-        l2: f32,
-        epochs: usize,
-    ) -> Self {
-        let mut all: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-        all.extend(
-            pairs
-                .iter()
-                .map(|&(i, j)| format!("{}*{}", names[i], names[j])),
-        );
-        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-        let ex: Vec<Vec<f32>> = xs
-            .iter()
-            .map(|x| {
-                let mut v = x.clone();
-                v.extend(pairs.iter().map(|&(i, j)| x[i] * x[j]));
-                v
-            })
-            .collect();
-        let mut m = Self::fit(&refs, &ex, ys, sw, l2, epochs);
-        m.features = all;
-        m.pairs = pairs.to_vec();
-        m
     }
 
     /// Fits by full-batch gradient descent with L2 (the data are a few tens of thousands
@@ -160,7 +116,6 @@ impl Logistic {
             std,
             weights: w,
             bias: b,
-            pairs: Vec::new(),
         }
     }
 }

@@ -892,31 +892,6 @@ struct Heads {
     sentence_auc: f64,
 }
 
-/// All pairwise products of the alignment and copy features.
-fn interaction_pairs() -> Vec<(usize, usize)> {
-    const KEY: &[&str] = &[
-        "wsup",
-        "max_unsup_w",
-        "pair_sup",
-        "best_sent_cov",
-        "best2_cov",
-        "copy_rate",
-        "copy3",
-        "unsup_rare_log",
-    ];
-    let idx: Vec<usize> = KEY
-        .iter()
-        .filter_map(|k| GROUNDING_FEATURES.iter().position(|n| n == k))
-        .collect();
-    let mut out = Vec::new();
-    for a in 0..idx.len() {
-        for b in a..idx.len() {
-            out.push((idx[a], idx[b]));
-        }
-    }
-    out
-}
-
 fn features_of(scorer: &Scorer, ex: &[Example]) -> (Vec<Vec<f32>>, Vec<f32>, Vec<f32>) {
     let mut xs = Vec::with_capacity(ex.len());
     let mut ys = Vec::with_capacity(ex.len());
@@ -937,8 +912,7 @@ fn fit_heads(
     fixed_threshold: Option<f32>,
 ) -> Heads {
     let (xs, ys, sw) = features_of(scorer, ex);
-    let pairs = interaction_pairs();
-    let answer = Logistic::fit_with_pairs(GROUNDING_FEATURES, &pairs, &xs, &ys, &sw, 1e-3, epochs);
+    let answer = Logistic::fit(GROUNDING_FEATURES, &xs, &ys, &sw, 1e-3, epochs);
     // Thresholds are chosen on natural data only: synthetic units teach what each feature
     // means, but their verbatim positives would make any threshold look too easy.
     let natural = |e: &Example| !e.set.starts_with("synthetic");
@@ -978,8 +952,7 @@ fn fit_heads(
     // (their knowledge is a bare list of triples).
     let sent_units = sentence_examples(ex);
     let (sx, sy, ssw) = features_of(scorer, &sent_units);
-    let sentence =
-        Logistic::fit_with_pairs(GROUNDING_FEATURES, &pairs, &sx, &sy, &ssw, 1e-3, epochs);
+    let sentence = Logistic::fit(GROUNDING_FEATURES, &sx, &sy, &ssw, 1e-3, epochs);
     let mut sscored: Vec<(f32, bool)> = sx
         .iter()
         .zip(&sy)
@@ -1201,6 +1174,5 @@ fn blank(names: &[&str]) -> Logistic {
         std: vec![1.0; names.len()],
         weights: vec![0.0; names.len()],
         bias: 0.0,
-        pairs: Vec::new(),
     }
 }
