@@ -29,9 +29,11 @@
 //! content words weighted by rarity (a shipped table of common-word weights; Korean
 //! matched by josa-stripped stems and syllable bigrams), numbers, names and quoted strings
 //! absent from the context, a negation mismatch with the best-aligned context sentence,
-//! support of adjacent word pairs, and coverage by a single context sentence. A logistic
-//! regression trained on HaluEval (MIT) and KLUE-NLI (CC BY-SA 4.0) turns them into a
-//! probability of being grounded (`train.rs`; figures in `docs/grounding.md`). Everything
+//! support of adjacent word pairs, coverage by the best one or two context sentences, and
+//! verbatim copy rates. Logistic regressions (answer-level and sentence-level heads, for
+//! English and for Korean) trained on HaluEval (MIT), KLUE-NLI (CC BY-SA 4.0) and
+//! synthetic perturbations of their contexts turn them into a probability of being
+//! grounded (`train.rs`; method and measured figures in `docs/grounding.md`). Everything
 //! runs in-process with no I/O; the weights are embedded with `include_bytes!`.
 
 pub mod features;
@@ -160,7 +162,7 @@ impl Scorer {
             return 1.0;
         }
         let (x, _) = self.features_with(claim, &ctx, query);
-        self.heads(claim).1.predict(&x)
+        predict_claim(self.heads(claim).1, &x)
     }
 
     /// Answer score and sentence scores in one pass over the context.
@@ -181,10 +183,10 @@ impl Scorer {
             .map(|(s, e, x)| SentenceScore {
                 start: s,
                 end: e,
-                grounding: self.heads(&answer[s..e]).1.predict(&x),
+                grounding: predict_claim(self.heads(&answer[s..e]).1, &x),
             })
             .collect();
-        (answer_head.predict(&answer_x), sents)
+        (predict_claim(answer_head, &answer_x), sents)
     }
 
     /// Answer-level feature vector and per-sentence feature vectors (for training).
@@ -270,6 +272,15 @@ impl Scorer {
         let ctx = ContextIndex::new(context);
         let c = if ctx.is_empty() { None } else { Some(&ctx) };
         features::relevance_features(answer, query, c, &self.rarity)
+    }
+}
+
+/// A claim without any content word ("Yes.", "OK") asserts nothing to check: 1.0.
+fn predict_claim(head: &Logistic, x: &[f32]) -> f32 {
+    if x.get(features::NO_CONTENT).is_some_and(|v| *v > 0.5) {
+        1.0
+    } else {
+        head.predict(x)
     }
 }
 

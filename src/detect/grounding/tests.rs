@@ -167,6 +167,16 @@ fn no_context_means_grounded_and_silent() {
     let det = d.detect("Anything at all, 1999.", &DetectContext::default());
     assert_eq!(det.score, 1.0);
     assert!(det.findings.is_empty());
+    let c = ctx_of(EN_CTX);
+    let det = d.detect(
+        "Yes, it is.",
+        &DetectContext {
+            context: &c,
+            query: None,
+        },
+    );
+    assert_eq!(det.score, 1.0);
+    assert!(det.findings.is_empty());
     let empty = vec![String::new()];
     let det = d.detect(
         "Anything.",
@@ -306,4 +316,28 @@ fn trainer_runs_end_to_end_on_a_small_sample() {
     );
     // A missing corpus is a typed error, not a panic.
     assert!(train::run(&dir.path().join("nope"), &out).is_err());
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// Any input: no panic, scores in [0, 1], findings on char boundaries.
+    #[test]
+    fn never_panics_and_offsets_are_char_boundaries(
+        answer in "[a-zA-Z0-9가-힣 .,!?\"'’「」()\n-]{0,120}",
+        context in "[a-zA-Z0-9가-힣 .,!?\"\n-]{0,200}",
+        query in "[a-zA-Z가-힣 ?]{0,40}",
+    ) {
+        let g = GroundingDetector::new().expect("weights");
+        let r = RelevanceDetector::new().expect("weights");
+        let c = vec![context];
+        let ctx = DetectContext { context: &c, query: Some(&query) };
+        for det in [g.detect(&answer, &ctx), r.detect(&answer, &ctx)] {
+            proptest::prop_assert!((0.0..=1.0).contains(&det.score));
+            for f in &det.findings {
+                proptest::prop_assert!(f.start < f.end && f.end <= answer.len());
+                proptest::prop_assert!(answer.is_char_boundary(f.start) && answer.is_char_boundary(f.end));
+                proptest::prop_assert!((0.0..=1.0).contains(&f.score));
+            }
+        }
+    }
 }
