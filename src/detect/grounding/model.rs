@@ -40,7 +40,7 @@ impl Logistic {
     }
 
     /// Fits by full-batch gradient descent with L2 (the data are a few tens of thousands
-    /// of rows of ~16 features, so this converges in well under a second).
+    /// of rows of ~20 features, so a few hundred epochs take seconds).
     pub fn fit(
         names: &[&str],
         xs: &[Vec<f32>],
@@ -50,7 +50,6 @@ impl Logistic {
         epochs: usize,
     ) -> Self {
         let d = names.len();
-        let n = xs.len().max(1);
         let wsum: f32 = sw.iter().sum::<f32>().max(1e-6);
         let mut mean = vec![0.0f32; d];
         for (x, &w) in xs.iter().zip(sw) {
@@ -109,7 +108,6 @@ impl Logistic {
                 }
             }
         }
-        let _ = n;
         Logistic {
             features: names.iter().map(|s| s.to_string()).collect(),
             mean,
