@@ -4,6 +4,8 @@
 //! returns [`Finding`]s with byte offsets into that text, plus one raw score so that
 //! `haechi scan` can report every detector's score even below its threshold.
 
+pub mod grounding;
+
 use serde::Serialize;
 
 /// One thing a detector found in a text.
