@@ -4,6 +4,7 @@
 //! [`CompiledDetector::build`] and [`CompiledDetector::detect`].
 
 use super::classifier::Strength as ClassifierStrength;
+use super::grounding::{GroundingDetector, RelevanceDetector};
 use super::pii::{PiiDetector, Strength as PiiStrength};
 use super::prompt_attack::PromptAttackDetector;
 use super::regex::{PatternSpec, RegexDetector};
@@ -35,6 +36,8 @@ pub enum BuildError {
     Topic(#[from] super::topic::TopicError),
     #[error("detector `topic` needs `name` (a shipped topic) or `name` and `definition`")]
     TopicIncomplete,
+    #[error("{0}")]
+    Grounding(#[from] super::grounding::GroundingError),
 }
 
 impl BuildError {
@@ -69,6 +72,10 @@ pub enum CompiledDetector {
     Toxicity(ToxicityDetector, Calibration),
     PromptAttack(PromptAttackDetector, Calibration),
     Topic(Box<TopicDetector>, Calibration),
+    /// Score = grounding (1 = supported); findings = unsupported sentences scored
+    /// `1 - grounding`, so a rule `threshold: t` compares findings with `1 - t`.
+    Grounding(GroundingDetector),
+    Relevance(RelevanceDetector),
 }
 
 /// Whether a classifier's scores are calibrated to its strength threshold (see above).
@@ -166,8 +173,8 @@ impl CompiledDetector {
                     calibration,
                 ))
             }
-            DetectorKind::Grounding => Err(BuildError::Unavailable("grounding")),
-            DetectorKind::Relevance => Err(BuildError::Unavailable("relevance")),
+            DetectorKind::Grounding => Ok(Self::Grounding(GroundingDetector::new()?)),
+            DetectorKind::Relevance => Ok(Self::Relevance(RelevanceDetector::new()?)),
             DetectorKind::LlmJudge => Err(BuildError::Unavailable("llm_judge")),
         }
     }
@@ -182,6 +189,18 @@ impl CompiledDetector {
             Self::Toxicity(d, c) => calibrate(d.detect(text, ctx), *c),
             Self::PromptAttack(d, c) => calibrate(d.detect(text, ctx), *c),
             Self::Topic(d, c) => calibrate(d.detect(text, ctx), *c),
+            Self::Grounding(d) => d.detect(text, ctx),
+            Self::Relevance(d) => d.detect(text, ctx),
+        }
+    }
+
+    /// The threshold findings are compared with, for detectors whose findings are on
+    /// another scale than the rule's `threshold`; `None`: the rule's value as it is.
+    pub fn finding_threshold(&self, rule_threshold: Option<f32>) -> Option<f32> {
+        match self {
+            // "threshold: 0.6" = act when grounding (relevance) is below 0.6.
+            Self::Grounding(_) | Self::Relevance(_) => Some(1.0 - rule_threshold.unwrap_or(0.5)),
+            _ => None,
         }
     }
 
@@ -196,6 +215,7 @@ impl CompiledDetector {
             Self::Toxicity(_, c) | Self::PromptAttack(_, c) | Self::Topic(_, c) => {
                 (*c == Calibration::Strength).then_some(0.5)
             }
+            Self::Grounding(_) | Self::Relevance(_) => None,
         }
     }
 }

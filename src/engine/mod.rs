@@ -240,7 +240,10 @@ pub fn evaluate(
                         end: f.end,
                     }),
             );
-            if findings.len() == before && !rule.kind.has_spans() && det.score >= rule.threshold {
+            if findings.len() == before
+                && rule.kind.judges_whole_text()
+                && det.score >= rule.threshold
+            {
                 // A whole-text classifier: the finding is the whole text.
                 findings.push(HitFinding {
                     text: ti,

@@ -620,6 +620,9 @@ fn compile_rule(
     } else {
         threshold
     };
+    let threshold = detector
+        .finding_threshold(r.threshold.as_ref().map(|t| t.value as f32))
+        .unwrap_or(threshold);
     Some(CompiledRule {
         id: r.id.value.clone(),
         kind,
@@ -659,42 +662,28 @@ mod tests {
         assert!(!d.input.is_empty());
     }
 
-    /// Uncomments the `# ENABLE-AFTER-MERGE` blocks of the shipped default policy.
-    fn default_with_merge_rules_enabled() -> String {
-        let mut out = String::new();
-        for line in EMBEDDED_DEFAULT.lines() {
-            let t = line.trim_start();
-            let indent = &line[..line.len() - t.len()];
-            match t.strip_prefix("# ") {
-                Some(rest) if rest.starts_with("- id:") || rest.starts_with("  ") => {
-                    out.push_str(indent);
-                    out.push_str(rest);
-                }
-                _ => out.push_str(line),
-            }
-            out.push('\n');
-        }
-        out
-    }
-
     #[test]
-    fn default_merge_rules_only_lack_their_detectors() {
-        let text = default_with_merge_rules_enabled();
-        assert!(text.contains("detector: prompt_attack"));
-        let errs = errors(&[src("default.yaml", &text)]);
-        let mut missing: Vec<&str> = errs
-            .iter()
-            .map(|e| {
-                assert!(
-                    e.contains("is not available in this build"),
-                    "unexpected problem: {e}"
-                );
-                e.split('`').nth(3).unwrap_or_default()
-            })
+    fn default_policy_runs_every_shipped_detector() {
+        let set = compile_sources(&[src("default.yaml", EMBEDDED_DEFAULT)]).expect("compiles");
+        let policy = set.default_policy();
+        let mut kinds: Vec<&str> = [Stage::Input, Stage::Output]
+            .into_iter()
+            .flat_map(|s| policy.rules(s).iter().map(|r| r.kind.as_str()))
             .collect();
-        missing.sort();
-        missing.dedup();
-        assert_eq!(missing, vec!["grounding", "relevance"]);
+        kinds.sort();
+        kinds.dedup();
+        assert_eq!(
+            kinds,
+            vec![
+                "grounding",
+                "pii",
+                "prompt_attack",
+                "relevance",
+                "secret",
+                "toxicity",
+                "word"
+            ]
+        );
     }
 
     #[test]

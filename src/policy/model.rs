@@ -265,6 +265,16 @@ impl DetectorKind {
     pub fn has_spans(self) -> bool {
         matches!(self, Self::Pii | Self::Secret | Self::Word | Self::Regex)
     }
+
+    /// Whether the detector judges the whole text (classifiers): when it reports no
+    /// finding but its score crosses the threshold, the whole text is the finding.
+    /// Grounding and relevance report their own sentence findings instead.
+    pub fn judges_whole_text(self) -> bool {
+        matches!(
+            self,
+            Self::Toxicity | Self::PromptAttack | Self::Topic | Self::LlmJudge
+        )
+    }
 }
 
 /// What a rule does when it fires.
