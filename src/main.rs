@@ -31,6 +31,30 @@ enum Command {
     /// Tenant API keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Audit log tools.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Train a shipped model from the corpora (reproducible; writes into OUT).
+    Train {
+        /// `toxicity`, `prompt-attack`, `topic` or `grounding`.
+        kind: String,
+        /// Directory of the shared corpora.
+        #[arg(long, default_value = "../shared/corpora")]
+        corpora: PathBuf,
+        /// Where the weights are written.
+        #[arg(long, default_value = "models")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain of audit log files (rotated files in any order); exit 0 when
+    /// intact, 1 naming the first bad record.
+    Verify {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -97,6 +121,18 @@ fn main() -> ExitCode {
         Command::Policy(PolicyCommand::Check { path }) => {
             exit_code(haechi::cli::policy_check(&path, &mut std::io::stdout()))
         }
+        Command::Audit(AuditCommand::Verify { files }) => {
+            haechi::audit::verify(&files, &mut std::io::stdout())
+                .map(|report| {
+                    if report.intact() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    }
+                })
+                .map_err(anyhow::Error::from)
+        }
+        Command::Train { kind, corpora, out } => train(&kind, &corpora, &out),
         Command::Key(KeyCommand::New { tenant }) => {
             print!(
                 "{}",
@@ -161,13 +197,19 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HAECHI_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+fn train(kind: &str, corpora: &std::path::Path, out: &std::path::Path) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    if kind == "grounding" {
+        let report = haechi::detect::grounding::train::run(corpora, out)?;
+        println!("{report:#?}");
+    } else {
+        let kind = haechi::train::Kind::parse(kind).with_context(|| {
+            format!("unknown model `{kind}` (toxicity | prompt-attack | topic | grounding)")
+        })?;
+        let report = haechi::train::run(kind, corpora, out)?;
+        println!("{report}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Builds the effective config: file (or embedded default), then flags on top.
@@ -199,7 +241,6 @@ fn effective_config(args: &ServeArgs) -> anyhow::Result<GatewayConfig> {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    init_logging();
     let config = effective_config(&args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -213,6 +254,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("binding {addr}"))?;
         let local = listener.local_addr()?;
         let gateway = proxy::Gateway::new(config)?;
+        // Logs to stderr (HAECHI_LOG or RUST_LOG filter) and, when OTEL_EXPORTER_OTLP_*
+        // is set, OTLP trace export.
+        let mut telemetry_config = haechi::audit::telemetry::TelemetryConfig::default().with_env();
+        if let Ok(filter) = std::env::var("HAECHI_LOG") {
+            telemetry_config.log_filter = Some(filter);
+        }
+        let telemetry = haechi::audit::telemetry::init_tracing(
+            &telemetry_config,
+            Some(gateway.recorder.metrics.otel_dropped_spans()),
+        )?;
+        gateway.set_tracer(telemetry.tracer());
         // Hot reload: watch the policy directory, and reload on SIGHUP.
         let _watch = match gateway.policies.path() {
             Some(_) => Some(gateway.policies.watch()?),
@@ -221,7 +273,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         spawn_sighup_reload(gateway.policies.clone());
         let scheme = if tls.is_some() { "https" } else { "http" };
         eprintln!("haechi listening on {scheme}://{local}");
-        proxy::serve(listener, gateway, tls, shutdown_signal()).await?;
+        proxy::serve(listener, gateway.clone(), tls, shutdown_signal()).await?;
+        gateway.close_audit().await;
+        drop(telemetry);
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)

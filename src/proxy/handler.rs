@@ -71,6 +71,8 @@ pub struct Gateway {
     draining: AtomicBool,
     /// Policy reloads already reported to the metrics.
     reloads_seen: std::sync::Mutex<(u64, u64)>,
+    /// Guardrail and GenAI spans (a no-op until [`Gateway::set_tracer`]).
+    tracer: std::sync::OnceLock<crate::audit::telemetry::Tracer>,
 }
 
 impl Gateway {
@@ -136,7 +138,24 @@ impl Gateway {
             hash_key,
             draining: AtomicBool::new(false),
             reloads_seen: std::sync::Mutex::new((0, 0)),
+            tracer: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Installs the tracer of the OpenTelemetry exporter (once, at start).
+    pub fn set_tracer(&self, tracer: crate::audit::telemetry::Tracer) {
+        let _ = self.tracer.set(tracer);
+    }
+
+    fn tracer(&self) -> Option<&crate::audit::telemetry::Tracer> {
+        self.tracer.get()
+    }
+
+    /// Flushes and closes the audit log (at shutdown).
+    pub async fn close_audit(&self) {
+        if let Err(e) = self.recorder.log.close().await {
+            tracing::error!(error = %e, "closing the audit log");
+        }
     }
 
     /// Marks the gateway as shutting down: `/readyz` turns 503 so balancers move away.
@@ -150,11 +169,24 @@ impl Gateway {
         let started = std::time::Instant::now();
         let request_id = request_id(req.headers());
         let provider = routes::provider_for_path(req.uri().path());
+        let span = crate::audit::telemetry::server_span(
+            req.method().as_str(),
+            req.uri().path(),
+            &request_id,
+            req.headers(),
+        );
         let mut info = RequestInfo {
             route: req.uri().path().to_string(),
+            span: Some(span.clone()),
             ..RequestInfo::default()
         };
-        let mut response = match self.dispatch(req, &request_id, &mut info).await {
+        let dispatched = {
+            use tracing::Instrument;
+            self.dispatch(req, &request_id, &mut info)
+                .instrument(span)
+                .await
+        };
+        let mut response = match dispatched {
             Ok(response) => response,
             Err(err) => {
                 tracing::info!(request_id = %request_id, status = err.status().as_u16(), error = %err, "request failed");
@@ -234,6 +266,17 @@ impl Gateway {
                 info.audited = true;
                 self.model_call(operation, req, request_id, info).await
             }
+        }
+    }
+
+    /// Records a guardrail span for the stage just evaluated.
+    fn trace_stage(&self, info: &RequestInfo, stage: &str, started: std::time::SystemTime) {
+        let record = match stage {
+            "input" => info.input.as_ref(),
+            _ => info.output.as_ref(),
+        };
+        if let (Some(tracer), Some(span), Some(record)) = (self.tracer(), &info.span, record) {
+            tracer.guardrail(span, stage, started, record);
         }
     }
 
@@ -367,9 +410,11 @@ impl Gateway {
         // Guard in.
         let mut pseudonyms = PseudonymMap::new();
         let stage_started = std::time::Instant::now();
+        let stage_wall = std::time::SystemTime::now();
         let input = guard_input(&policy, &exchange, &body, &opts, &mut pseudonyms);
         if let Some(d) = &input.decision {
             info.stage(d, stage_started.elapsed().as_secs_f64() * 1000.0);
+            self.trace_stage(info, "input", stage_wall);
         }
         let mut decisions: Vec<Decision> = input.decision.into_iter().collect();
         if let Some(blocked) = decisions.iter().find(|d| d.action == Verdict::Block) {
@@ -402,6 +447,28 @@ impl Gateway {
 
         // Route and forward.
         let candidates = self.candidates(provider, model, regions.as_deref())?;
+        if let (Some(tracer), Some(span), Some(first)) =
+            (self.tracer(), &info.span, candidates.first())
+        {
+            let call = tracer.genai(
+                span,
+                &crate::audit::telemetry::GenAiCall {
+                    operation: operation_name(operation),
+                    provider: provider_name(provider),
+                    request_model: model,
+                    upstream: &first.config.name,
+                    region: first.config.region.as_deref(),
+                    server_address: None,
+                    stream: exchange.stream,
+                },
+            );
+            // The upstream continues this trace (W3C traceparent).
+            call.inject(&mut parts.headers);
+            if let Ok(mut g) = info.genai.lock() {
+                *g = Some(call);
+            }
+        }
+        let sent_at = std::time::Instant::now();
         let (upstream, response, deadline) = self
             .send(
                 &candidates,
@@ -411,6 +478,13 @@ impl Gateway {
                 forward_body,
             )
             .await?;
+        let first_byte = sent_at.elapsed().as_secs_f64();
+        info.upstream_first_byte_ms = Some(first_byte * 1000.0);
+        info.upstream = Some(upstream.config.name.clone());
+        info.region = upstream.config.region.clone();
+        self.recorder
+            .metrics
+            .observe_upstream(&upstream.config.name, first_byte, Some(first_byte));
         let settlement = match (&self.tenancy, reservation) {
             (Some(tenancy), Some(reservation)) => {
                 let store = tenancy.store.clone();
@@ -459,6 +533,8 @@ impl Gateway {
                 context: &exchange.context,
                 query: ctx_query.as_deref(),
             };
+            let stage_started = std::time::Instant::now();
+            let stage_wall = std::time::SystemTime::now();
             match guard_output(
                 &policy,
                 upstream.provider(),
@@ -468,6 +544,10 @@ impl Gateway {
                 &mut pseudonyms,
             ) {
                 Ok(out) => {
+                    if let Some(d) = &out.decision {
+                        info.stage(d, stage_started.elapsed().as_secs_f64() * 1000.0);
+                        self.trace_stage(info, "output", stage_wall);
+                    }
                     decisions.extend(out.decision);
                     if let Some(blocked) = decisions.iter().find(|d| d.action == Verdict::Block) {
                         block_response(&exchange, blocked, request_id)
@@ -799,6 +879,17 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     out
+}
+
+/// `gen_ai.operation.name` of an operation.
+fn operation_name(operation: Operation) -> &'static str {
+    match operation {
+        Operation::ChatCompletions | Operation::Messages | Operation::Responses => "chat",
+        Operation::Completions => "text_completion",
+        Operation::Embeddings => "embeddings",
+        Operation::CountTokens => "count_tokens",
+        Operation::Converse | Operation::ConverseStream => "chat",
+    }
 }
 
 fn provider_name(provider: Provider) -> &'static str {

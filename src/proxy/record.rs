@@ -47,6 +47,10 @@ pub struct RequestInfo {
     pub audited: bool,
     /// Whether the response body streams from the upstream (recorded at its end).
     pub deferred: bool,
+    /// The request's server span (a `tracing` span continuing the client's trace).
+    pub span: Option<tracing::Span>,
+    /// The open GenAI client span of the upstream call, finished with the usage.
+    pub genai: Mutex<Option<crate::audit::telemetry::GenAiSpan>>,
 }
 
 impl RequestInfo {
@@ -111,7 +115,28 @@ impl RequestInfo {
             upstream_first_byte_ms: self.upstream_first_byte_ms,
             upstream_total_ms: None,
         });
+        if let Some(span) = &self.span {
+            record.trace_id = crate::audit::telemetry::trace_id(span);
+            crate::audit::telemetry::record_request(span, &record);
+        }
+        self.finish_genai(&record);
         record
+    }
+
+    /// Ends the GenAI client span with what the upstream reported.
+    fn finish_genai(&self, record: &AuditRecord) {
+        let Some(call) = self.genai.lock().ok().and_then(|mut g| g.take()) else {
+            return;
+        };
+        let usage = record.usage.as_ref();
+        let error = record.error.as_deref();
+        call.finish(&crate::audit::telemetry::GenAiResult {
+            response_model: record.model.as_deref(),
+            input_tokens: usage.and_then(|u| u.input_tokens),
+            output_tokens: usage.and_then(|u| u.output_tokens),
+            finish_reasons: &[],
+            error_type: error,
+        });
     }
 
     /// Feeds the request metrics.

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod mock_upstream;
+pub mod otlp;
 pub mod redis;
 
 use std::net::SocketAddr;
