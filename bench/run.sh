@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Load harness: direct-to-mock vs through-Haechi, non-streaming and streaming, at
 # concurrency 1, 16 and 64 with a ~1 KB chat request. The gateway is pinned to core 0;
-# the mock upstream and the load generator share core 1. Prints a Markdown table.
+# the mock upstream and the load generator share core 1. Prints a Markdown table per
+# policy: `core` (an allow-all policy: the proxy alone) and `default` (the shipped
+# default policy: PII, secrets, prompt-attack, toxicity, profanity on every prompt and
+# answer).
 #
-#   bench/run.sh            # 5 s per point
-#   SECS=10 bench/run.sh    # longer runs
+#   bench/run.sh                   # 5 s per point, both policies
+#   SECS=10 POLICIES=core bench/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${SECS:-5}
@@ -18,13 +21,19 @@ trap cleanup EXIT
 
 taskset -c 1 "$T/examples/mock_upstream" "$MOCK_ADDR" 2>/dev/null &
 MOCK_PID=$!
-HAECHI_LOG=warn taskset -c 0 "$T/haechi" serve --listen "$GW_ADDR" --upstream "http://$MOCK_ADDR/v1" 2>/dev/null >/dev/null &
+rss() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+AUDIT_DIR=$(mktemp -d)
+
+for POLICY in ${POLICIES:-core default}; do
+policy_args=()
+if [ "$POLICY" = core ]; then policy_args=(--policies bench/policy-allow); fi
+HAECHI_LOG=warn taskset -c 0 "$T/haechi" serve --listen "$GW_ADDR" --upstream "http://$MOCK_ADDR/v1" \
+  "${policy_args[@]}" --audit-log "$AUDIT_DIR/audit-$POLICY.jsonl" 2>/dev/null >/dev/null &
 GW_PID=$!
-for _ in $(seq 50); do
+for _ in $(seq 100); do
   curl -sf "http://$GW_ADDR/healthz" >/dev/null 2>&1 && curl -sf -o /dev/null "http://$MOCK_ADDR/v1/models" && break
   sleep 0.1
 done
-rss() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 IDLE_RSS=$(rss "$GW_PID")
 
 RESULTS=$(mktemp)
@@ -39,7 +48,10 @@ for mode in json stream; do
   done
 done
 LOADED_RSS=$(rss "$GW_PID")
+kill "$GW_PID"; wait "$GW_PID" 2>/dev/null || true
 
+echo
+echo "### policy: $POLICY"
 python3 - "$RESULTS" "$IDLE_RSS" "$LOADED_RSS" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
@@ -53,3 +65,4 @@ for r in rows:
 print()
 print(f"Gateway RSS: idle {sys.argv[2]} MB, after the run {sys.argv[3]} MB")
 PY
+done

@@ -398,3 +398,56 @@ fn scan_command_on_a_jsonl_file() {
     assert_eq!(lines[3]["action"], "block");
     assert!(lines[0]["scores"]["word"].is_number());
 }
+
+/// Grounding through the gateway with the shipped default policy: an answer that
+/// contradicts the request's context is flagged (warn + score header), a supported one
+/// is not, and the `haechi` field is stripped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grounding_warns_on_answers_the_context_does_not_support() {
+    let answer = Arc::new(std::sync::Mutex::new(String::new()));
+    let a = answer.clone();
+    let mock = MockUpstream::start_with(Arc::new(move |_| {
+        let text = a.lock().map(|t| t.clone()).unwrap_or_default();
+        json_reply(mock_upstream::openai_json("m", &text))
+    }))
+    .await;
+    let gw = TestGateway::start(config_for(&mock)).await;
+    let body = r#"{"model":"m","haechi":{"context":["The Seoul Museum of Art opened its Seosomun main building in 2002. Admission to the permanent collection is free."],"query":"When did the main building open?"},"messages":[{"role":"user","content":"When did the main building open?"}]}"#;
+
+    if let Ok(mut t) = answer.lock() {
+        *t = "The Seosomun main building of the Seoul Museum of Art opened in 2002.".into();
+    }
+    let r = post_json(&gw.url("/v1/chat/completions"), body).await;
+    assert_eq!(r.status, 200);
+    let grounded: f32 = r
+        .header("x-haechi-grounding")
+        .and_then(|v| v.parse().ok())
+        .expect("score header");
+    assert!(
+        r.header("x-haechi-rules")
+            .is_none_or(|h| !h.contains("grounded")),
+        "supported answer passes"
+    );
+
+    if let Ok(mut t) = answer.lock() {
+        *t = "The main building opened in 1987 after a fire destroyed the Busan branch.".into();
+    }
+    let r = post_json(&gw.url("/v1/chat/completions"), body).await;
+    let ungrounded: f32 = r
+        .header("x-haechi-grounding")
+        .and_then(|v| v.parse().ok())
+        .expect("score header");
+    assert!(ungrounded < grounded, "{ungrounded} < {grounded}");
+    assert_eq!(r.header("x-haechi-action").as_deref(), Some("warn"));
+    assert!(r
+        .header("x-haechi-rules")
+        .unwrap_or_default()
+        .contains("grounded"));
+    for seen in mock.recorded() {
+        assert!(
+            !String::from_utf8_lossy(&seen.body).contains("haechi"),
+            "extension stripped"
+        );
+    }
+    gw.stop().await;
+}

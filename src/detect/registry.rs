@@ -72,10 +72,12 @@ pub enum CompiledDetector {
     Toxicity(ToxicityDetector, Calibration),
     PromptAttack(PromptAttackDetector, Calibration),
     Topic(Box<TopicDetector>, Calibration),
-    /// Score = grounding (1 = supported); findings = unsupported sentences scored
-    /// `1 - grounding`, so a rule `threshold: t` compares findings with `1 - t`.
-    Grounding(GroundingDetector),
-    Relevance(RelevanceDetector),
+    /// Score = grounding of the whole answer (1 = supported). A rule `threshold: t` acts
+    /// when the answer's score is below `t`; its findings are then the unsupported
+    /// sentences (offsets an auditor can read). An answer at or above `t` has none.
+    Grounding(GroundingDetector, f32),
+    /// Same convention with the relevance score.
+    Relevance(RelevanceDetector, f32),
 }
 
 /// Whether a classifier's scores are calibrated to its strength threshold (see above).
@@ -99,6 +101,19 @@ fn pii_strength(s: Option<Strength>) -> PiiStrength {
         Some(Strength::High) => PiiStrength::High,
         Some(Strength::Medium) | None => PiiStrength::Medium,
     }
+}
+
+/// The answer-level threshold of a grounding or relevance rule (default 0.5).
+fn act_below(rule: &RuleDto) -> f32 {
+    rule.threshold.as_ref().map_or(0.5, |t| t.value as f32)
+}
+
+/// Keeps sentence findings only when the whole answer scores below `below`.
+fn answer_level(mut d: Detection, below: f32) -> Detection {
+    if d.score >= below {
+        d.findings.clear();
+    }
+    d
 }
 
 /// Maps a classifier's detection onto the calibrated scale: findings (emitted only over
@@ -173,8 +188,12 @@ impl CompiledDetector {
                     calibration,
                 ))
             }
-            DetectorKind::Grounding => Ok(Self::Grounding(GroundingDetector::new()?)),
-            DetectorKind::Relevance => Ok(Self::Relevance(RelevanceDetector::new()?)),
+            DetectorKind::Grounding => {
+                Ok(Self::Grounding(GroundingDetector::new()?, act_below(rule)))
+            }
+            DetectorKind::Relevance => {
+                Ok(Self::Relevance(RelevanceDetector::new()?, act_below(rule)))
+            }
             DetectorKind::LlmJudge => Err(BuildError::Unavailable("llm_judge")),
         }
     }
@@ -189,8 +208,8 @@ impl CompiledDetector {
             Self::Toxicity(d, c) => calibrate(d.detect(text, ctx), *c),
             Self::PromptAttack(d, c) => calibrate(d.detect(text, ctx), *c),
             Self::Topic(d, c) => calibrate(d.detect(text, ctx), *c),
-            Self::Grounding(d) => d.detect(text, ctx),
-            Self::Relevance(d) => d.detect(text, ctx),
+            Self::Grounding(d, below) => answer_level(d.detect(text, ctx), *below),
+            Self::Relevance(d, below) => answer_level(d.detect(text, ctx), *below),
         }
     }
 
@@ -198,8 +217,11 @@ impl CompiledDetector {
     /// another scale than the rule's `threshold`; `None`: the rule's value as it is.
     pub fn finding_threshold(&self, rule_threshold: Option<f32>) -> Option<f32> {
         match self {
-            // "threshold: 0.6" = act when grounding (relevance) is below 0.6.
-            Self::Grounding(_) | Self::Relevance(_) => Some(1.0 - rule_threshold.unwrap_or(0.5)),
+            // The detector already decided at the answer level (see the variants).
+            Self::Grounding(..) | Self::Relevance(..) => {
+                let _ = rule_threshold;
+                Some(0.0)
+            }
             _ => None,
         }
     }
@@ -215,7 +237,7 @@ impl CompiledDetector {
             Self::Toxicity(_, c) | Self::PromptAttack(_, c) | Self::Topic(_, c) => {
                 (*c == Calibration::Strength).then_some(0.5)
             }
-            Self::Grounding(_) | Self::Relevance(_) => None,
+            Self::Grounding(..) | Self::Relevance(..) => None,
         }
     }
 }

@@ -37,6 +37,8 @@ pub const REQUEST_ID: &str = "x-haechi-request-id";
 pub const ACTION: &str = "x-haechi-action";
 /// Header listing the ids of the enforced rules that acted.
 pub const RULES: &str = "x-haechi-rules";
+/// Header carrying the grounding score of an answer checked against request context.
+pub const GROUNDING: &str = "x-haechi-grounding";
 
 /// Why the gateway could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -576,6 +578,18 @@ impl Gateway {
         };
         set_decision_headers(&mut response, &decisions);
         add_headers(&mut response, &rate);
+        if !exchange.context.is_empty() {
+            // The grounding score of a checked answer, for apps that show or log it.
+            let score = decisions
+                .iter()
+                .filter(|d| d.stage == crate::engine::Stage::Output)
+                .find_map(|d| d.scores.get("grounding").copied());
+            if let Some(score) = score {
+                if let Ok(value) = HeaderValue::from_str(&format!("{score:.3}")) {
+                    response.headers_mut().insert(GROUNDING, value);
+                }
+            }
+        }
         if let Some(region) = &upstream.config.region {
             if let Ok(value) = HeaderValue::from_str(region) {
                 response.headers_mut().insert(REGION_HEADER, value);
