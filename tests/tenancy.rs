@@ -381,3 +381,88 @@ async fn two_gateways_share_one_redis_and_follow_the_fail_mode() {
     );
     gw.stop().await;
 }
+
+/// Two `haechi serve` processes configured from the same YAML file share one Redis:
+/// hammered together with more requests than the limit, exactly the limit is admitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateway_processes_admit_exactly_the_limit() {
+    let bin = require_redis!();
+    let redis = support::redis::RedisProc::start(bin);
+    let mock = MockUpstream::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let limit = 30;
+    let config = format!(
+        r#"upstreams:
+  - name: mock
+    base_url: {base}
+    region: ap-northeast-2
+tenants:
+  - id: acme
+    keys: ["{hash}"]
+    regions: [ap-northeast-2]
+    quotas:
+      requests_per_minute: {limit}
+store:
+  redis_url: {url}
+  fail_mode: fail_closed
+"#,
+        base = mock.openai_base(),
+        hash = KeyHash::of(KEY_A),
+        url = redis.url(),
+    );
+    let config_path = dir.path().join("haechi.yaml");
+    std::fs::write(&config_path, config).expect("config");
+    let mut children = Vec::new();
+    let mut urls = Vec::new();
+    for i in 0..2 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_haechi"))
+            .args(["serve", "--config"])
+            .arg(&config_path)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--audit-log")
+            .arg(dir.path().join(format!("audit-{i}.jsonl")))
+            .env("HAECHI_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn haechi");
+        children.push(child);
+        assert!(
+            eventually(20, || std::net::TcpStream::connect(("127.0.0.1", port))
+                .is_ok())
+            .await
+        );
+        urls.push(format!("http://127.0.0.1:{port}/v1/chat/completions"));
+    }
+    let admitted = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for i in 0..90 {
+        let url = urls[i % 2].clone();
+        let admitted = admitted.clone();
+        tasks.push(tokio::spawn(async move {
+            let auth = format!("Bearer {KEY_A}");
+            let r = call("POST", &url, &[("authorization", &auth)], CHAT).await;
+            assert!(r.status == 200 || r.status == 429, "status {}", r.status);
+            if r.status == 200 {
+                admitted.fetch_add(1, Ordering::SeqCst);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    for mut child in children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert_eq!(
+        admitted.load(Ordering::SeqCst),
+        limit,
+        "exactly the limit across two processes"
+    );
+    assert_eq!(mock.recorded().len(), limit);
+}

@@ -162,7 +162,10 @@ impl CompiledDetector {
                     .collect();
                 Ok(Self::Regex(RegexDetector::new(&specs)?))
             }
-            DetectorKind::Pii => Ok(Self::Pii(PiiDetector::new(rule.entities.as_deref(), &[])?)),
+            DetectorKind::Pii => Ok(Self::Pii(PiiDetector::new(
+                rule.entities.as_deref(),
+                rule.custom.as_deref().unwrap_or_default(),
+            )?)),
             DetectorKind::Secret => Ok(Self::Secret(SecretDetector::new()?)),
             DetectorKind::Toxicity => Ok(Self::Toxicity(
                 ToxicityDetector::new(rule.categories.as_deref())?

@@ -231,6 +231,7 @@ fn patch(base: &mut RuleDto, over: &RuleDto) {
         definition,
         examples,
         categories,
+        custom,
         prompt,
         model,
         timeout_ms,
@@ -470,8 +471,9 @@ fn effective_rules(chain: &[usize], parsed: &[Parsed], stage: Stage) -> Vec<Effe
 /// Parameter keys and the detectors they apply to.
 fn misplaced_keys(r: &RuleDto, kind: DetectorKind) -> Vec<&'static str> {
     use DetectorKind as K;
-    let table: [(&str, bool, &[K]); 14] = [
+    let table: [(&str, bool, &[K]); 15] = [
         ("entities", r.entities.is_some(), &[K::Pii, K::Secret]),
+        ("custom", r.custom.is_some(), &[K::Pii]),
         ("words", r.words.is_some(), &[K::Word]),
         ("profanity", r.profanity.is_some(), &[K::Word]),
         ("allow", r.allow.is_some(), &[K::Word]),
@@ -660,6 +662,29 @@ mod tests {
         assert_eq!(d.id, "default");
         assert_eq!(d.version.len(), VERSION_HEX);
         assert!(!d.input.is_empty());
+    }
+
+    #[test]
+    fn pii_custom_entities_from_the_policy_file() {
+        let yaml = "id: default\ninput:\n  - id: staff\n    detector: pii\n    entities: [EMAIL]\n    custom:\n      - {label: EMPLOYEE_ID, pattern: 'EMP-[0-9]{6}', context: [employee, 사번], score: 0.6}\n    action: mask\n";
+        let set = compile_sources(&[src("default.yaml", yaml)]).expect("compiles");
+        let policy = set.default_policy();
+        let mut map = crate::engine::PseudonymMap::new();
+        let d = crate::engine::evaluate(
+            &policy,
+            Stage::Input,
+            &["employee EMP-123456 mailed kim@example.com"],
+            &crate::detect::DetectContext::default(),
+            &crate::engine::EvalOptions::default(),
+            &mut map,
+        );
+        assert_eq!(
+            d.rewritten[0].as_deref(),
+            Some("employee {EMPLOYEE_ID} mailed {EMAIL}")
+        );
+        let bad = "id: default\ninput:\n  - id: w\n    detector: word\n    words: [x]\n    custom: [{label: A, pattern: 'a'}]\n";
+        let errs = errors(&[src("default.yaml", bad)]);
+        assert!(errs.iter().any(|e| e.contains("custom")), "{errs:?}");
     }
 
     #[test]

@@ -157,6 +157,10 @@ pub struct RuleDto {
     /// `toxicity`: categories to consider (e.g. `INSULTS`, `HATE`); absent: all.
     #[serde(default)]
     pub categories: Option<Vec<String>>,
+    /// `pii`: custom entities: `{label, pattern, validator?, context?, score?}` (a regex,
+    /// an optional named validator such as `luhn`, cue words that raise the score).
+    #[serde(default)]
+    pub custom: Option<Vec<crate::detect::pii::CustomEntity>>,
     /// `llm_judge`: instruction given to the judge model.
     #[serde(default)]
     pub prompt: Option<String>,
