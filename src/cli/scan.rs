@@ -100,6 +100,7 @@ pub fn scan<R: BufRead, W: Write>(
         hash_key: &opts.hash_key,
         language: None,
         run_all: true,
+        trusted: &[],
     };
     loop {
         buf.clear();

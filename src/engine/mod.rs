@@ -107,6 +107,11 @@ pub struct EvalOptions<'a> {
     pub language: Option<Lang>,
     /// Run every rule even after a block (for `scan`: every detector's raw score).
     pub run_all: bool,
+    /// Per text: true when the application itself wrote it (system / developer prompts).
+    /// Classifiers of user intent (prompt attack, toxicity, topic) skip such texts;
+    /// span detectors (PII, secrets, words, patterns) still check them. Empty: no text
+    /// is trusted.
+    pub trusted: &'a [bool],
 }
 
 /// One finding of a rule, located in one of the evaluated texts.
@@ -224,6 +229,9 @@ pub fn evaluate(
         let mut findings = Vec::new();
         let mut score = 0.0_f32;
         for (ti, text) in texts.iter().enumerate() {
+            if rule.kind.judges_whole_text() && opts.trusted.get(ti).copied().unwrap_or(false) {
+                continue;
+            }
             let det = rule.detector.detect(text, ctx);
             let s = scores.entry(rule.kind.as_str()).or_insert(0.0);
             *s = s.max(det.score);

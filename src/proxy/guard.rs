@@ -8,7 +8,9 @@ use std::ops::Range;
 
 use crate::detect::DetectContext;
 use crate::dialect::response::{response_parts, PartKind};
-use crate::dialect::{remove_member_with_cut, rewrite_strings, DecodeError, Exchange, Provider};
+use crate::dialect::{
+    remove_member_with_cut, rewrite_strings, DecodeError, Exchange, Provider, Role,
+};
 use crate::engine::{evaluate, restore, Decision, EvalOptions, PseudonymMap, Stage, Verdict};
 use crate::policy::CompiledPolicy;
 
@@ -34,6 +36,16 @@ pub fn guard_input(
         None
     } else {
         let texts: Vec<&str> = parts.iter().map(|p| p.text.as_str()).collect();
+        // The application's own system prompt is not user input: intent classifiers
+        // (prompt attack, toxicity, topic) skip it.
+        let trusted: Vec<bool> = exchange
+            .texts()
+            .map(|(role, _)| role == Role::System)
+            .collect();
+        let opts = &EvalOptions {
+            trusted: &trusted,
+            ..opts.clone()
+        };
         let ctx = DetectContext {
             context: &exchange.context,
             query: exchange.query.as_deref(),

@@ -308,6 +308,7 @@ impl Gateway {
             hash_key: &self.hash_key,
             language: None,
             run_all: false,
+            trusted: &[],
         }
     }
 
@@ -530,7 +531,13 @@ impl Gateway {
                     message: format!("reading the answer: {message}"),
                 }
             })?;
-            let ctx_query = exchange.query.clone().or_else(|| last_user_text(&exchange));
+            // Relevance is judged when the request carries RAG context (the question
+            // defaults to the last user message) or names its question explicitly.
+            let ctx_query = exchange.query.clone().or_else(|| {
+                (!exchange.context.is_empty())
+                    .then(|| last_user_text(&exchange))
+                    .flatten()
+            });
             let ctx = DetectContext {
                 context: &exchange.context,
                 query: ctx_query.as_deref(),
