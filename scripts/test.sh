@@ -21,8 +21,9 @@ echo "== installing the SDKs used as test clients"
 export HAECHI_PYTHON="$PWD/.venv/bin/python"
 export HAECHI_REQUIRE_REDIS=1
 
+# Unit and integration tests (benches and examples are built by clippy in CI, not run).
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "== cargo-nextest not found: using cargo test"
-  exec cargo test --all-targets --no-fail-fast
+  exec cargo test --lib --bins --tests --no-fail-fast
 fi
-cargo nextest run --all-targets --no-fail-fast
+cargo nextest run --lib --bins --tests --no-fail-fast
