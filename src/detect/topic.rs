@@ -264,7 +264,7 @@ impl TopicDetector {
 
     /// Similarity of one passage to the topic, in `[0, 1]`.
     pub fn score_passage(&self, text: &str) -> f32 {
-        let n = normalize(text);
+        let n = super::normalize::normalize_shared(text);
         let a = self.models.alpha();
         let d = if a > 0.0 {
             self.models.dense(&n)

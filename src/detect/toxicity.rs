@@ -11,7 +11,7 @@
 use thiserror::Error;
 
 use super::classifier::{LinearModel, ModelError, Strength};
-use super::normalize::normalize;
+use super::normalize::{mask_entities, normalize_shared};
 use super::{DetectContext, Detection, Finding};
 
 const EN_MODEL: &[u8] = include_bytes!("../../models/toxicity_en.hclf");
@@ -34,6 +34,12 @@ pub enum ToxicityError {
 pub enum Lang {
     En,
     Ko,
+}
+
+/// The text the toxicity models score: normalised, e-mail addresses and URLs masked
+/// (the trainer featurizes exactly this).
+pub fn prepare(text: &str) -> String {
+    mask_entities(&super::normalize::normalize(text)).into_owned()
 }
 
 /// Toxicity classifier. Build once, call [`ToxicityDetector::detect`] per text.
@@ -113,9 +119,21 @@ impl ToxicityDetector {
         }
     }
 
+    /// Uses in-memory models (the trainer evaluates through the detector's own scoring).
+    pub fn from_models(en: LinearModel, ko: LinearModel) -> Self {
+        Self {
+            en,
+            ko,
+            hate: true,
+            insults: true,
+            strength: Strength::Medium,
+        }
+    }
+
     /// Calibrated `(toxic, hate)` probabilities and the language used.
     pub fn scores(&self, text: &str) -> (f32, f32, Lang) {
-        let norm = normalize(text);
+        let shared = normalize_shared(text);
+        let norm = mask_entities(&shared);
         let (ko_share, latin) = scripts(&norm);
         let mut langs = Vec::with_capacity(2);
         if ko_share >= 0.2 {

@@ -24,6 +24,7 @@ pub const EMBED_FEATURES: FeatureConfig = FeatureConfig {
     word_max: 1,
     char_min: 4,
     char_max: 4,
+    flags: 0,
 };
 /// Lexical space features.
 pub const LEX_FEATURES: FeatureConfig = FeatureConfig {
@@ -31,6 +32,7 @@ pub const LEX_FEATURES: FeatureConfig = FeatureConfig {
     word_max: 1,
     char_min: 2,
     char_max: 4,
+    flags: 0,
 };
 pub const DIM: usize = 48;
 const FINANCIAL: [&str; 2] = ["banking", "credit_cards"];
