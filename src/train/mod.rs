@@ -105,7 +105,7 @@ pub const TOXICITY_KO_FEATURES: FeatureConfig = FeatureConfig {
     bits: 18,
     word_max: 2,
     char_min: 1,
-    char_max: 4,
+    char_max: 3,
     flags: FeatureConfig::WORD_CHARS | FeatureConfig::MASK_DIGITS,
 };
 pub const PROMPT_ATTACK_FEATURES: FeatureConfig = FeatureConfig {
@@ -305,6 +305,12 @@ fn toxicity(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> {
     let bv = tox_examples(&cfg, &split_rows(&benign_en, Split::Val));
     let pbv = probs(&model, &bv, 0);
     constrain_benign_fp(&mut model.outputs[0].thresholds, &pbv);
+    let c = Counts::at(
+        &probs(&model, &va, 0),
+        &labels(&va, 0),
+        model.outputs[0].thresholds.medium,
+    );
+    rep.push("tox_en VALIDATION macro_f1 @medium", c.macro_f1());
     rep.push("tox_en VALIDATION benign n", pbv.len() as f32);
     write(out_dir, "toxicity_en.hclf", &model, &mut rep)?;
     let te_ex = tox_examples(&cfg, &te_rows);
@@ -406,6 +412,12 @@ fn toxicity(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> {
         .collect();
     let pkv = probs(&model, &tox_examples(&cfg, &kv), 0);
     constrain_benign_fp(&mut model.outputs[0].thresholds, &pkv);
+    let c = Counts::at(
+        &probs(&model, &va, 0),
+        &labels(&va, 0),
+        model.outputs[0].thresholds.medium,
+    );
+    rep.push("tox_ko VALIDATION (BEEP!+curse) f1 @medium", c.f1());
     rep.push("tox_ko VALIDATION benign (KLUE) n", pkv.len() as f32);
     write(out_dir, "toxicity_ko.hclf", &model, &mut rep)?;
     let t = model.outputs[0].thresholds;
@@ -445,8 +457,39 @@ fn toxicity(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> {
         rep.push(format!("tox_ko threshold {s}"), v);
     }
 
-    // Held-out benign text scored by the detector itself (language routing, masking).
     let det = crate::detect::toxicity::ToxicityDetector::from_models(en_model, model);
+    rep.metrics
+        .extend(toxicity_benign_eval(dir, &det)?.metrics);
+    Ok(rep)
+}
+
+/// Share of held-out benign texts the toxicity detector flags at each strength (scored by
+/// the detector itself: language routing, masking). Public so that other weights (e.g.
+/// the previous ones) can be measured on exactly the same sets.
+pub fn toxicity_benign_eval(
+    dir: &Path,
+    det: &crate::detect::toxicity::ToxicityDetector,
+) -> Result<TrainReport, TrainError> {
+    let mut rep = TrainReport::default();
+    let benign_en = toxicity_benign_en(dir)?;
+    let klue = data::klue_sentences(dir)?;
+    // Held-out benign text scored by the detector itself (language routing, masking).
+    // HaluEval knowledge passages are a source the model never saw in any split.
+    let knowledge: Vec<Row> = data::read(&dir.join("halueval/qa_shared.jsonl"))
+        .map(|text| {
+            text.lines()
+                .take(2000)
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter_map(|v| v["knowledge"].as_str().map(str::to_string))
+                .map(|k| Row {
+                    text: k,
+                    targets: vec![0.0, 0.0],
+                    split: Split::Test,
+                    source: "halueval_k",
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let benign_sets: Vec<(String, Vec<&Row>)> = {
         let test_en = split_rows(&benign_en, Split::Test);
         let mut sets: Vec<(String, Vec<&Row>)> = Vec::new();
@@ -459,7 +502,8 @@ fn toxicity(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> {
             sets.push((format!("EN {src}"), rows));
         }
         sets.push(("EN all".into(), test_en));
-        let klue: Vec<&Row> = te.iter().copied().filter(|r| r.source == "klue").collect();
+        sets.push(("EN HaluEval knowledge (never trained on)".into(), knowledge.iter().collect()));
+        let klue: Vec<&Row> = split_rows(&klue, Split::Test);
         sets.push(("KO KLUE-NLI".into(), klue));
         sets
     };
