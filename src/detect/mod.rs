@@ -51,13 +51,13 @@ impl Detection {
     }
 }
 
-pub mod regex;
-pub mod registry;
-pub mod word;
 pub mod classifier;
 pub mod normalize;
+pub mod pii;
 pub mod prompt_attack;
+pub mod regex;
+pub mod registry;
+pub mod secret;
 pub mod topic;
 pub mod toxicity;
-pub mod pii;
-pub mod secret;
+pub mod word;

@@ -69,8 +69,7 @@ pub const URL_TOKEN: &str = "xxurl";
 /// content classifier scores "my mail is kim@example.com" like "my mail is xxemail"
 /// instead of reacting to letter n-grams of a random address.
 pub fn mask_entities(normalized: &str) -> Cow<'_, str> {
-    if !normalized.contains('@') && !normalized.contains("://") && !normalized.contains("ww.")
-    {
+    if !normalized.contains('@') && !normalized.contains("://") && !normalized.contains("ww.") {
         return Cow::Borrowed(normalized);
     }
     let mut out = String::with_capacity(normalized.len());
@@ -108,9 +107,11 @@ pub fn normalize_shared(text: &str) -> Rc<str> {
         return Rc::from(normalize(text));
     }
     let hit = CACHE.with(|c| {
-        c.try_borrow()
-            .ok()
-            .and_then(|c| c.as_ref().filter(|(k, _)| k == text).map(|(_, v)| v.clone()))
+        c.try_borrow().ok().and_then(|c| {
+            c.as_ref()
+                .filter(|(k, _)| k == text)
+                .map(|(_, v)| v.clone())
+        })
     });
     if let Some(v) = hit {
         return v;
@@ -284,7 +285,9 @@ fn fold_words(chars: &mut [char]) {
         let email = chars[start] != '@'
             && chars[start..end].contains(&'@')
             && chars.get(end) == Some(&'.')
-            && chars.get(end + 1).is_some_and(|c| c.is_ascii_alphanumeric());
+            && chars
+                .get(end + 1)
+                .is_some_and(|c| c.is_ascii_alphanumeric());
         let word = &mut chars[start..end];
         // One pass of counts; look-alike tables only for non-ASCII characters.
         let (mut latin, mut glyphs, mut letters, mut leets, mut all_ascii) = (0, 0, 0, 0, true);
@@ -422,7 +425,12 @@ mod tests {
 
     #[test]
     fn shared_normalisation_matches_and_follows_the_input() {
-        for t in ["IGNORE previous", "오늘 날씨", "IGNORE previous", "p@$$w0rd"] {
+        for t in [
+            "IGNORE previous",
+            "오늘 날씨",
+            "IGNORE previous",
+            "p@$$w0rd",
+        ] {
             assert_eq!(&*normalize_shared(t), normalize(t).as_str());
         }
         let long = "A".repeat(CACHE_MAX + 1);

@@ -101,7 +101,11 @@ fn calibrate(mut d: Detection, calibration: Calibration) -> Detection {
         return d;
     }
     let hit = !d.findings.is_empty();
-    d.score = if hit { 0.5 + 0.5 * d.score } else { 0.5 * d.score };
+    d.score = if hit {
+        0.5 + 0.5 * d.score
+    } else {
+        0.5 * d.score
+    };
     for f in &mut d.findings {
         f.score = 0.5 + 0.5 * f.score;
     }

@@ -278,7 +278,10 @@ const TOX_MEDIUM_VAL_FP: f32 = 0.03;
 /// Raises the low / medium thresholds until validation benign text stays within budget.
 fn constrain_benign_fp(t: &mut Thresholds, benign_val: &[f32]) {
     t.medium = t.medium.max(fp_floor(benign_val, TOX_MEDIUM_VAL_FP));
-    t.low = t.low.max(fp_floor(benign_val, TOX_LOW_VAL_FP)).max(t.medium);
+    t.low = t
+        .low
+        .max(fp_floor(benign_val, TOX_LOW_VAL_FP))
+        .max(t.medium);
     t.high = t.high.min(t.medium);
 }
 
@@ -458,8 +461,7 @@ fn toxicity(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> {
     }
 
     let det = crate::detect::toxicity::ToxicityDetector::from_models(en_model, model);
-    rep.metrics
-        .extend(toxicity_benign_eval(dir, &det)?.metrics);
+    rep.metrics.extend(toxicity_benign_eval(dir, &det)?.metrics);
     Ok(rep)
 }
 
@@ -502,7 +504,10 @@ pub fn toxicity_benign_eval(
             sets.push((format!("EN {src}"), rows));
         }
         sets.push(("EN all".into(), test_en));
-        sets.push(("EN HaluEval knowledge (never trained on)".into(), knowledge.iter().collect()));
+        sets.push((
+            "EN HaluEval knowledge (never trained on)".into(),
+            knowledge.iter().collect(),
+        ));
         let klue: Vec<&Row> = split_rows(&klue, Split::Test);
         sets.push(("KO KLUE-NLI".into(), klue));
         sets

@@ -226,7 +226,13 @@ mod tests {
             word_max: 2,
             ..char_only(FeatureConfig::WORD_CHARS | FeatureConfig::MASK_DIGITS)
         };
-        assert_eq!(feats(&cfg, "call 010-1234-5678"), feats(&cfg, "call 999-8765-4321"));
-        assert_ne!(feats(&char_only(0), "call 010"), feats(&char_only(0), "call 999"));
+        assert_eq!(
+            feats(&cfg, "call 010-1234-5678"),
+            feats(&cfg, "call 999-8765-4321")
+        );
+        assert_ne!(
+            feats(&char_only(0), "call 010"),
+            feats(&char_only(0), "call 999")
+        );
     }
 }
