@@ -112,8 +112,8 @@ pub const PROMPT_ATTACK_FEATURES: FeatureConfig = FeatureConfig {
     bits: 18,
     word_max: 3,
     char_min: 2,
-    char_max: 5,
-    flags: 0,
+    char_max: 4,
+    flags: FeatureConfig::WORD_CHARS | FeatureConfig::MASK_DIGITS,
 };
 
 /// Korean prompt-attack seed examples written for this project (no public Korean set).
@@ -137,7 +137,7 @@ fn examples(cfg: &FeatureConfig, rows: &[&Row]) -> Vec<Example> {
 
 /// Loss weight of PIGuard benign training rows (benign role-play prompts are few next to
 /// thousands of attacks; weighting them trades attack recall for fewer false positives).
-pub const PIGUARD_WEIGHT: f32 = 10.0;
+pub const PIGUARD_WEIGHT: f32 = 20.0;
 
 fn probs(model: &LinearModel, data: &[Example], j: usize) -> Vec<f32> {
     let o = &model.outputs[j];
