@@ -264,14 +264,18 @@ impl TopicDetector {
 
     /// Similarity of one passage to the topic, in `[0, 1]`.
     pub fn score_passage(&self, text: &str) -> f32 {
-        let n = super::normalize::normalize_shared(text);
+        self.score_normalized(&super::normalize::normalize_shared(text))
+    }
+
+    /// [`TopicDetector::score_passage`] of an already normalised passage.
+    fn score_normalized(&self, n: &str) -> f32 {
         let a = self.models.alpha();
         let d = if a > 0.0 {
-            self.models.dense(&n)
+            self.models.dense(n)
         } else {
             Vec::new()
         };
-        let lex = self.lexical_dots(&n);
+        let lex = self.lexical_dots(n);
         self.refs
             .iter()
             .zip(lex)
@@ -330,22 +334,43 @@ impl TopicDetector {
 
     /// Scores the text per passage; one finding labelled with the topic name on the best
     /// passage when it clears the threshold.
+    ///
+    /// The text is normalised once (shared with the other classifiers through
+    /// [`super::normalize::normalize_shared`]) and cut into passages after normalisation;
+    /// the finding's span is the passage mapped back to the input proportionally (exact
+    /// for the whole text, approximate inside it, always on char boundaries).
     pub fn detect(&self, text: &str, _ctx: &DetectContext) -> Detection {
-        let mut best = (0.0f32, 0, text.len());
-        for (s, e) in chunks(text, WINDOW) {
-            let p = self.score_passage(&text[s..e]);
+        let norm = super::normalize::normalize_shared(text);
+        let mut best = (0.0f32, 0, norm.len());
+        for (s, e) in chunks(&norm, WINDOW) {
+            let p = self.score_normalized(&norm[s..e]);
             if p > best.0 {
                 best = (p, s, e);
             }
         }
         let mut findings = Vec::new();
         if best.0 >= self.threshold(self.strength) {
+            let map = |b: usize, up: bool| {
+                if b >= norm.len() {
+                    return text.len();
+                }
+                let mut x = (b as u64 * text.len() as u64 / norm.len().max(1) as u64) as usize;
+                x = x.min(text.len());
+                while !text.is_char_boundary(x) {
+                    if up {
+                        x += 1;
+                    } else {
+                        x -= 1;
+                    }
+                }
+                x
+            };
             findings.push(Finding {
                 kind: "topic",
                 label: self.name.clone(),
                 score: best.0,
-                start: best.1,
-                end: best.2,
+                start: map(best.1, false),
+                end: map(best.2, true),
             });
         }
         Detection {
@@ -513,6 +538,30 @@ mod tests {
         assert_eq!(
             clauses("Banking: balances, transfers; PIN"),
             vec!["Banking", "balances", "transfers", "PIN"]
+        );
+    }
+
+    #[test]
+    fn long_text_finding_span_is_on_char_boundaries_near_the_passage() {
+        let d = TopicDetector::builtin("investment-advice").unwrap();
+        let filler = "오늘은 날씨가 맑고 공원에 사람이 많았습니다. ".repeat(20);
+        let text = format!("{filler}Should I buy Tesla stock now or sell my Apple shares?");
+        let det = d.detect(&text, &DetectContext::default());
+        let f = det
+            .findings
+            .first()
+            .expect("topic found at the end of a long text");
+        assert!(text.is_char_boundary(f.start) && text.is_char_boundary(f.end));
+        assert!(
+            f.start < f.end && f.end == text.len(),
+            "{} {}",
+            f.start,
+            f.end
+        );
+        assert!(
+            f.start > filler.len() / 2,
+            "span should sit near the end: {}",
+            f.start
         );
     }
 }
