@@ -135,6 +135,10 @@ fn examples(cfg: &FeatureConfig, rows: &[&Row]) -> Vec<Example> {
         .collect()
 }
 
+/// Largest share of *validation* PIGuard benign prompts the medium prompt-attack threshold
+/// may flag (the held-out floor is 3%).
+pub const PA_PIGUARD_VAL_FP: f32 = 0.03;
+
 /// Loss weight of PIGuard benign training rows (benign role-play prompts are few next to
 /// thousands of attacks; weighting them trades attack recall for fewer false positives).
 pub const PIGUARD_WEIGHT: f32 = 20.0;
@@ -564,21 +568,53 @@ fn prompt_attack(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> 
         FitOptions::from_env(),
     );
     // Thresholds on validation scored exactly as the detector scores (max over windows,
-    // sentences and decoded runs), at most 2% validation false positives for medium.
+    // sentences and decoded runs). Medium: best validation F1 (grid 0.001) among the
+    // thresholds that flag at most `PA_PIGUARD_VAL_FP` of the validation PIGuard benign
+    // prompts (the product's false-positive floor is about such prompts); low / high as
+    // `choose_thresholds` picks them, kept on their side of medium.
     let val_rows = split_rows(&rows, Split::Val);
     let det = crate::detect::prompt_attack::PromptAttackDetector::from_model(model.clone());
     let pv: Vec<f32> = val_rows.iter().map(|r| det.score(&r.text)).collect();
     let yv: Vec<bool> = val_rows.iter().map(|r| r.targets[0] > 0.5).collect();
-    model.outputs[0].thresholds = linear::choose_thresholds(&pv, &yv, false, Some(0.02));
-    let tv = model.outputs[0].thresholds.medium;
-    rep.push("pa VALIDATION f1 @medium", Counts::at(&pv, &yv, tv).f1());
     let pvg: Vec<f32> = val_rows
         .iter()
         .zip(&pv)
         .filter(|(r, _)| r.source == "piguard")
         .map(|(_, p)| *p)
         .collect();
+    let mut th = linear::choose_thresholds(&pv, &yv, false, Some(0.02));
+    let budget = std::env::var("HAECHI_PA_PIGUARD_VAL_FP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(PA_PIGUARD_VAL_FP);
+    let mut best = (th.medium, -1.0f32);
+    for t in (1..1000).map(|i| i as f32 / 1000.0) {
+        if fp_rate(&pvg, t) > budget {
+            continue;
+        }
+        let f1 = Counts::at(&pv, &yv, t).f1();
+        if f1 > best.1 {
+            best = (t, f1);
+        }
+    }
+    th.medium = best.0;
+    th.low = th.low.max(th.medium);
+    th.high = th.high.min(th.medium);
+    model.outputs[0].thresholds = th;
+    let tv = th.medium;
+    rep.push("pa VALIDATION f1 @medium", Counts::at(&pv, &yv, tv).f1());
     rep.push("pa VALIDATION piguard FP rate @medium", fp_rate(&pvg, tv));
+    rep.push(
+        "pa VALIDATION all-benign FP rate @medium",
+        fp_rate(
+            &pv.iter()
+                .zip(&yv)
+                .filter(|(_, y)| !**y)
+                .map(|(p, _)| *p)
+                .collect::<Vec<_>>(),
+            tv,
+        ),
+    );
     write(out_dir, "prompt_attack.hclf", &model, &mut rep)?;
     let t = model.outputs[0].thresholds;
     let te = split_rows(&rows, Split::Test);
