@@ -141,7 +141,7 @@ pub const PA_PIGUARD_VAL_FP: f32 = 0.03;
 
 /// Loss weight of PIGuard benign training rows (benign role-play prompts are few next to
 /// thousands of attacks; weighting them trades attack recall for fewer false positives).
-pub const PIGUARD_WEIGHT: f32 = 20.0;
+pub const PIGUARD_WEIGHT: f32 = 60.0;
 
 fn probs(model: &LinearModel, data: &[Example], j: usize) -> Vec<f32> {
     let o = &model.outputs[j];
@@ -599,7 +599,7 @@ fn prompt_attack(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> 
     }
     th.medium = best.0;
     th.low = th.low.max(th.medium);
-    th.high = th.high.min(th.medium);
+    th.high = th.high.min(th.medium - 0.1).max(0.05);
     model.outputs[0].thresholds = th;
     let tv = th.medium;
     rep.push("pa VALIDATION f1 @medium", Counts::at(&pv, &yv, tv).f1());
