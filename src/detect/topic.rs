@@ -59,6 +59,12 @@ impl TopicModels {
         self.idf.outputs[0].platt_a.clamp(0.0, 1.0)
     }
 
+    /// Weight of the similarity to the centroid of all references, added to the best
+    /// single-reference similarity; stored in the IDF output's `platt_b` (0 in older files).
+    fn centroid_weight(&self) -> f32 {
+        self.idf.outputs[0].platt_b.clamp(0.0, 2.0)
+    }
+
     /// L2-normalised dense embedding of a normalised text.
     pub fn dense(&self, norm: &str) -> Vec<f32> {
         let mut feats = Vec::new();
@@ -147,6 +153,8 @@ pub struct TopicDetector {
     /// One bit per lexical bucket present in any reference: most query n-grams miss and
     /// cost one L1 lookup instead of a sort and a merge.
     bitmap: Vec<u64>,
+    /// `1 / ||sum of the reference lexical vectors||` (see `with_models`).
+    centroid_inv_norm: f32,
     strength: Strength,
 }
 
@@ -216,6 +224,22 @@ impl TopicDetector {
                     .map(|(h, w)| (h, i as u16, w)),
             );
         }
+        // Centroid of all references (sum of their unit vectors, re-normalised): a query
+        // sharing topic words spread over several references scores on it even when no
+        // single reference matches well. Its dot product with a query is the sum of the
+        // per-reference dot products divided by the norm of the sum, so only that norm
+        // is kept.
+        let mut centroid: Vec<(u32, f32)> = lexical.iter().map(|&(h, _, w)| (h, w)).collect();
+        centroid.sort_unstable_by_key(|x| x.0);
+        let mut merged: Vec<(u32, f32)> = Vec::with_capacity(centroid.len());
+        for (h, w) in centroid {
+            match merged.last_mut() {
+                Some((last, acc)) if *last == h => *acc += w,
+                _ => merged.push((h, w)),
+            }
+        }
+        let norm = merged.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
+        let centroid_inv_norm = if norm > 0.0 { 1.0 / norm } else { 0.0 };
         lexical.sort_unstable_by_key(|x| x.0);
         let mut bitmap = vec![0u64; models.idf.config.buckets().div_ceil(64)];
         for (h, _, _) in &lexical {
@@ -229,6 +253,7 @@ impl TopicDetector {
             refs,
             lexical,
             bitmap,
+            centroid_inv_norm,
             strength: Strength::Medium,
         })
     }
@@ -276,7 +301,9 @@ impl TopicDetector {
             Vec::new()
         };
         let lex = self.lexical_dots(n);
-        self.refs
+        let centroid = lex.iter().sum::<f32>() * self.centroid_inv_norm;
+        let best = self
+            .refs
             .iter()
             .zip(lex)
             .map(|(r, cl)| {
@@ -287,8 +314,8 @@ impl TopicDetector {
                 };
                 a * cd + (1.0 - a) * cl
             })
-            .fold(0.0f32, f32::max)
-            .clamp(0.0, 1.0)
+            .fold(0.0f32, f32::max);
+        (best + self.models.centroid_weight() * centroid).clamp(0.0, 1.0)
     }
 
     /// Lexical similarity to every reference. The query side is not de-duplicated: its norm
