@@ -369,6 +369,30 @@ mod tests {
     }
 
     #[test]
+    fn version_1_files_load_without_flags() {
+        let cfg = FeatureConfig {
+            bits: 10,
+            word_max: 2,
+            char_min: 2,
+            char_max: 4,
+            flags: FeatureConfig::WORD_CHARS,
+        };
+        let m = LinearModel::zeros(cfg, &["toxic"]);
+        let v2 = m.to_bytes();
+        assert_eq!(LinearModel::from_bytes(&v2).unwrap().config, cfg);
+        // Version 1: same layout without the flags byte after the 4 config bytes.
+        let mut v1 = v2.clone();
+        v1[4..8].copy_from_slice(&1u32.to_le_bytes());
+        v1.remove(12);
+        let back = LinearModel::from_bytes(&v1).unwrap();
+        assert_eq!(back.config, FeatureConfig { flags: 0, ..cfg });
+        assert_eq!(back.weights, m.weights);
+        let mut v9 = v2;
+        v9[4..8].copy_from_slice(&9u32.to_le_bytes());
+        assert_eq!(LinearModel::from_bytes(&v9).unwrap_err(), ModelError::BadMagic);
+    }
+
+    #[test]
     fn windows_cover_text() {
         let text = "word ".repeat(1000);
         let w = windows(&text, 1000);
