@@ -389,7 +389,10 @@ mod tests {
         assert_eq!(back.weights, m.weights);
         let mut v9 = v2;
         v9[4..8].copy_from_slice(&9u32.to_le_bytes());
-        assert_eq!(LinearModel::from_bytes(&v9).unwrap_err(), ModelError::BadMagic);
+        assert_eq!(
+            LinearModel::from_bytes(&v9).unwrap_err(),
+            ModelError::BadMagic
+        );
     }
 
     #[test]
