@@ -1,4 +1,5 @@
-//! Trains one shipped classifier: `cargo run --release --example train -- <toxicity|prompt-attack|topic> CORPORA_DIR OUT_DIR`.
+//! Trains one shipped classifier: `cargo run --release --example train -- <toxicity|prompt-attack|topic> CORPORA_DIR OUT_DIR`;
+//! `... -- toxicity CORPORA_DIR --eval-only MODELS_DIR` measures existing toxicity weights on the held-out benign sets.
 use std::path::PathBuf;
 use std::process::ExitCode;
 
