@@ -1,4 +1,5 @@
-//! Trains one shipped classifier: `cargo run --release --example train -- <toxicity|prompt-attack|topic> CORPORA_DIR OUT_DIR`.
+//! Trains one shipped classifier: `cargo run --release --example train -- <toxicity|prompt-attack|topic> CORPORA_DIR OUT_DIR`;
+//! `... -- toxicity CORPORA_DIR --eval-only MODELS_DIR` measures existing toxicity weights on the held-out benign sets.
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -13,6 +14,34 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let started = std::time::Instant::now();
+    // `train toxicity CORPORA --eval-only MODELS_DIR`: measure existing weights on the
+    // held-out benign sets without training.
+    if args.get(2).map(String::as_str) == Some("--eval-only") {
+        let Some(models) = args.get(3).map(PathBuf::from) else {
+            eprintln!("usage: train toxicity CORPORA_DIR --eval-only MODELS_DIR");
+            return ExitCode::from(2);
+        };
+        let load = |name: &str| {
+            std::fs::read(models.join(name))
+                .ok()
+                .and_then(|b| haechi::detect::classifier::LinearModel::from_bytes(&b).ok())
+        };
+        let (Some(en), Some(ko)) = (load("toxicity_en.hclf"), load("toxicity_ko.hclf")) else {
+            eprintln!("cannot load toxicity models from {}", models.display());
+            return ExitCode::FAILURE;
+        };
+        let det = haechi::detect::toxicity::ToxicityDetector::from_models(en, ko);
+        return match haechi::train::toxicity_benign_eval(&PathBuf::from(corpora), &det) {
+            Ok(r) => {
+                print!("{r}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("evaluation failed: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match haechi::train::run(kind, &PathBuf::from(corpora), &PathBuf::from(out)) {
         Ok(report) => {
             print!("{report}");

@@ -7,6 +7,10 @@
 //! `i g n o r e`. Hangul and other scripts pass through (NFKC only), so Korean text keeps
 //! its meaning. The output is for scoring only: offsets do not map back to the input.
 
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use unicode_normalization::UnicodeNormalization;
 
 /// Returns the normalised form of `text` (see the module docs). Pure and allocation-light.
@@ -55,6 +59,70 @@ pub fn normalize(text: &str) -> String {
     } else {
         trimmed.to_string()
     }
+}
+
+/// Placeholder words of [`mask_entities`].
+pub const EMAIL_TOKEN: &str = "xxemail";
+pub const URL_TOKEN: &str = "xxurl";
+
+/// Replaces e-mail addresses and URLs in a *normalised* text by placeholder words, so a
+/// content classifier scores "my mail is kim@example.com" like "my mail is xxemail"
+/// instead of reacting to letter n-grams of a random address.
+pub fn mask_entities(normalized: &str) -> Cow<'_, str> {
+    if !normalized.contains('@') && !normalized.contains("://") && !normalized.contains("ww.") {
+        return Cow::Borrowed(normalized);
+    }
+    let mut out = String::with_capacity(normalized.len());
+    for (i, tok) in normalized.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let is_url = tok.contains("://") || tok.starts_with("www.") || tok.starts_with("ww.");
+        let is_email = tok
+            .find('@')
+            .is_some_and(|at| at > 0 && tok[at + 1..].contains('.'));
+        out.push_str(if is_url {
+            URL_TOKEN
+        } else if is_email {
+            EMAIL_TOKEN
+        } else {
+            tok
+        });
+    }
+    Cow::Owned(out)
+}
+
+/// Largest text [`normalize_shared`] keeps in its one-entry cache.
+const CACHE_MAX: usize = 16 * 1024;
+
+thread_local! {
+    static CACHE: RefCell<Option<(String, Rc<str>)>> = const { RefCell::new(None) };
+}
+
+/// [`normalize`] with a one-entry per-thread cache: the policy engine runs several
+/// classifiers over the same text one after another, and each would otherwise normalise
+/// it again (about 14 µs per KB each).
+pub fn normalize_shared(text: &str) -> Rc<str> {
+    if text.len() > CACHE_MAX {
+        return Rc::from(normalize(text));
+    }
+    let hit = CACHE.with(|c| {
+        c.try_borrow().ok().and_then(|c| {
+            c.as_ref()
+                .filter(|(k, _)| k == text)
+                .map(|(_, v)| v.clone())
+        })
+    });
+    if let Some(v) = hit {
+        return v;
+    }
+    let v: Rc<str> = Rc::from(normalize(text));
+    CACHE.with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            *c = Some((text.to_string(), v.clone()));
+        }
+    });
+    v
 }
 
 /// NFKC except for Hangul compatibility jamo (ㅋ, ㅅㅂ…), which NFKC would turn into
@@ -209,10 +277,18 @@ fn fold_words(chars: &mut [char]) {
         while end > start && matches!(chars[end - 1], '!' | '|' | '+') {
             end -= 1;
         }
-        let word = &mut chars[start..end];
-        if word.is_empty() {
+        if start == end {
             continue;
         }
+        // An e-mail address ("kim@example.com") is not leetspeak: keep its '@' so that
+        // [`mask_entities`] can recognise it.
+        let email = chars[start] != '@'
+            && chars[start..end].contains(&'@')
+            && chars.get(end) == Some(&'.')
+            && chars
+                .get(end + 1)
+                .is_some_and(|c| c.is_ascii_alphanumeric());
+        let word = &mut chars[start..end];
         // One pass of counts; look-alike tables only for non-ASCII characters.
         let (mut latin, mut glyphs, mut letters, mut leets, mut all_ascii) = (0, 0, 0, 0, true);
         for &c in word.iter() {
@@ -244,7 +320,7 @@ fn fold_words(chars: &mut [char]) {
         }
         let ascii_letters = latin;
         // "1gn0re", "h@te", "p4ssw0rd": letters dominate; "2024", "b2b" stay.
-        if all_ascii && leets > 0 && ascii_letters >= 2 && ascii_letters >= leets {
+        if !email && all_ascii && leets > 0 && ascii_letters >= 2 && ascii_letters >= leets {
             for c in word.iter_mut() {
                 if let Some(l) = leet(*c) {
                     *c = l;
@@ -327,5 +403,37 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(normalize(input), *want, "input {input:?}");
         }
+    }
+
+    #[test]
+    fn masks_emails_and_urls_but_not_leet() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "내 이메일은 Kim@Example.com 이고",
+                "내 이메일은 xxemail 이고",
+            ),
+            ("see https://t.co/x1Y2 now", "see xxurl now"),
+            ("visit www.example.org.", "visit xxurl"),
+            ("you h@te me", "you hate me"),
+            ("@user hi", "auser hi"),
+            ("no entities here", "no entities here"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(mask_entities(&normalize(input)), *want, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn shared_normalisation_matches_and_follows_the_input() {
+        for t in [
+            "IGNORE previous",
+            "오늘 날씨",
+            "IGNORE previous",
+            "p@$$w0rd",
+        ] {
+            assert_eq!(&*normalize_shared(t), normalize(t).as_str());
+        }
+        let long = "A".repeat(CACHE_MAX + 1);
+        assert_eq!(&*normalize_shared(&long), normalize(&long).as_str());
     }
 }

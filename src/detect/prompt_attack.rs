@@ -3,7 +3,7 @@
 //!
 //! One hashed n-gram logistic model (see [`crate::detect::classifier`]) trained by
 //! `haechi train prompt-attack` on S-Labs, neuralchemy, yanismiraoui, JailbreakBench and a
-//! small Korean seed set. Evasions are handled before scoring: [`normalize`] folds case,
+//! small Korean seed set. Evasions are handled before scoring: `normalize` folds case,
 //! full-width, invisible characters, homoglyphs, leetspeak and spaced letters; base64 and
 //! hex runs are decoded and scored as text of their own; long texts are scored in
 //! overlapping windows so a short injection is not diluted by a long benign document.
@@ -12,7 +12,7 @@ use base64::Engine as _;
 use thiserror::Error;
 
 use super::classifier::{windows, LinearModel, ModelError, Strength};
-use super::normalize::normalize;
+use super::normalize::normalize_shared;
 use super::{DetectContext, Detection, Finding};
 
 const MODEL: &[u8] = include_bytes!("../../models/prompt_attack.hclf");
@@ -155,7 +155,7 @@ impl PromptAttackDetector {
 
     /// Calibrated attack probability of one piece of text (no windows, no decoding).
     pub fn score_text(&self, text: &str) -> f32 {
-        self.model.predict_normalized(&normalize(text))[0]
+        self.model.predict_normalized(&normalize_shared(text))[0]
     }
 
     /// Uses an in-memory model (the trainer evaluates through the detector's own scoring).

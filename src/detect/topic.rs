@@ -59,6 +59,12 @@ impl TopicModels {
         self.idf.outputs[0].platt_a.clamp(0.0, 1.0)
     }
 
+    /// Weight of the similarity to the centroid of all references, added to the best
+    /// single-reference similarity; stored in the IDF output's `platt_b` (0 in older files).
+    fn centroid_weight(&self) -> f32 {
+        self.idf.outputs[0].platt_b.clamp(0.0, 2.0)
+    }
+
     /// L2-normalised dense embedding of a normalised text.
     pub fn dense(&self, norm: &str) -> Vec<f32> {
         let mut feats = Vec::new();
@@ -147,6 +153,8 @@ pub struct TopicDetector {
     /// One bit per lexical bucket present in any reference: most query n-grams miss and
     /// cost one L1 lookup instead of a sort and a merge.
     bitmap: Vec<u64>,
+    /// `1 / ||sum of the reference lexical vectors||` (see `with_models`).
+    centroid_inv_norm: f32,
     strength: Strength,
 }
 
@@ -216,6 +224,22 @@ impl TopicDetector {
                     .map(|(h, w)| (h, i as u16, w)),
             );
         }
+        // Centroid of all references (sum of their unit vectors, re-normalised): a query
+        // sharing topic words spread over several references scores on it even when no
+        // single reference matches well. Its dot product with a query is the sum of the
+        // per-reference dot products divided by the norm of the sum, so only that norm
+        // is kept.
+        let mut centroid: Vec<(u32, f32)> = lexical.iter().map(|&(h, _, w)| (h, w)).collect();
+        centroid.sort_unstable_by_key(|x| x.0);
+        let mut merged: Vec<(u32, f32)> = Vec::with_capacity(centroid.len());
+        for (h, w) in centroid {
+            match merged.last_mut() {
+                Some((last, acc)) if *last == h => *acc += w,
+                _ => merged.push((h, w)),
+            }
+        }
+        let norm = merged.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
+        let centroid_inv_norm = if norm > 0.0 { 1.0 / norm } else { 0.0 };
         lexical.sort_unstable_by_key(|x| x.0);
         let mut bitmap = vec![0u64; models.idf.config.buckets().div_ceil(64)];
         for (h, _, _) in &lexical {
@@ -229,6 +253,7 @@ impl TopicDetector {
             refs,
             lexical,
             bitmap,
+            centroid_inv_norm,
             strength: Strength::Medium,
         })
     }
@@ -264,15 +289,21 @@ impl TopicDetector {
 
     /// Similarity of one passage to the topic, in `[0, 1]`.
     pub fn score_passage(&self, text: &str) -> f32 {
-        let n = normalize(text);
+        self.score_normalized(&super::normalize::normalize_shared(text))
+    }
+
+    /// [`TopicDetector::score_passage`] of an already normalised passage.
+    fn score_normalized(&self, n: &str) -> f32 {
         let a = self.models.alpha();
         let d = if a > 0.0 {
-            self.models.dense(&n)
+            self.models.dense(n)
         } else {
             Vec::new()
         };
-        let lex = self.lexical_dots(&n);
-        self.refs
+        let lex = self.lexical_dots(n);
+        let centroid = lex.iter().sum::<f32>() * self.centroid_inv_norm;
+        let best = self
+            .refs
             .iter()
             .zip(lex)
             .map(|(r, cl)| {
@@ -283,8 +314,8 @@ impl TopicDetector {
                 };
                 a * cd + (1.0 - a) * cl
             })
-            .fold(0.0f32, f32::max)
-            .clamp(0.0, 1.0)
+            .fold(0.0f32, f32::max);
+        (best + self.models.centroid_weight() * centroid).clamp(0.0, 1.0)
     }
 
     /// Lexical similarity to every reference. The query side is not de-duplicated: its norm
@@ -330,22 +361,43 @@ impl TopicDetector {
 
     /// Scores the text per passage; one finding labelled with the topic name on the best
     /// passage when it clears the threshold.
+    ///
+    /// The text is normalised once (shared with the other classifiers through
+    /// [`super::normalize::normalize_shared`]) and cut into passages after normalisation;
+    /// the finding's span is the passage mapped back to the input proportionally (exact
+    /// for the whole text, approximate inside it, always on char boundaries).
     pub fn detect(&self, text: &str, _ctx: &DetectContext) -> Detection {
-        let mut best = (0.0f32, 0, text.len());
-        for (s, e) in chunks(text, WINDOW) {
-            let p = self.score_passage(&text[s..e]);
+        let norm = super::normalize::normalize_shared(text);
+        let mut best = (0.0f32, 0, norm.len());
+        for (s, e) in chunks(&norm, WINDOW) {
+            let p = self.score_normalized(&norm[s..e]);
             if p > best.0 {
                 best = (p, s, e);
             }
         }
         let mut findings = Vec::new();
         if best.0 >= self.threshold(self.strength) {
+            let map = |b: usize, up: bool| {
+                if b >= norm.len() {
+                    return text.len();
+                }
+                let mut x = (b as u64 * text.len() as u64 / norm.len().max(1) as u64) as usize;
+                x = x.min(text.len());
+                while !text.is_char_boundary(x) {
+                    if up {
+                        x += 1;
+                    } else {
+                        x -= 1;
+                    }
+                }
+                x
+            };
             findings.push(Finding {
                 kind: "topic",
                 label: self.name.clone(),
                 score: best.0,
-                start: best.1,
-                end: best.2,
+                start: map(best.1, false),
+                end: map(best.2, true),
             });
         }
         Detection {
@@ -513,6 +565,30 @@ mod tests {
         assert_eq!(
             clauses("Banking: balances, transfers; PIN"),
             vec!["Banking", "balances", "transfers", "PIN"]
+        );
+    }
+
+    #[test]
+    fn long_text_finding_span_is_on_char_boundaries_near_the_passage() {
+        let d = TopicDetector::builtin("investment-advice").unwrap();
+        let filler = "오늘은 날씨가 맑고 공원에 사람이 많았습니다. ".repeat(20);
+        let text = format!("{filler}Should I buy Tesla stock now or sell my Apple shares?");
+        let det = d.detect(&text, &DetectContext::default());
+        let f = det
+            .findings
+            .first()
+            .expect("topic found at the end of a long text");
+        assert!(text.is_char_boundary(f.start) && text.is_char_boundary(f.end));
+        assert!(
+            f.start < f.end && f.end == text.len(),
+            "{} {}",
+            f.start,
+            f.end
+        );
+        assert!(
+            f.start > filler.len() / 2,
+            "span should sit near the end: {}",
+            f.start
         );
     }
 }

@@ -425,6 +425,52 @@ pub fn klue_sentences(dir: &Path) -> Result<Vec<Row>, TrainError> {
     Ok(out)
 }
 
+/// CLINC150 queries (CC BY 3.0) with their own train/val/test splits (in-scope and
+/// out-of-scope): short everyday assistant requests, benign for toxicity. Targets
+/// `[0, 0]`; `intent` is kept in `source` only as "clinc".
+pub fn clinc_queries(dir: &Path) -> Result<Vec<Row>, TrainError> {
+    let text = read(&dir.join("clinc150_oos/data_full.json"))?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|_| malformed("clinc"))?;
+    let mut out = Vec::new();
+    for (key, split) in [
+        ("train", Split::Train),
+        ("oos_train", Split::Train),
+        ("val", Split::Val),
+        ("oos_val", Split::Val),
+        ("test", Split::Test),
+        ("oos_test", Split::Test),
+    ] {
+        for item in v[key].as_array().into_iter().flatten() {
+            if let Some(q) = item[0].as_str() {
+                out.push(Row {
+                    text: q.to_string(),
+                    targets: vec![0.0, 0.0],
+                    split,
+                    source: "clinc",
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// HaluEval QA questions (MIT): encyclopaedic English questions, benign for toxicity.
+/// Split 80/10/10 by hash of the question.
+pub fn halueval_questions(dir: &Path) -> Result<Vec<Row>, TrainError> {
+    let text = read(&dir.join("halueval/qa_shared.jsonl"))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["question"].as_str().map(str::to_string))
+        .map(|q| Row {
+            split: split_of(&q),
+            text: q,
+            targets: vec![0.0, 0.0],
+            source: "halueval_q",
+        })
+        .collect())
+}
+
 /// Hand-written seed rows shipped in the repo (`models/seed/*.tsv`: `label<TAB>text`).
 pub fn seed_tsv(text: &str, source: &'static str) -> Vec<Row> {
     text.lines()

@@ -15,8 +15,13 @@ pub struct Example {
 
 impl Example {
     pub fn new(cfg: &FeatureConfig, text: &str, targets: Vec<f32>) -> Self {
+        Self::prepared(cfg, &normalize(text), targets)
+    }
+
+    /// From a text already in the form the detector scores (normalised, maybe masked).
+    pub fn prepared(cfg: &FeatureConfig, prepared: &str, targets: Vec<f32>) -> Self {
         let mut feats = Vec::new();
-        crate::detect::classifier::features::hash_features(cfg, &normalize(text), &mut feats);
+        crate::detect::classifier::features::hash_features(cfg, prepared, &mut feats);
         Self {
             feats,
             targets,
@@ -304,6 +309,7 @@ mod tests {
             word_max: 1,
             char_min: 0,
             char_max: 0,
+            flags: 0,
         };
         let mut data = Vec::new();
         for i in 0..200 {

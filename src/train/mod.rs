@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::detect::classifier::{sigmoid, FeatureConfig, LinearModel};
+use crate::detect::classifier::{sigmoid, FeatureConfig, LinearModel, Strength, Thresholds};
 use data::{Row, Split};
 use linear::{Counts, Example, FitOptions};
 
@@ -99,18 +99,21 @@ pub const TOXICITY_EN_FEATURES: FeatureConfig = FeatureConfig {
     word_max: 2,
     char_min: 2,
     char_max: 5,
+    flags: FeatureConfig::WORD_CHARS | FeatureConfig::MASK_DIGITS,
 };
 pub const TOXICITY_KO_FEATURES: FeatureConfig = FeatureConfig {
     bits: 18,
     word_max: 2,
     char_min: 1,
     char_max: 3,
+    flags: FeatureConfig::WORD_CHARS | FeatureConfig::MASK_DIGITS,
 };
 pub const PROMPT_ATTACK_FEATURES: FeatureConfig = FeatureConfig {
     bits: 18,
     word_max: 3,
     char_min: 2,
-    char_max: 5,
+    char_max: 4,
+    flags: FeatureConfig::WORD_CHARS | FeatureConfig::MASK_DIGITS,
 };
 
 /// Korean prompt-attack seed examples written for this project (no public Korean set).
@@ -132,9 +135,13 @@ fn examples(cfg: &FeatureConfig, rows: &[&Row]) -> Vec<Example> {
         .collect()
 }
 
+/// Largest share of *validation* PIGuard benign prompts the medium prompt-attack threshold
+/// may flag (the held-out floor is 3%).
+pub const PA_PIGUARD_VAL_FP: f32 = 0.03;
+
 /// Loss weight of PIGuard benign training rows (benign role-play prompts are few next to
 /// thousands of attacks; weighting them trades attack recall for fewer false positives).
-pub const PIGUARD_WEIGHT: f32 = 10.0;
+pub const PIGUARD_WEIGHT: f32 = 60.0;
 
 fn probs(model: &LinearModel, data: &[Example], j: usize) -> Vec<f32> {
     let o = &model.outputs[j];
@@ -197,43 +204,146 @@ fn split_rows(rows: &[Row], s: Split) -> Vec<&Row> {
     rows.iter().filter(|r| r.split == s).collect()
 }
 
+/// Hand-written benign hard negatives for toxicity (see the file's header).
+pub const TOXICITY_BENIGN_SEED: &str = include_str!("../../models/seed/toxicity_benign.tsv");
+
+fn has_hangul(t: &str) -> bool {
+    t.chars().any(|c| ('\u{AC00}'..='\u{D7A3}').contains(&c))
+}
+
+/// Benign English text for the toxicity model, all splits (targets `[0, 0]`): everyday
+/// assistant requests (CLINC150, every third train query), encyclopaedic questions
+/// (HaluEval), benign prompts (S-Labs, neuralchemy, PIGuard with its own 50/15/35 split)
+/// and instruction-override attacks (yanismiraoui, train part only: an attack is not an
+/// insult), plus the English seed rows. Without them the model, trained on tweets only,
+/// flagged 9% of benign prompts.
+fn toxicity_benign_en(dir: &Path) -> Result<Vec<Row>, TrainError> {
+    let benign = |mut r: Row| {
+        r.targets = vec![0.0, 0.0];
+        r
+    };
+    let mut out: Vec<Row> = data::clinc_queries(dir)?
+        .into_iter()
+        .enumerate()
+        .filter(|(i, r)| r.split != Split::Train || i % 3 == 0)
+        .map(|(_, r)| r)
+        .collect();
+    out.extend(data::halueval_questions(dir)?);
+    let mut prompts = data::s_labs(dir)?;
+    prompts.extend(data::neuralchemy(dir)?);
+    out.extend(
+        prompts
+            .into_iter()
+            .filter(|r| r.targets[0] < 0.5)
+            .map(benign),
+    );
+    out.extend(data::piguard(dir)?.into_iter().map(benign));
+    out.extend(
+        data::yanis(dir)?
+            .into_iter()
+            .filter(|r| r.split == Split::Train)
+            .map(benign),
+    );
+    out.extend(
+        data::seed_tsv(TOXICITY_BENIGN_SEED, "seed_tox")
+            .into_iter()
+            .filter(|r| !has_hangul(&r.text))
+            .map(benign),
+    );
+    Ok(out)
+}
+
+/// Examples as the toxicity detector scores them (normalised, e-mails and URLs masked).
+fn tox_examples(cfg: &FeatureConfig, rows: &[&Row]) -> Vec<Example> {
+    rows.iter()
+        .map(|r| {
+            Example::prepared(
+                cfg,
+                &crate::detect::toxicity::prepare(&r.text),
+                r.targets.clone(),
+            )
+        })
+        .collect()
+}
+
+/// Smallest threshold (grid 0.001) at which at most `max_fp` of `p` are flagged.
+fn fp_floor(p: &[f32], max_fp: f32) -> f32 {
+    (1..1000)
+        .map(|i| i as f32 / 1000.0)
+        .find(|&t| fp_rate(p, t) <= max_fp)
+        .unwrap_or(0.999)
+}
+
+/// Benign false-positive budgets on *validation* benign text: low (the default policy's
+/// strength) and medium. The held-out targets are 2% and 5%.
+const TOX_LOW_VAL_FP: f32 = 0.01;
+const TOX_MEDIUM_VAL_FP: f32 = 0.03;
+
+/// Raises the low / medium thresholds until validation benign text stays within budget.
+fn constrain_benign_fp(t: &mut Thresholds, benign_val: &[f32]) {
+    t.medium = t.medium.max(fp_floor(benign_val, TOX_MEDIUM_VAL_FP));
+    t.low = t
+        .low
+        .max(fp_floor(benign_val, TOX_LOW_VAL_FP))
+        .max(t.medium);
+    t.high = t.high.min(t.medium);
+}
+
 fn toxicity(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> {
     let mut rep = TrainReport::default();
     let names = ["toxic", "HATE"];
-    // English: Davidson + ToxiGen seeds.
+    // English: Davidson + ToxiGen seeds (labelled) + benign text (hard negatives).
     let mut en = data::davidson(dir)?;
     en.extend(data::toxigen(dir)?);
+    let benign_en = toxicity_benign_en(dir)?;
     let cfg = TOXICITY_EN_FEATURES;
-    let (tr, va, te) = (
-        examples(&cfg, &split_rows(&en, Split::Train)),
-        examples(&cfg, &split_rows(&en, Split::Val)),
-        split_rows(&en, Split::Test),
-    );
+    let mut train_rows = split_rows(&en, Split::Train);
+    train_rows.extend(split_rows(&benign_en, Split::Train));
+    let tr = tox_examples(&cfg, &train_rows);
+    // Calibration and F1-based thresholds on the labelled validation split only, so the
+    // figures stay comparable with the published ones; the benign validation rows set the
+    // false-positive floors.
+    let va = tox_examples(&cfg, &split_rows(&en, Split::Val));
+    let te_rows = split_rows(&en, Split::Test);
     if tr.is_empty() {
         return Err(TrainError::Empty);
     }
-    let model = train_model(cfg, &names, &tr, &va, true, None, FitOptions::from_env());
+    let mut model = train_model(cfg, &names, &tr, &va, true, None, FitOptions::from_env());
+    let bv = tox_examples(&cfg, &split_rows(&benign_en, Split::Val));
+    let pbv = probs(&model, &bv, 0);
+    constrain_benign_fp(&mut model.outputs[0].thresholds, &pbv);
+    let c = Counts::at(
+        &probs(&model, &va, 0),
+        &labels(&va, 0),
+        model.outputs[0].thresholds.medium,
+    );
+    rep.push("tox_en VALIDATION macro_f1 @medium", c.macro_f1());
+    rep.push("tox_en VALIDATION benign n", pbv.len() as f32);
     write(out_dir, "toxicity_en.hclf", &model, &mut rep)?;
-    let te_ex = examples(&cfg, &te);
+    let te_ex = tox_examples(&cfg, &te_rows);
     let t = model.outputs[0].thresholds;
     let th = model.outputs[1].thresholds.medium;
     let p = probs(&model, &te_ex, 0);
     let ph = probs(&model, &te_ex, 1);
-    report_binary(
-        &mut rep,
-        "tox_en test(davidson+toxigen) toxic",
-        &p,
-        &labels(&te_ex, 0),
-        t.medium,
-    );
+    for (s, v) in ["low", "medium"].iter().zip([t.low, t.medium]) {
+        report_binary(
+            &mut rep,
+            &format!("tox_en test(davidson+toxigen) toxic @{s}"),
+            &p,
+            &labels(&te_ex, 0),
+            v,
+        );
+    }
     report_binary(&mut rep, "tox_en test HATE", &ph, &labels(&te_ex, 1), th);
     for src in ["davidson", "toxigen"] {
-        let idx: Vec<usize> = (0..te.len()).filter(|&i| te[i].source == src).collect();
+        let idx: Vec<usize> = (0..te_rows.len())
+            .filter(|&i| te_rows[i].source == src)
+            .collect();
         let ps: Vec<f32> = idx.iter().map(|&i| p[i]).collect();
         let ys: Vec<bool> = idx.iter().map(|&i| te_ex[i].targets[0] > 0.5).collect();
         report_binary(
             &mut rep,
-            &format!("tox_en test {src} toxic"),
+            &format!("tox_en test {src} toxic @medium"),
             &ps,
             &ys,
             t.medium,
@@ -276,62 +386,73 @@ fn toxicity(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> {
     {
         rep.push(format!("tox_en threshold {s}"), v);
     }
-    let benign = data::piguard(dir)?;
-    let refs: Vec<&Row> = benign.iter().collect();
-    let pb = probs(&model, &examples(&cfg, &refs), 0);
-    rep.push(
-        "tox_en piguard benign FP rate @medium",
-        fp_rate(&pb, t.medium),
-    );
+    let en_model = model;
 
-    // Korean: BEEP! train + curse detection; BEEP! dev held out.
+    // Korean: BEEP! train + curse detection + KLUE sentences; BEEP! dev held out.
     let mut ko = data::beep(dir)?;
     ko.extend(data::curse(dir)?);
     ko.extend(data::klue_sentences(dir)?);
-    ko.extend(
-        data::seed_tsv(PROMPT_ATTACK_KO_SEED, "seed_ko")
-            .into_iter()
-            .filter(|r| r.targets[0] < 0.5)
-            .map(|mut r| {
-                r.targets = vec![0.0, 0.0];
-                r
-            }),
-    );
+    let seed_benign = data::seed_tsv(PROMPT_ATTACK_KO_SEED, "seed_ko")
+        .into_iter()
+        .filter(|r| r.targets[0] < 0.5)
+        .chain(
+            data::seed_tsv(TOXICITY_BENIGN_SEED, "seed_tox")
+                .into_iter()
+                .filter(|r| has_hangul(&r.text)),
+        )
+        .map(|mut r| {
+            r.targets = vec![0.0, 0.0];
+            r
+        });
+    ko.extend(seed_benign);
     let cfg = TOXICITY_KO_FEATURES;
-    let tr = examples(&cfg, &split_rows(&ko, Split::Train));
-    let va = examples(&cfg, &split_rows(&ko, Split::Val));
-    let model = train_model(cfg, &names, &tr, &va, false, None, FitOptions::from_env());
+    let tr = tox_examples(&cfg, &split_rows(&ko, Split::Train));
+    let va_rows: Vec<&Row> = split_rows(&ko, Split::Val)
+        .into_iter()
+        .filter(|r| r.source != "klue")
+        .collect();
+    let va = tox_examples(&cfg, &va_rows);
+    let mut model = train_model(cfg, &names, &tr, &va, false, None, FitOptions::from_env());
+    let kv: Vec<&Row> = split_rows(&ko, Split::Val)
+        .into_iter()
+        .filter(|r| r.source == "klue")
+        .collect();
+    let pkv = probs(&model, &tox_examples(&cfg, &kv), 0);
+    constrain_benign_fp(&mut model.outputs[0].thresholds, &pkv);
+    let c = Counts::at(
+        &probs(&model, &va, 0),
+        &labels(&va, 0),
+        model.outputs[0].thresholds.medium,
+    );
+    rep.push("tox_ko VALIDATION (BEEP!+curse) f1 @medium", c.f1());
+    rep.push("tox_ko VALIDATION benign (KLUE) n", pkv.len() as f32);
     write(out_dir, "toxicity_ko.hclf", &model, &mut rep)?;
     let t = model.outputs[0].thresholds;
     let te = split_rows(&ko, Split::Test);
     for src in ["beep", "curse"] {
         let rows: Vec<&Row> = te.iter().copied().filter(|r| r.source == src).collect();
-        let ex = examples(&cfg, &rows);
+        let ex = tox_examples(&cfg, &rows);
         let name = if src == "beep" {
             "tox_ko BEEP! dev toxic"
         } else {
             "tox_ko curse test toxic"
         };
-        report_binary(
-            &mut rep,
-            name,
-            &probs(&model, &ex, 0),
-            &labels(&ex, 0),
-            t.medium,
-        );
+        for (s, v) in ["low", "medium"].iter().zip([t.low, t.medium]) {
+            report_binary(
+                &mut rep,
+                &format!("{name} @{s}"),
+                &probs(&model, &ex, 0),
+                &labels(&ex, 0),
+                v,
+            );
+        }
     }
-    let klue: Vec<&Row> = te.iter().copied().filter(|r| r.source == "klue").collect();
-    let pk = probs(&model, &examples(&cfg, &klue), 0);
-    rep.push(
-        "tox_ko KLUE-NLI held-out sentences (benign) FP rate @medium",
-        fp_rate(&pk, t.medium),
-    );
     let uns = data::unsmile_valid(dir)?;
     let refs: Vec<&Row> = uns.iter().collect();
-    let ex = examples(&cfg, &refs);
+    let ex = tox_examples(&cfg, &refs);
     report_binary(
         &mut rep,
-        "tox_ko UnSmile valid (measure only) toxic",
+        "tox_ko UnSmile valid (measure only) toxic @medium",
         &probs(&model, &ex, 0),
         &labels(&ex, 0),
         t.medium,
@@ -341,6 +462,76 @@ fn toxicity(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> {
         .zip([t.low, t.medium, t.high])
     {
         rep.push(format!("tox_ko threshold {s}"), v);
+    }
+
+    let det = crate::detect::toxicity::ToxicityDetector::from_models(en_model, model);
+    rep.metrics.extend(toxicity_benign_eval(dir, &det)?.metrics);
+    Ok(rep)
+}
+
+/// Share of held-out benign texts the toxicity detector flags at each strength (scored by
+/// the detector itself: language routing, masking). Public so that other weights (e.g.
+/// the previous ones) can be measured on exactly the same sets.
+pub fn toxicity_benign_eval(
+    dir: &Path,
+    det: &crate::detect::toxicity::ToxicityDetector,
+) -> Result<TrainReport, TrainError> {
+    let mut rep = TrainReport::default();
+    let benign_en = toxicity_benign_en(dir)?;
+    let klue = data::klue_sentences(dir)?;
+    // Held-out benign text scored by the detector itself (language routing, masking).
+    // HaluEval knowledge passages are a source the model never saw in any split.
+    let knowledge: Vec<Row> = data::read(&dir.join("halueval/qa_shared.jsonl"))
+        .map(|text| {
+            text.lines()
+                .take(2000)
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter_map(|v| v["knowledge"].as_str().map(str::to_string))
+                .map(|k| Row {
+                    text: k,
+                    targets: vec![0.0, 0.0],
+                    split: Split::Test,
+                    source: "halueval_k",
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let benign_sets: Vec<(String, Vec<&Row>)> = {
+        let test_en = split_rows(&benign_en, Split::Test);
+        let mut sets: Vec<(String, Vec<&Row>)> = Vec::new();
+        for src in ["clinc", "halueval_q", "piguard", "s_labs", "neuralchemy"] {
+            let rows: Vec<&Row> = test_en
+                .iter()
+                .copied()
+                .filter(|r| r.source == src)
+                .collect();
+            sets.push((format!("EN {src}"), rows));
+        }
+        sets.push(("EN all".into(), test_en));
+        sets.push((
+            "EN HaluEval knowledge (never trained on)".into(),
+            knowledge.iter().collect(),
+        ));
+        let klue: Vec<&Row> = split_rows(&klue, Split::Test);
+        sets.push(("KO KLUE-NLI".into(), klue));
+        sets
+    };
+    for strength in [Strength::Low, Strength::Medium, Strength::High] {
+        let d = det.clone().with_strength(strength);
+        let ctx = crate::detect::DetectContext::default();
+        for (name, rows) in &benign_sets {
+            let flagged = rows
+                .iter()
+                .filter(|r| !d.detect(&r.text, &ctx).findings.is_empty())
+                .count();
+            rep.push(
+                format!(
+                    "tox detector held-out benign {name} n={} flagged @{strength:?}",
+                    rows.len()
+                ),
+                flagged as f32 / rows.len().max(1) as f32,
+            );
+        }
     }
     Ok(rep)
 }
@@ -377,21 +568,53 @@ fn prompt_attack(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> 
         FitOptions::from_env(),
     );
     // Thresholds on validation scored exactly as the detector scores (max over windows,
-    // sentences and decoded runs), at most 2% validation false positives for medium.
+    // sentences and decoded runs). Medium: best validation F1 (grid 0.001) among the
+    // thresholds that flag at most `PA_PIGUARD_VAL_FP` of the validation PIGuard benign
+    // prompts (the product's false-positive floor is about such prompts); low / high as
+    // `choose_thresholds` picks them, kept on their side of medium.
     let val_rows = split_rows(&rows, Split::Val);
     let det = crate::detect::prompt_attack::PromptAttackDetector::from_model(model.clone());
     let pv: Vec<f32> = val_rows.iter().map(|r| det.score(&r.text)).collect();
     let yv: Vec<bool> = val_rows.iter().map(|r| r.targets[0] > 0.5).collect();
-    model.outputs[0].thresholds = linear::choose_thresholds(&pv, &yv, false, Some(0.02));
-    let tv = model.outputs[0].thresholds.medium;
-    rep.push("pa VALIDATION f1 @medium", Counts::at(&pv, &yv, tv).f1());
     let pvg: Vec<f32> = val_rows
         .iter()
         .zip(&pv)
         .filter(|(r, _)| r.source == "piguard")
         .map(|(_, p)| *p)
         .collect();
+    let mut th = linear::choose_thresholds(&pv, &yv, false, Some(0.02));
+    let budget = std::env::var("HAECHI_PA_PIGUARD_VAL_FP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(PA_PIGUARD_VAL_FP);
+    let mut best = (th.medium, -1.0f32);
+    for t in (1..1000).map(|i| i as f32 / 1000.0) {
+        if fp_rate(&pvg, t) > budget {
+            continue;
+        }
+        let f1 = Counts::at(&pv, &yv, t).f1();
+        if f1 > best.1 {
+            best = (t, f1);
+        }
+    }
+    th.medium = best.0;
+    th.low = th.low.max(th.medium);
+    th.high = th.high.min(th.medium - 0.1).max(0.05);
+    model.outputs[0].thresholds = th;
+    let tv = th.medium;
+    rep.push("pa VALIDATION f1 @medium", Counts::at(&pv, &yv, tv).f1());
     rep.push("pa VALIDATION piguard FP rate @medium", fp_rate(&pvg, tv));
+    rep.push(
+        "pa VALIDATION all-benign FP rate @medium",
+        fp_rate(
+            &pv.iter()
+                .zip(&yv)
+                .filter(|(_, y)| !**y)
+                .map(|(p, _)| *p)
+                .collect::<Vec<_>>(),
+            tv,
+        ),
+    );
     write(out_dir, "prompt_attack.hclf", &model, &mut rep)?;
     let t = model.outputs[0].thresholds;
     let te = split_rows(&rows, Split::Test);

@@ -24,6 +24,7 @@ pub const EMBED_FEATURES: FeatureConfig = FeatureConfig {
     word_max: 1,
     char_min: 4,
     char_max: 4,
+    flags: 0,
 };
 /// Lexical space features.
 pub const LEX_FEATURES: FeatureConfig = FeatureConfig {
@@ -31,6 +32,7 @@ pub const LEX_FEATURES: FeatureConfig = FeatureConfig {
     word_max: 1,
     char_min: 2,
     char_max: 4,
+    flags: 0,
 };
 pub const DIM: usize = 48;
 const FINANCIAL: [&str; 2] = ["banking", "credit_cards"];
@@ -227,11 +229,17 @@ fn rate(scores: &[f32], t: f32) -> f32 {
     scores.iter().filter(|&&s| s >= t).count() as f32 / scores.len() as f32
 }
 
-fn with_alpha(idf: &LinearModel, alpha: f32) -> LinearModel {
+/// The IDF model carrying the mixing weight `alpha` (dense vs lexical) and the centroid
+/// weight (see `TopicModels::centroid_weight`).
+fn with_params(idf: &LinearModel, alpha: f32, centroid: f32) -> LinearModel {
     let mut m = idf.clone();
     m.outputs[0].platt_a = alpha;
+    m.outputs[0].platt_b = centroid;
     m
 }
+
+/// Centroid weights tried by cross-validation.
+const CENTROID_WEIGHTS: [f32; 4] = [0.0, 0.25, 0.5, 1.0];
 
 /// Trains and evaluates the topic models; see the module docs.
 pub fn run(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> {
@@ -283,7 +291,10 @@ pub fn run(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> {
         (0..half).collect::<Vec<_>>(),
         (half..other.len()).collect::<Vec<_>>(),
     ];
-    let alphas = [0.0f32, 0.25, 0.5, 0.75, 1.0];
+    let alphas: Vec<(f32, f32)> = [0.0f32, 0.25, 0.5, 0.75, 1.0]
+        .iter()
+        .flat_map(|&a| CENTROID_WEIGHTS.iter().map(move |&c| (a, c)))
+        .collect();
     let mut pos_scores: Vec<Vec<f32>> = vec![Vec::new(); alphas.len()];
     let mut neg_scores: Vec<Vec<f32>> = vec![Vec::new(); alphas.len()];
     for f in 0..2 {
@@ -300,10 +311,10 @@ pub fn run(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> {
             .cloned()
             .collect();
         let embed = fit_embed(&tr, 8, 7 + f as u64);
-        for (ai, &alpha) in alphas.iter().enumerate() {
+        for (ai, &(alpha, cw)) in alphas.iter().enumerate() {
             let models = Arc::new(TopicModels {
                 embed: embed.clone(),
-                idf: with_alpha(&idf, alpha),
+                idf: with_params(&idf, alpha, cw),
             });
             for &di in eval_d {
                 let (dname, intents) = other[di];
@@ -336,14 +347,17 @@ pub fn run(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> {
         let t = threshold_at_fpr(&neg_scores[ai], 0.05);
         let r = rate(&pos_scores[ai], t);
         rep.push(
-            format!("topic cv(val domains) recall@5%FPR alpha={}", alphas[ai]),
+            format!(
+                "topic cv(val domains) recall@5%FPR alpha={} centroid={}",
+                alphas[ai].0, alphas[ai].1
+            ),
             r,
         );
         if r > best.1 {
             best = (ai, r);
         }
     }
-    let alpha = alphas[best.0];
+    let (alpha, centroid) = alphas[best.0];
     let neg = &neg_scores[best.0];
     let thresholds = Thresholds {
         low: threshold_at_fpr(neg, 0.02),
@@ -351,6 +365,7 @@ pub fn run(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> {
         high: threshold_at_fpr(neg, 0.10),
     };
     rep.push("topic chosen alpha", alpha);
+    rep.push("topic chosen centroid weight", centroid);
     rep.push("topic threshold low", thresholds.low);
     rep.push("topic threshold medium", thresholds.medium);
     rep.push("topic threshold high", thresholds.high);
@@ -372,7 +387,7 @@ pub fn run(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> {
         };
         LinearModel::zeros(cfg, &["d0"])
     };
-    let mut idf = with_alpha(&idf, alpha);
+    let mut idf = with_params(&idf, alpha, centroid);
     idf.outputs[0].thresholds = thresholds;
     for (name, m) in [("topic_embed.hclf", &embed), ("topic_idf.hclf", &idf)] {
         let path = out_dir.join(name);

@@ -14,12 +14,26 @@ pub struct FeatureConfig {
     /// Character n-grams from `char_min` to `char_max` (0 = none), padded with spaces.
     pub char_min: u8,
     pub char_max: u8,
+    /// Bit set of [`FeatureConfig::WORD_CHARS`] and [`FeatureConfig::MASK_DIGITS`].
+    pub flags: u8,
 }
 
 impl FeatureConfig {
     /// `2^bits`.
     pub fn buckets(&self) -> usize {
         1usize << self.bits
+    }
+
+    /// Character n-grams are taken inside each word, with word-boundary markers, instead of
+    /// across the whole text: `^ass$` (the word) no longer equals the `ass` in "class"
+    /// plus its neighbours, and n-grams spanning two words (noise) disappear.
+    pub const WORD_CHARS: u8 = 1;
+    /// Every digit hashes as `0`: phone numbers, dates and ids share features instead of
+    /// each number being a rare feature the model can latch onto.
+    pub const MASK_DIGITS: u8 = 2;
+
+    fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
     }
 }
 
@@ -41,6 +55,7 @@ fn step(h: u32, c: u32) -> u32 {
 /// Appends the hashed features of an already normalised text to `out`.
 pub fn hash_features(cfg: &FeatureConfig, text: &str, out: &mut Vec<u32>) {
     let mask = (cfg.buckets() - 1) as u32;
+    let mask_digits = cfg.has(FeatureConfig::MASK_DIGITS);
     // Words: runs of alphanumerics; punctuation runs count as their own token because
     // prompt attacks use markup (`###`, `<|im_start|>`, `}}`).
     if cfg.word_max > 0 {
@@ -48,6 +63,11 @@ pub fn hash_features(cfg: &FeatureConfig, text: &str, out: &mut Vec<u32>) {
         let mut cur: Option<(u32, bool)> = None;
         for c in text.chars() {
             let kind_alnum = crate::detect::normalize::is_alnum(c);
+            let c = if mask_digits && c.is_ascii_digit() {
+                '0'
+            } else {
+                c
+            };
             if c == ' ' {
                 if let Some((h, _)) = cur.take() {
                     words.push(h);
@@ -80,26 +100,51 @@ pub fn hash_features(cfg: &FeatureConfig, text: &str, out: &mut Vec<u32>) {
     }
     if cfg.char_max > 0 {
         let mut chars: Vec<u32> = Vec::with_capacity(text.len() + 2);
-        chars.push(' ' as u32);
-        chars.extend(text.chars().map(|c| c as u32));
-        chars.push(' ' as u32);
-        let (lo, hi) = (cfg.char_min.max(1) as usize, cfg.char_max as usize);
-        for i in 0..chars.len() {
-            let mut h = 0x9e37_79b9u32;
-            for n in 1..=hi {
-                if i + n > chars.len() {
-                    break;
+        let digit = |c: char| {
+            if mask_digits && c.is_ascii_digit() {
+                '0' as u32
+            } else {
+                c as u32
+            }
+        };
+        if cfg.has(FeatureConfig::WORD_CHARS) {
+            for word in text.split(' ').filter(|w| !w.is_empty()) {
+                chars.clear();
+                chars.push(BOUNDARY);
+                chars.extend(word.chars().map(digit));
+                chars.push(BOUNDARY);
+                char_ngrams(cfg, &chars, mask, out);
+            }
+        } else {
+            chars.push(' ' as u32);
+            chars.extend(text.chars().map(digit));
+            chars.push(' ' as u32);
+            char_ngrams(cfg, &chars, mask, out);
+        }
+    }
+}
+
+/// Word-boundary marker of [`FeatureConfig::WORD_CHARS`] n-grams (a control character the
+/// normaliser never leaves in text).
+const BOUNDARY: u32 = 0x02;
+
+fn char_ngrams(cfg: &FeatureConfig, chars: &[u32], mask: u32, out: &mut Vec<u32>) {
+    let (lo, hi) = (cfg.char_min.max(1) as usize, cfg.char_max as usize);
+    for i in 0..chars.len() {
+        let mut h = 0x9e37_79b9u32;
+        for n in 1..=hi {
+            if i + n > chars.len() {
+                break;
+            }
+            h = step(h, chars[i + n - 1]);
+            if n >= lo {
+                // 1- and 2-grams only for non-ASCII (a Hangul syllable or two is a
+                // morpheme; a Latin letter pair says little and costs a quarter of the
+                // features of English text).
+                if n <= 2 && chars[i] < 0x80 && chars.get(i + 1).is_none_or(|&c| c < 0x80) {
+                    continue;
                 }
-                h = step(h, chars[i + n - 1]);
-                if n >= lo {
-                    // 1- and 2-grams only for non-ASCII (a Hangul syllable or two is a
-                    // morpheme; a Latin letter pair says little and costs a quarter of the
-                    // features of English text).
-                    if n <= 2 && chars[i] < 0x80 && chars.get(i + 1).is_none_or(|&c| c < 0x80) {
-                        continue;
-                    }
-                    out.push(mix(h ^ (n as u32).wrapping_mul(0x3333_3333)) & mask);
-                }
+                out.push(mix(h ^ (n as u32).wrapping_mul(0x3333_3333)) & mask);
             }
         }
     }
@@ -116,6 +161,7 @@ mod tests {
             word_max: 2,
             char_min: 1,
             char_max: 3,
+            flags: 0,
         };
         let mut a = Vec::new();
         let mut b = Vec::new();
@@ -132,9 +178,61 @@ mod tests {
             word_max: 2,
             char_min: 0,
             char_max: 0,
+            flags: 0,
         };
         let mut w = Vec::new();
         hash_features(&words_only, "a b c", &mut w);
         assert_eq!(w.len(), 5);
+    }
+
+    fn char_only(flags: u8) -> FeatureConfig {
+        FeatureConfig {
+            bits: 16,
+            word_max: 0,
+            char_min: 3,
+            char_max: 5,
+            flags,
+        }
+    }
+
+    fn feats(cfg: &FeatureConfig, t: &str) -> Vec<u32> {
+        let mut v = Vec::new();
+        hash_features(cfg, t, &mut v);
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn word_chars_do_not_span_words_and_mark_boundaries() {
+        let cfg = char_only(FeatureConfig::WORD_CHARS);
+        let mut both = feats(&cfg, "ab cd");
+        let mut parts = feats(&cfg, "ab");
+        parts.extend(feats(&cfg, "cd"));
+        parts.sort_unstable();
+        both.sort_unstable();
+        assert_eq!(both, parts);
+        // The word "ass" has boundary n-grams "class" does not have.
+        let word = feats(&cfg, "ass");
+        let inner = feats(&cfg, "class");
+        let shared = word.iter().filter(|h| inner.contains(h)).count();
+        assert!(shared * 2 <= word.len(), "{shared} of {}", word.len());
+        // Without the flag, n-grams cross the space.
+        assert_ne!(feats(&char_only(0), "ab cd").len(), both.len());
+    }
+
+    #[test]
+    fn masked_digits_share_features() {
+        let cfg = FeatureConfig {
+            word_max: 2,
+            ..char_only(FeatureConfig::WORD_CHARS | FeatureConfig::MASK_DIGITS)
+        };
+        assert_eq!(
+            feats(&cfg, "call 010-1234-5678"),
+            feats(&cfg, "call 999-8765-4321")
+        );
+        assert_ne!(
+            feats(&char_only(0), "call 010"),
+            feats(&char_only(0), "call 999")
+        );
     }
 }

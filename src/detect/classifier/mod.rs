@@ -19,7 +19,9 @@ pub use features::FeatureConfig;
 use thiserror::Error;
 
 const MAGIC: &[u8; 4] = b"HCLF";
-const VERSION: u32 = 1;
+/// Version 2 adds a feature-flags byte after the feature config; version 1 files load
+/// with no flags.
+const VERSION: u32 = 2;
 
 /// A model file that cannot be used.
 #[derive(Debug, Error, PartialEq)]
@@ -132,15 +134,23 @@ impl LinearModel {
     /// Parses a model file (typically `include_bytes!` of a file under `models/`).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModelError> {
         let mut r = Reader { bytes, pos: 0 };
-        if r.take(4)? != MAGIC || r.u32()? != VERSION {
+        if r.take(4)? != MAGIC {
             return Err(ModelError::BadMagic);
         }
-        let config = FeatureConfig {
+        let version = r.u32()?;
+        if !(1..=VERSION).contains(&version) {
+            return Err(ModelError::BadMagic);
+        }
+        let mut config = FeatureConfig {
             bits: r.u8()?,
             word_max: r.u8()?,
             char_min: r.u8()?,
             char_max: r.u8()?,
+            flags: 0,
         };
+        if version >= 2 {
+            config.flags = r.u8()?;
+        }
         if !(8..=24).contains(&config.bits) || config.char_min > config.char_max {
             return Err(ModelError::Malformed(8));
         }
@@ -189,7 +199,7 @@ impl LinearModel {
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
         let c = &self.config;
-        out.extend_from_slice(&[c.bits, c.word_max, c.char_min, c.char_max]);
+        out.extend_from_slice(&[c.bits, c.word_max, c.char_min, c.char_max, c.flags]);
         out.extend_from_slice(&(self.outputs.len() as u32).to_le_bytes());
         for o in &self.outputs {
             let label = o.label.as_bytes();
@@ -339,6 +349,7 @@ mod tests {
             word_max: 2,
             char_min: 2,
             char_max: 4,
+            flags: 0,
         };
         let mut m = LinearModel::zeros(cfg, &["toxic", "HATE"]);
         m.weights[7] = -3;
@@ -353,6 +364,33 @@ mod tests {
         ));
         assert_eq!(
             LinearModel::from_bytes(b"NOPE\x01\0\0\0").unwrap_err(),
+            ModelError::BadMagic
+        );
+    }
+
+    #[test]
+    fn version_1_files_load_without_flags() {
+        let cfg = FeatureConfig {
+            bits: 10,
+            word_max: 2,
+            char_min: 2,
+            char_max: 4,
+            flags: FeatureConfig::WORD_CHARS,
+        };
+        let m = LinearModel::zeros(cfg, &["toxic"]);
+        let v2 = m.to_bytes();
+        assert_eq!(LinearModel::from_bytes(&v2).unwrap().config, cfg);
+        // Version 1: same layout without the flags byte after the 4 config bytes.
+        let mut v1 = v2.clone();
+        v1[4..8].copy_from_slice(&1u32.to_le_bytes());
+        v1.remove(12);
+        let back = LinearModel::from_bytes(&v1).unwrap();
+        assert_eq!(back.config, FeatureConfig { flags: 0, ..cfg });
+        assert_eq!(back.weights, m.weights);
+        let mut v9 = v2;
+        v9[4..8].copy_from_slice(&9u32.to_le_bytes());
+        assert_eq!(
+            LinearModel::from_bytes(&v9).unwrap_err(),
             ModelError::BadMagic
         );
     }
