@@ -34,6 +34,7 @@ fn tenant(
         policy: None,
         models: None,
         quotas,
+        credentials: Default::default(),
     }
 }
 
@@ -250,7 +251,11 @@ async fn region_pinning_narrows_never_widens_and_fails_over_inside_the_set() {
         0,
         "a pinned tenant never reaches another region"
     );
-    assert_eq!(seoul_down.recorded().len(), 5);
+    assert_eq!(
+        seoul_down.recorded().len(),
+        1,
+        "then tried last while unhealthy"
+    );
     assert_eq!(seoul.recorded().len(), 5);
 
     let r = chat(&gw, Some(KEY_A), &[("x-haechi-region", "ap-northeast-1")]).await;
@@ -465,4 +470,53 @@ store:
         "exactly the limit across two processes"
     );
     assert_eq!(mock.recorded().len(), limit);
+}
+
+/// The gateway holds provider keys: a tenant with its own key for an upstream uses it,
+/// others use the upstream's; a failing upstream is tried last for a while (passive
+/// health), so later requests go straight to the healthy one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_credentials_and_passive_health() {
+    std::env::set_var("HAECHI_TEST_SHARED_KEY", "sk-shared");
+    std::env::set_var("HAECHI_TEST_TENANT_A_KEY", "sk-tenant-a");
+    let failing = MockUpstream::start_with(Arc::new(|_| Reply::Whole {
+        status: 503,
+        content_type: "application/json",
+        body: Bytes::from_static(b"{}"),
+    }))
+    .await;
+    let healthy = MockUpstream::start().await;
+    let mut first = upstream("first", &failing, "ap-northeast-2", 0);
+    first.api_key_env = Some("HAECHI_TEST_SHARED_KEY".into());
+    let mut second = upstream("second", &healthy, "ap-northeast-2", 1);
+    second.api_key_env = Some("HAECHI_TEST_SHARED_KEY".into());
+    let mut a = tenant("a", &[KEY_A], None, None);
+    a.credentials
+        .insert("second".into(), "HAECHI_TEST_TENANT_A_KEY".into());
+    let b = tenant("b", &[KEY_B], None, None);
+    let gw = TestGateway::start(GatewayConfig {
+        upstreams: vec![first, second],
+        tenants: vec![a, b],
+        ..GatewayConfig::default()
+    })
+    .await;
+    assert_eq!(chat(&gw, Some(KEY_A), &[]).await.status, 200);
+    assert_eq!(chat(&gw, Some(KEY_B), &[]).await.status, 200);
+    assert_eq!(chat(&gw, Some(KEY_B), &[]).await.status, 200);
+    let seen = healthy.recorded();
+    let auth = |i: usize| {
+        seen[i]
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    assert_eq!(auth(0).as_deref(), Some("Bearer sk-tenant-a"));
+    assert_eq!(auth(1).as_deref(), Some("Bearer sk-shared"));
+    assert_eq!(
+        failing.recorded().len(),
+        1,
+        "after its 503 the failing upstream is tried last"
+    );
+    gw.stop().await;
 }

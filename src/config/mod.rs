@@ -99,6 +99,10 @@ pub struct TenantConfig {
     /// Request, token and budget limits.
     #[serde(default)]
     pub quotas: Option<crate::tenancy::quota::QuotaSpec>,
+    /// Provider credentials of this tenant, per upstream name: the environment variable
+    /// holding the key (overrides the upstream's `api_key_env` for this tenant).
+    #[serde(default)]
+    pub credentials: std::collections::BTreeMap<String, String>,
 }
 
 /// Where shared state lives.
@@ -458,6 +462,20 @@ impl GatewayConfig {
             for key in &tenant.keys {
                 key.parse::<crate::tenancy::keys::KeyHash>()
                     .map_err(|e| format!("tenant `{}`: bad key hash `{key}`: {e}", tenant.id))?;
+            }
+            for (upstream, var) in &tenant.credentials {
+                if !self.upstreams.iter().any(|u| &u.name == upstream) {
+                    return Err(format!(
+                        "tenant `{}`: credentials for unknown upstream `{upstream}`",
+                        tenant.id
+                    ));
+                }
+                if std::env::var(var).is_err() {
+                    return Err(format!(
+                        "tenant `{}`: environment variable `{var}` is not set",
+                        tenant.id
+                    ));
+                }
             }
             if let Some(regions) = &tenant.regions {
                 let known: std::collections::HashSet<&str> = self

@@ -479,6 +479,7 @@ impl Gateway {
                 &parts.uri,
                 &parts.headers,
                 forward_body,
+                tenant_cfg,
             )
             .await?;
         let first_byte = sent_at.elapsed().as_secs_f64();
@@ -657,6 +658,9 @@ impl Gateway {
                 provider_name(provider),
             )));
         }
+        // Healthy upstreams first, each group by priority (the sort is stable).
+        let mut serving = serving;
+        serving.sort_by_key(|u| u.is_unhealthy());
         let Some(regions) = regions else {
             return Ok(serving);
         };
@@ -688,8 +692,9 @@ impl Gateway {
         headers: &HeaderMap,
         body: Bytes,
     ) -> Result<Response<Body>, GatewayError> {
-        let (upstream, response, deadline) =
-            self.send(candidates, method, uri, headers, body).await?;
+        let (upstream, response, deadline) = self
+            .send(candidates, method, uri, headers, body, None)
+            .await?;
         Ok(self.relay(&upstream, response, deadline))
     }
 
@@ -702,6 +707,7 @@ impl Gateway {
         uri: &http::Uri,
         headers: &HeaderMap,
         body: Bytes,
+        tenant: Option<&crate::config::TenantConfig>,
     ) -> Result<(Arc<Upstream>, Response<Incoming>, Instant), GatewayError> {
         let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         let mut last_error = None;
@@ -716,6 +722,15 @@ impl Gateway {
             *request.method_mut() = method.clone();
             *request.uri_mut() = url;
             *request.headers_mut() = upstream.request_headers(headers);
+            // A tenant's own provider key for this upstream, when it has one.
+            if let Some(var) = tenant.and_then(|t| t.credentials.get(&upstream.config.name)) {
+                let value = std::env::var(var)
+                    .ok()
+                    .and_then(|key| upstream.credential_value(&key));
+                if let Some(value) = value {
+                    upstream.set_credential(request.headers_mut(), value);
+                }
+            }
             let sent = tokio::time::timeout(
                 timeouts.first_byte().min(timeouts.total()),
                 upstream.client.request(request),
@@ -730,6 +745,7 @@ impl Gateway {
                     })
                 }
                 Ok(Err(e)) if e.is_connect() => {
+                    upstream.mark_unhealthy();
                     let err = connect_error(upstream, &e);
                     tracing::warn!(upstream = %upstream.config.name, error = %err, "upstream connect failed");
                     last_error = Some(err);
@@ -744,7 +760,13 @@ impl Gateway {
                 Ok(Ok(response)) => response,
             };
             let status = response.status();
-            if has_next && (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()) {
+            let failed = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+            if failed {
+                upstream.mark_unhealthy();
+            } else {
+                upstream.mark_healthy();
+            }
+            if has_next && failed {
                 tracing::warn!(upstream = %upstream.config.name, status = status.as_u16(), "failing over");
                 last_error = Some(GatewayError::UpstreamConnect {
                     upstream: upstream.config.name.clone(),

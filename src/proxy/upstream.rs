@@ -1,6 +1,7 @@
 //! Upstream endpoints: the pooled HTTP client for each, URL joining, header rewriting,
 //! and the choice of which upstreams may serve a request.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -37,6 +38,8 @@ pub struct Upstream {
     /// The gateway-held credential, read from `api_key_env` at start.
     credential: Option<HeaderValue>,
     pub client: HttpClient,
+    /// Until when (ms since the epoch) the upstream counts as unhealthy; 0: healthy.
+    unhealthy_until_ms: AtomicU64,
 }
 
 impl Upstream {
@@ -74,6 +77,7 @@ impl Upstream {
             base_path,
             credential,
             client,
+            unhealthy_until_ms: AtomicU64::new(0),
         }))
     }
 
@@ -131,19 +135,63 @@ impl Upstream {
             HeaderValue::from_static("identity"),
         );
         if let Some(credential) = &self.credential {
-            headers.remove(header::AUTHORIZATION);
-            headers.remove("x-api-key");
-            match self.config.dialect {
-                UpstreamDialect::Anthropic => {
-                    headers.insert(HeaderName::from_static("x-api-key"), credential.clone());
-                }
-                _ => {
-                    headers.insert(header::AUTHORIZATION, credential.clone());
-                }
-            }
+            self.set_credential(&mut headers, credential.clone());
         }
         headers
     }
+
+    /// Puts a credential in this dialect's auth header, replacing any other.
+    pub fn set_credential(&self, headers: &mut HeaderMap, credential: HeaderValue) {
+        headers.remove(header::AUTHORIZATION);
+        headers.remove("x-api-key");
+        match self.config.dialect {
+            UpstreamDialect::Anthropic => {
+                headers.insert(HeaderName::from_static("x-api-key"), credential);
+            }
+            _ => {
+                headers.insert(header::AUTHORIZATION, credential);
+            }
+        }
+    }
+
+    /// The credential header value for a raw key, in this dialect's form.
+    pub fn credential_value(&self, key: &str) -> Option<HeaderValue> {
+        let value = match self.config.dialect {
+            UpstreamDialect::Anthropic => key.to_string(),
+            _ => format!("Bearer {key}"),
+        };
+        let mut value = HeaderValue::from_str(&value).ok()?;
+        value.set_sensitive(true);
+        Some(value)
+    }
+
+    /// Whether the upstream failed recently (connect error, 429 or 5xx): such upstreams
+    /// are tried after the healthy ones for a short while (passive health).
+    pub fn is_unhealthy(&self) -> bool {
+        let until = self.unhealthy_until_ms.load(Ordering::Relaxed);
+        until != 0 && now_ms() < until
+    }
+
+    /// Marks the upstream unhealthy for [`UNHEALTHY_FOR_MS`].
+    pub fn mark_unhealthy(&self) {
+        self.unhealthy_until_ms
+            .store(now_ms() + UNHEALTHY_FOR_MS, Ordering::Relaxed);
+    }
+
+    /// Clears the mark after a good answer.
+    pub fn mark_healthy(&self) {
+        self.unhealthy_until_ms.store(0, Ordering::Relaxed);
+    }
+}
+
+/// How long a failed upstream is tried last.
+pub const UNHEALTHY_FOR_MS: u64 = 10_000;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) that a proxy must not forward.
