@@ -306,6 +306,8 @@ fn redis_config(mock: &MockUpstream, url: &str, mode: FailMode, limit: u64) -> G
         fail_mode: mode,
         timeout_ms: 250,
         replicas: 2,
+        vault_key_env: None,
+        vault_ttl_secs: 60,
     });
     config
 }

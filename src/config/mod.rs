@@ -122,6 +122,14 @@ pub struct StoreConfig {
     /// Replicas sharing the limits, to divide them for the local fallback limiter.
     #[serde(default = "default_replicas")]
     pub replicas: u32,
+    /// Environment variable holding the pseudonym vault key (base64 or 64 hex digits,
+    /// AES-256-GCM). With `redis_url` and this key, conversations' pseudonyms are shared
+    /// by all replicas; without the key they stay in each replica's memory.
+    #[serde(default)]
+    pub vault_key_env: Option<String>,
+    /// How long a conversation's pseudonyms are kept, in seconds.
+    #[serde(default = "default_vault_ttl")]
+    pub vault_ttl_secs: u64,
 }
 
 /// Listener TLS: PEM certificate chain and private key files.
@@ -280,6 +288,9 @@ fn default_store_timeout_ms() -> u64 {
 }
 fn default_replicas() -> u32 {
     1
+}
+fn default_vault_ttl() -> u64 {
+    86_400
 }
 fn default_listen() -> String {
     DEFAULT_LISTEN.to_string()

@@ -58,6 +58,39 @@ impl PseudonymMap {
     pub fn is_empty(&self) -> bool {
         self.reverse.is_empty()
     }
+
+    /// The map as JSON `[[label, value, placeholder], ...]`, for the pseudonym vault (which
+    /// encrypts it at rest). Holds the sensitive values: never log it.
+    pub fn export(&self) -> String {
+        let entries: Vec<(&str, &str, &str)> = self
+            .forward
+            .iter()
+            .map(|((label, value), placeholder)| {
+                (label.as_str(), value.as_str(), placeholder.as_str())
+            })
+            .collect();
+        serde_json::to_string(&entries).unwrap_or_else(|_| "[]".to_string())
+    }
+
+    /// Rebuilds a map from [`PseudonymMap::export`]; numbering continues after the
+    /// highest number of each label. `None` for text that is not an export.
+    pub fn import(text: &str) -> Option<Self> {
+        let entries: Vec<(String, String, String)> = serde_json::from_str(text).ok()?;
+        let mut map = Self::new();
+        for (label, value, placeholder) in entries {
+            let n: u32 = placeholder
+                .strip_prefix('<')
+                .and_then(|p| p.strip_suffix('>'))
+                .and_then(|p| p.rsplit_once('_'))
+                .and_then(|(_, n)| n.parse().ok())
+                .unwrap_or(0);
+            let counter = map.counters.entry(label.clone()).or_insert(0);
+            *counter = (*counter).max(n);
+            map.reverse.insert(placeholder.clone(), value.clone());
+            map.forward.insert((label, value), placeholder);
+        }
+        Some(map)
+    }
 }
 
 /// Puts the original values back in place of every known placeholder (non-streaming).
@@ -98,6 +131,24 @@ fn floor_boundary(s: &str, mut i: usize) -> usize {
         i -= 1;
     }
     i
+}
+
+#[cfg(test)]
+mod export_tests {
+    use super::*;
+
+    #[test]
+    fn export_import_keeps_placeholders_and_numbering() {
+        let mut m = PseudonymMap::new();
+        let a = m.placeholder("EMAIL", "a@x.io");
+        let b = m.placeholder("EMAIL", "b@x.io");
+        let mut back = PseudonymMap::import(&m.export()).expect("import");
+        assert_eq!(back.placeholder("EMAIL", "a@x.io"), a);
+        assert_eq!(back.placeholder("EMAIL", "b@x.io"), b);
+        assert_eq!(back.placeholder("EMAIL", "c@x.io"), "<EMAIL_3>");
+        assert_eq!(restore("to <EMAIL_2>", &back), "to b@x.io");
+        assert!(PseudonymMap::import("not json").is_none());
+    }
 }
 
 #[cfg(test)]

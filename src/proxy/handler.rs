@@ -30,6 +30,7 @@ use crate::dialect::{self, anthropic, openai, Exchange, Operation, Provider, Rol
 use crate::engine::{Decision, EvalOptions, PseudonymMap, Verdict};
 use crate::policy::model::BlockStyle;
 use crate::policy::{PolicyErrors, PolicyStore};
+use crate::tenancy::vault::{MemoryVault, PseudonymVault, RedisVault, VaultKey};
 
 /// Header carrying the request id on every response.
 pub const REQUEST_ID: &str = "x-haechi-request-id";
@@ -57,7 +58,41 @@ pub enum BuildError {
     Audit(#[from] crate::audit::AuditError),
     #[error("audit.fsync: {0}")]
     Fsync(String),
+    #[error("pseudonym vault: {0}")]
+    Vault(String),
 }
+
+/// The pseudonym vault: encrypted in Redis when `store.redis_url` and
+/// `store.vault_key_env` are set, else in memory (bounded, per replica).
+fn build_vault(config: &GatewayConfig) -> Result<(Arc<dyn PseudonymVault>, Duration), BuildError> {
+    let ttl = Duration::from_secs(config.store.as_ref().map_or(86_400, |s| s.vault_ttl_secs));
+    let redis = config.store.as_ref().and_then(|s| {
+        s.redis_url
+            .as_ref()
+            .zip(s.vault_key_env.as_ref())
+            .map(|(url, var)| (url, var, s.timeout_ms))
+    });
+    let vault: Arc<dyn PseudonymVault> = match redis {
+        Some((url, var, timeout_ms)) => {
+            let text = std::env::var(var).map_err(|_| {
+                BuildError::Vault(format!("environment variable `{var}` is not set"))
+            })?;
+            let key = VaultKey::parse(&text).map_err(|e| BuildError::Vault(e.to_string()))?;
+            Arc::new(
+                RedisVault::new(url, key, Duration::from_millis(timeout_ms))
+                    .map_err(|e| BuildError::Vault(e.to_string()))?,
+            )
+        }
+        None => Arc::new(MemoryVault::new(100_000)),
+    };
+    Ok((vault, ttl))
+}
+
+/// Header naming the conversation a request belongs to (scope of its pseudonyms).
+pub const CONVERSATION: &str = "x-haechi-conversation";
+
+/// Vault entry holding a conversation's whole pseudonym map.
+const MAP_ENTRY: &str = "map";
 
 /// The gateway: configuration, live upstreams and the current policies. One per
 /// process, shared by all connections.
@@ -75,6 +110,10 @@ pub struct Gateway {
     reloads_seen: std::sync::Mutex<(u64, u64)>,
     /// Guardrail and GenAI spans (a no-op until [`Gateway::set_tracer`]).
     tracer: std::sync::OnceLock<crate::audit::telemetry::Tracer>,
+    /// Pseudonym maps of conversations (`x-haechi-conversation`), so that placeholders
+    /// stay the same across turns and replicas and come back in later answers.
+    vault: Arc<dyn PseudonymVault>,
+    vault_ttl: Duration,
 }
 
 impl Gateway {
@@ -131,7 +170,10 @@ impl Gateway {
             metrics,
             fail_closed: config.audit.fail_mode == crate::tenancy::redis::FailMode::Closed,
         };
+        let (vault, vault_ttl) = build_vault(&config)?;
         Ok(Arc::new(Self {
+            vault,
+            vault_ttl,
             config,
             upstreams,
             policies,
@@ -268,6 +310,31 @@ impl Gateway {
                 info.audited = true;
                 self.model_call(operation, req, request_id, info).await
             }
+        }
+    }
+
+    /// The pseudonym map of a conversation (empty when new, or when the vault fails:
+    /// the request goes on, placeholders of earlier turns are then not restored).
+    async fn load_pseudonyms(&self, scope: &str) -> PseudonymMap {
+        match self.vault.get(scope, MAP_ENTRY).await {
+            Ok(Some(text)) => PseudonymMap::import(&text).unwrap_or_default(),
+            Ok(None) => PseudonymMap::new(),
+            Err(e) => {
+                tracing::warn!(error = %e, "pseudonym vault read failed (fail open)");
+                self.recorder.metrics.record_fail_event("vault", "open");
+                PseudonymMap::new()
+            }
+        }
+    }
+
+    async fn store_pseudonyms(&self, scope: &str, map: &PseudonymMap) {
+        if let Err(e) = self
+            .vault
+            .put(scope, MAP_ENTRY, &map.export(), self.vault_ttl)
+            .await
+        {
+            tracing::warn!(error = %e, "pseudonym vault write failed (fail open)");
+            self.recorder.metrics.record_fail_event("vault", "open");
         }
     }
 
@@ -410,8 +477,18 @@ impl Gateway {
         );
         let opts = self.eval_options();
 
-        // Guard in.
-        let mut pseudonyms = PseudonymMap::new();
+        // Guard in. A conversation's earlier placeholders come from the vault.
+        let conversation = parts
+            .headers
+            .get(CONVERSATION)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 256)
+            .map(|v| format!("{}:{v}", info.tenant.as_deref().unwrap_or("-")));
+        let mut pseudonyms = match &conversation {
+            Some(scope) => self.load_pseudonyms(scope).await,
+            None => PseudonymMap::new(),
+        };
+        let known_before = pseudonyms.len();
         let stage_started = std::time::Instant::now();
         let stage_wall = std::time::SystemTime::now();
         let input = guard_input(&policy, &exchange, &body, &opts, &mut pseudonyms);
@@ -437,6 +514,11 @@ impl Gateway {
             return Ok(response);
         }
         let mut forward_body = input.body.map(Bytes::from).unwrap_or(body);
+        if let Some(scope) = &conversation {
+            if pseudonyms.len() > known_before {
+                self.store_pseudonyms(scope, &pseudonyms).await;
+            }
+        }
 
         // Ask an OpenAI stream for its usage chunk so that settlement gets real figures;
         // the chunk is removed again before the client sees it.
