@@ -180,6 +180,12 @@ pub struct AuditLog {
     permits: Arc<Semaphore>,
     failures: Arc<AtomicU64>,
     path: Option<PathBuf>,
+    /// The writer, shared with its thread. Unless every record must be fsynced, appends
+    /// write from the caller's task under this lock (a write to the page cache takes
+    /// microseconds; a hand-off to the thread costs two context switches per record);
+    /// the thread keeps the fsync interval, flushes and close.
+    writer: Arc<std::sync::Mutex<Writer>>,
+    inline: bool,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -199,23 +205,38 @@ impl AuditLog {
             return Err(AuditError::Config("fsync interval must be > 0".into()));
         }
         let failures = Arc::new(AtomicU64::new(0));
-        let mut writer = Writer::open(&opts, failures.clone())?;
+        let writer = Arc::new(std::sync::Mutex::new(Writer::open(&opts, failures.clone())?));
+        let inline = !matches!(opts.fsync, FsyncPolicy::Always);
         let (tx, rx) = mpsc::channel();
+        let shared = writer.clone();
         std::thread::Builder::new()
             .name("haechi-audit".into())
-            .spawn(move || writer.run(rx))
+            .spawn(move || Writer::run(&shared, rx))
             .map_err(|e| AuditError::io("start the writer thread for", Path::new("-"), &e))?;
         Ok(Self {
             tx,
             permits: Arc::new(Semaphore::new(opts.queue.max(1))),
             failures,
             path: opts.path,
+            writer,
+            inline,
         })
     }
 
     /// Appends one record; resolves once it is written (and synced under `always`).
     /// `prev_hash` and `hash` are set by the log. Never blocks the async runtime.
     pub async fn append(&self, record: AuditRecord) -> Result<(), AuditError> {
+        if self.inline {
+            let (ack, mut done) = oneshot::channel();
+            {
+                let mut writer = self.writer.lock().map_err(|_| AuditError::Closed)?;
+                if writer.closed {
+                    return Err(AuditError::Closed);
+                }
+                writer.handle(vec![Msg::Append(Box::new(record), ack)]);
+            }
+            return done.try_recv().map_err(|_| AuditError::Closed)?;
+        }
         let _permit = self
             .permits
             .acquire()
@@ -346,6 +367,8 @@ struct Writer {
     last_sync: Instant,
     failures: Arc<AtomicU64>,
     counter: Option<Counter>,
+    /// Set once the log is closed; later appends fail.
+    closed: bool,
 }
 
 impl Writer {
@@ -368,24 +391,32 @@ impl Writer {
             last_sync: Instant::now(),
             failures,
             counter: opts.failure_counter.clone(),
+            closed: false,
         })
     }
 
-    fn run(&mut self, rx: mpsc::Receiver<Msg>) {
+    /// The writer thread: batches of handed-off records, the fsync interval (records
+    /// written inline mark the writer dirty; a periodic tick syncs them), flush, close.
+    fn run(shared: &std::sync::Mutex<Self>, rx: mpsc::Receiver<Msg>) {
+        let tick = match shared.lock().map(|w| w.fsync) {
+            Ok(FsyncPolicy::IntervalMs(ms)) => Some(Duration::from_millis(ms)),
+            _ => None,
+        };
         loop {
-            let first = match self.fsync {
-                FsyncPolicy::IntervalMs(ms) if self.dirty => {
-                    let due = self.last_sync + Duration::from_millis(ms);
-                    match rx.recv_timeout(due.saturating_duration_since(Instant::now())) {
-                        Ok(m) => m,
-                        Err(RecvTimeoutError::Timeout) => {
-                            let _ = self.sync();
-                            continue;
+            let first = match tick {
+                Some(every) => match rx.recv_timeout(every) {
+                    Ok(m) => m,
+                    Err(RecvTimeoutError::Timeout) => {
+                        if let Ok(mut w) = shared.lock() {
+                            if w.dirty && w.last_sync.elapsed() >= every {
+                                let _ = w.sync();
+                            }
                         }
-                        Err(RecvTimeoutError::Disconnected) => break,
+                        continue;
                     }
-                }
-                _ => match rx.recv() {
+                    Err(RecvTimeoutError::Disconnected) => break,
+                },
+                None => match rx.recv() {
                     Ok(m) => m,
                     Err(_) => break,
                 },
@@ -397,11 +428,17 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            if self.handle(batch) {
+            let Ok(mut w) = shared.lock() else {
+                return;
+            };
+            if w.handle(batch) {
+                w.closed = true;
                 return;
             }
         }
-        let _ = self.sync();
+        if let Ok(mut w) = shared.lock() {
+            let _ = w.sync();
+        }
     }
 
     /// Writes a batch; returns true when the log was closed.
