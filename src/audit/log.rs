@@ -205,7 +205,10 @@ impl AuditLog {
             return Err(AuditError::Config("fsync interval must be > 0".into()));
         }
         let failures = Arc::new(AtomicU64::new(0));
-        let writer = Arc::new(std::sync::Mutex::new(Writer::open(&opts, failures.clone())?));
+        let writer = Arc::new(std::sync::Mutex::new(Writer::open(
+            &opts,
+            failures.clone(),
+        )?));
         let inline = !matches!(opts.fsync, FsyncPolicy::Always);
         let (tx, rx) = mpsc::channel();
         let shared = writer.clone();
@@ -227,15 +230,7 @@ impl AuditLog {
     /// `prev_hash` and `hash` are set by the log. Never blocks the async runtime.
     pub async fn append(&self, record: AuditRecord) -> Result<(), AuditError> {
         if self.inline {
-            let (ack, mut done) = oneshot::channel();
-            {
-                let mut writer = self.writer.lock().map_err(|_| AuditError::Closed)?;
-                if writer.closed {
-                    return Err(AuditError::Closed);
-                }
-                writer.handle(vec![Msg::Append(Box::new(record), ack)]);
-            }
-            return done.try_recv().map_err(|_| AuditError::Closed)?;
+            return self.append_inline(record);
         }
         let _permit = self
             .permits
@@ -249,9 +244,25 @@ impl AuditLog {
         done.await.map_err(|_| AuditError::Closed)?
     }
 
+    /// Writes one record from the calling thread under the writer lock.
+    fn append_inline(&self, record: AuditRecord) -> Result<(), AuditError> {
+        let (ack, mut done) = oneshot::channel();
+        {
+            let mut writer = self.writer.lock().map_err(|_| AuditError::Closed)?;
+            if writer.closed {
+                return Err(AuditError::Closed);
+            }
+            writer.handle(vec![Msg::Append(Box::new(record), ack)]);
+        }
+        done.try_recv().map_err(|_| AuditError::Closed)?
+    }
+
     /// Blocking variant of [`AuditLog::append`] for threads outside a runtime (CLI, tests).
     /// Panics if called from inside an async context (tokio's `blocking_recv` rule).
     pub fn append_blocking(&self, record: AuditRecord) -> Result<(), AuditError> {
+        if self.inline {
+            return self.append_inline(record);
+        }
         let (ack, done) = oneshot::channel();
         self.tx
             .send(Msg::Append(Box::new(record), ack))
