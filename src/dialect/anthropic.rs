@@ -4,8 +4,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{
-    role_from, text_part, DecodeError, Exchange, HaechiExtension, Message, Operation, Provider,
-    Role, TextPart,
+    role_from, string_or_list, text_part, DecodeError, Exchange, HaechiExtension, Message,
+    Operation, Provider, Role, TextPart,
 };
 
 #[derive(Deserialize)]
@@ -93,15 +93,7 @@ pub fn decode(operation: Operation, body: &[u8]) -> Result<Exchange, DecodeError
 
 /// A string, or a list of content blocks (text, and tool results nesting either).
 fn blocks(body: &[u8], raw: &RawValue) -> Result<Vec<TextPart>, DecodeError> {
-    if let Some(part) = text_part(body, raw)? {
-        return Ok(vec![part]);
-    }
-    if !raw.get().starts_with('[') {
-        return Ok(Vec::new());
-    }
-    let list: Vec<Block> = serde_json::from_str(raw.get()).map_err(|e| DecodeError::json(&e))?;
-    let mut out = Vec::new();
-    for block in list {
+    string_or_list(body, raw, |block: Block, out| {
         if let Some(text) = block.text {
             out.extend(text_part(body, text)?);
         }
@@ -110,8 +102,8 @@ fn blocks(body: &[u8], raw: &RawValue) -> Result<Vec<TextPart>, DecodeError> {
                 out.extend(blocks(body, content)?);
             }
         }
-    }
-    Ok(out)
+        Ok(())
+    })
 }
 
 /// An Anthropic-shaped error body.

@@ -151,6 +151,27 @@ fn text_part(body: &[u8], raw: &RawValue) -> Result<Option<TextPart>, DecodeErro
     }))
 }
 
+/// The text parts of a value that is either a string (one part) or a list, whose items
+/// `item` turns into parts; any other value carries no text.
+fn string_or_list<'a, T: serde::Deserialize<'a>>(
+    body: &[u8],
+    raw: &'a RawValue,
+    mut item: impl FnMut(T, &mut Vec<TextPart>) -> Result<(), DecodeError>,
+) -> Result<Vec<TextPart>, DecodeError> {
+    if let Some(part) = text_part(body, raw)? {
+        return Ok(vec![part]);
+    }
+    if !raw.get().starts_with('[') {
+        return Ok(Vec::new());
+    }
+    let items: Vec<T> = serde_json::from_str(raw.get()).map_err(|e| DecodeError::json(&e))?;
+    let mut out = Vec::new();
+    for i in items {
+        item(i, &mut out)?;
+    }
+    Ok(out)
+}
+
 /// Replaces the string literals at the given spans with new texts, keeping every
 /// other byte of `body` as it was. Spans must not overlap.
 pub fn rewrite_strings(body: &[u8], replacements: &[(Range<usize>, &str)]) -> Vec<u8> {

@@ -4,8 +4,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{
-    role_from, text_part, DecodeError, Exchange, HaechiExtension, Message, Operation, Provider,
-    Role, TextPart,
+    role_from, string_or_list, text_part, DecodeError, Exchange, HaechiExtension, Message,
+    Operation, Provider, Role, TextPart,
 };
 
 #[derive(Deserialize)]
@@ -149,42 +149,20 @@ pub fn decode(operation: Operation, body: &[u8]) -> Result<Exchange, DecodeError
 
 /// `content` of a chat message: a string, or a list of parts with `text`.
 fn content_parts(body: &[u8], raw: &RawValue) -> Result<Vec<TextPart>, DecodeError> {
-    if let Some(part) = text_part(body, raw)? {
-        return Ok(vec![part]);
-    }
-    if !raw.get().starts_with('[') {
-        return Ok(Vec::new());
-    }
-    let parts: Vec<ContentPart> =
-        serde_json::from_str(raw.get()).map_err(|e| DecodeError::json(&e))?;
-    let mut out = Vec::new();
-    for p in parts {
+    string_or_list(body, raw, |p: ContentPart, out| {
         for field in [p.text, p.output].into_iter().flatten() {
-            if let Some(t) = text_part(body, field)? {
-                out.push(t);
-            }
+            out.extend(text_part(body, field)?);
         }
-    }
-    Ok(out)
+        Ok(())
+    })
 }
 
 /// A string or an array of strings (token arrays are skipped: they carry no text).
 fn string_or_strings(body: &[u8], raw: &RawValue) -> Result<Vec<TextPart>, DecodeError> {
-    if let Some(part) = text_part(body, raw)? {
-        return Ok(vec![part]);
-    }
-    if !raw.get().starts_with('[') {
-        return Ok(Vec::new());
-    }
-    let items: Vec<&RawValue> =
-        serde_json::from_str(raw.get()).map_err(|e| DecodeError::json(&e))?;
-    let mut out = Vec::new();
-    for item in items {
-        if let Some(part) = text_part(body, item)? {
-            out.push(part);
-        }
-    }
-    Ok(out)
+    string_or_list(body, raw, |item: &RawValue, out| {
+        out.extend(text_part(body, item)?);
+        Ok(())
+    })
 }
 
 /// Responses API `input`: a string, or a list of message / tool-output items.
