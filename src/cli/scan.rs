@@ -101,6 +101,7 @@ pub fn scan<R: BufRead, W: Write>(
         language: None,
         run_all: true,
         trusted: &[],
+        select: None,
     };
     loop {
         buf.clear();

@@ -8,6 +8,7 @@
 
 use regex_automata::meta::{self, Regex};
 
+use super::partial::{PartialMatcher, Tail};
 use super::{DetectContext, Detection, Finding};
 
 /// Cap on the compiled NFA of one rule (all its patterns together).
@@ -59,6 +60,8 @@ pub enum RegexError {
 pub struct RegexDetector {
     re: Regex,
     labels: Vec<String>,
+    /// The same patterns as a lazy DFA, for streamed answers (`None`: too big).
+    partial: Option<std::sync::Arc<PartialMatcher>>,
 }
 
 fn builder() -> meta::Builder {
@@ -121,7 +124,16 @@ impl RegexDetector {
         Ok(Self {
             re,
             labels: patterns.iter().map(|p| p.label.clone()).collect(),
+            partial: PartialMatcher::new(&sources, true).map(std::sync::Arc::new),
         })
+    }
+
+    /// Where a match may still be in progress at the end of a growing text.
+    pub fn stream_tail(&self, text: &str, from: usize) -> Tail {
+        match &self.partial {
+            Some(p) => p.tail(text.as_bytes(), from, 0),
+            None => Tail::fixed_window(text, from),
+        }
     }
 
     /// Finds every non-overlapping match, leftmost-first, labelled by its pattern.

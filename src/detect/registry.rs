@@ -5,6 +5,7 @@
 
 use super::classifier::Strength as ClassifierStrength;
 use super::grounding::{GroundingDetector, RelevanceDetector};
+use super::partial::Tail;
 use super::pii::{PiiDetector, Strength as PiiStrength};
 use super::prompt_attack::PromptAttackDetector;
 use super::regex::{PatternSpec, RegexDetector};
@@ -78,6 +79,18 @@ pub enum CompiledDetector {
     Grounding(GroundingDetector, f32),
     /// Same convention with the relevance score.
     Relevance(RelevanceDetector, f32),
+}
+
+/// How a detector's rule is applied to an answer that streams in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamScope {
+    /// Findings are local spans: text is released as soon as no span can still cover
+    /// it (exact partial-match tracking, see `detect::partial`).
+    Span,
+    /// A classifier of the whole text: judged at sentence boundaries on the text so far.
+    Sentence,
+    /// Judges the complete answer (grounding, relevance): an enforcing rule buffers it.
+    Whole,
 }
 
 /// Whether a classifier's scores are calibrated to its strength threshold (see above).
@@ -213,6 +226,31 @@ impl CompiledDetector {
             Self::Topic(d, c) => calibrate(d.detect(text, ctx), *c),
             Self::Grounding(d, below) => answer_level(d.detect(text, ctx), *below),
             Self::Relevance(d, below) => answer_level(d.detect(text, ctx), *below),
+        }
+    }
+
+    /// How the detector meets a streamed answer (see [`StreamScope`]).
+    pub fn stream_scope(&self) -> StreamScope {
+        match self {
+            Self::Word(_) | Self::Regex(_) | Self::Pii(_) | Self::Secret(_) => StreamScope::Span,
+            Self::Toxicity(..) | Self::PromptAttack(..) | Self::Topic(..) => StreamScope::Sentence,
+            Self::Grounding(..) | Self::Relevance(..) => StreamScope::Whole,
+        }
+    }
+
+    /// For span detectors: where, at the end of a growing text, a finding may still be
+    /// in progress (nothing before `from` is asked about). Other detectors answer that
+    /// everything from `from` is undecided.
+    pub fn stream_tail(&self, text: &str, from: usize) -> Tail {
+        match self {
+            Self::Word(d) => d.stream_tail(text, from),
+            Self::Regex(d) => d.stream_tail(text, from),
+            Self::Pii(d) => d.stream_tail(text, from),
+            Self::Secret(d) => d.stream_tail(text, from),
+            _ => Tail {
+                hold: from,
+                candidate: true,
+            },
         }
     }
 

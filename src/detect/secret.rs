@@ -7,6 +7,7 @@
 use base64::Engine;
 use regex_automata::{meta::Regex, util::syntax, Input};
 
+use super::partial::{PartialMatcher, Tail};
 use super::{DetectContext, Detection, Finding};
 
 /// Every label the detector can emit.
@@ -111,16 +112,46 @@ pub enum SecretError {
 #[derive(Debug)]
 pub struct SecretDetector {
     re: Regex,
+    partial: Option<PartialMatcher>,
 }
 
 impl SecretDetector {
     /// Compiles the built-in patterns (a fixed list: failure would be a bug, reported as an error).
     pub fn new() -> Result<Self, SecretError> {
+        let patterns: Vec<String> = RULES.iter().map(|(_, p)| p.to_string()).collect();
         let re = Regex::builder()
             .syntax(syntax::Config::new().unicode(false).utf8(false))
-            .build_many(&RULES.iter().map(|(_, p)| *p).collect::<Vec<_>>())
+            .build_many(&patterns)
             .map_err(|e| SecretError::Build(e.to_string()))?;
-        Ok(Self { re })
+        Ok(Self {
+            re,
+            partial: PartialMatcher::new(&patterns, false),
+        })
+    }
+
+    /// Where a secret may still be in progress at the end of a growing text. A private
+    /// key's finding runs to its END line, so an open PEM block is held whole.
+    pub fn stream_tail(&self, text: &str, from: usize) -> Tail {
+        let mut tail = match &self.partial {
+            Some(p) => p.tail(text.as_bytes(), from, 0),
+            None => Tail::fixed_window(text, from),
+        };
+        let mut at = from;
+        while let Some(i) = text.get(at..).and_then(|t| t.find("-----BEGIN ")) {
+            let begin = at + i;
+            if begin >= tail.hold {
+                break;
+            }
+            let closed = text[begin..]
+                .find("-----END ")
+                .is_some_and(|j| text[begin + j + 9..].contains("-----"));
+            if !closed {
+                tail.hold = begin;
+                break;
+            }
+            at = begin + 11;
+        }
+        tail
     }
 
     /// Finds secrets in `text`.

@@ -12,6 +12,7 @@ use std::borrow::Cow;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
+use super::partial::Tail;
 use super::{DetectContext, Detection, Finding};
 
 const PROFANITY_EN: &str = include_str!("lists/profanity_en.txt");
@@ -53,6 +54,11 @@ pub struct WordDetector {
     entries: Vec<Entry>,
     labels: Vec<String>,
     allow: Option<AhoCorasick>,
+    /// Every word and allowed phrase, folded and ASCII-lower-cased, sorted: a growing
+    /// text's tail that is a prefix of one of them may still become (or cancel) a hit.
+    prefixes: Vec<String>,
+    /// Byte length of the longest entry of `prefixes`.
+    longest: usize,
 }
 
 impl WordDetector {
@@ -106,6 +112,14 @@ impl WordDetector {
             .match_kind(MatchKind::Standard)
             .build(&patterns)?;
         allow_list.retain(|a| !a.is_empty());
+        let mut prefixes: Vec<String> = patterns
+            .iter()
+            .chain(&allow_list)
+            .map(|p| p.to_ascii_lowercase())
+            .collect();
+        prefixes.sort_unstable();
+        prefixes.dedup();
+        let longest = prefixes.iter().map(String::len).max().unwrap_or(0);
         let allow = if allow_list.is_empty() {
             None
         } else {
@@ -121,7 +135,36 @@ impl WordDetector {
             entries,
             labels,
             allow,
+            prefixes,
+            longest,
         })
+    }
+
+    /// Where a word (or an allowed phrase that would cancel one) may still be in
+    /// progress at the end of a growing text: the earliest start whose tail is a prefix
+    /// of a listed entry. A complete word at the very end is held too, since its
+    /// whole-word check needs the next character.
+    pub fn stream_tail(&self, text: &str, from: usize) -> Tail {
+        let mut start = text.len().saturating_sub(self.longest).max(from);
+        while start < text.len() {
+            if text.is_char_boundary(start) {
+                let tail = fold(&text[start..]).to_ascii_lowercase();
+                let i = self
+                    .prefixes
+                    .partition_point(|p| p.as_str() < tail.as_str());
+                if self.prefixes.get(i).is_some_and(|p| p.starts_with(&tail)) {
+                    return Tail {
+                        hold: start,
+                        candidate: true,
+                    };
+                }
+            }
+            start += 1;
+        }
+        Tail {
+            hold: text.len(),
+            candidate: true,
+        }
     }
 
     /// Finds denied words, leftmost-longest, without overlaps.

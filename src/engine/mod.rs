@@ -9,6 +9,7 @@
 //! every detector's score).
 
 pub mod pseudonym;
+pub mod stream;
 
 use std::collections::BTreeMap;
 
@@ -16,7 +17,8 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-pub use pseudonym::{restore, PseudonymMap};
+pub use pseudonym::{restore, restore_json_escaped, PseudonymMap};
+pub use stream::{Blocked, StreamGuard, TextKind};
 
 use crate::detect::DetectContext;
 use crate::policy::compile::{CompiledPolicy, CompiledRule, Messages};
@@ -112,6 +114,9 @@ pub struct EvalOptions<'a> {
     /// span detectors (PII, secrets, words, patterns) still check them. Empty: no text
     /// is trusted.
     pub trusted: &'a [bool],
+    /// Only rules for which this returns true run (the streaming stage splits a policy
+    /// into rules that gate the text and rules that are only recorded). `None`: all.
+    pub select: Option<fn(&CompiledRule) -> bool>,
 }
 
 /// One finding of a rule, located in one of the evaluated texts.
@@ -225,6 +230,9 @@ pub fn evaluate(
     for (ri, rule) in rules.iter().enumerate() {
         if blocker.is_some() && !opts.run_all {
             break;
+        }
+        if opts.select.is_some_and(|keep| !keep(rule)) {
+            continue;
         }
         let mut findings = Vec::new();
         let mut score = 0.0_f32;

@@ -123,6 +123,58 @@ pub fn restore(text: &str, map: &PseudonymMap) -> String {
     out
 }
 
+/// Like [`restore`] for text that is JSON source (tool-call arguments): placeholders sit
+/// inside string literals, so each original is written JSON-escaped. Everything else is
+/// kept byte for byte.
+pub fn restore_json_escaped(text: &str, map: &PseudonymMap) -> String {
+    if map.is_empty() || !text.contains('<') {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('<') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        let window = &tail[..floor_boundary(tail, MAX_PLACEHOLDER)];
+        match window
+            .find('>')
+            .and_then(|j| map.original(&tail[..=j]).map(|v| (j, v)))
+        {
+            Some((j, value)) => {
+                let quoted = serde_json::to_string(value).unwrap_or_default();
+                out.push_str(quoted.get(1..quoted.len().saturating_sub(1)).unwrap_or(""));
+                rest = &tail[j + 1..];
+            }
+            None => {
+                out.push('<');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Where a placeholder that [`restore`] could still complete starts in `text[from..]`:
+/// the first `<` with no `>` after it, within a placeholder's length of the end.
+/// Text before it restores the same whatever follows.
+pub fn open_placeholder(text: &str, from: usize) -> Option<usize> {
+    let mut floor = text.len().saturating_sub(MAX_PLACEHOLDER).max(from);
+    while !text.is_char_boundary(floor) {
+        floor += 1;
+    }
+    let region = text.get(floor..)?;
+    let mut at = 0;
+    while let Some(i) = region[at..].find('<') {
+        let start = at + i;
+        if !region[start..].contains('>') {
+            return Some(floor + start);
+        }
+        at = start + 1;
+    }
+    None
+}
+
 fn floor_boundary(s: &str, mut i: usize) -> usize {
     if i >= s.len() {
         return s.len();

@@ -11,7 +11,9 @@ use crate::dialect::response::{response_parts, PartKind};
 use crate::dialect::{
     remove_member_with_cut, rewrite_strings, DecodeError, Exchange, Provider, Role,
 };
-use crate::engine::{evaluate, restore, Decision, EvalOptions, PseudonymMap, Stage, Verdict};
+use crate::engine::{
+    evaluate, restore, restore_json_escaped, Decision, EvalOptions, PseudonymMap, Stage, Verdict,
+};
 use crate::policy::CompiledPolicy;
 
 /// The outcome of the input stage on one request.
@@ -154,7 +156,7 @@ pub fn guard_output(
         for (i, part) in parts.iter().enumerate() {
             let text = new_texts[i].as_deref().unwrap_or(&part.part.text);
             let restored = match part.kind {
-                PartKind::JsonText => restore_in_json_text(text, pseudonyms),
+                PartKind::JsonText => restore_json_escaped(text, pseudonyms),
                 PartKind::Text | PartKind::JsonValue => restore(text, pseudonyms),
             };
             if restored != text {
@@ -169,47 +171,6 @@ pub fn guard_output(
         .collect();
     let body = (!edits.is_empty()).then(|| rewrite_strings(body, &edits));
     Ok(OutputOutcome { decision, body })
-}
-
-/// Restores placeholders inside a JSON document held in a string (tool-call arguments),
-/// re-encoding each restored string value so that quotes in originals stay valid JSON.
-fn restore_in_json_text(text: &str, pseudonyms: &PseudonymMap) -> String {
-    if !text.contains('<') {
-        return text.to_string();
-    }
-    let Ok(mut value) = serde_json::from_str::<serde_json::Value>(text) else {
-        return restore(text, pseudonyms);
-    };
-    fn walk(v: &mut serde_json::Value, map: &PseudonymMap) -> bool {
-        match v {
-            serde_json::Value::String(s) => {
-                let r = restore(s, map);
-                let changed = r != *s;
-                *s = r;
-                changed
-            }
-            serde_json::Value::Array(items) => {
-                let mut changed = false;
-                for x in items.iter_mut() {
-                    changed |= walk(x, map);
-                }
-                changed
-            }
-            serde_json::Value::Object(m) => {
-                let mut changed = false;
-                for x in m.values_mut() {
-                    changed |= walk(x, map);
-                }
-                changed
-            }
-            _ => false,
-        }
-    }
-    if walk(&mut value, pseudonyms) {
-        value.to_string()
-    } else {
-        text.to_string()
-    }
 }
 
 /// The strongest action of the stages that ran, for `x-haechi-action`.

@@ -376,6 +376,7 @@ impl Gateway {
             language: None,
             run_all: false,
             trusted: &[],
+            select: None,
         }
     }
 

@@ -16,7 +16,8 @@ pub struct Cx<'a> {
 
 impl Cx<'_> {
     fn cues(&self, s: usize, e: usize) -> u64 {
-        self.cues.cues(self.text, s, e, 48, 24)
+        self.cues
+            .cues(self.text, s, e, 48, super::context::CUE_AFTER)
     }
 }
 

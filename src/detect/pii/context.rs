@@ -5,6 +5,10 @@
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
+/// How many bytes after a candidate its cue words are looked for (a streamed answer
+/// holds a candidate until this much text follows it).
+pub const CUE_AFTER: usize = 24;
+
 /// Cue groups, used as bits in a `u64` mask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]

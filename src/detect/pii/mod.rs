@@ -26,6 +26,7 @@ use regex_automata::{meta::Regex, util::syntax, Anchored, Input};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::partial::{PartialMatcher, Tail};
 use super::{DetectContext, Detection, Finding};
 use context::CueFinder;
 use rules::Family;
@@ -180,6 +181,12 @@ pub struct PiiDetector {
     cues: CueFinder,
     names: Option<names::NameFinder>,
     custom: Vec<Custom>,
+    /// The candidate patterns as lazy DFAs, for streamed answers.
+    partial_builtin: Option<PartialMatcher>,
+    partial_custom: Option<PartialMatcher>,
+    /// Whether a free-text entity (names, addresses) is enabled: those are found by
+    /// heuristics without a partial-match model, so streams hold a fixed window.
+    free_text: bool,
 }
 
 impl std::fmt::Debug for PiiDetector {
@@ -216,10 +223,13 @@ impl PiiDetector {
                 set
             }
         };
-        let (digit, any): (Vec<_>, Vec<_>) = rules::rules()
+        let used: Vec<(Family, String)> = rules::rules()
             .into_iter()
             .filter(|(f, _)| rules::family_labels(*f).iter().any(|l| enabled.contains(l)))
-            .partition(|(f, _)| rules::needs_digit(*f));
+            .collect();
+        let builtin_patterns: Vec<String> = used.iter().map(|(_, p)| p.clone()).collect();
+        let (digit, any): (Vec<_>, Vec<_>) =
+            used.into_iter().partition(|(f, _)| rules::needs_digit(*f));
         let any = Group::build(any)?;
         let digit = Group::build(digit)?;
         let cues = CueFinder::new().map_err(|e| PiiError::Internal(e.to_string()))?;
@@ -250,7 +260,22 @@ impl PiiDetector {
                 score: c.score.clamp(0.0, 1.0),
             });
         }
+        let custom_patterns: Vec<String> = custom.iter().map(|c| c.pattern.clone()).collect();
+        let free_text = ["NAME", "ADDRESS", "KR_NAME", "KR_ADDRESS"]
+            .iter()
+            .any(|e| enabled.contains(e));
         Ok(Self {
+            partial_builtin: if builtin_patterns.is_empty() {
+                None
+            } else {
+                PartialMatcher::new(&builtin_patterns, false)
+            },
+            partial_custom: if custom_patterns.is_empty() {
+                None
+            } else {
+                PartialMatcher::new(&custom_patterns, true)
+            },
+            free_text,
             any,
             digit,
             enabled,
@@ -258,6 +283,35 @@ impl PiiDetector {
             names,
             custom: cs,
         })
+    }
+
+    /// Where a PII span may still be in progress (or still be re-scored by a cue word
+    /// that has not arrived yet) at the end of a growing text.
+    pub fn stream_tail(&self, text: &str, from: usize) -> Tail {
+        let bytes = text.as_bytes();
+        let mut tail = Tail {
+            hold: text.len(),
+            candidate: false,
+        };
+        if self.free_text {
+            tail = tail.min(Tail::fixed_window(text, from));
+        }
+        for (matcher, has_patterns) in [
+            (
+                &self.partial_builtin,
+                self.any.is_some() || self.digit.is_some(),
+            ),
+            (&self.partial_custom, !self.custom.is_empty()),
+        ] {
+            if !has_patterns {
+                continue;
+            }
+            tail = tail.min(match matcher {
+                Some(m) => m.tail(bytes, from, context::CUE_AFTER),
+                None => Tail::fixed_window(text, from),
+            });
+        }
+        tail
     }
 
     /// Finds PII spans in `text`. Findings are sorted by start and do not overlap.

@@ -1,0 +1,200 @@
+//! Partial matches: where, at the end of a text that is still growing (a streamed answer),
+//! a pattern could still be matching.
+//!
+//! The streaming output stage releases text only once no rule can change it. For the
+//! pattern-based detectors (PII candidates, secrets, custom regexes) the question "could
+//! a match that starts here still be in progress?" is answered exactly by running the
+//! pattern set's lazy DFA, anchored, from each start position to the end of the text: a
+//! start whose DFA is not dead at the end is a live partial match. The same run says
+//! whether a complete candidate starts in a region (if none does, the detector cannot
+//! fire there and is not run at all).
+
+use regex_automata::hybrid::dfa::{Cache, DFA};
+use regex_automata::util::pool::Pool;
+use regex_automata::util::syntax;
+use regex_automata::{Anchored, Input};
+
+type CachePool = Pool<Cache, Box<dyn Fn() -> Cache + Send + Sync + std::panic::UnwindSafe>>;
+
+/// The lazy DFA of a pattern set, for partial-match questions.
+pub struct PartialMatcher {
+    dfa: DFA,
+    caches: CachePool,
+}
+
+impl std::fmt::Debug for PartialMatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartialMatcher").finish_non_exhaustive()
+    }
+}
+
+/// What a scan of the tail of a growing text found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tail {
+    /// Earliest start at or after `from` whose match may still be in progress, or whose
+    /// complete match ends within `right` bytes of the end (its verdict can still depend
+    /// on text to come). The text's length when there is none.
+    pub hold: usize,
+    /// Whether a complete match starts in `from..hold` (the detector must run there).
+    pub candidate: bool,
+}
+
+/// How far back a detector without a partial-match model holds a growing text: the
+/// longest span its free-text heuristics (names, addresses) report.
+pub const FIXED_WINDOW: usize = 96;
+
+impl Tail {
+    /// The conservative answer for detectors without a partial-match model: everything
+    /// in the last [`FIXED_WINDOW`] bytes may still change, and the detector must run.
+    pub fn fixed_window(text: &str, from: usize) -> Self {
+        let mut hold = text.len().saturating_sub(FIXED_WINDOW).max(from);
+        while hold < text.len() && !text.is_char_boundary(hold) {
+            hold += 1;
+        }
+        Self {
+            hold,
+            candidate: true,
+        }
+    }
+
+    /// The more cautious of two answers.
+    pub fn min(self, other: Self) -> Self {
+        Self {
+            hold: self.hold.min(other.hold),
+            candidate: self.candidate || other.candidate,
+        }
+    }
+}
+
+impl PartialMatcher {
+    /// Builds the matcher for `patterns` with the same syntax as the detector's regexes.
+    /// `None` when the lazy DFA cannot be built (the caller then holds conservatively).
+    pub fn new(patterns: &[String], unicode: bool) -> Option<Self> {
+        let dfa = DFA::builder()
+            .syntax(syntax::Config::new().unicode(unicode).utf8(unicode))
+            .configure(
+                DFA::config()
+                    .cache_capacity(1 << 20)
+                    .unicode_word_boundary(true),
+            )
+            .build_many(patterns)
+            .ok()?;
+        let for_pool = dfa.clone();
+        let create: Box<dyn Fn() -> Cache + Send + Sync + std::panic::UnwindSafe> =
+            Box::new(move || for_pool.create_cache());
+        Some(Self {
+            dfa,
+            caches: Pool::new(create),
+        })
+    }
+
+    /// Scans every start in `from..text.len()` (see [`Tail`]). `right` is how many bytes
+    /// after a match the detector looks at (cue words) before it decides.
+    pub fn tail(&self, text: &[u8], from: usize, right: usize) -> Tail {
+        let len = text.len();
+        let mut cache = self.caches.get();
+        let mut candidate = false;
+        for start in from..len {
+            match self.from_start(&mut cache, text, start) {
+                Probe::Live => {
+                    return Tail {
+                        hold: start,
+                        candidate,
+                    }
+                }
+                Probe::Dead { last_match_end } => {
+                    if let Some(end) = last_match_end {
+                        if end + right > len {
+                            return Tail {
+                                hold: start,
+                                candidate,
+                            };
+                        }
+                        candidate = true;
+                    }
+                }
+            }
+        }
+        Tail {
+            hold: len,
+            candidate,
+        }
+    }
+
+    fn from_start(&self, cache: &mut Cache, text: &[u8], start: usize) -> Probe {
+        let input = Input::new(text).range(start..).anchored(Anchored::Yes);
+        let Ok(mut sid) = self.dfa.start_state_forward(cache, &input) else {
+            return Probe::Live;
+        };
+        let mut last_match_end = None;
+        for (i, &byte) in text[start..].iter().enumerate() {
+            let Ok(next) = self.dfa.next_state(cache, sid, byte) else {
+                return Probe::Live;
+            };
+            sid = next;
+            if sid.is_match() {
+                // Matches are reported one byte late: the match ended before this byte.
+                last_match_end = Some(start + i);
+            }
+            if sid.is_dead() {
+                return Probe::Dead { last_match_end };
+            }
+            if sid.is_quit() {
+                // A byte the lazy DFA cannot decide (a Unicode word boundary next to
+                // non-ASCII text): assume the match may go on.
+                return Probe::Live;
+            }
+        }
+        Probe::Live
+    }
+}
+
+enum Probe {
+    /// The DFA is not dead at the end of the text: a match may be in progress.
+    Live,
+    /// The DFA died; `last_match_end` is the end of the longest complete match, if any.
+    Dead { last_match_end: Option<usize> },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matcher(p: &[&str]) -> PartialMatcher {
+        let p: Vec<String> = p.iter().map(|s| s.to_string()).collect();
+        PartialMatcher::new(&p, false).expect("builds")
+    }
+
+    #[test]
+    fn live_partial_match_is_held_from_its_start() {
+        let m = matcher(&[r"[a-z]+@[a-z]+\.[a-z]{2,}"]);
+        let cases: &[(&str, usize, bool)] = &[
+            // Prose: the last word could still become an e-mail's local part.
+            ("write to bob", 9, false),
+            ("write to bob@exa", 9, false),
+            // A complete e-mail at the end may still grow (".co" → ".com").
+            ("write to bob@example.co", 9, false),
+            // Terminated by a space: complete, not live; the next word is live.
+            ("mail bob@example.com now", 21, true),
+            // Nothing that could start a match at the end.
+            ("done. ", 6, false),
+        ];
+        for &(text, hold, candidate) in cases {
+            let t = m.tail(text.as_bytes(), 0, 0);
+            assert_eq!(t.hold, hold, "{text:?}");
+            assert_eq!(t.candidate, candidate, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn right_context_holds_complete_matches_near_the_end() {
+        let m = matcher(&[r"\b\d{3}-\d{4}\b"]);
+        let text = b"call 555-1234 today";
+        assert_eq!(m.tail(text, 0, 0).hold, text.len());
+        assert_eq!(m.tail(text, 0, 0).candidate, true);
+        // A cue word may follow within 24 bytes: hold from the candidate.
+        assert_eq!(m.tail(text, 0, 24).hold, 5);
+        // Scanning starts at `from`.
+        assert_eq!(m.tail(text, 13, 24).hold, text.len());
+    }
+}

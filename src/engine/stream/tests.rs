@@ -1,0 +1,363 @@
+//! The streaming invariant: whatever the cut points, the client reads what the same
+//! policy makes of the whole answer.
+
+use super::*;
+use crate::policy::compile::{compile_sources, embedded_default, PolicySet};
+use crate::policy::load::Source;
+use proptest::prelude::*;
+
+fn set(yaml: &str) -> PolicySet {
+    match compile_sources(&[Source {
+        name: "t.yaml".into(),
+        text: yaml.into(),
+    }]) {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Masks e-mails (custom regex), blocks a denied word, hashes a custom ID, keeps the
+/// shipped PII and secret rules.
+fn custom_policy() -> Arc<CompiledPolicy> {
+    static POLICY: std::sync::OnceLock<Arc<CompiledPolicy>> = std::sync::OnceLock::new();
+    Arc::clone(POLICY.get_or_init(build_custom_policy))
+}
+
+fn shipped_policy() -> Arc<CompiledPolicy> {
+    static POLICY: std::sync::OnceLock<Arc<CompiledPolicy>> = std::sync::OnceLock::new();
+    Arc::clone(POLICY.get_or_init(|| embedded_default().default_policy()))
+}
+
+fn build_custom_policy() -> Arc<CompiledPolicy> {
+    let set = set(r#"id: custom
+extends: default
+output:
+  - id: ticket
+    detector: regex
+    patterns: [{label: TICKET, pattern: 'TCK-[0-9]{4,8}'}]
+    action: hash
+  - id: denied
+    detector: word
+    words: [frobnicate, "launch codes"]
+    action: block
+"#);
+    set.get("custom").expect("custom policy")
+}
+
+fn map() -> PseudonymMap {
+    let mut m = PseudonymMap::new();
+    m.placeholder("EMAIL", "kim@corp.example");
+    m.placeholder("PHONE", "010-9876-5432");
+    m.placeholder("NAME", "O\"Brien");
+    m
+}
+
+/// What the non-streaming output stage makes of `text`: `None` when it blocks.
+fn whole(policy: &Arc<CompiledPolicy>, text: &str, pseudonyms: &PseudonymMap) -> Option<String> {
+    let mut m = pseudonyms.clone();
+    let d = evaluate(
+        policy,
+        Stage::Output,
+        &[text],
+        &DetectContext::default(),
+        &EvalOptions {
+            hash_key: b"k",
+            ..EvalOptions::default()
+        },
+        &mut m,
+    );
+    if d.action == Verdict::Block {
+        return None;
+    }
+    let t = d.rewritten[0].clone().unwrap_or_else(|| text.to_string());
+    Some(restore(&t, &m))
+}
+
+/// Streams `pieces` through a guard: what the client read, and whether it was blocked.
+fn streamed(
+    policy: &Arc<CompiledPolicy>,
+    pieces: &[&str],
+    pseudonyms: &PseudonymMap,
+) -> (String, Option<usize>, Option<Decision>) {
+    let mut g = StreamGuard::new(
+        Arc::clone(policy),
+        Vec::new(),
+        None,
+        b"k".to_vec(),
+        None,
+        pseudonyms.clone(),
+    );
+    let id = g.open(TextKind::Text);
+    let mut out = String::new();
+    for piece in pieces {
+        match g.push(id, piece) {
+            Ok(s) => out.push_str(&s),
+            Err(b) => return (out, Some(b.released), g.finish()),
+        }
+    }
+    match g.finish_text(id) {
+        Ok(s) => out.push_str(&s),
+        Err(b) => return (out, Some(b.released), g.finish()),
+    }
+    (out, None, g.finish())
+}
+
+fn cut(text: &str, cuts: &[usize]) -> Vec<String> {
+    let mut points: Vec<usize> = cuts
+        .iter()
+        .map(|c| c % (text.len() + 1))
+        .filter(|&c| text.is_char_boundary(c))
+        .collect();
+    points.sort_unstable();
+    points.dedup();
+    let mut pieces = Vec::new();
+    let mut last = 0;
+    for p in points {
+        pieces.push(text[last..p].to_string());
+        last = p;
+    }
+    pieces.push(text[last..].to_string());
+    pieces
+}
+
+fn check(policy: &Arc<CompiledPolicy>, text: &str, pieces: &[String]) {
+    let pseudonyms = map();
+    let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
+    let (out, blocked, decision) = streamed(policy, &refs, &pseudonyms);
+    match whole(policy, text, &pseudonyms) {
+        Some(want) => {
+            assert!(
+                blocked.is_none(),
+                "blocked a stream the whole answer allows: {text:?} {pieces:?}"
+            );
+            assert_eq!(out, want, "text {text:?} cut {pieces:?}");
+        }
+        None => {
+            let released = blocked.unwrap_or_else(|| panic!("no block on {text:?} cut {pieces:?}"));
+            // The stream stops at the whole answer's first blocking finding, and nothing
+            // of it was released.
+            let first_block = |d: &Decision| {
+                d.hits
+                    .iter()
+                    .filter(|h| h.action == Action::Block && h.mode == Mode::Enforce)
+                    .flat_map(|h| h.findings.iter().map(|f| f.start))
+                    .min()
+            };
+            let want = evaluate(
+                policy,
+                Stage::Output,
+                &[text],
+                &DetectContext::default(),
+                &EvalOptions::default(),
+                &mut pseudonyms.clone(),
+            );
+            let got = decision.expect("decision");
+            assert_eq!(first_block(&got), first_block(&want), "{text:?} {pieces:?}");
+            assert!(
+                released <= first_block(&want).unwrap_or(0),
+                "{text:?} {pieces:?}"
+            );
+        }
+    }
+}
+
+const FRAGMENTS: &[&str] = &[
+    "Hello",
+    " world",
+    ", ",
+    ". ",
+    "\n",
+    "write to ",
+    "jane.doe@example.com",
+    " or call ",
+    "010-1234-5678",
+    "+1 (415) 555-0132",
+    "주민번호 ",
+    "900101-1234567",
+    " card ",
+    "4111 1111 1111 1111",
+    "<EMAIL_1>",
+    "<PHONE_1>",
+    "<NAME_1>",
+    "<EMAIL_9>",
+    "<",
+    ">",
+    "a < b and c > d",
+    "3.14",
+    "고객님 ",
+    "안녕하세요. ",
+    "sk-proj-abcdefghijklmnopqrstuvwx1234",
+    " AKIAIOSFODNN7EXAMPLE ",
+    "-----BEGIN PRIVATE KEY-----\nMIIBVgIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----",
+    "TCK-123456",
+    " in 2024 ",
+    "frobnicate",
+    "launch ",
+    "codes",
+    "frob",
+];
+
+fn text_of(ix: &[usize]) -> String {
+    ix.iter().map(|&i| FRAGMENTS[i % FRAGMENTS.len()]).collect()
+}
+
+#[test]
+fn every_cut_point_of_short_texts() {
+    let policies = [shipped_policy(), custom_policy()];
+    let texts = [
+        "Mail jane.doe@example.com today.",
+        "전화 010-1234-5678 으로 연락 주세요. <EMAIL_1>님",
+        "Reply to <EMAIL_1> or <PHONE_1>, thanks <NAME_1>.",
+        "Key: sk-proj-abcdefghijklmnopqrstuvwx1234 ok",
+        "Ticket TCK-98765 was closed.",
+        "Do not frobnicate the launch codes.",
+        "a <b> c < d <EMAIL_",
+    ];
+    for policy in &policies {
+        for text in texts {
+            // Every single cut point, and one-character deltas.
+            for c in 0..=text.len() {
+                if text.is_char_boundary(c) {
+                    check(policy, text, &cut(text, &[c]));
+                }
+            }
+            let chars: Vec<String> = text.chars().map(String::from).collect();
+            check(policy, text, &chars);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn any_cuts_of_generated_answers(
+        ix in proptest::collection::vec(0usize..FRAGMENTS.len(), 1..24),
+        cuts in proptest::collection::vec(0usize..4096, 0..40),
+        shipped in any::<bool>(),
+    ) {
+        let policy = if shipped {
+            shipped_policy()
+        } else {
+            custom_policy()
+        };
+        let text = text_of(&ix);
+        check(&policy, &text, &cut(&text, &cuts));
+    }
+}
+
+#[test]
+fn prose_is_released_as_it_arrives() {
+    let policy = shipped_policy();
+    let mut g = StreamGuard::new(policy, Vec::new(), None, Vec::new(), None, map());
+    let id = g.open(TextKind::Text);
+    // Each word is out as soon as the next character shows it cannot be an identifier.
+    assert_eq!(g.push(id, "The").expect("ok"), "");
+    assert_eq!(g.push(id, " answer").expect("ok"), "The ");
+    assert_eq!(g.push(id, " is").expect("ok"), "answer ");
+    // A value in progress is held from its start...
+    assert_eq!(g.push(id, " mail jane").expect("ok"), "is mail ");
+    assert_eq!(g.push(id, ".doe@exam").expect("ok"), "");
+    assert_eq!(g.push(id, "ple.com, ok").expect("ok"), "");
+    // ...until its cue window has arrived, then released masked.
+    let out = g.push(id, " and that is all for today").expect("ok");
+    assert!(out.starts_with("{EMAIL}, ok"), "{out:?}");
+    assert!(!out.contains("jane"));
+}
+
+#[test]
+fn placeholder_split_across_deltas_is_restored() {
+    let policy = shipped_policy();
+    let mut g = StreamGuard::new(policy, Vec::new(), None, Vec::new(), None, map());
+    let id = g.open(TextKind::Text);
+    let mut out = String::new();
+    for piece in ["Write to <EM", "AIL", "_1", "> now."] {
+        out.push_str(&g.push(id, piece).expect("ok"));
+    }
+    out.push_str(&g.finish_text(id).expect("ok"));
+    assert_eq!(out, "Write to kim@corp.example now.");
+}
+
+#[test]
+fn tool_arguments_restore_json_escaped() {
+    let policy = shipped_policy();
+    let mut g = StreamGuard::new(policy, Vec::new(), None, Vec::new(), None, map());
+    let id = g.open(TextKind::JsonArgs);
+    let mut out = String::new();
+    for piece in ["{\"who\": \"<NA", "ME_1>\", \"to\": \"<EMAIL_1>\"}"] {
+        out.push_str(&g.push(id, piece).expect("ok"));
+    }
+    out.push_str(&g.finish_text(id).expect("ok"));
+    assert_eq!(out, r#"{"who": "O\"Brien", "to": "kim@corp.example"}"#);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
+    assert_eq!(v["who"], "O\"Brien");
+}
+
+#[test]
+fn block_mid_stream_records_the_rule_and_stops() {
+    let policy = custom_policy();
+    let (out, blocked, decision) = streamed(
+        &policy,
+        &["Sure. ", "First, frob", "nicate the thing. ", "Then more."],
+        &map(),
+    );
+    assert_eq!(blocked, Some("Sure. First, ".len()));
+    assert_eq!(out, "Sure. First, ");
+    let d = decision.expect("decision");
+    assert_eq!(d.action, Verdict::Block);
+    assert_eq!(d.hits[0].rule, "denied");
+    // Offsets are into the whole answer, not into a window.
+    assert_eq!(d.hits[0].findings[0].start, "Sure. First, ".len());
+}
+
+#[test]
+fn record_equals_the_whole_answer_decision() {
+    let policy = shipped_policy();
+    let text = "Call 010-1234-5678 or mail a.b@example.org. Damn, that is it.";
+    let pieces = cut(text, &[5, 17, 30, 44]);
+    let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
+    let (_, _, d) = streamed(&policy, &refs, &map());
+    let d = d.expect("decision");
+    let want = evaluate(
+        &policy,
+        Stage::Output,
+        &[text],
+        &DetectContext::default(),
+        &EvalOptions::default(),
+        &mut map(),
+    );
+    let summary = |d: &Decision| -> Vec<(String, Vec<(String, usize, usize)>)> {
+        d.hits
+            .iter()
+            .map(|h| {
+                (
+                    h.rule.clone(),
+                    h.findings
+                        .iter()
+                        .map(|f| (f.label.clone(), f.start, f.end))
+                        .collect(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(d.action, want.action);
+    assert_eq!(summary(&d), summary(&want));
+}
+
+#[test]
+fn sentence_classifiers_release_whole_sentences() {
+    let policy = set(r#"id: default
+output:
+  - {id: tox, detector: toxicity, strength: low, action: block}
+"#)
+    .default_policy();
+    let mut g = StreamGuard::new(policy, Vec::new(), None, Vec::new(), None, map());
+    let id = g.open(TextKind::Text);
+    assert_eq!(g.push(id, "Here is the plan").expect("ok"), "");
+    assert_eq!(
+        g.push(id, ". Next").expect("ok"),
+        "Here is the plan.",
+        "released at the sentence end once judged"
+    );
+    assert_eq!(g.finish_text(id).expect("ok"), " Next");
+}
