@@ -1014,6 +1014,7 @@ fn operation_name(operation: Operation) -> &'static str {
         Operation::Embeddings => "embeddings",
         Operation::CountTokens => "count_tokens",
         Operation::Converse | Operation::ConverseStream => "chat",
+        Operation::Invoke | Operation::InvokeStream => "chat",
     }
 }
 

@@ -71,7 +71,10 @@ pub fn provider_for_path(path: &str) -> Provider {
 pub fn provider_of(operation: Operation) -> Provider {
     match operation {
         Operation::Messages | Operation::CountTokens => Provider::Anthropic,
-        Operation::Converse | Operation::ConverseStream => Provider::Bedrock,
+        Operation::Converse
+        | Operation::ConverseStream
+        | Operation::Invoke
+        | Operation::InvokeStream => Provider::Bedrock,
         _ => Provider::OpenAi,
     }
 }
