@@ -114,6 +114,8 @@ pub struct Gateway {
     /// stay the same across turns and replicas and come back in later answers.
     vault: Arc<dyn PseudonymVault>,
     vault_ttl: Duration,
+    /// AWS credentials that sign requests to Bedrock upstreams.
+    bedrock: super::bedrock::Signer,
 }
 
 impl Gateway {
@@ -171,7 +173,9 @@ impl Gateway {
             fail_closed: config.audit.fail_mode == crate::tenancy::redis::FailMode::Closed,
         };
         let (vault, vault_ttl) = build_vault(&config)?;
+        let bedrock = super::bedrock::Signer::from_env(&config)?;
         Ok(Arc::new(Self {
+            bedrock,
             vault,
             vault_ttl,
             config,
@@ -412,8 +416,9 @@ impl Gateway {
     ) -> Result<Response<Body>, GatewayError> {
         let (mut parts, body) = req.into_parts();
         let body = self.read_body(&parts.headers, body).await?;
-        let exchange =
+        let mut exchange =
             dialect::decode(operation, &body).map_err(|e| GatewayError::BadRequest(e.message))?;
+        super::bedrock::set_model(&mut exchange, parts.uri.path());
         let provider = routes::provider_of(operation);
         let model = exchange.model.as_deref();
         info.provider = Some(provider_name(provider));
@@ -424,7 +429,7 @@ impl Gateway {
         let mut tenant_cfg = None;
         let mut admitted = None;
         if let Some(tenancy) = &self.tenancy {
-            let identity = tenancy.identify(&parts.headers)?;
+            let identity = super::bedrock::identify(tenancy, &self.config, &parts.headers)?;
             info.tenant = Some(identity.tenant.to_string());
             info.key_id = Some(identity.key_id.to_string());
             tenant_cfg = tenancy.tenant(&identity);
@@ -564,6 +569,14 @@ impl Gateway {
                 tenant_cfg,
             )
             .await?;
+        let response = super::bedrock::adapt_response(
+            &upstream,
+            response,
+            deadline,
+            self.config.limits.max_response_bytes,
+            request_id,
+        )
+        .await?;
         let first_byte = sent_at.elapsed().as_secs_f64();
         info.upstream_first_byte_ms = Some(first_byte * 1000.0);
         info.upstream = Some(upstream.config.name.clone());
@@ -629,7 +642,7 @@ impl Gateway {
             let stage_wall = std::time::SystemTime::now();
             match guard_output(
                 &policy,
-                upstream.provider(),
+                provider,
                 &bytes,
                 &ctx,
                 &opts,
@@ -728,7 +741,10 @@ impl Gateway {
         let serving: Vec<Arc<Upstream>> = self
             .upstreams
             .iter()
-            .filter(|u| u.provider() == provider && u.serves(model))
+            .filter(|u| {
+                (u.provider() == provider || super::bedrock::serves_openai(u, provider, model))
+                    && u.serves(model)
+            })
             .cloned()
             .collect();
         let for_model = model
@@ -813,6 +829,11 @@ impl Gateway {
                     upstream.set_credential(request.headers_mut(), value);
                 }
             }
+            let translation = if upstream.provider() == Provider::Bedrock {
+                super::bedrock::prepare(&self.bedrock, upstream, &mut request, &body)?
+            } else {
+                None
+            };
             let sent = tokio::time::timeout(
                 timeouts.first_byte().min(timeouts.total()),
                 upstream.client.request(request),
@@ -856,30 +877,34 @@ impl Gateway {
                 });
                 continue;
             }
+            let response = super::bedrock::tag(response, translation);
             return Ok((upstream.clone(), response, deadline));
         }
         Err(last_error.unwrap_or_else(|| GatewayError::NoUpstream("no candidates".into())))
     }
 
     /// Streams an upstream response back to the client, frame by frame.
-    fn relay(
-        &self,
-        upstream: &Upstream,
-        response: Response<Incoming>,
-        deadline: Instant,
-    ) -> Response<Body> {
+    fn relay<B>(&self, upstream: &Upstream, response: Response<B>, deadline: Instant) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<super::body::BoxError>,
+    {
         self.relay_settled(upstream, response, deadline, None, None)
     }
 
     /// Like `relay`, reading usage from the answer to settle the quota reservation.
-    fn relay_settled(
+    fn relay_settled<B>(
         &self,
         upstream: &Upstream,
-        response: Response<Incoming>,
+        response: Response<B>,
         deadline: Instant,
         settlement: Option<(Settlement, bool)>,
         usage_slot: Option<super::record::UsageSlot>,
-    ) -> Response<Body> {
+    ) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<super::body::BoxError>,
+    {
         let (mut parts, body) = response.into_parts();
         let hop: Vec<_> = parts
             .headers
@@ -1034,6 +1059,9 @@ fn block_response(exchange: &Exchange, decision: &Decision, request_id: &str) ->
         .message
         .clone()
         .unwrap_or_else(|| "This request was blocked by policy.".to_string());
+    if routes::provider_of(exchange.operation) == Provider::Bedrock {
+        return super::bedrock::block_response(exchange, &message, decision.block_style, request_id);
+    }
     let model = exchange.model.as_deref().unwrap_or("unknown");
     if decision.block_style == BlockStyle::Refusal {
         if exchange.stream {

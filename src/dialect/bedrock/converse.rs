@@ -343,6 +343,15 @@ impl StreamTranslator {
         format!("data: {data}\n\n")
     }
 
+    /// Ends the stream with an error event (the upstream failed, e.g. timed out).
+    pub fn abort(&mut self, message: &str) -> Vec<u8> {
+        if self.finished {
+            return Vec::new();
+        }
+        self.error(&format!("haechi: {message}"), "upstream_error")
+            .into_bytes()
+    }
+
     fn error(&mut self, message: &str, code: &str) -> String {
         self.finished = true;
         let body = crate::dialect::openai::error_body(message, "upstream_error", Some(code));
