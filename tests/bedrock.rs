@@ -72,8 +72,9 @@ fn parse_amz_date(text: &str) -> Option<SystemTime> {
         &text[11..13],
         &text[13..15]
     );
-    let dt = aws_smithy_types::DateTime::from_str(&iso, aws_smithy_types::date_time::Format::DateTime)
-        .ok()?;
+    let dt =
+        aws_smithy_types::DateTime::from_str(&iso, aws_smithy_types::date_time::Format::DateTime)
+            .ok()?;
     SystemTime::try_from(dt).ok()
 }
 
@@ -82,9 +83,7 @@ fn parse_amz_date(text: &str) -> Option<SystemTime> {
 fn verify_sigv4(req: &Recorded) -> Result<(), String> {
     let header = |n: &str| req.headers.get(n).and_then(|v| v.to_str().ok());
     let auth = header("authorization").ok_or("no authorization")?;
-    let rest = auth
-        .strip_prefix("AWS4-HMAC-SHA256 ")
-        .ok_or("not SigV4")?;
+    let rest = auth.strip_prefix("AWS4-HMAC-SHA256 ").ok_or("not SigV4")?;
     let field = |name: &str| {
         rest.split(',')
             .map(str::trim)
@@ -169,7 +168,9 @@ fn bedrock_reply(req: &Recorded) -> Reply {
         return Reply::Whole {
             status: 403,
             content_type: "application/json",
-            body: Bytes::from(json!({"message": format!("InvalidSignatureException: {why}")}).to_string()),
+            body: Bytes::from(
+                json!({"message": format!("InvalidSignatureException: {why}")}).to_string(),
+            ),
         };
     }
     let prompt = String::from_utf8_lossy(&req.body).to_string();
@@ -305,7 +306,10 @@ async fn converse_with_a_gateway_key_is_re_signed_for_the_upstream() {
     assert_eq!(seen.len(), 1);
     assert!(verify_sigv4(&seen[0]).is_ok());
     assert_eq!(seen[0].path, converse_path(MODEL, "converse"));
-    assert!(seen[0].headers.get("x-api-key").is_none(), "gateway key stays");
+    assert!(
+        seen[0].headers.get("x-api-key").is_none(),
+        "gateway key stays"
+    );
 
     let r = converse_with_key(&s.gw, "converse-stream", &user("Say hello.")).await;
     assert_eq!(r.status, 200);
@@ -363,10 +367,13 @@ async fn guardrail_intervention_has_bedrock_shapes() {
         .find(|(n, _)| n == "messageStop")
         .map(|(_, p)| p["stopReason"].clone());
     assert_eq!(stop, Some(json!("guardrail_intervened")));
-    assert!(got
-        .iter()
-        .any(|(_, p)| p.pointer("/delta/text") == Some(&json!("Blocked by the gateway guardrail."))));
-    assert!(s.mock.recorded().is_empty(), "blocked input never goes upstream");
+    assert!(got.iter().any(
+        |(_, p)| p.pointer("/delta/text") == Some(&json!("Blocked by the gateway guardrail."))
+    ));
+    assert!(
+        s.mock.recorded().is_empty(),
+        "blocked input never goes upstream"
+    );
     // Output blocked.
     let r = converse_with_key(&s.gw, "converse", &user("secret please")).await;
     let v = r.json();
@@ -393,7 +400,10 @@ async fn guard_content_qualifiers_feed_the_grounding_check() {
     let seen = s.mock.recorded();
     assert!(String::from_utf8_lossy(&seen[0].body).contains("grounding_source"));
     let r = converse_with_key(&s.gw, "converse", &user("What is the greeting?")).await;
-    assert!(r.header("x-haechi-grounding").is_none(), "no context, no grounding");
+    assert!(
+        r.header("x-haechi-grounding").is_none(),
+        "no context, no grounding"
+    );
     s.gw.stop().await;
 }
 

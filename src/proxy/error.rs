@@ -143,9 +143,7 @@ impl GatewayError {
         match provider {
             Provider::Anthropic => anthropic::error_body(&message, anthropic_kind),
             Provider::Bedrock => crate::dialect::bedrock::error_body(&message),
-            Provider::OpenAi => {
-                openai::error_body(&message, openai_kind, Some(self.code()))
-            }
+            Provider::OpenAi => openai::error_body(&message, openai_kind, Some(self.code())),
         }
     }
 

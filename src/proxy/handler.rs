@@ -640,14 +640,7 @@ impl Gateway {
             };
             let stage_started = std::time::Instant::now();
             let stage_wall = std::time::SystemTime::now();
-            match guard_output(
-                &policy,
-                provider,
-                &bytes,
-                &ctx,
-                &opts,
-                &mut pseudonyms,
-            ) {
+            match guard_output(&policy, provider, &bytes, &ctx, &opts, &mut pseudonyms) {
                 Ok(out) => {
                     if let Some(d) = &out.decision {
                         info.stage(d, stage_started.elapsed().as_secs_f64() * 1000.0);
@@ -884,7 +877,12 @@ impl Gateway {
     }
 
     /// Streams an upstream response back to the client, frame by frame.
-    fn relay<B>(&self, upstream: &Upstream, response: Response<B>, deadline: Instant) -> Response<Body>
+    fn relay<B>(
+        &self,
+        upstream: &Upstream,
+        response: Response<B>,
+        deadline: Instant,
+    ) -> Response<Body>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<super::body::BoxError>,
@@ -1060,7 +1058,12 @@ fn block_response(exchange: &Exchange, decision: &Decision, request_id: &str) ->
         .clone()
         .unwrap_or_else(|| "This request was blocked by policy.".to_string());
     if routes::provider_of(exchange.operation) == Provider::Bedrock {
-        return super::bedrock::block_response(exchange, &message, decision.block_style, request_id);
+        return super::bedrock::block_response(
+            exchange,
+            &message,
+            decision.block_style,
+            request_id,
+        );
     }
     let model = exchange.model.as_deref().unwrap_or("unknown");
     if decision.block_style == BlockStyle::Refusal {

@@ -127,9 +127,7 @@ pub fn chat_to_converse(body: &[u8]) -> Result<ConverseCall, DecodeError> {
                 push_blocks(&mut messages, "user", vec![block]);
             }
             _ => {
-                let blocks = text
-                    .map(|t| vec![json!({"text": t})])
-                    .unwrap_or_default();
+                let blocks = text.map(|t| vec![json!({"text": t})]).unwrap_or_default();
                 push_blocks(&mut messages, "user", blocks);
             }
         }
@@ -412,7 +410,10 @@ impl StreamTranslator {
                 exception_type,
                 message,
             } => {
-                return self.error(&format!("bedrock: {exception_type}: {message}"), "upstream_error")
+                return self.error(
+                    &format!("bedrock: {exception_type}: {message}"),
+                    "upstream_error",
+                )
             }
             Event::Error { code, message } => {
                 return self.error(&format!("bedrock: {code}: {message}"), "upstream_error")
@@ -510,10 +511,7 @@ mod tests {
         // user, assistant(toolUse), user(toolResult + "Thanks" merged)
         assert_eq!(msgs.len(), 3);
         assert_eq!(msgs[1]["content"][0]["toolUse"]["input"]["city"], "Seoul");
-        assert_eq!(
-            msgs[2]["content"][0]["toolResult"]["toolUseId"],
-            "call_1"
-        );
+        assert_eq!(msgs[2]["content"][0]["toolResult"]["toolUseId"], "call_1");
         assert_eq!(msgs[2]["content"][1]["text"], "Thanks");
         assert_eq!(v["toolConfig"]["toolChoice"], json!({"any": {}}));
         assert_eq!(
@@ -595,7 +593,10 @@ mod tests {
                 .collect();
             let text: String = chunks
                 .iter()
-                .filter_map(|c| c.pointer("/choices/0/delta/content").and_then(Value::as_str))
+                .filter_map(|c| {
+                    c.pointer("/choices/0/delta/content")
+                        .and_then(Value::as_str)
+                })
                 .collect();
             assert_eq!(text, "Hello");
             assert!(chunks
@@ -618,7 +619,11 @@ mod tests {
         let mut exception = good[..40].to_vec();
         exception.truncate(0);
         exception.extend_from_slice(&encode_exception("throttlingException", "slow down"));
-        for (name, bytes) in [("crc", crc), ("truncated", truncated), ("exception", exception)] {
+        for (name, bytes) in [
+            ("crc", crc),
+            ("truncated", truncated),
+            ("exception", exception),
+        ] {
             let mut t = StreamTranslator::new("c1", "m", false);
             let mut out = t.push(&bytes);
             out.extend(t.finish());

@@ -120,9 +120,7 @@ fn classify(message: &Message) -> Event {
                 .to_string(),
         },
         _ => Event::Event {
-            event_type: header_str(message, ":event-type")
-                .unwrap_or("")
-                .to_string(),
+            event_type: header_str(message, ":event-type").unwrap_or("").to_string(),
             payload,
         },
     }
@@ -132,7 +130,11 @@ fn classify(message: &Message) -> Event {
 fn payload_message(payload: &[u8]) -> String {
     serde_json::from_slice::<serde_json::Value>(payload)
         .ok()
-        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_string))
+        .and_then(|v| {
+            v.get("message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        })
         .unwrap_or_default()
 }
 

@@ -495,7 +495,10 @@ mod tests {
           "toolConfig":{"tools":[{"toolSpec":{"name":"calc","inputSchema":{"json":{}}}}]}}"#;
         let ex = decode(Operation::ConverseStream, body).expect("decodes");
         assert!(ex.stream);
-        assert_eq!(ex.context, vec!["Seoul has 9.4 million people.".to_string()]);
+        assert_eq!(
+            ex.context,
+            vec!["Seoul has 9.4 million people.".to_string()]
+        );
         assert_eq!(ex.query.as_deref(), Some("How many people live in Seoul?"));
         let texts: Vec<(Role, &str)> = ex.texts().map(|(r, p)| (r, p.text.as_str())).collect();
         assert_eq!(
@@ -557,11 +560,7 @@ mod tests {
         ];
         for (path, want) in cases {
             let got = model_from_path(path);
-            assert_eq!(
-                got.as_ref().map(|(o, m)| (*o, m.as_str())),
-                want,
-                "{path}"
-            );
+            assert_eq!(got.as_ref().map(|(o, m)| (*o, m.as_str())), want, "{path}");
         }
         assert_eq!(
             path_for(Operation::Converse, "a.b-v1:0"),
@@ -573,7 +572,10 @@ mod tests {
     fn answers_and_refusals() {
         let body = br#"{"output":{"message":{"role":"assistant","content":[{"text":"hello"},{"toolUse":{"toolUseId":"t","name":"f","input":{"to":"a@b.c"}}}]}},"stopReason":"tool_use"}"#;
         let parts = response_parts(body).expect("parts");
-        let got: Vec<_> = parts.iter().map(|p| (p.kind, p.part.text.as_str())).collect();
+        let got: Vec<_> = parts
+            .iter()
+            .map(|p| (p.kind, p.part.text.as_str()))
+            .collect();
         assert_eq!(
             got,
             vec![(PartKind::Text, "hello"), (PartKind::JsonValue, "a@b.c")]
