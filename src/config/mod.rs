@@ -629,12 +629,31 @@ audit:
             (
                 "upstreams:\n  - {name: a, base_url: 'http://x/', dialect: grpc}\n",
                 "grpc",
+            ),            (
+                "upstreams:\n  - {name: b, base_url: 'https://x', dialect: bedrock}\n",
+                "needs `region`",
             ),
+            (
+                "tenants:\n  - {id: a, aws_access_key_ids: [AKIA1]}\n  - {id: b, aws_access_key_ids: [AKIA1]}\n",
+                "listed by another tenant",
+            ),
+            ("tenants:\n  - {id: a}\n", "has no keys"),
         ];
         for (yaml, needle) in cases {
             let err = parse(yaml).expect_err(yaml).to_string();
             assert!(err.contains(needle), "{yaml:?} gave {err:?}");
         }
+    }
+
+    #[test]
+    fn bedrock_keys_parse() {
+        let config = parse(
+            "upstreams:\n  - {name: b, base_url: 'https://bedrock-runtime.us-west-2.amazonaws.com', dialect: bedrock, region: us-west-2}\ntenants:\n  - {id: a, aws_access_key_ids: [AKIAEXAMPLE]}\n",
+        )
+        .expect("parses");
+        assert_eq!(config.upstreams[0].dialect, UpstreamDialect::Bedrock);
+        assert_eq!(config.tenants[0].aws_access_key_ids, vec!["AKIAEXAMPLE"]);
+        assert!(config.tenants[0].keys.is_empty());
     }
 
     #[test]
