@@ -569,6 +569,14 @@ impl Gateway {
                 tenant_cfg,
             )
             .await?;
+        let first_byte = sent_at.elapsed().as_secs_f64();
+        info.upstream_first_byte_ms = Some(first_byte * 1000.0);
+        info.upstream = Some(upstream.config.name.clone());
+        info.region = upstream.config.region.clone();
+        self.recorder
+            .metrics
+            .observe_upstream(&upstream.config.name, first_byte, Some(first_byte));
+        // Bedrock answers for OpenAI clients are translated; event streams are checked.
         let response = super::bedrock::adapt_response(
             &upstream,
             response,
@@ -577,13 +585,6 @@ impl Gateway {
             request_id,
         )
         .await?;
-        let first_byte = sent_at.elapsed().as_secs_f64();
-        info.upstream_first_byte_ms = Some(first_byte * 1000.0);
-        info.upstream = Some(upstream.config.name.clone());
-        info.region = upstream.config.region.clone();
-        self.recorder
-            .metrics
-            .observe_upstream(&upstream.config.name, first_byte, Some(first_byte));
         let settlement = match (&self.tenancy, reservation) {
             (Some(tenancy), Some(reservation)) => {
                 let store = tenancy.store.clone();
