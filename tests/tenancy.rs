@@ -35,6 +35,7 @@ fn tenant(
         models: None,
         quotas,
         credentials: Default::default(),
+        aws_access_key_ids: Vec::new(),
     }
 }
 

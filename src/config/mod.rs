@@ -86,6 +86,7 @@ pub struct GatewayConfig {
 pub struct TenantConfig {
     pub id: String,
     /// SHA-256 of each API key, `sha256:<hex>` (`haechi key new --tenant ID` prints one).
+    #[serde(default)]
     pub keys: Vec<String>,
     /// Regions its requests may be routed to; absent means any.
     #[serde(default)]
@@ -103,6 +104,11 @@ pub struct TenantConfig {
     /// holding the key (overrides the upstream's `api_key_env` for this tenant).
     #[serde(default)]
     pub credentials: std::collections::BTreeMap<String, String>,
+    /// AWS access key ids (`AKIA...`) whose SigV4-signed Bedrock requests belong to this
+    /// tenant: boto3 and the other AWS SDKs identify themselves this way. The id names the
+    /// tenant; see `docs/bedrock.md` for what that does and does not prove.
+    #[serde(default)]
+    pub aws_access_key_ids: Vec<String>,
 }
 
 /// Where shared state lives.
@@ -398,6 +404,13 @@ impl UpstreamConfig {
         if uri.host().is_none() {
             return Err(format!("upstream `{}`: base_url has no host", self.name));
         }
+        if self.dialect == UpstreamDialect::Bedrock && self.region.is_none() {
+            // SigV4 signs for one region: the upstream's.
+            return Err(format!(
+                "upstream `{}`: a bedrock upstream needs `region` (it is signed for it)",
+                self.name
+            ));
+        }
         Ok(())
     }
 }
@@ -463,12 +476,21 @@ impl GatewayConfig {
             }
         }
         let mut ids = std::collections::HashSet::new();
+        let mut aws_ids = std::collections::HashSet::new();
         for tenant in &self.tenants {
             if !ids.insert(tenant.id.as_str()) {
                 return Err(format!("duplicate tenant id `{}`", tenant.id));
             }
-            if tenant.keys.is_empty() {
+            if tenant.keys.is_empty() && tenant.aws_access_key_ids.is_empty() {
                 return Err(format!("tenant `{}` has no keys", tenant.id));
+            }
+            for id in &tenant.aws_access_key_ids {
+                if !aws_ids.insert(id.as_str()) {
+                    return Err(format!(
+                        "tenant `{}`: AWS access key id `{id}` is listed by another tenant",
+                        tenant.id
+                    ));
+                }
             }
             for key in &tenant.keys {
                 key.parse::<crate::tenancy::keys::KeyHash>()
@@ -607,12 +629,31 @@ audit:
             (
                 "upstreams:\n  - {name: a, base_url: 'http://x/', dialect: grpc}\n",
                 "grpc",
+            ),            (
+                "upstreams:\n  - {name: b, base_url: 'https://x', dialect: bedrock}\n",
+                "needs `region`",
             ),
+            (
+                "tenants:\n  - {id: a, aws_access_key_ids: [AKIA1]}\n  - {id: b, aws_access_key_ids: [AKIA1]}\n",
+                "listed by another tenant",
+            ),
+            ("tenants:\n  - {id: a}\n", "has no keys"),
         ];
         for (yaml, needle) in cases {
             let err = parse(yaml).expect_err(yaml).to_string();
             assert!(err.contains(needle), "{yaml:?} gave {err:?}");
         }
+    }
+
+    #[test]
+    fn bedrock_keys_parse() {
+        let config = parse(
+            "upstreams:\n  - {name: b, base_url: 'https://bedrock-runtime.us-west-2.amazonaws.com', dialect: bedrock, region: us-west-2}\ntenants:\n  - {id: a, aws_access_key_ids: [AKIAEXAMPLE]}\n",
+        )
+        .expect("parses");
+        assert_eq!(config.upstreams[0].dialect, UpstreamDialect::Bedrock);
+        assert_eq!(config.tenants[0].aws_access_key_ids, vec!["AKIAEXAMPLE"]);
+        assert!(config.tenants[0].keys.is_empty());
     }
 
     #[test]

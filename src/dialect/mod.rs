@@ -26,6 +26,10 @@ pub enum Operation {
     CountTokens,
     Converse,
     ConverseStream,
+    /// Bedrock `InvokeModel`: the body is the model's own native request shape.
+    Invoke,
+    /// Bedrock `InvokeModelWithResponseStream`.
+    InvokeStream,
 }
 
 /// Role of a message in a conversation.
@@ -85,6 +89,7 @@ impl Exchange {
 }
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod openai;
 pub mod response;
 
@@ -124,9 +129,10 @@ pub fn decode(operation: Operation, body: &[u8]) -> Result<Exchange, DecodeError
         | Operation::Responses
         | Operation::Embeddings => openai::decode(operation, body),
         Operation::Messages | Operation::CountTokens => anthropic::decode(operation, body),
-        Operation::Converse | Operation::ConverseStream => Err(DecodeError::new(
-            "Bedrock requests are not supported by this build",
-        )),
+        Operation::Converse
+        | Operation::ConverseStream
+        | Operation::Invoke
+        | Operation::InvokeStream => bedrock::decode(operation, body),
     }
 }
 

@@ -102,7 +102,8 @@ pub fn response_parts(provider: Provider, body: &[u8]) -> Result<Vec<ResponsePar
         Ok(())
     };
     match provider {
-        Provider::OpenAi | Provider::Bedrock => {
+        Provider::Bedrock => return super::bedrock::response_parts(body),
+        Provider::OpenAi => {
             let r: OpenAiResponse =
                 serde_json::from_slice(body).map_err(|e| DecodeError::json(&e))?;
             for choice in r.choices {
@@ -138,7 +139,7 @@ pub fn response_parts(provider: Provider, body: &[u8]) -> Result<Vec<ResponsePar
 }
 
 /// Every string value (not key) inside a raw JSON value, depth-first.
-fn string_values(raw: &RawValue) -> Result<Vec<&RawValue>, DecodeError> {
+pub(super) fn string_values(raw: &RawValue) -> Result<Vec<&RawValue>, DecodeError> {
     let mut out = Vec::new();
     let mut stack = vec![raw];
     while let Some(value) = stack.pop() {

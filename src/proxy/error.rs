@@ -142,9 +142,8 @@ impl GatewayError {
         let message = format!("haechi: {self}");
         match provider {
             Provider::Anthropic => anthropic::error_body(&message, anthropic_kind),
-            Provider::OpenAi | Provider::Bedrock => {
-                openai::error_body(&message, openai_kind, Some(self.code()))
-            }
+            Provider::Bedrock => crate::dialect::bedrock::error_body(&message),
+            Provider::OpenAi => openai::error_body(&message, openai_kind, Some(self.code())),
         }
     }
 
@@ -161,6 +160,13 @@ impl GatewayError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if provider == Provider::Bedrock {
+            // The AWS SDKs name the exception from this header.
+            let kind = crate::dialect::bedrock::error_type(response.status().as_u16());
+            response
+                .headers_mut()
+                .insert("x-amzn-errortype", HeaderValue::from_static(kind));
+        }
         response
     }
 }

@@ -114,6 +114,8 @@ pub struct Gateway {
     /// stay the same across turns and replicas and come back in later answers.
     vault: Arc<dyn PseudonymVault>,
     vault_ttl: Duration,
+    /// AWS credentials that sign requests to Bedrock upstreams.
+    bedrock: super::bedrock::Signer,
 }
 
 impl Gateway {
@@ -171,7 +173,9 @@ impl Gateway {
             fail_closed: config.audit.fail_mode == crate::tenancy::redis::FailMode::Closed,
         };
         let (vault, vault_ttl) = build_vault(&config)?;
+        let bedrock = super::bedrock::Signer::from_env(&config)?;
         Ok(Arc::new(Self {
+            bedrock,
             vault,
             vault_ttl,
             config,
@@ -413,8 +417,9 @@ impl Gateway {
     ) -> Result<Response<Body>, GatewayError> {
         let (mut parts, body) = req.into_parts();
         let body = self.read_body(&parts.headers, body).await?;
-        let exchange =
+        let mut exchange =
             dialect::decode(operation, &body).map_err(|e| GatewayError::BadRequest(e.message))?;
+        super::bedrock::set_model(&mut exchange, parts.uri.path());
         let provider = routes::provider_of(operation);
         let model = exchange.model.as_deref();
         info.provider = Some(provider_name(provider));
@@ -425,7 +430,7 @@ impl Gateway {
         let mut tenant_cfg = None;
         let mut admitted = None;
         if let Some(tenancy) = &self.tenancy {
-            let identity = tenancy.identify(&parts.headers)?;
+            let identity = super::bedrock::identify(tenancy, &self.config, &parts.headers)?;
             info.tenant = Some(identity.tenant.to_string());
             info.key_id = Some(identity.key_id.to_string());
             tenant_cfg = tenancy.tenant(&identity);
@@ -572,6 +577,15 @@ impl Gateway {
         self.recorder
             .metrics
             .observe_upstream(&upstream.config.name, first_byte, Some(first_byte));
+        // Bedrock answers for OpenAI clients are translated; event streams are checked.
+        let response = super::bedrock::adapt_response(
+            &upstream,
+            response,
+            deadline,
+            self.config.limits.max_response_bytes,
+            request_id,
+        )
+        .await?;
         let settlement = match (&self.tenancy, reservation) {
             (Some(tenancy), Some(reservation)) => {
                 let store = tenancy.store.clone();
@@ -628,14 +642,7 @@ impl Gateway {
             };
             let stage_started = std::time::Instant::now();
             let stage_wall = std::time::SystemTime::now();
-            match guard_output(
-                &policy,
-                upstream.provider(),
-                &bytes,
-                &ctx,
-                &opts,
-                &mut pseudonyms,
-            ) {
+            match guard_output(&policy, provider, &bytes, &ctx, &opts, &mut pseudonyms) {
                 Ok(out) => {
                     if let Some(d) = &out.decision {
                         info.stage(d, stage_started.elapsed().as_secs_f64() * 1000.0);
@@ -729,7 +736,10 @@ impl Gateway {
         let serving: Vec<Arc<Upstream>> = self
             .upstreams
             .iter()
-            .filter(|u| u.provider() == provider && u.serves(model))
+            .filter(|u| {
+                (u.provider() == provider || super::bedrock::serves_openai(u, provider, model))
+                    && u.serves(model)
+            })
             .cloned()
             .collect();
         let for_model = model
@@ -814,6 +824,11 @@ impl Gateway {
                     upstream.set_credential(request.headers_mut(), value);
                 }
             }
+            let translation = if upstream.provider() == Provider::Bedrock {
+                super::bedrock::prepare(&self.bedrock, upstream, &mut request, &body)?
+            } else {
+                None
+            };
             let sent = tokio::time::timeout(
                 timeouts.first_byte().min(timeouts.total()),
                 upstream.client.request(request),
@@ -857,30 +872,39 @@ impl Gateway {
                 });
                 continue;
             }
+            let response = super::bedrock::tag(response, translation);
             return Ok((upstream.clone(), response, deadline));
         }
         Err(last_error.unwrap_or_else(|| GatewayError::NoUpstream("no candidates".into())))
     }
 
     /// Streams an upstream response back to the client, frame by frame.
-    fn relay(
+    fn relay<B>(
         &self,
         upstream: &Upstream,
-        response: Response<Incoming>,
+        response: Response<B>,
         deadline: Instant,
-    ) -> Response<Body> {
+    ) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<super::body::BoxError>,
+    {
         self.relay_settled(upstream, response, deadline, None, None)
     }
 
     /// Like `relay`, reading usage from the answer to settle the quota reservation.
-    fn relay_settled(
+    fn relay_settled<B>(
         &self,
         upstream: &Upstream,
-        response: Response<Incoming>,
+        response: Response<B>,
         deadline: Instant,
         settlement: Option<(Settlement, bool)>,
         usage_slot: Option<super::record::UsageSlot>,
-    ) -> Response<Body> {
+    ) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<super::body::BoxError>,
+    {
         let (mut parts, body) = response.into_parts();
         let hop: Vec<_> = parts
             .headers
@@ -1015,6 +1039,7 @@ fn operation_name(operation: Operation) -> &'static str {
         Operation::Embeddings => "embeddings",
         Operation::CountTokens => "count_tokens",
         Operation::Converse | Operation::ConverseStream => "chat",
+        Operation::Invoke | Operation::InvokeStream => "chat",
     }
 }
 
@@ -1034,6 +1059,14 @@ fn block_response(exchange: &Exchange, decision: &Decision, request_id: &str) ->
         .message
         .clone()
         .unwrap_or_else(|| "This request was blocked by policy.".to_string());
+    if routes::provider_of(exchange.operation) == Provider::Bedrock {
+        return super::bedrock::block_response(
+            exchange,
+            &message,
+            decision.block_style,
+            request_id,
+        );
+    }
     let model = exchange.model.as_deref().unwrap_or("unknown");
     if decision.block_style == BlockStyle::Refusal {
         if exchange.stream {

@@ -5,6 +5,7 @@
 
 pub mod admission;
 pub mod apply;
+pub mod bedrock;
 pub mod body;
 pub mod error;
 pub mod guard;

@@ -29,6 +29,10 @@ pub const SUPPORTED: &[&str] = &[
     "POST /v1/messages",
     "POST /v1/messages/count_tokens",
     "POST /v1/guardrail/apply",
+    "POST /model/{modelId}/converse",
+    "POST /model/{modelId}/converse-stream",
+    "POST /model/{modelId}/invoke",
+    "POST /model/{modelId}/invoke-with-response-stream",
     "GET /healthz",
     "GET /readyz",
     "GET /metrics",
@@ -48,6 +52,9 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, GatewayError> {
         (&Method::GET, "/healthz") => Some(Route::Health),
         (&Method::GET, "/readyz") => Some(Route::Ready),
         (&Method::GET, "/metrics") => Some(Route::Metrics),
+        (&Method::POST, p) if p.starts_with("/model/") => {
+            crate::dialect::bedrock::model_from_path(p).map(|(op, _)| Route::Model(op))
+        }
         _ => None,
     };
     route.ok_or_else(|| GatewayError::NotFound {
@@ -62,6 +69,8 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, GatewayError> {
 pub fn provider_for_path(path: &str) -> Provider {
     if path.starts_with("/v1/messages") {
         Provider::Anthropic
+    } else if path.starts_with("/model/") {
+        Provider::Bedrock
     } else {
         Provider::OpenAi
     }
@@ -71,7 +80,10 @@ pub fn provider_for_path(path: &str) -> Provider {
 pub fn provider_of(operation: Operation) -> Provider {
     match operation {
         Operation::Messages | Operation::CountTokens => Provider::Anthropic,
-        Operation::Converse | Operation::ConverseStream => Provider::Bedrock,
+        Operation::Converse
+        | Operation::ConverseStream
+        | Operation::Invoke
+        | Operation::InvokeStream => Provider::Bedrock,
         _ => Provider::OpenAi,
     }
 }
@@ -96,6 +108,12 @@ mod tests {
             (Method::GET, "/v1/models", Some(Route::ListModels)),
             (Method::GET, "/v1/chat/completions", None),
             (Method::POST, "/v2/anything", None),
+            (
+                Method::POST,
+                "/model/amazon.nova-lite-v1%3A0/converse-stream",
+                Some(Route::Model(Operation::ConverseStream)),
+            ),
+            (Method::POST, "/model/m/unknown", None),
         ];
         for (method, path, want) in cases {
             assert_eq!(resolve(&method, path).ok(), want, "{method} {path}");
