@@ -92,6 +92,7 @@ pub mod anthropic;
 pub mod bedrock;
 pub mod openai;
 pub mod response;
+pub mod sse;
 
 use serde_json::value::RawValue;
 

@@ -14,6 +14,7 @@ pub mod record;
 pub mod routes;
 pub mod server;
 pub mod settle;
+pub mod stream_guard;
 pub mod upstream;
 
 pub use handler::{Gateway, REQUEST_ID};

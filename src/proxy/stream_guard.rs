@@ -1,0 +1,451 @@
+//! The streaming output stage on the wire: SSE events in, guarded events out.
+//!
+//! [`GuardedEvents`] is pure: it reads each complete event (`dialect::sse`), feeds the
+//! texts it carries to the engine's [`StreamGuard`], rewrites the event's string literals
+//! with what may be released, writes the held rest of a text just before the event that
+//! ends it, and on a block writes the provider's ending. [`GuardedBody`] is the thin body
+//! wrapper that reassembles events from reads and, on a block, drops the upstream body
+//! (which cancels the upstream request).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+
+use super::body::BoxError;
+use crate::dialect::rewrite_strings;
+use crate::dialect::sse::{
+    event_data, event_name, make_event, read_event, replace_repeated_texts, with_data, ChunkHeader,
+    EventSplitter, StreamFormat, TextKey,
+};
+use crate::engine::{Blocked, Decision, StreamGuard, TextKind};
+
+/// Where the stage's decision goes when the stream ends (for the audit record), with the
+/// time spent in the stage.
+pub type DecisionSlot = Arc<Mutex<Option<(Decision, Duration)>>>;
+
+/// Whether to keep reading the upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// Blocked: the ending is written; stop reading and cancel the upstream.
+    Stop,
+}
+
+/// The first delta event of a text: the shape of events the gateway writes for it.
+struct Template {
+    name: Option<String>,
+    data: String,
+    span: Range<usize>,
+}
+
+/// The output stage over one stream's events.
+pub struct GuardedEvents {
+    format: StreamFormat,
+    guard: StreamGuard,
+    ids: BTreeMap<TextKey, usize>,
+    finished: BTreeSet<TextKey>,
+    templates: BTreeMap<TextKey, Template>,
+    header: ChunkHeader,
+    /// Responses API: the response id and the last sequence number seen.
+    response_id: Option<String>,
+    sequence: u64,
+    stopped: bool,
+}
+
+fn ends_key(end: TextKey, key: TextKey) -> bool {
+    match (end, key) {
+        (TextKey::Text(a, b), TextKey::Text(x, y)) | (TextKey::Args(a, b), TextKey::Args(x, y)) => {
+            a == x && (b == y || b == u64::MAX)
+        }
+        _ => false,
+    }
+}
+
+impl GuardedEvents {
+    pub fn new(format: StreamFormat, guard: StreamGuard) -> Self {
+        Self {
+            format,
+            guard,
+            ids: BTreeMap::new(),
+            finished: BTreeSet::new(),
+            templates: BTreeMap::new(),
+            header: ChunkHeader::default(),
+            response_id: None,
+            sequence: 0,
+            stopped: false,
+        }
+    }
+
+    /// Processes one complete event, appending what to send to `out`.
+    pub fn event(&mut self, raw: Bytes, out: &mut BytesMut) -> Flow {
+        if self.stopped {
+            return Flow::Stop;
+        }
+        let Some(data) = event_data(&raw) else {
+            // Comments and keep-alives pass as they came.
+            out.extend_from_slice(&raw);
+            return Flow::Continue;
+        };
+        let name = event_name(&raw);
+        let facts = read_event(self.format, name.as_deref(), &data);
+        if let Some(h) = facts.header {
+            self.header = h;
+        }
+        if self.format == StreamFormat::OpenAiResponses {
+            self.note_response(&data);
+        }
+        let ending: Vec<TextKey> = self
+            .ids
+            .keys()
+            .copied()
+            .filter(|k| !self.finished.contains(k))
+            .filter(|k| facts.ends_all || facts.ends.iter().any(|e| ends_key(*e, *k)))
+            .collect();
+        let delta_keys: BTreeSet<TextKey> = facts.deltas.iter().map(|d| d.key).collect();
+
+        // Texts that end here without a delta in this event: their held rest goes out
+        // in an event of their own, just before this one.
+        for key in ending.iter().filter(|k| !delta_keys.contains(k)) {
+            match self.finish_key(*key) {
+                Ok(rest) if rest.is_empty() => {}
+                Ok(rest) => {
+                    if let Some(e) = self.synthetic(*key, &rest) {
+                        out.extend_from_slice(&e);
+                    }
+                }
+                Err(b) => return self.blocked(b, out),
+            }
+        }
+
+        let mut edits: Vec<(Range<usize>, String)> = Vec::new();
+        for d in &facts.deltas {
+            let kind = if d.key.is_args() {
+                TextKind::JsonArgs
+            } else {
+                TextKind::Text
+            };
+            let id = match self.ids.get(&d.key) {
+                Some(id) => *id,
+                None => {
+                    let id = self.guard.open(kind);
+                    self.ids.insert(d.key, id);
+                    self.templates.insert(
+                        d.key,
+                        Template {
+                            name: name.clone(),
+                            data: data.clone(),
+                            span: d.span.clone(),
+                        },
+                    );
+                    id
+                }
+            };
+            let mut released = match self.guard.push(id, &d.text) {
+                Ok(r) => r,
+                Err(b) => return self.blocked(b, out),
+            };
+            if ending.contains(&d.key) {
+                match self.finish_key(d.key) {
+                    Ok(rest) => released.push_str(&rest),
+                    Err(b) => return self.blocked(b, out),
+                }
+            }
+            if released != d.text {
+                edits.push((d.span.clone(), released));
+            }
+        }
+
+        let mut new_data = if edits.is_empty() {
+            None
+        } else {
+            let refs: Vec<(Range<usize>, &str)> =
+                edits.iter().map(|(s, t)| (s.clone(), t.as_str())).collect();
+            Some(String::from_utf8_lossy(&rewrite_strings(data.as_bytes(), &refs)).into_owned())
+        };
+        if facts.repeats_texts {
+            let current = new_data.as_deref().unwrap_or(&data);
+            let ids = &self.ids;
+            let guard = &self.guard;
+            let released = |k: TextKey| ids.get(&k).map(|id| guard.released(*id).to_string());
+            if let Some(d) = replace_repeated_texts(current, &released) {
+                new_data = Some(d);
+            }
+        }
+        match new_data {
+            Some(d) => out.extend_from_slice(&with_data(&raw, &d)),
+            None => out.extend_from_slice(&raw),
+        }
+        Flow::Continue
+    }
+
+    /// The upstream ended (with or without its closing events): everything still held
+    /// is decided and written.
+    pub fn end(&mut self, out: &mut BytesMut) -> Flow {
+        if self.stopped {
+            return Flow::Stop;
+        }
+        let open: Vec<TextKey> = self
+            .ids
+            .keys()
+            .copied()
+            .filter(|k| !self.finished.contains(k))
+            .collect();
+        for key in open {
+            match self.finish_key(key) {
+                Ok(rest) if rest.is_empty() => {}
+                Ok(rest) => {
+                    if let Some(e) = self.synthetic(key, &rest) {
+                        out.extend_from_slice(&e);
+                    }
+                }
+                Err(b) => return self.blocked(b, out),
+            }
+        }
+        Flow::Continue
+    }
+
+    /// The stage's decision for the record (see [`StreamGuard::finish`]).
+    pub fn finish(self) -> Option<Decision> {
+        self.guard.finish()
+    }
+
+    fn finish_key(&mut self, key: TextKey) -> Result<String, Blocked> {
+        self.finished.insert(key);
+        match self.ids.get(&key) {
+            Some(id) => self.guard.finish_text(*id),
+            None => Ok(String::new()),
+        }
+    }
+
+    /// An event like the text's first delta, carrying `text`.
+    fn synthetic(&self, key: TextKey, text: &str) -> Option<Bytes> {
+        let t = self.templates.get(&key)?;
+        let data = rewrite_strings(t.data.as_bytes(), &[(t.span.clone(), text)]);
+        Some(make_event(
+            t.name.as_deref(),
+            &String::from_utf8_lossy(&data),
+        ))
+    }
+
+    fn note_response(&mut self, data: &str) {
+        #[derive(serde::Deserialize)]
+        struct Seq {
+            #[serde(default)]
+            sequence_number: Option<u64>,
+            #[serde(default)]
+            response: Option<Resp>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Resp {
+            #[serde(default)]
+            id: Option<String>,
+            #[serde(default)]
+            model: Option<String>,
+        }
+        if let Ok(s) = serde_json::from_str::<Seq>(data) {
+            if let Some(n) = s.sequence_number {
+                self.sequence = self.sequence.max(n);
+            }
+            if let Some(r) = s.response {
+                if r.id.is_some() {
+                    self.response_id = r.id;
+                }
+                if let Some(m) = r.model {
+                    self.header.model = m;
+                }
+            }
+        }
+    }
+
+    /// Writes the provider's ending for a blocked answer.
+    fn blocked(&mut self, _blocked: Blocked, out: &mut BytesMut) -> Flow {
+        self.stopped = true;
+        let h = &self.header;
+        match self.format {
+            StreamFormat::OpenAiChat | StreamFormat::OpenAiCompletions => {
+                let mut choices: BTreeSet<u64> = self
+                    .ids
+                    .keys()
+                    .map(|k| match k {
+                        TextKey::Text(i, _) | TextKey::Args(i, _) => *i,
+                    })
+                    .collect();
+                if choices.is_empty() {
+                    choices.insert(0);
+                }
+                for i in choices {
+                    let chunk = if self.format == StreamFormat::OpenAiChat {
+                        serde_json::json!({"id": h.id, "object": "chat.completion.chunk",
+                            "created": h.created, "model": h.model,
+                            "choices": [{"index": i, "delta": {}, "logprobs": null,
+                                "finish_reason": "content_filter"}]})
+                    } else {
+                        serde_json::json!({"id": h.id, "object": "text_completion",
+                            "created": h.created, "model": h.model,
+                            "choices": [{"index": i, "text": "", "logprobs": null,
+                                "finish_reason": "content_filter"}]})
+                    };
+                    out.extend_from_slice(&make_event(None, &chunk.to_string()));
+                }
+                out.extend_from_slice(&make_event(None, "[DONE]"));
+            }
+            StreamFormat::Anthropic => {
+                let open: BTreeSet<u64> = self
+                    .ids
+                    .keys()
+                    .filter(|k| !self.finished.contains(k))
+                    .map(|k| match k {
+                        TextKey::Text(i, _) | TextKey::Args(i, _) => *i,
+                    })
+                    .collect();
+                for i in open {
+                    let stop = serde_json::json!({"type": "content_block_stop", "index": i});
+                    out.extend_from_slice(&make_event(
+                        Some("content_block_stop"),
+                        &stop.to_string(),
+                    ));
+                }
+                let delta = serde_json::json!({"type": "message_delta",
+                    "delta": {"stop_reason": "refusal", "stop_sequence": null},
+                    "usage": {"output_tokens": 0}});
+                out.extend_from_slice(&make_event(Some("message_delta"), &delta.to_string()));
+                out.extend_from_slice(&make_event(
+                    Some("message_stop"),
+                    r#"{"type":"message_stop"}"#,
+                ));
+            }
+            StreamFormat::OpenAiResponses => {
+                let event = serde_json::json!({"type": "response.incomplete",
+                    "sequence_number": self.sequence + 1,
+                    "response": {"id": self.response_id, "object": "response",
+                        "model": h.model, "status": "incomplete",
+                        "incomplete_details": {"reason": "content_filter"},
+                        "output": []}});
+                out.extend_from_slice(&make_event(Some("response.incomplete"), &event.to_string()));
+            }
+        }
+        Flow::Stop
+    }
+}
+
+/// A streamed answer body with the output stage applied.
+pub struct GuardedBody<B> {
+    inner: Option<B>,
+    splitter: EventSplitter,
+    events: Option<GuardedEvents>,
+    ready: BytesMut,
+    slot: DecisionSlot,
+    spent: Duration,
+    ended: bool,
+}
+
+impl<B> GuardedBody<B> {
+    pub fn new(inner: B, events: GuardedEvents, slot: DecisionSlot) -> Self {
+        Self {
+            inner: Some(inner),
+            splitter: EventSplitter::default(),
+            events: Some(events),
+            ready: BytesMut::new(),
+            slot,
+            spent: Duration::ZERO,
+            ended: false,
+        }
+    }
+
+    fn publish(&mut self) {
+        if let Some(events) = self.events.take() {
+            let started = std::time::Instant::now();
+            let decision = events.finish();
+            let spent = self.spent + started.elapsed();
+            if let (Some(d), Ok(mut slot)) = (decision, self.slot.lock()) {
+                *slot = Some((d, spent));
+            }
+        }
+    }
+}
+
+impl<B> HttpBody for GuardedBody<B>
+where
+    B: HttpBody<Data = Bytes, Error = BoxError> + Unpin,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        loop {
+            if !this.ready.is_empty() {
+                return Poll::Ready(Some(Ok(Frame::data(this.ready.split().freeze()))));
+            }
+            if this.ended {
+                this.publish();
+                return Poll::Ready(None);
+            }
+            let Some(inner) = this.inner.as_mut() else {
+                this.ended = true;
+                continue;
+            };
+            match Pin::new(inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    let data = match frame.into_data() {
+                        Ok(d) => d,
+                        Err(other) => return Poll::Ready(Some(Ok(other))),
+                    };
+                    let started = std::time::Instant::now();
+                    this.splitter.push(&data);
+                    let mut stop = false;
+                    if let Some(events) = this.events.as_mut() {
+                        while let Some(event) = this.splitter.next_event() {
+                            if events.event(event, &mut this.ready) == Flow::Stop {
+                                stop = true;
+                                break;
+                            }
+                        }
+                    }
+                    this.spent += started.elapsed();
+                    if stop {
+                        // Dropping the upstream body cancels the upstream request.
+                        this.inner = None;
+                        this.ended = true;
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    this.inner = None;
+                    this.publish();
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(None) => {
+                    this.inner = None;
+                    if let Some(events) = this.events.as_mut() {
+                        if let Some(rest) = this.splitter.take_rest() {
+                            events.event(rest, &mut this.ready);
+                        }
+                        events.end(&mut this.ready);
+                    }
+                    this.ended = true;
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended && self.ready.is_empty() && self.events.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,352 @@
+//! The invariant on the wire: for OpenAI and Anthropic streams cut into reads anywhere
+//! (inside events, inside UTF-8 characters), the text the client reads equals what the
+//! non-streaming output stage makes of the same answer.
+
+use super::*;
+use crate::detect::DetectContext;
+use crate::dialect::sse::event_data;
+use crate::dialect::Provider;
+use crate::engine::{EvalOptions, PseudonymMap};
+use crate::policy::compile::{compile_sources, embedded_default, CompiledPolicy};
+use crate::policy::load::Source;
+use crate::proxy::guard::guard_output;
+use proptest::prelude::*;
+
+fn shipped() -> Arc<CompiledPolicy> {
+    static P: std::sync::OnceLock<Arc<CompiledPolicy>> = std::sync::OnceLock::new();
+    Arc::clone(P.get_or_init(|| embedded_default().default_policy()))
+}
+
+fn blocking() -> Arc<CompiledPolicy> {
+    static P: std::sync::OnceLock<Arc<CompiledPolicy>> = std::sync::OnceLock::new();
+    Arc::clone(P.get_or_init(|| {
+        let set = compile_sources(&[Source {
+            name: "b.yaml".into(),
+            text: "id: b\nextends: default\noutput:\n  - {id: deny, detector: word, words: [frobnicate], action: block}\n".into(),
+        }])
+        .unwrap_or_else(|e| panic!("{e}"));
+        set.get("b").unwrap_or_else(|| panic!("policy b"))
+    }))
+}
+
+fn pseudonyms() -> PseudonymMap {
+    let mut m = PseudonymMap::new();
+    m.placeholder("EMAIL", "kim@corp.example");
+    m.placeholder("KR_PHONE", "010-9876-5432");
+    m
+}
+
+fn guard(policy: &Arc<CompiledPolicy>, format: StreamFormat) -> GuardedEvents {
+    GuardedEvents::new(
+        format,
+        StreamGuard::new(
+            Arc::clone(policy),
+            Vec::new(),
+            None,
+            b"k".to_vec(),
+            None,
+            pseudonyms(),
+        ),
+    )
+}
+
+fn openai_stream(deltas: &[&str]) -> String {
+    let mut s = String::new();
+    let head = r#""id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m""#;
+    s.push_str(&format!(
+        "data: {{{head},\"choices\":[{{\"index\":0,\"delta\":{{\"role\":\"assistant\",\"content\":\"\"}},\"finish_reason\":null}}]}}\n\n"
+    ));
+    for d in deltas {
+        let lit = serde_json::to_string(d).unwrap_or_default();
+        s.push_str(&format!(
+            "data: {{{head},\"choices\":[{{\"index\":0,\"delta\":{{\"content\":{lit}}},\"finish_reason\":null}}]}}\n\n"
+        ));
+    }
+    s.push_str(&format!(
+        "data: {{{head},\"choices\":[{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"stop\"}}]}}\n\n"
+    ));
+    s.push_str(": keep-alive\n\ndata: [DONE]\n\n");
+    s
+}
+
+fn anthropic_stream(deltas: &[&str]) -> String {
+    let mut s = String::from("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude\",\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\n");
+    s.push_str("event: content_block_start\r\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\r\n\r\n");
+    for d in deltas {
+        let lit = serde_json::to_string(d).unwrap_or_default();
+        s.push_str(&format!(
+            "event: content_block_delta\r\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":{lit}}}}}\r\n\r\n"
+        ));
+    }
+    s.push_str(
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+    );
+    s.push_str("event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":9}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+    s
+}
+
+/// Runs `stream` cut at `cuts` (byte offsets) through the stage; returns what the
+/// client received.
+fn relay(
+    policy: &Arc<CompiledPolicy>,
+    format: StreamFormat,
+    stream: &[u8],
+    cuts: &[usize],
+) -> Vec<u8> {
+    let mut g = guard(policy, format);
+    let mut splitter = EventSplitter::default();
+    let mut out = BytesMut::new();
+    let mut points: Vec<usize> = cuts.iter().map(|c| c % (stream.len() + 1)).collect();
+    points.sort_unstable();
+    points.push(stream.len());
+    let mut last = 0;
+    'read: for p in points {
+        splitter.push(&stream[last..p]);
+        last = p;
+        while let Some(e) = splitter.next_event() {
+            if g.event(e, &mut out) == Flow::Stop {
+                break 'read;
+            }
+        }
+    }
+    if let Some(rest) = splitter.take_rest() {
+        g.event(rest, &mut out);
+    }
+    g.end(&mut out);
+    out.to_vec()
+}
+
+/// The text deltas the client read, concatenated, and the stop signal it got.
+fn client_text(format: StreamFormat, bytes: &[u8]) -> (String, Vec<String>) {
+    let mut splitter = EventSplitter::default();
+    splitter.push(bytes);
+    let mut text = String::new();
+    let mut stops = Vec::new();
+    while let Some(e) = splitter.next_event() {
+        let Some(data) = event_data(&e) else { continue };
+        if data == "[DONE]" {
+            stops.push("[DONE]".to_string());
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(&data)
+            .unwrap_or_else(|e| panic!("client got invalid JSON {data:?}: {e}"));
+        match format {
+            StreamFormat::Anthropic => {
+                if let Some(t) = v["delta"]["text"].as_str() {
+                    text.push_str(t);
+                }
+                if let Some(r) = v["delta"]["stop_reason"].as_str() {
+                    stops.push(r.to_string());
+                }
+            }
+            _ => {
+                if let Some(t) = v["choices"][0]["delta"]["content"].as_str() {
+                    text.push_str(t);
+                }
+                if let Some(r) = v["choices"][0]["finish_reason"].as_str() {
+                    stops.push(r.to_string());
+                }
+            }
+        }
+    }
+    (text, stops)
+}
+
+/// What the non-streaming stage returns for the same answer (`None`: blocked).
+fn whole(policy: &Arc<CompiledPolicy>, provider: Provider, text: &str) -> Option<String> {
+    let body = match provider {
+        Provider::Anthropic => {
+            serde_json::json!({"id": "msg_1", "type": "message", "role": "assistant",
+            "content": [{"type": "text", "text": text}], "model": "claude", "stop_reason": "end_turn"})
+        }
+        _ => serde_json::json!({"id": "c", "object": "chat.completion", "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]}),
+    };
+    let bytes = body.to_string().into_bytes();
+    let out = guard_output(
+        policy,
+        provider,
+        &bytes,
+        &DetectContext::default(),
+        &EvalOptions {
+            hash_key: b"k",
+            ..EvalOptions::default()
+        },
+        &mut pseudonyms(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    if out
+        .decision
+        .as_ref()
+        .is_some_and(|d| d.action == crate::engine::Verdict::Block)
+    {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(out.body.as_deref().unwrap_or(&bytes))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let t = match provider {
+        Provider::Anthropic => v["content"][0]["text"].as_str(),
+        _ => v["choices"][0]["message"]["content"].as_str(),
+    };
+    Some(t.unwrap_or_default().to_string())
+}
+
+fn check(policy: &Arc<CompiledPolicy>, deltas: &[&str], cuts: &[usize]) {
+    let text: String = deltas.concat();
+    for (format, provider, stream) in [
+        (
+            StreamFormat::OpenAiChat,
+            Provider::OpenAi,
+            openai_stream(deltas),
+        ),
+        (
+            StreamFormat::Anthropic,
+            Provider::Anthropic,
+            anthropic_stream(deltas),
+        ),
+    ] {
+        let out = relay(policy, format, stream.as_bytes(), cuts);
+        let (got, stops) = client_text(format, &out);
+        match whole(policy, provider, &text) {
+            Some(want) => {
+                assert_eq!(got, want, "{format:?} {deltas:?} cuts {cuts:?}");
+                let last = if format == StreamFormat::Anthropic {
+                    "end_turn"
+                } else {
+                    "[DONE]"
+                };
+                assert_eq!(stops.last().map(String::as_str), Some(last));
+            }
+            None => {
+                assert!(
+                    !got.contains("frobnicate"),
+                    "{format:?}: offending text released: {got:?}"
+                );
+                let want = if format == StreamFormat::Anthropic {
+                    vec!["refusal".to_string()]
+                } else {
+                    vec!["content_filter".to_string(), "[DONE]".to_string()]
+                };
+                assert_eq!(stops, want, "{format:?} {deltas:?}");
+            }
+        }
+    }
+}
+
+const WORDS: &[&str] = &[
+    "Sure",
+    ", ",
+    "mail ",
+    "jane.doe",
+    "@",
+    "example.com",
+    " or ",
+    "<EMAIL_1>",
+    "<EMA",
+    "IL_1>",
+    "010-",
+    "1234-5678",
+    " 전화 ",
+    "010-9876-5432",
+    "<KR_PHONE_1>",
+    ". ",
+    "\n",
+    "카드 ",
+    "4111 1111 1111 1111",
+    "sk-proj-",
+    "abcdefghijklmnopqrstuvwx1234",
+    " done",
+    "frob",
+    "nicate",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(150))]
+
+    #[test]
+    fn any_byte_cuts_of_openai_and_anthropic_streams(
+        ix in proptest::collection::vec(0usize..WORDS.len(), 1..16),
+        cuts in proptest::collection::vec(0usize..8192, 0..30),
+        block in any::<bool>(),
+    ) {
+        let deltas: Vec<&str> = ix.iter().map(|&i| WORDS[i]).collect();
+        let policy = if block { blocking() } else { shipped() };
+        check(&policy, &deltas, &cuts);
+    }
+}
+
+#[test]
+fn single_byte_reads() {
+    let deltas = [
+        "Reply to <EM",
+        "AIL_1> or jane",
+        ".doe@example.com",
+        " — 한국어도 돼요.",
+    ];
+    let stream = openai_stream(&deltas);
+    let cuts: Vec<usize> = (0..stream.len()).collect();
+    check(&shipped(), &deltas, &cuts);
+}
+
+#[test]
+fn responses_done_events_repeat_what_the_client_saw() {
+    let stream = concat!(
+        "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_1\",\"model\":\"m\",\"output\":[]}}\n\n",
+        "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":1,\"output_index\":0,\"content_index\":0,\"delta\":\"mail jane.doe@exa\"}\n\n",
+        "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":2,\"output_index\":0,\"content_index\":0,\"delta\":\"mple.com\"}\n\n",
+        "event: response.output_text.done\ndata: {\"type\":\"response.output_text.done\",\"sequence_number\":3,\"output_index\":0,\"content_index\":0,\"text\":\"mail jane.doe@example.com\"}\n\n",
+        "event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":4,\"response\":{\"id\":\"resp_1\",\"output\":[{\"type\":\"message\",\"content\":[{\"type\":\"output_text\",\"text\":\"mail jane.doe@example.com\"}]}]}}\n\n",
+    );
+    let out = relay(
+        &shipped(),
+        StreamFormat::OpenAiResponses,
+        stream.as_bytes(),
+        &[],
+    );
+    let out = String::from_utf8(out).unwrap_or_default();
+    assert!(!out.contains("jane.doe"), "{out}");
+    let mut splitter = EventSplitter::default();
+    splitter.push(out.as_bytes());
+    let mut deltas = String::new();
+    let mut done = None;
+    while let Some(e) = splitter.next_event() {
+        let v: serde_json::Value =
+            serde_json::from_str(&event_data(&e).unwrap_or_default()).unwrap_or_default();
+        match v["type"].as_str() {
+            Some("response.output_text.delta") => {
+                deltas.push_str(v["delta"].as_str().unwrap_or(""))
+            }
+            Some("response.output_text.done") => done = v["text"].as_str().map(str::to_string),
+            _ => {}
+        }
+    }
+    assert_eq!(deltas, "mail {EMAIL}");
+    assert_eq!(done.as_deref(), Some("mail {EMAIL}"));
+}
+
+#[test]
+fn tool_call_arguments_are_restored_in_streams() {
+    let head = r#""id":"c","object":"chat.completion.chunk","created":1,"model":"m""#;
+    let args = ["{\"to\": \"<EM", "AIL_1>\"}"];
+    let mut stream = String::new();
+    for a in args {
+        let lit = serde_json::to_string(a).unwrap_or_default();
+        stream.push_str(&format!("data: {{{head},\"choices\":[{{\"index\":0,\"delta\":{{\"tool_calls\":[{{\"index\":0,\"function\":{{\"arguments\":{lit}}}}}]}},\"finish_reason\":null}}]}}\n\n"));
+    }
+    stream.push_str(&format!("data: {{{head},\"choices\":[{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"tool_calls\"}}]}}\n\ndata: [DONE]\n\n"));
+    let out = relay(&shipped(), StreamFormat::OpenAiChat, stream.as_bytes(), &[]);
+    let mut splitter = EventSplitter::default();
+    splitter.push(&out);
+    let mut got = String::new();
+    while let Some(e) = splitter.next_event() {
+        let d = event_data(&e).unwrap_or_default();
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&d) {
+            if let Some(a) =
+                v["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str()
+            {
+                got.push_str(a);
+            }
+        }
+    }
+    assert_eq!(got, "{\"to\": \"kim@corp.example\"}");
+}
