@@ -120,17 +120,21 @@ async fn streaming_is_not_buffered() {
     // The upstream holds the rest of the stream until we release it: if the gateway
     // buffered, the first event could never arrive and this would time out.
     let mut received = Vec::new();
-    while received.len() < events[0].len() + events[1].len() {
+    while received.windows(2).filter(|w| w == b"\n\n").count() < 2 {
         let chunk = tokio::time::timeout(Duration::from_secs(10), next_data(&mut body))
             .await
             .expect("first events arrive while the upstream is still sending")
             .expect("stream open");
         received.extend_from_slice(&chunk);
     }
-    assert_eq!(received, [events[0].clone(), events[1].clone()].concat());
+    // The first event passes as sent; the second arrives too, its word held back by
+    // the output stage (it could be the start of an e-mail address) until the next.
+    assert!(received.starts_with(&events[0]));
+    assert_eq!(sse_text(&received), "");
     gate.notify_one();
     let rest = body.collect().await.expect("rest").to_bytes();
-    assert_eq!(rest, Bytes::from(events[2..].concat()));
+    assert_eq!(sse_text(&rest), "one two three");
+    assert!(rest.ends_with(b"data: [DONE]\n\n"));
     gw.stop().await;
 }
 

@@ -94,11 +94,15 @@ async fn tls_listener_serves_http1_and_http2() {
             .await
             .expect("body")
             .to_bytes();
-        let expected = mock_upstream::openai_sse_events("m", mock_upstream::ANSWER_WORDS).concat();
+        let events = mock_upstream::openai_sse_events("m", mock_upstream::ANSWER_WORDS);
         assert_eq!(
-            body,
-            Bytes::from(expected),
-            "{version:?} stream passes through intact"
+            sse_text(&body),
+            mock_upstream::ANSWER_WORDS.concat(),
+            "{version:?} stream text passes through intact"
+        );
+        assert!(
+            body.ends_with(&events[events.len() - 2..].concat()),
+            "{version:?}: the finish chunk and [DONE] pass as sent"
         );
     }
     let _ = tx.send(());

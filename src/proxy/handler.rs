@@ -21,13 +21,15 @@ use super::guard::{self, guard_input, guard_output};
 use super::record::{AuditBody, Recorder, RequestInfo};
 use super::routes::{self, Route};
 use super::settle::{request_usage_chunk, SettleBody, Settlement, UsageFormat};
+use super::stream_guard::{GuardedBody, GuardedEvents};
 use super::upstream::{is_hop_by_hop, Upstream, UpstreamError};
 use crate::audit::{AuditLog, AuditLogOptions, FsyncPolicy, Metrics};
 use crate::config::GatewayConfig;
 use crate::detect::DetectContext;
 use crate::dialect::response::{refusal_json, refusal_stream};
+use crate::dialect::sse::StreamFormat;
 use crate::dialect::{self, anthropic, openai, Exchange, Operation, Provider, Role};
-use crate::engine::{Decision, EvalOptions, PseudonymMap, Verdict};
+use crate::engine::{Decision, EvalOptions, PseudonymMap, StreamGuard, Verdict};
 use crate::policy::model::BlockStyle;
 use crate::policy::{PolicyErrors, PolicyStore};
 use crate::tenancy::vault::{MemoryVault, PseudonymVault, RedisVault, VaultKey};
@@ -612,6 +614,18 @@ impl Gateway {
             .is_some_and(|v| v.starts_with("application/json"));
         let needs_output =
             !policy.rules(crate::engine::Stage::Output).is_empty() || !pseudonyms.is_empty();
+        let is_sse = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        // Relevance is judged when the request carries RAG context (the question
+        // defaults to the last user message) or names its question explicitly.
+        let ctx_query = exchange.query.clone().or_else(|| {
+            (!exchange.context.is_empty())
+                .then(|| last_user_text(&exchange))
+                .flatten()
+        });
         let mut response = if response.status().is_success() && is_json && needs_output {
             let (mut head, body) = self
                 .relay_settled(
@@ -629,13 +643,6 @@ impl Gateway {
                     message: format!("reading the answer: {message}"),
                 }
             })?;
-            // Relevance is judged when the request carries RAG context (the question
-            // defaults to the last user message) or names its question explicitly.
-            let ctx_query = exchange.query.clone().or_else(|| {
-                (!exchange.context.is_empty())
-                    .then(|| last_user_text(&exchange))
-                    .flatten()
-            });
             let ctx = DetectContext {
                 context: &exchange.context,
                 query: ctx_query.as_deref(),
@@ -666,13 +673,36 @@ impl Gateway {
             }
         } else {
             info.deferred = true;
-            self.relay_settled(
+            let guarded = response.status().is_success() && is_sse && needs_output;
+            let relayed = self.relay_settled(
                 &upstream,
                 response,
                 deadline,
                 settlement,
                 Some(info.usage.clone()),
-            )
+            );
+            match stream_format(operation).filter(|_| guarded) {
+                Some(format) => {
+                    // Streams get the same output stage, event by event.
+                    let guard = StreamGuard::new(
+                        policy.clone(),
+                        exchange.context.clone(),
+                        ctx_query,
+                        self.hash_key.clone(),
+                        None,
+                        pseudonyms.clone(),
+                    );
+                    let (mut head, body) = relayed.into_parts();
+                    head.headers.remove(header::CONTENT_LENGTH);
+                    let body = GuardedBody::new(
+                        body,
+                        GuardedEvents::new(format, guard),
+                        info.stream_output.clone(),
+                    );
+                    Response::from_parts(head, body.boxed_unsync())
+                }
+                None => relayed,
+            }
         };
         set_decision_headers(&mut response, &decisions);
         add_headers(&mut response, &rate);
@@ -950,6 +980,17 @@ impl Gateway {
         }
         let body = SettleBody::new(body.boxed_unsync(), format, settlement, usage_slot);
         Response::from_parts(parts, body.boxed_unsync())
+    }
+}
+
+/// The event format of a streamed answer to `operation`, when the output stage reads it.
+fn stream_format(operation: Operation) -> Option<StreamFormat> {
+    match operation {
+        Operation::ChatCompletions => Some(StreamFormat::OpenAiChat),
+        Operation::Completions => Some(StreamFormat::OpenAiCompletions),
+        Operation::Responses => Some(StreamFormat::OpenAiResponses),
+        Operation::Messages => Some(StreamFormat::Anthropic),
+        _ => None,
     }
 }
 

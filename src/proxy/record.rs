@@ -51,6 +51,8 @@ pub struct RequestInfo {
     pub span: Option<tracing::Span>,
     /// The open GenAI client span of the upstream call, finished with the usage.
     pub genai: Mutex<Option<crate::audit::telemetry::GenAiSpan>>,
+    /// The output stage's decision on a streamed answer, filled when the stream ends.
+    pub stream_output: super::stream_guard::DecisionSlot,
 }
 
 impl RequestInfo {
@@ -66,6 +68,27 @@ impl RequestInfo {
         }
     }
 
+    /// The output stage's record and whether anything blocked, including the decision
+    /// a streamed answer's stage left in its slot.
+    fn output_stage(&self) -> (Option<StageRecord>, bool) {
+        if self.output.is_some() {
+            return (self.output.clone(), self.blocked);
+        }
+        let Ok(slot) = self.stream_output.lock() else {
+            return (None, self.blocked);
+        };
+        match slot.as_ref() {
+            Some((decision, spent)) => (
+                Some(
+                    StageRecord::from_decision(decision)
+                        .with_latency_ms(spent.as_secs_f64() * 1000.0),
+                ),
+                self.blocked || decision.action == crate::engine::Verdict::Block,
+            ),
+            None => (None, self.blocked),
+        }
+    }
+
     /// Builds the audit record for a response with `status`.
     pub fn to_record(
         &self,
@@ -74,9 +97,10 @@ impl RequestInfo {
         started: Instant,
         cancelled: bool,
     ) -> AuditRecord {
+        let (output, blocked) = self.output_stage();
         let outcome = if cancelled {
             Outcome::Cancelled
-        } else if self.blocked {
+        } else if blocked {
             Outcome::Blocked
         } else {
             match status {
@@ -98,7 +122,7 @@ impl RequestInfo {
         record.region = self.region.clone();
         record.stream = self.stream;
         record.input = self.input.clone();
-        record.output = self.output.clone();
+        record.output = output;
         record.quota = self.quota.clone();
         record.error = self.error.clone();
         if let Ok(slot) = self.usage.lock() {
@@ -143,7 +167,8 @@ impl RequestInfo {
     pub fn observe(&self, metrics: &Metrics, status: u16) {
         let tenant = self.tenant.as_deref();
         metrics.record_request(tenant, &self.route, status);
-        for (stage, record) in [("input", &self.input), ("output", &self.output)] {
+        let (output, _) = self.output_stage();
+        for (stage, record) in [("input", &self.input), ("output", &output)] {
             if let Some(r) = record {
                 metrics.record_stage(tenant, stage, r);
             }

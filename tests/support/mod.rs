@@ -221,3 +221,31 @@ pub async fn sdk_call(
     );
     serde_json::from_slice(&output.stdout).expect("SDK client prints JSON")
 }
+
+/// The answer text of an SSE body (OpenAI chat chunks' `delta.content`, Anthropic
+/// `text_delta`s, Responses `output_text.delta`s), concatenated: the output stage may
+/// move text between events (held back until no rule can change it), so tests compare
+/// text, not event bytes.
+pub fn sse_text(body: &[u8]) -> String {
+    let mut text = String::new();
+    for line in String::from_utf8_lossy(body).lines() {
+        let Some(data) = line.strip_prefix("data: ") else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(data) else {
+            continue;
+        };
+        let piece = v["choices"][0]["delta"]["content"]
+            .as_str()
+            .or_else(|| v["delta"]["text"].as_str())
+            .or_else(|| {
+                (v["type"] == "response.output_text.delta")
+                    .then(|| v["delta"].as_str())
+                    .flatten()
+            });
+        if let Some(p) = piece {
+            text.push_str(p);
+        }
+    }
+    text
+}

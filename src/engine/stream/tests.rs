@@ -361,3 +361,4 @@ output:
     );
     assert_eq!(g.finish_text(id).expect("ok"), " Next");
 }
+
