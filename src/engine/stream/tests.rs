@@ -361,4 +361,3 @@ output:
     );
     assert_eq!(g.finish_text(id).expect("ok"), " Next");
 }
-
