@@ -52,28 +52,24 @@ impl EventSplitter {
 /// Length of the first complete event of `bytes`, including its blank line. A CR at the
 /// very end is not decided yet (a LF may follow).
 fn event_len(bytes: &[u8]) -> Option<usize> {
-    let mut i = 0;
     let mut line_start = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'\n' || b == b'\r' {
-            let eol = if b == b'\r' {
-                match bytes.get(i + 1) {
-                    Some(b'\n') => 2,
-                    Some(_) => 1,
-                    None => return None,
-                }
-            } else {
-                1
-            };
-            if i == line_start {
-                return Some(i + eol);
+    let mut i = 0;
+    while let Some(off) = memchr::memchr2(b'\n', b'\r', &bytes[i..]) {
+        let at = i + off;
+        let eol = if bytes[at] == b'\r' {
+            match bytes.get(at + 1) {
+                Some(b'\n') => 2,
+                Some(_) => 1,
+                None => return None,
             }
-            i += eol;
-            line_start = i;
-            continue;
+        } else {
+            1
+        };
+        if at == line_start {
+            return Some(at + eol);
         }
-        i += 1;
+        i = at + eol;
+        line_start = i;
     }
     None
 }
@@ -85,10 +81,7 @@ fn lines(event: &[u8]) -> impl Iterator<Item = &[u8]> {
         if rest.is_empty() {
             return None;
         }
-        let end = rest
-            .iter()
-            .position(|&b| b == b'\n' || b == b'\r')
-            .unwrap_or(rest.len());
+        let end = memchr::memchr2(b'\n', b'\r', rest).unwrap_or(rest.len());
         let line = &rest[..end];
         let eol = match (rest.get(end), rest.get(end + 1)) {
             (Some(b'\r'), Some(b'\n')) => 2,
@@ -102,7 +95,7 @@ fn lines(event: &[u8]) -> impl Iterator<Item = &[u8]> {
 
 /// The field name and value of a line (`name: value`; one leading space dropped).
 fn field(line: &[u8]) -> (&[u8], &[u8]) {
-    match line.iter().position(|&b| b == b':') {
+    match memchr::memchr(b':', line) {
         Some(i) => {
             let v = &line[i + 1..];
             (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
@@ -111,20 +104,41 @@ fn field(line: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
-/// The event's `data` (lines joined with `\n`), if it has any.
-pub fn event_data(event: &[u8]) -> Option<String> {
-    let mut data: Option<Vec<u8>> = None;
+/// The event's `data` (lines joined with `\n`), if it has any. Borrowed when the event
+/// has one data line (the usual case).
+pub fn event_data(event: &[u8]) -> Option<Cow<'_, str>> {
+    let mut first: Option<&[u8]> = None;
+    let mut joined: Option<Vec<u8>> = None;
     for line in lines(event) {
         let (name, value) = field(line);
-        if name == b"data" {
-            let d = data.get_or_insert_with(Vec::new);
-            if !d.is_empty() {
-                d.push(b'\n');
+        if name != b"data" {
+            continue;
+        }
+        match (&mut joined, first) {
+            (Some(j), _) => {
+                j.push(b'\n');
+                j.extend_from_slice(value);
             }
-            d.extend_from_slice(value);
+            (None, Some(f)) => {
+                let mut j = f.to_vec();
+                j.push(b'\n');
+                j.extend_from_slice(value);
+                joined = Some(j);
+            }
+            (None, None) => first = Some(value),
         }
     }
-    data.map(|d| String::from_utf8_lossy(&d).into_owned())
+    match joined {
+        Some(j) => {
+            Some(Cow::Owned(String::from_utf8(j).unwrap_or_else(|e| {
+                String::from_utf8_lossy(e.as_bytes()).into_owned()
+            })))
+        }
+        None => first.map(|f| match std::str::from_utf8(f) {
+            Ok(s) => Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(f),
+        }),
+    }
 }
 
 /// The event's `event` field, if any.
@@ -147,6 +161,14 @@ pub fn with_data(event: &[u8], data: &str) -> Bytes {
         b"\r"
     };
     let mut out = Vec::with_capacity(event.len() + data.len());
+    if lines(event).all(|l| l.is_empty() || field(l).0 == b"data") {
+        // Only data lines (the usual event): one data line and the blank line.
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(data.as_bytes());
+        out.extend_from_slice(eol);
+        out.extend_from_slice(eol);
+        return Bytes::from(out);
+    }
     let mut wrote = false;
     for line in lines(event) {
         if line.is_empty() {
@@ -335,7 +357,13 @@ fn is_null(raw: Option<&RawValue>) -> bool {
 
 /// Reads one event's data. Data that is not JSON (`[DONE]`, keep-alives) or not an
 /// answer event carries no text.
-pub fn read_event(format: StreamFormat, name: Option<&str>, data: &str) -> EventFacts {
+/// `want_header`: also read the chunk's identifying fields (only needed once a stream).
+pub fn read_event(
+    format: StreamFormat,
+    name: Option<&str>,
+    data: &str,
+    want_header: bool,
+) -> EventFacts {
     let mut facts = EventFacts::default();
     if data.trim() == "[DONE]" {
         facts.ends_all = true;
@@ -347,11 +375,13 @@ pub fn read_event(format: StreamFormat, name: Option<&str>, data: &str) -> Event
             let Ok(chunk) = serde_json::from_str::<Chunk>(data) else {
                 return facts;
             };
-            facts.header = Some(ChunkHeader {
-                id: chunk.id.as_deref().unwrap_or_default().to_string(),
-                model: chunk.model.as_deref().unwrap_or_default().to_string(),
-                created: chunk.created.unwrap_or(0),
-            });
+            if want_header {
+                facts.header = Some(ChunkHeader {
+                    id: chunk.id.as_deref().unwrap_or_default().to_string(),
+                    model: chunk.model.as_deref().unwrap_or_default().to_string(),
+                    created: chunk.created.unwrap_or(0),
+                });
+            }
             for choice in &chunk.choices {
                 let i = choice.index;
                 if let Some(raw) = choice.text {
@@ -606,7 +636,7 @@ mod tests {
     #[test]
     fn openai_chunk_texts_and_ends() {
         let data = r#"{"id":"c1","model":"m","created":5,"choices":[{"index":1,"delta":{"content":"Hi \"you\"","tool_calls":[{"index":0,"function":{"arguments":"{\"a\""}}]},"finish_reason":null}]}"#;
-        let f = read_event(StreamFormat::OpenAiChat, None, data);
+        let f = read_event(StreamFormat::OpenAiChat, None, data, true);
         assert_eq!(f.deltas.len(), 2);
         assert_eq!(f.deltas[0].key, TextKey::Text(1, 0));
         assert_eq!(f.deltas[0].text, "Hi \"you\"");
@@ -619,9 +649,10 @@ mod tests {
             StreamFormat::OpenAiChat,
             None,
             r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+            false,
         );
         assert_eq!(end.ends[0], TextKey::Text(0, 0));
-        assert!(read_event(StreamFormat::OpenAiChat, None, "[DONE]").ends_all);
+        assert!(read_event(StreamFormat::OpenAiChat, None, "[DONE]", false).ends_all);
     }
 
     #[test]
@@ -630,6 +661,7 @@ mod tests {
             StreamFormat::Anthropic,
             Some("content_block_delta"),
             r#"{"type":"content_block_delta","index":2,"delta":{"type":"text_delta","text":"안녕"}}"#,
+            false,
         );
         assert_eq!(f.deltas[0].key, TextKey::Text(2, 0));
         assert_eq!(f.deltas[0].text, "안녕");
@@ -637,16 +669,18 @@ mod tests {
             StreamFormat::Anthropic,
             None,
             r#"{"type":"content_block_stop","index":2}"#,
+            false,
         );
         assert!(stop.ends.contains(&TextKey::Text(2, 0)));
         let r = read_event(
             StreamFormat::OpenAiResponses,
             None,
             r#"{"type":"response.output_text.delta","output_index":1,"content_index":0,"delta":"x"}"#,
+            false,
         );
         assert_eq!(r.deltas[0].key, TextKey::Text(1, 0));
         let done = r#"{"type":"response.output_text.done","output_index":1,"content_index":0,"text":"secret a@b.co"}"#;
-        let facts = read_event(StreamFormat::OpenAiResponses, None, done);
+        let facts = read_event(StreamFormat::OpenAiResponses, None, done, false);
         assert!(facts.repeats_texts);
         let new = replace_repeated_texts(done, &|k| {
             (k == TextKey::Text(1, 0)).then(|| "secret {EMAIL}".to_string())

@@ -92,8 +92,16 @@ impl GuardedEvents {
             out.extend_from_slice(&raw);
             return Flow::Continue;
         };
-        let name = event_name(&raw);
-        let facts = read_event(self.format, name.as_deref(), &data);
+        let name = match self.format {
+            StreamFormat::OpenAiChat | StreamFormat::OpenAiCompletions => None,
+            _ => event_name(&raw),
+        };
+        let facts = read_event(
+            self.format,
+            name.as_deref(),
+            &data,
+            self.header.id.is_empty(),
+        );
         if let Some(h) = facts.header {
             self.header = h;
         }
@@ -139,7 +147,7 @@ impl GuardedEvents {
                         d.key,
                         Template {
                             name: name.clone(),
-                            data: data.clone(),
+                            data: data.to_string(),
                             span: d.span.clone(),
                         },
                     );
@@ -166,7 +174,7 @@ impl GuardedEvents {
         } else {
             let refs: Vec<(Range<usize>, &str)> =
                 edits.iter().map(|(s, t)| (s.clone(), t.as_str())).collect();
-            Some(String::from_utf8_lossy(&rewrite_strings(data.as_bytes(), &refs)).into_owned())
+            Some(utf8(rewrite_strings(data.as_bytes(), &refs)))
         };
         if facts.repeats_texts {
             let current = new_data.as_deref().unwrap_or(&data);
@@ -227,10 +235,7 @@ impl GuardedEvents {
     fn synthetic(&self, key: TextKey, text: &str) -> Option<Bytes> {
         let t = self.templates.get(&key)?;
         let data = rewrite_strings(t.data.as_bytes(), &[(t.span.clone(), text)]);
-        Some(make_event(
-            t.name.as_deref(),
-            &String::from_utf8_lossy(&data),
-        ))
+        Some(make_event(t.name.as_deref(), &utf8(data)))
     }
 
     fn note_response(&mut self, data: &str) {
@@ -332,6 +337,11 @@ impl GuardedEvents {
         }
         Flow::Stop
     }
+}
+
+/// Bytes built from UTF-8 pieces as a `String` (lossy only if that ever failed).
+fn utf8(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// A streamed answer body with the output stage applied.
