@@ -622,13 +622,23 @@ pub fn server_span(method: &str, route: &str, request_id: &str, headers: &Header
 
 /// Attributes that summarize the request on the server span, from its audit record:
 /// status, outcome, tenant, region, upstream, quota outcome, error class and fail events.
+/// Looks the span up once and sets everything in one batch (each `OpenTelemetrySpanExt`
+/// call is a registry lookup of its own).
 pub fn record_request(span: &Span, record: &AuditRecord) {
-    span.set_attribute(attr::HTTP_RESPONSE_STATUS_CODE, i64::from(record.status));
-    let outcome = serde_json::to_value(&record.outcome)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| "other".to_string());
-    span.set_attribute(attr::HAECHI_OUTCOME, outcome);
+    let cx = span.context();
+    let otel = cx.span();
+    if !otel.is_recording() {
+        return;
+    }
+    let mut attrs = Vec::with_capacity(7);
+    attrs.push(KeyValue::new(
+        attr::HTTP_RESPONSE_STATUS_CODE,
+        i64::from(record.status),
+    ));
+    attrs.push(KeyValue::new(
+        attr::HAECHI_OUTCOME,
+        record.outcome.as_str().to_string(),
+    ));
     let opt = [
         (attr::HAECHI_TENANT, &record.tenant),
         (attr::HAECHI_REGION, &record.region),
@@ -638,14 +648,15 @@ pub fn record_request(span: &Span, record: &AuditRecord) {
     ];
     for (key, value) in opt {
         if let Some(v) = value {
-            span.set_attribute(key, v.clone());
+            attrs.push(KeyValue::new(key, v.clone()));
         }
     }
+    otel.set_attributes(attrs);
     for event in &record.fail_events {
-        span.add_event(fail_event_name(event), fail_event_attrs(event));
+        otel.add_event(fail_event_name(event), fail_event_attrs(event));
     }
     if record.status >= 500 {
-        span.set_status(Status::error(
+        otel.set_status(Status::error(
             record.error.clone().unwrap_or_else(|| "error".into()),
         ));
     }
