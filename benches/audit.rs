@@ -23,7 +23,7 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use haechi::audit::log::{rotated_siblings, AuditLog, AuditLogOptions, FsyncPolicy};
 use haechi::audit::record::{AuditRecord, FindingRecord, Outcome, RuleRecord, StageRecord, Usage};
 use haechi::audit::telemetry::{
