@@ -308,7 +308,12 @@ async fn the_gateway_exports_its_span_tree_over_grpc() {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
-    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+    // A graceful stop flushes through the gRPC channel without hanging.
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success());
 
     let find = |name: &str| {
         spans
