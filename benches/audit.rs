@@ -11,12 +11,19 @@
 //!   exporter that discards).
 //! - `spans/bare_tree`: four attribute-less `tracing` spans through the bridge, for scale.
 //! - `request/spans_plus_audit`: both, what one request pays.
+//!
+//! Before the Criterion groups, a per-request latency table is printed (`p50 table`):
+//! every request of each variant is timed on its own (`Instant` around one request) and
+//! p50/p90/p99 are reported, the variants interleaved in rounds so that load on the
+//! machine hits them alike. `without` is the request path with neither (an empty closure);
+//! `audit` builds the record and appends it (`interval_ms:100`); `spans` makes the span
+//! tree; `spans+audit` both. The added cost is `spans+audit` minus `without`.
 
 use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use haechi::audit::log::{rotated_siblings, AuditLog, AuditLogOptions, FsyncPolicy};
 use haechi::audit::record::{AuditRecord, FindingRecord, Outcome, RuleRecord, StageRecord, Usage};
 use haechi::audit::telemetry::{
@@ -154,6 +161,70 @@ fn timed_appends(log: &AuditLog, rec: &AuditRecord, iters: u64) -> Duration {
     took
 }
 
+/// Per-request percentiles of the variants (see the module doc), interleaved in rounds.
+fn p50_table() {
+    const ROUNDS: usize = 40;
+    const PER_ROUND: usize = 1000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let st = stage();
+    let rec = record(&st);
+    let headers = HeaderMap::new();
+    let provider = provider_with_exporter(
+        Discard,
+        &TelemetryConfig::default(),
+        2048,
+        Default::default(),
+    )
+    .expect("provider");
+    let tracer = Tracer::from_provider(&provider);
+    let subscriber = tracing_subscriber::registry().with(span_layer(&provider));
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let log = open(dir.path(), FsyncPolicy::IntervalMs(100));
+    let names = ["without", "audit", "spans", "spans+audit"];
+    let mut samples: Vec<Vec<u64>> = vec![Vec::with_capacity(ROUNDS * PER_ROUND); names.len()];
+    for _ in 0..ROUNDS {
+        for (v, out) in samples.iter_mut().enumerate() {
+            for _ in 0..PER_ROUND {
+                let t = Instant::now();
+                match v {
+                    0 => black_box(()),
+                    1 => log.append_blocking(rec.clone()).expect("append"),
+                    2 => spans(&tracer, &st, &rec, &headers),
+                    _ => {
+                        spans(&tracer, &st, &rec, &headers);
+                        log.append_blocking(rec.clone()).expect("append");
+                    }
+                }
+                out.push(t.elapsed().as_nanos() as u64);
+            }
+            if let Some(p) = log.path() {
+                for old in rotated_siblings(p) {
+                    let _ = std::fs::remove_file(old);
+                }
+            }
+        }
+    }
+    println!(
+        "p50 table ({} requests per variant, µs):",
+        ROUNDS * PER_ROUND
+    );
+    println!("| variant | p50 | p90 | p99 | mean |");
+    println!("|---|---|---|---|---|");
+    for (name, mut xs) in names.iter().zip(samples) {
+        xs.sort_unstable();
+        let q = |f: f64| xs[((xs.len() as f64 - 1.0) * f) as usize] as f64 / 1000.0;
+        let mean = xs.iter().sum::<u64>() as f64 / xs.len() as f64 / 1000.0;
+        println!(
+            "| {name} | {:.2} | {:.2} | {:.2} | {mean:.2} |",
+            q(0.5),
+            q(0.9),
+            q(0.99)
+        );
+    }
+    let _ = log.close_blocking();
+    let _ = provider.shutdown();
+}
+
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let st = stage();
@@ -235,4 +306,14 @@ criterion_group! {
     config = Criterion::default().measurement_time(Duration::from_secs(4)).sample_size(30);
     targets = bench
 }
-criterion_main!(benches);
+
+fn main() {
+    // `--list` (cargo test's bench discovery) and filtered runs skip the table.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let filtered = args.iter().any(|a| !a.starts_with('-'));
+    if !args.iter().any(|a| a == "--list") && (!filtered || args.iter().any(|a| a == "p50")) {
+        p50_table();
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -386,3 +386,32 @@ fn daily_rotation_after_restart() {
     assert!(report.intact(), "{text}");
     assert_eq!(report.records, 5);
 }
+
+/// Inline appends leave the periodic sync to the writer thread: the head checkpoint
+/// (written after each sync) names the last record within about one interval, without
+/// any further append or flush.
+#[test]
+fn the_writer_thread_syncs_inline_appends_within_the_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let log = AuditLog::open(AuditLogOptions {
+        fsync: FsyncPolicy::IntervalMs(50),
+        ..opts(&path)
+    })
+    .unwrap();
+    for i in 0..3 {
+        log.append_blocking(record(i)).unwrap();
+    }
+    let last = lines(&path).pop().unwrap();
+    let want = serde_json::from_str::<serde_json::Value>(&last).unwrap()["hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let head = || std::fs::read_to_string(head_path(&path)).unwrap_or_default();
+    while head().trim() != want && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(head().trim(), want, "head not updated by the interval sync");
+    log.close_blocking().unwrap();
+}

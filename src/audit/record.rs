@@ -50,6 +50,24 @@ pub enum Outcome {
     Other(String),
 }
 
+impl Outcome {
+    /// The serialized name (`ok`, `blocked`, ...), without going through serde.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Ok => "ok",
+            Self::Blocked => "blocked",
+            Self::QuotaRefused => "quota_refused",
+            Self::RegionRefused => "region_refused",
+            Self::Unauthorized => "unauthorized",
+            Self::BadRequest => "bad_request",
+            Self::UpstreamError => "upstream_error",
+            Self::Error => "error",
+            Self::Cancelled => "cancelled",
+            Self::Other(s) => s,
+        }
+    }
+}
+
 /// Per-stage guardrail decision, without any text.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StageRecord {
@@ -440,6 +458,24 @@ mod tests {
         }
         let t = UNIX_EPOCH + Duration::from_millis(1_735_787_045_678);
         assert_eq!(file_stamp(t), "20250102T030405678Z");
+    }
+
+    #[test]
+    fn outcome_as_str_matches_serde() {
+        for o in [
+            Outcome::Ok,
+            Outcome::Blocked,
+            Outcome::QuotaRefused,
+            Outcome::RegionRefused,
+            Outcome::Unauthorized,
+            Outcome::BadRequest,
+            Outcome::UpstreamError,
+            Outcome::Error,
+            Outcome::Cancelled,
+            Outcome::Other("later".into()),
+        ] {
+            assert_eq!(serde_json::to_value(&o).unwrap(), o.as_str(), "{o:?}");
+        }
     }
 
     #[test]

@@ -9,8 +9,9 @@
 //! [`AuditRecord`], plain ids): there is no parameter through which prompt or answer text
 //! could reach a span.
 //!
-//! Export is OTLP over HTTP/protobuf with the SDK's batch processor (its own thread, so the
-//! request path never waits on the collector). When the queue is full or the collector
+//! Export is OTLP over HTTP/protobuf (default) or gRPC (`OTEL_EXPORTER_OTLP_PROTOCOL=grpc`)
+//! with the SDK's batch processor (its own thread, so the request path never waits on the
+//! collector; the gRPC channel's I/O runs on the tokio runtime it was built in). When the queue is full or the collector
 //! rejects or misses an export, spans are dropped and counted in
 //! `haechi_otel_dropped_spans_total`.
 
@@ -24,7 +25,8 @@ use opentelemetry::trace::{
     Span as _, SpanKind, Status, TraceContextExt, Tracer as _, TracerProvider as _,
 };
 use opentelemetry::{Array, Context, KeyValue, StringValue, Value};
-use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_otlp::tonic_types::transport::ClientTlsConfig;
+use opentelemetry_otlp::{Protocol, WithExportConfig, WithTonicConfig};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{
@@ -109,9 +111,13 @@ pub struct TelemetryConfig {
     /// Absent: no trace export (logs only).
     #[serde(default, alias = "otel_exporter_otlp_endpoint")]
     pub endpoint: Option<String>,
-    /// `http/protobuf` (default). `OTEL_EXPORTER_OTLP_PROTOCOL`.
+    /// `http/protobuf` (default, port 4318) or `grpc` (port 4317).
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL`.
     #[serde(default, alias = "otel_exporter_otlp_protocol")]
     pub protocol: Option<String>,
+    /// Protocol for traces only; wins over `protocol`. `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`.
+    #[serde(default, alias = "otel_exporter_otlp_traces_protocol")]
+    pub traces_protocol: Option<String>,
     /// `service.name` (default `haechi`). `OTEL_SERVICE_NAME`.
     #[serde(default, alias = "otel_service_name")]
     pub service_name: Option<String>,
@@ -156,7 +162,13 @@ impl TelemetryConfig {
                 *slot = Some(v);
             }
         };
-        set(&mut self.protocol, "OTEL_EXPORTER_OTLP_PROTOCOL");
+        // Either protocol variable replaces both file keys: the environment wins as a whole.
+        let traces_protocol = var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL");
+        let protocol = var("OTEL_EXPORTER_OTLP_PROTOCOL");
+        if traces_protocol.is_some() || protocol.is_some() {
+            self.traces_protocol = traces_protocol;
+            self.protocol = protocol;
+        }
         set(&mut self.service_name, "OTEL_SERVICE_NAME");
         set(&mut self.traces_sampler, "OTEL_TRACES_SAMPLER");
         set(&mut self.traces_sampler_arg, "OTEL_TRACES_SAMPLER_ARG");
@@ -167,7 +179,39 @@ impl TelemetryConfig {
         self
     }
 
-    /// The URL spans are posted to, or `None` when export is off.
+    /// The transport spans are exported with: `traces_protocol`, else `protocol`, else
+    /// `http/protobuf`.
+    pub fn otlp_protocol(&self) -> Result<OtlpProtocol, TelemetryError> {
+        let name = self
+            .traces_protocol
+            .as_deref()
+            .or(self.protocol.as_deref())
+            .map(str::trim);
+        match name {
+            None | Some("http/protobuf") => Ok(OtlpProtocol::HttpProtobuf),
+            Some("grpc") => Ok(OtlpProtocol::Grpc),
+            Some(other) => Err(TelemetryError::UnsupportedProtocol(other.to_string())),
+        }
+    }
+
+    /// Where spans go and how, or `None` when export is off. HTTP gets `/v1/traces`
+    /// appended to a base endpoint; gRPC uses the endpoint as is (the method path is
+    /// fixed by the service); a `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is always used as is.
+    pub fn export_target(&self) -> Result<Option<(OtlpProtocol, String)>, TelemetryError> {
+        let protocol = self.otlp_protocol()?;
+        let url = match protocol {
+            OtlpProtocol::HttpProtobuf => self.traces_url(),
+            OtlpProtocol::Grpc => self.endpoint.as_deref().map(str::trim).and_then(|e| {
+                match e.strip_prefix(TRACES_ENDPOINT_MARK) {
+                    Some(exact) => Some(exact.to_string()),
+                    None => (!e.is_empty()).then(|| e.trim_end_matches('/').to_string()),
+                }
+            }),
+        };
+        Ok(url.map(|u| (protocol, u)))
+    }
+
+    /// The URL spans are posted to over HTTP, or `None` when export is off.
     pub fn traces_url(&self) -> Option<String> {
         let e = self.endpoint.as_deref()?.trim();
         if let Some(exact) = e.strip_prefix(TRACES_ENDPOINT_MARK) {
@@ -217,6 +261,16 @@ impl TelemetryConfig {
     }
 }
 
+/// The OTLP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// `http/protobuf`: POST of protobuf to `/v1/traces` (blocking client on the batch
+    /// processor's thread).
+    HttpProtobuf,
+    /// `grpc`: the `TraceService/Export` call over HTTP/2 (tonic, rustls for `https`).
+    Grpc,
+}
+
 /// Marks an endpoint taken from `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (used verbatim).
 const TRACES_ENDPOINT_MARK: &str = "exact:";
 
@@ -226,7 +280,7 @@ pub enum TelemetryError {
     #[error("telemetry: {0}")]
     Config(String),
     #[error(
-        "telemetry: OTLP protocol `{0}` is not built in; use `http/protobuf` (collector port 4318)"
+        "telemetry: OTLP protocol `{0}` is not supported; use `http/protobuf` (collector port 4318) or `grpc` (4317)"
     )]
     UnsupportedProtocol(String),
     #[error("telemetry: cannot build the OTLP exporter: {0}")]
@@ -317,19 +371,35 @@ pub fn build_provider(
     config: &TelemetryConfig,
     dropped: Counter,
 ) -> Result<Option<SdkTracerProvider>, TelemetryError> {
-    let Some(url) = config.traces_url() else {
+    let Some((protocol, url)) = config.export_target()? else {
         return Ok(None);
     };
-    match config.protocol.as_deref().map(str::trim) {
-        None | Some("http/protobuf") => {}
-        Some(other) => return Err(TelemetryError::UnsupportedProtocol(other.to_string())),
+    let exporter = match protocol {
+        OtlpProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(Protocol::HttpBinary)
+            .with_endpoint(url)
+            .build(),
+        OtlpProtocol::Grpc => {
+            // The channel spawns its connection task on the current runtime.
+            if tokio::runtime::Handle::try_current().is_err() {
+                return Err(TelemetryError::Config(
+                    "OTLP/gRPC export must be set up inside the tokio runtime".into(),
+                ));
+            }
+            let tls = url.starts_with("https:");
+            let builder = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(url);
+            let builder = if tls {
+                builder.with_tls_config(ClientTlsConfig::new().with_enabled_roots())
+            } else {
+                builder
+            };
+            builder.build()
+        }
     }
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_protocol(Protocol::HttpBinary)
-        .with_endpoint(url)
-        .build()
-        .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
+    .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
     let queue = config.max_queue_size.unwrap_or(2048).max(1);
     Ok(Some(provider_with_exporter(
         exporter, config, queue, dropped,
@@ -552,13 +622,23 @@ pub fn server_span(method: &str, route: &str, request_id: &str, headers: &Header
 
 /// Attributes that summarize the request on the server span, from its audit record:
 /// status, outcome, tenant, region, upstream, quota outcome, error class and fail events.
+/// Looks the span up once and sets everything in one batch (each `OpenTelemetrySpanExt`
+/// call is a registry lookup of its own).
 pub fn record_request(span: &Span, record: &AuditRecord) {
-    span.set_attribute(attr::HTTP_RESPONSE_STATUS_CODE, i64::from(record.status));
-    let outcome = serde_json::to_value(&record.outcome)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| "other".to_string());
-    span.set_attribute(attr::HAECHI_OUTCOME, outcome);
+    let cx = span.context();
+    let otel = cx.span();
+    if !otel.is_recording() {
+        return;
+    }
+    let mut attrs = Vec::with_capacity(7);
+    attrs.push(KeyValue::new(
+        attr::HTTP_RESPONSE_STATUS_CODE,
+        i64::from(record.status),
+    ));
+    attrs.push(KeyValue::new(
+        attr::HAECHI_OUTCOME,
+        record.outcome.as_str().to_string(),
+    ));
     let opt = [
         (attr::HAECHI_TENANT, &record.tenant),
         (attr::HAECHI_REGION, &record.region),
@@ -568,14 +648,15 @@ pub fn record_request(span: &Span, record: &AuditRecord) {
     ];
     for (key, value) in opt {
         if let Some(v) = value {
-            span.set_attribute(key, v.clone());
+            attrs.push(KeyValue::new(key, v.clone()));
         }
     }
+    otel.set_attributes(attrs);
     for event in &record.fail_events {
-        span.add_event(fail_event_name(event), fail_event_attrs(event));
+        otel.add_event(fail_event_name(event), fail_event_attrs(event));
     }
     if record.status >= 500 {
-        span.set_status(Status::error(
+        otel.set_status(Status::error(
             record.error.clone().unwrap_or_else(|| "error".into()),
         ));
     }

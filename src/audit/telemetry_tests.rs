@@ -457,15 +457,34 @@ fn config_env_sampler_and_endpoint() {
         ..TelemetryConfig::default()
     };
     assert!(bad.sampler().is_err());
+    let json = TelemetryConfig {
+        endpoint: Some("http://c:4318".into()),
+        protocol: Some("http/json".into()),
+        ..TelemetryConfig::default()
+    };
+    assert!(matches!(
+        build_provider(&json, Counter::default()),
+        Err(TelemetryError::UnsupportedProtocol(_))
+    ));
+    // gRPC needs the runtime its channel's connection task runs on.
     let grpc = TelemetryConfig {
-        endpoint: Some("http://c:4317".into()),
+        endpoint: Some("http://127.0.0.1:9".into()),
         protocol: Some("grpc".into()),
         ..TelemetryConfig::default()
     };
     assert!(matches!(
         build_provider(&grpc, Counter::default()),
-        Err(TelemetryError::UnsupportedProtocol(_))
+        Err(TelemetryError::Config(_))
     ));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let p = rt
+        .block_on(async { build_provider(&grpc, Counter::default()) })
+        .unwrap()
+        .unwrap();
+    let _ = p.shutdown();
     // http/protobuf builds (no connection is made until spans are exported).
     let ok = TelemetryConfig {
         endpoint: Some("http://127.0.0.1:9/".into()),
@@ -473,6 +492,93 @@ fn config_env_sampler_and_endpoint() {
     };
     let p = build_provider(&ok, Counter::default()).unwrap().unwrap();
     let _ = p.shutdown();
+}
+
+#[test]
+fn protocol_and_endpoint_per_transport() {
+    type Case<'a> = (
+        &'a [(&'a str, &'a str)],
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<(OtlpProtocol, &'a str)>,
+    );
+    let cases: &[Case] = &[
+        // (env, file protocol, file traces_protocol, expected)
+        (
+            &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")],
+            None,
+            None,
+            Some((OtlpProtocol::HttpProtobuf, "http://c:4318/v1/traces")),
+        ),
+        (
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317/"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ],
+            None,
+            None,
+            Some((OtlpProtocol::Grpc, "http://c:4317")),
+        ),
+        // The traces variable wins over the generic one.
+        (
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+                ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
+            ],
+            None,
+            None,
+            Some((OtlpProtocol::Grpc, "http://c:4317")),
+        ),
+        // File keys apply when no variable is set; traces_protocol wins there too.
+        (
+            &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317")],
+            Some("grpc"),
+            None,
+            Some((OtlpProtocol::Grpc, "http://c:4317")),
+        ),
+        (
+            &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317")],
+            Some("http/protobuf"),
+            Some("grpc"),
+            Some((OtlpProtocol::Grpc, "http://c:4317")),
+        ),
+        // The environment replaces the file's protocol keys.
+        (
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ],
+            None,
+            Some("grpc"),
+            Some((OtlpProtocol::HttpProtobuf, "http://c:4318/v1/traces")),
+        ),
+        (
+            &[
+                ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:4317/x"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ],
+            None,
+            None,
+            Some((OtlpProtocol::Grpc, "http://c:4317/x")),
+        ),
+        (&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")], None, None, None),
+    ];
+    for (env, protocol, traces_protocol, want) in cases {
+        let file = TelemetryConfig {
+            protocol: protocol.map(str::to_string),
+            traces_protocol: traces_protocol.map(str::to_string),
+            ..TelemetryConfig::default()
+        };
+        let c = file.with_vars_for_test(|k| {
+            env.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        });
+        let got = c.export_target().unwrap();
+        let want = want.map(|(p, u)| (p, u.to_string()));
+        assert_eq!(got, want, "{env:?} {protocol:?} {traces_protocol:?}");
+    }
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! A minimal OTLP/HTTP receiver for tests: answers 200 to every request and reports
-//! each one (path, content type, body) on a channel.
+//! OTLP receivers for tests: a minimal OTLP/HTTP one that answers 200 to every request
+//! and reports each one (path, content type, body) on a channel, and a real OTLP/gRPC one
+//! (tonic server with the generated `TraceService`) that reports decoded requests.
 
 #![allow(dead_code)]
 
@@ -59,5 +60,137 @@ fn serve(stream: TcpStream, tx: mpsc::Sender<Received>) {
         let _ = out.write_all(
             b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n",
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// OTLP/gRPC
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::trace::v1::Span;
+
+struct Collector(mpsc::Sender<ExportTraceServiceRequest>);
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let _ = self.0.send(request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+/// A real OTLP/gRPC collector endpoint (tonic server with the generated `TraceService`)
+/// on its own thread and runtime: returns `http://127.0.0.1:<port>` and every decoded
+/// export request.
+pub fn grpc_receiver() -> (String, mpsc::Receiver<ExportTraceServiceRequest>) {
+    let (tx, rx) = mpsc::channel();
+    let (addr_tx, addr_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let incoming =
+                tonic::transport::server::TcpIncoming::bind("127.0.0.1:0".parse().unwrap())
+                    .unwrap();
+            addr_tx.send(incoming.local_addr().unwrap()).unwrap();
+            let _ = tonic::transport::Server::builder()
+                .serve_with_incoming(TraceServiceServer::new(Collector(tx)), incoming)
+                .await;
+        });
+    });
+    let addr = addr_rx.recv().unwrap();
+    (format!("http://{addr}"), rx)
+}
+
+/// One received span with the `service.name` of its resource.
+#[derive(Debug, Clone)]
+pub struct GrpcSpan {
+    pub service: String,
+    pub span: Span,
+}
+
+/// Flattens export requests into spans.
+pub fn spans_of(request: &ExportTraceServiceRequest) -> Vec<GrpcSpan> {
+    let mut out = Vec::new();
+    for rs in &request.resource_spans {
+        let service = rs
+            .resource
+            .as_ref()
+            .and_then(|r| string_attr(&r.attributes, "service.name"))
+            .unwrap_or_default();
+        for ss in &rs.scope_spans {
+            for span in &ss.spans {
+                out.push(GrpcSpan {
+                    service: service.clone(),
+                    span: span.clone(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// A string attribute by key.
+pub fn string_attr(attrs: &[KeyValue], key: &str) -> Option<String> {
+    match attrs
+        .iter()
+        .find(|kv| kv.key == key)?
+        .value
+        .as_ref()?
+        .value
+        .as_ref()?
+    {
+        AnyValue::StringValue(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// An integer attribute by key.
+pub fn int_attr(attrs: &[KeyValue], key: &str) -> Option<i64> {
+    match attrs
+        .iter()
+        .find(|kv| kv.key == key)?
+        .value
+        .as_ref()?
+        .value
+        .as_ref()?
+    {
+        AnyValue::IntValue(i) => Some(*i),
+        _ => None,
+    }
+}
+
+/// A string-array attribute by key.
+pub fn strings_attr(attrs: &[KeyValue], key: &str) -> Option<Vec<String>> {
+    match attrs
+        .iter()
+        .find(|kv| kv.key == key)?
+        .value
+        .as_ref()?
+        .value
+        .as_ref()?
+    {
+        AnyValue::ArrayValue(a) => Some(
+            a.values
+                .iter()
+                .filter_map(|v| match v.value.as_ref()? {
+                    AnyValue::StringValue(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect(),
+        ),
+        _ => None,
     }
 }
