@@ -95,7 +95,7 @@ impl PartialMatcher {
         let mut cache = self.caches.get();
         let mut candidate = false;
         for start in from..len {
-            match self.from_start(&mut cache, text, start) {
+            match self.probe(&mut cache, text, start) {
                 Probe::Live => {
                     return Tail {
                         hold: start,
@@ -121,7 +121,7 @@ impl PartialMatcher {
         }
     }
 
-    fn from_start(&self, cache: &mut Cache, text: &[u8], start: usize) -> Probe {
+    fn probe(&self, cache: &mut Cache, text: &[u8], start: usize) -> Probe {
         let input = Input::new(text).range(start..).anchored(Anchored::Yes);
         let Ok(mut sid) = self.dfa.start_state_forward(cache, &input) else {
             return Probe::Live;
@@ -191,7 +191,7 @@ mod tests {
         let m = matcher(&[r"\b\d{3}-\d{4}\b"]);
         let text = b"call 555-1234 today";
         assert_eq!(m.tail(text, 0, 0).hold, text.len());
-        assert_eq!(m.tail(text, 0, 0).candidate, true);
+        assert!(m.tail(text, 0, 0).candidate);
         // A cue word may follow within 24 bytes: hold from the candidate.
         assert_eq!(m.tail(text, 0, 24).hold, 5);
         // Scanning starts at `from`.

@@ -68,7 +68,7 @@ impl BuildError {
 pub enum CompiledDetector {
     Word(WordDetector),
     Regex(RegexDetector),
-    Pii(PiiDetector),
+    Pii(Box<PiiDetector>),
     Secret(SecretDetector),
     Toxicity(ToxicityDetector, Calibration),
     PromptAttack(PromptAttackDetector, Calibration),
@@ -175,10 +175,10 @@ impl CompiledDetector {
                     .collect();
                 Ok(Self::Regex(RegexDetector::new(&specs)?))
             }
-            DetectorKind::Pii => Ok(Self::Pii(PiiDetector::new(
+            DetectorKind::Pii => Ok(Self::Pii(Box::new(PiiDetector::new(
                 rule.entities.as_deref(),
                 rule.custom.as_deref().unwrap_or_default(),
-            )?)),
+            )?))),
             DetectorKind::Secret => Ok(Self::Secret(SecretDetector::new()?)),
             DetectorKind::Toxicity => Ok(Self::Toxicity(
                 ToxicityDetector::new(rule.categories.as_deref())?

@@ -57,7 +57,7 @@ pub enum TextKind {
 /// The answer was blocked: the decision to record and the message to show.
 #[derive(Debug, Clone)]
 pub struct Blocked {
-    pub decision: Decision,
+    pub decision: Box<Decision>,
     /// How much of the blocked text had been released (bytes of the text as received):
     /// nothing of a blocking finding ever is.
     pub released: usize,
@@ -197,7 +197,7 @@ impl StreamGuard {
     fn check_not_blocked(&self) -> Result<(), Blocked> {
         match &self.blocked {
             Some(d) => Err(Blocked {
-                decision: d.clone(),
+                decision: Box::new(d.clone()),
                 released: 0,
             }),
             None => Ok(()),
@@ -225,7 +225,7 @@ impl StreamGuard {
         decision.rewritten.clear();
         self.blocked = Some(decision.clone());
         Blocked {
-            decision,
+            decision: Box::new(decision),
             released: self.texts.get(id).map_or(0, |t| t.released),
         }
     }

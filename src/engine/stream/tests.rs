@@ -326,7 +326,8 @@ fn record_equals_the_whole_answer_decision() {
         &EvalOptions::default(),
         &mut map(),
     );
-    let summary = |d: &Decision| -> Vec<(String, Vec<(String, usize, usize)>)> {
+    type Summary = Vec<(String, Vec<(String, usize, usize)>)>;
+    let summary = |d: &Decision| -> Summary {
         d.hits
             .iter()
             .map(|h| {
