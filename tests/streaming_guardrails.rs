@@ -244,3 +244,49 @@ async fn sse_fields_and_line_endings_survive_the_rewrite() {
     assert!(text.ends_with("data: [DONE]\r\n\r\n"), "{text}");
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grounding_verdict_of_a_stream_is_readable_at_its_end() {
+    let mock = MockUpstream::start_with(Arc::new(|_| {
+        mock_upstream::openai_sse(
+            "m",
+            &["The parcel ", "arrives on ", "Friday."],
+            Duration::from_millis(2),
+        )
+    }))
+    .await;
+    let gw = TestGateway::start(config_for(&mock)).await;
+    let response = send(
+        "POST",
+        &gw.url("/v1/chat/completions"),
+        &[("content-type", "application/json")],
+        r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"When does my parcel arrive?"}],
+            "haechi":{"context":["The parcel was shipped on Monday and arrives on Friday."]}}"#,
+    )
+    .await;
+    use http_body_util::BodyExt;
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let note = String::from_utf8_lossy(&body)
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .find_map(|v| v.get("haechi").cloned())
+        .expect("the closing chunk carries the verdict");
+    assert!(
+        note["grounding"]
+            .as_f64()
+            .is_some_and(|g| (0.0..=1.0).contains(&g)),
+        "{note}"
+    );
+    assert!(note["relevance"].is_number(), "{note}");
+    // The haechi extension never reached the upstream.
+    for r in mock.recorded() {
+        assert!(!String::from_utf8_lossy(&r.body).contains("haechi"));
+    }
+    gw.stop().await;
+}

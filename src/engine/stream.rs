@@ -91,6 +91,8 @@ pub struct StreamGuard {
     span_hits: BTreeMap<usize, Vec<HitFinding>>,
     span_scores: BTreeMap<&'static str, f32>,
     blocked: Option<Decision>,
+    /// The record's decision, once every text ended (see [`StreamGuard::annotation`]).
+    decided: Option<Decision>,
 }
 
 fn gates(rule: &CompiledRule) -> bool {
@@ -143,6 +145,7 @@ impl StreamGuard {
             span_hits: BTreeMap::new(),
             span_scores: BTreeMap::new(),
             blocked: None,
+            decided: None,
         }
     }
 
@@ -417,10 +420,46 @@ impl StreamGuard {
     /// the block that stopped the stream, or every rule on the whole answer (gating
     /// span rules contribute what they found in released text). `None` when the policy
     /// has no output rules.
-    pub fn finish(self) -> Option<Decision> {
-        if let Some(d) = self.blocked {
+    pub fn finish(mut self) -> Option<Decision> {
+        if let Some(d) = self.blocked.take() {
             return Some(d);
         }
+        if let Some(d) = self.decided.take() {
+            return Some(d);
+        }
+        self.decide()
+    }
+
+    /// What the client may read about the answer's grounding once every text ended:
+    /// the grounding and relevance scores and the stage's action (no text), when the
+    /// request carried context or a question. The decision is kept for the record.
+    pub fn annotation(&mut self) -> Option<serde_json::Value> {
+        if self.context.is_empty() && self.query.is_none() {
+            return None;
+        }
+        if self.decided.is_none() && self.blocked.is_none() {
+            self.decided = self.decide();
+        }
+        let d = self.decided.as_ref()?;
+        let mut out = serde_json::Map::new();
+        for key in ["grounding", "relevance"] {
+            if let Some(score) = d.scores.get(key) {
+                out.insert(
+                    key.into(),
+                    serde_json::json!((*score * 1000.0).round() / 1000.0),
+                );
+            }
+        }
+        if out.is_empty() {
+            return None;
+        }
+        out.insert("action".into(), d.action.as_str().into());
+        let rules: Vec<&str> = d.acting_rules().collect();
+        out.insert("rules".into(), rules.into());
+        Some(serde_json::Value::Object(out))
+    }
+
+    fn decide(&self) -> Option<Decision> {
         let rules = self.policy.rules(Stage::Output);
         if rules.is_empty() {
             return None;
@@ -447,7 +486,8 @@ impl StreamGuard {
                 f.text = ids.get(f.text).copied().unwrap_or(f.text);
             }
         }
-        for (ri, findings) in self.span_hits {
+        for (&ri, findings) in &self.span_hits {
+            let findings = findings.clone();
             let rule = &rules[ri];
             let verdict = Verdict::of(rule.action);
             d.shadow_action = d.shadow_action.max(verdict);
@@ -467,9 +507,9 @@ impl StreamGuard {
                 .position(|r| r.id == h.rule)
                 .unwrap_or(usize::MAX)
         });
-        for (k, v) in self.span_scores {
+        for (k, v) in &self.span_scores {
             let s = d.scores.entry(k).or_insert(0.0);
-            *s = s.max(v);
+            *s = s.max(*v);
         }
         d.rewritten = vec![None; texts.len()];
         Some(d)

@@ -56,6 +56,7 @@ pub struct GuardedEvents {
     response_id: Option<String>,
     sequence: u64,
     stopped: bool,
+    annotated: bool,
 }
 
 fn ends_key(end: TextKey, key: TextKey) -> bool {
@@ -79,6 +80,7 @@ impl GuardedEvents {
             response_id: None,
             sequence: 0,
             stopped: false,
+            annotated: false,
         }
     }
 
@@ -102,8 +104,8 @@ impl GuardedEvents {
             &data,
             self.header.id.is_empty(),
         );
-        if let Some(h) = facts.header {
-            self.header = h;
+        if let Some(h) = &facts.header {
+            self.header = h.clone();
         }
         if self.format == StreamFormat::OpenAiResponses {
             self.note_response(&data);
@@ -185,11 +187,35 @@ impl GuardedEvents {
                 new_data = Some(d);
             }
         }
+        if !self.annotated && self.is_annotation_point(&facts, &data) {
+            self.annotated = true;
+            if let Some(note) = self.guard.annotation() {
+                let current = new_data.as_deref().unwrap_or(&data);
+                if let Some(with) = add_member(current, "haechi", &note) {
+                    new_data = Some(with);
+                }
+            }
+        }
         match new_data {
             Some(d) => out.extend_from_slice(&with_data(&raw, &d)),
             None => out.extend_from_slice(&raw),
         }
         Flow::Continue
+    }
+
+    /// The event that closes the answer, where the grounding verdict is added for the
+    /// client: OpenAI's last `finish_reason` chunk, Anthropic's `message_delta`, the
+    /// Responses API's `response.completed`.
+    fn is_annotation_point(&self, facts: &crate::dialect::sse::EventFacts, data: &str) -> bool {
+        match self.format {
+            StreamFormat::OpenAiChat | StreamFormat::OpenAiCompletions => {
+                !facts.ends.is_empty()
+                    && !self.ids.is_empty()
+                    && self.ids.keys().all(|k| self.finished.contains(k))
+            }
+            StreamFormat::Anthropic => data.contains("\"message_delta\""),
+            StreamFormat::OpenAiResponses => data.contains("\"response.completed\""),
+        }
     }
 
     /// The upstream ended (with or without its closing events): everything still held
@@ -337,6 +363,18 @@ impl GuardedEvents {
         }
         Flow::Stop
     }
+}
+
+/// `data` (a JSON object) with one more member, added before its closing brace.
+fn add_member(data: &str, key: &str, value: &serde_json::Value) -> Option<String> {
+    let close = data.rfind('}')?;
+    let body = data[..close].trim_end();
+    let sep = if body.ends_with('{') { "" } else { "," };
+    Some(format!(
+        "{body}{sep}{}:{value}{}",
+        serde_json::Value::from(key),
+        &data[close..]
+    ))
 }
 
 /// Bytes built from UTF-8 pieces as a `String` (lossy only if that ever failed).

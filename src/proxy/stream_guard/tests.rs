@@ -350,3 +350,54 @@ fn tool_call_arguments_are_restored_in_streams() {
     }
     assert_eq!(got, "{\"to\": \"kim@corp.example\"}");
 }
+
+#[test]
+fn grounding_verdict_rides_on_the_closing_event() {
+    let policy = shipped();
+    let stream = openai_stream(&["The parcel ", "arrives on ", "Friday."]);
+    let mut g = GuardedEvents::new(
+        StreamFormat::OpenAiChat,
+        StreamGuard::new(
+            Arc::clone(&policy),
+            vec!["The parcel was shipped on Monday and arrives on Friday.".to_string()],
+            Some("When does my parcel arrive?".to_string()),
+            Vec::new(),
+            None,
+            PseudonymMap::new(),
+        ),
+    );
+    let mut splitter = EventSplitter::default();
+    splitter.push(stream.as_bytes());
+    let mut out = BytesMut::new();
+    while let Some(e) = splitter.next_event() {
+        g.event(e, &mut out);
+    }
+    let mut notes = Vec::new();
+    let mut splitter = EventSplitter::default();
+    splitter.push(&out);
+    while let Some(e) = splitter.next_event() {
+        let data = event_data(&e).unwrap_or_default().into_owned();
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&data) {
+            if let Some(n) = v.get("haechi") {
+                assert_eq!(
+                    v["choices"][0]["finish_reason"], "stop",
+                    "on the closing chunk"
+                );
+                notes.push(n.clone());
+            }
+        }
+    }
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let g_score = notes[0]["grounding"].as_f64().expect("grounding score");
+    assert!((0.0..=1.0).contains(&g_score));
+    assert!(notes[0]["relevance"].as_f64().is_some());
+    // Without context there is nothing to say.
+    let mut plain = guard(&policy, StreamFormat::OpenAiChat);
+    let mut splitter = EventSplitter::default();
+    splitter.push(stream.as_bytes());
+    let mut out = BytesMut::new();
+    while let Some(e) = splitter.next_event() {
+        plain.event(e, &mut out);
+    }
+    assert!(!String::from_utf8_lossy(&out).contains("haechi"));
+}
