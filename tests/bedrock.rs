@@ -45,6 +45,10 @@ output:
     words: ["topsecret"]
     action: block
     message: { en: "The answer was blocked.", ko: "답변이 차단되었습니다." }
+  - id: pii-out
+    detector: pii
+    entities: [EMAIL]
+    action: mask
   - id: grounded
     detector: grounding
     threshold: 0.5
@@ -182,7 +186,14 @@ fn bedrock_reply(req: &Recorded) -> Reply {
     if req.path.ends_with("/converse") {
         return support::mock_upstream::json_reply(converse_json(&answer));
     }
-    let mut frames = converse_frames(&WORDS);
+    let streamed: &[&str] = if prompt.contains("secret please") {
+        &["the code ", "is top", "secret", " ok"]
+    } else if prompt.contains("mail please") {
+        &["write to ja", "ne@exam", "ple.com", " today"]
+    } else {
+        &WORDS
+    };
+    let mut frames = converse_frames(streamed);
     if req.path.contains("/bad-crc/") {
         let last = frames.len() - 3;
         let mut broken = frames[last].to_vec();
@@ -506,6 +517,28 @@ async fn boto3_converse_and_converse_stream_through_the_gateway() {
     let seen = sdk("bedrock", "stream", &base, "frobnicate now", MODEL).await;
     assert_eq!(seen["stopReason"], "guardrail_intervened", "{seen}");
     assert_eq!(seen["text"], "Blocked by the gateway guardrail.");
+    s.gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_rules_apply_inside_converse_streams() {
+    let s = setup().await;
+    let base = s.gw.url("");
+    // Masked inside the deltas, wherever the frames cut the address.
+    let seen = sdk("bedrock", "stream", &base, "mail please", MODEL).await;
+    assert!(seen.get("error").is_none(), "{seen}");
+    assert_eq!(seen["text"], "write to {EMAIL} today");
+    assert_eq!(seen["stopReason"], "end_turn");
+    // Blocked mid-stream: what Bedrock sends when a guardrail intervenes.
+    let seen = sdk("bedrock", "stream", &base, "secret please", MODEL).await;
+    assert!(seen.get("error").is_none(), "{seen}");
+    assert_eq!(seen["stopReason"], "guardrail_intervened", "{seen}");
+    let text = seen["text"].as_str().unwrap_or_default();
+    assert!(
+        !text.contains("topsecret") && !text.contains("top"),
+        "{text}"
+    );
+    assert!(text.ends_with("The answer was blocked."), "{text}");
     s.gw.stop().await;
 }
 

@@ -215,6 +215,9 @@ pub enum StreamFormat {
     OpenAiResponses,
     /// Anthropic Messages events.
     Anthropic,
+    /// Bedrock ConverseStream events (event-stream frames, seen here as events named by
+    /// their `:event-type` with the JSON payload as data; see `proxy::stream_guard`).
+    BedrockConverse,
 }
 
 /// Identifies one text of an answer across events.
@@ -329,6 +332,30 @@ struct AnthropicDelta<'a> {
     text: Option<&'a RawValue>,
     #[serde(borrow, default)]
     partial_json: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ConverseEvent<'a> {
+    #[serde(default)]
+    content_block_index: u64,
+    #[serde(borrow, default)]
+    delta: Option<ConverseDelta<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ConverseDelta<'a> {
+    #[serde(borrow, default)]
+    text: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    tool_use: Option<ConverseToolUse<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ConverseToolUse<'a> {
+    #[serde(borrow, default)]
+    input: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -460,6 +487,42 @@ pub fn read_event(
                     facts.ends.push(TextKey::Args(event.index, 0));
                 }
                 "message_delta" | "message_stop" => facts.ends_all = true,
+                _ => {}
+            }
+        }
+        StreamFormat::BedrockConverse => {
+            let Ok(event) = serde_json::from_str::<ConverseEvent>(data) else {
+                return facts;
+            };
+            let i = event.content_block_index;
+            match name.unwrap_or_default() {
+                "contentBlockDelta" => {
+                    if let Some(d) = &event.delta {
+                        if let Some(raw) = d.text {
+                            if let Some(text) = string_of(raw) {
+                                facts.deltas.push(DeltaText {
+                                    key: TextKey::Text(i, 0),
+                                    text,
+                                    span: span_of(bytes, raw),
+                                });
+                            }
+                        }
+                        if let Some(raw) = d.tool_use.as_ref().and_then(|t| t.input) {
+                            if let Some(text) = string_of(raw) {
+                                facts.deltas.push(DeltaText {
+                                    key: TextKey::Args(i, 0),
+                                    text,
+                                    span: span_of(bytes, raw),
+                                });
+                            }
+                        }
+                    }
+                }
+                "contentBlockStop" => {
+                    facts.ends.push(TextKey::Text(i, 0));
+                    facts.ends.push(TextKey::Args(i, 0));
+                }
+                "messageStop" => facts.ends_all = true,
                 _ => {}
             }
         }

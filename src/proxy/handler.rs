@@ -21,7 +21,7 @@ use super::guard::{self, guard_input, guard_output};
 use super::record::{AuditBody, Recorder, RequestInfo};
 use super::routes::{self, Route};
 use super::settle::{request_usage_chunk, SettleBody, Settlement, UsageFormat};
-use super::stream_guard::{GuardedBody, GuardedEvents};
+use super::stream_guard::{GuardedBody, GuardedEvents, GuardedFrames};
 use super::upstream::{is_hop_by_hop, Upstream, UpstreamError};
 use crate::audit::{AuditLog, AuditLogOptions, FsyncPolicy, Metrics};
 use crate::config::GatewayConfig;
@@ -614,11 +614,14 @@ impl Gateway {
             .is_some_and(|v| v.starts_with("application/json"));
         let needs_output =
             !policy.rules(crate::engine::Stage::Output).is_empty() || !pseudonyms.is_empty();
-        let is_sse = response
+        let content_type = response
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/event-stream"));
+            .unwrap_or("");
+        let is_sse = content_type.starts_with("text/event-stream");
+        let is_event_stream =
+            content_type.starts_with(crate::dialect::bedrock::eventstream::CONTENT_TYPE);
         // Relevance is judged when the request carries RAG context (the question
         // defaults to the last user message) or names its question explicitly.
         let ctx_query = exchange.query.clone().or_else(|| {
@@ -673,7 +676,8 @@ impl Gateway {
             }
         } else {
             info.deferred = true;
-            let guarded = response.status().is_success() && is_sse && needs_output;
+            let guarded =
+                response.status().is_success() && (is_sse || is_event_stream) && needs_output;
             let relayed = self.relay_settled(
                 &upstream,
                 response,
@@ -681,7 +685,12 @@ impl Gateway {
                 settlement,
                 Some(info.usage.clone()),
             );
-            match stream_format(operation).filter(|_| guarded) {
+            let format = match operation {
+                Operation::ConverseStream if is_event_stream => Some(StreamFormat::BedrockConverse),
+                _ if is_sse => stream_format(operation),
+                _ => None,
+            };
+            match format.filter(|_| guarded) {
                 Some(format) => {
                     // Streams get the same output stage, event by event.
                     let guard = StreamGuard::new(
@@ -694,12 +703,14 @@ impl Gateway {
                     );
                     let (mut head, body) = relayed.into_parts();
                     head.headers.remove(header::CONTENT_LENGTH);
-                    let body = GuardedBody::new(
-                        body,
-                        GuardedEvents::new(format, guard),
-                        info.stream_output.clone(),
-                    );
-                    Response::from_parts(head, body.boxed_unsync())
+                    let events = GuardedEvents::new(format, guard);
+                    let slot = info.stream_output.clone();
+                    let body = if format == StreamFormat::BedrockConverse {
+                        GuardedFrames::new(body, events, slot).boxed_unsync()
+                    } else {
+                        GuardedBody::new(body, events, slot).boxed_unsync()
+                    };
+                    Response::from_parts(head, body)
                 }
                 None => relayed,
             }

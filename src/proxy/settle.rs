@@ -311,9 +311,13 @@ pub fn json_usage(body: &[u8]) -> Option<Usage> {
     let a: Answer = serde_json::from_slice(body).ok()?;
     let u = a.usage?;
     let get = |k: &str| u.get(k).and_then(|n| n.as_u64());
-    let input = get("prompt_tokens").or(get("input_tokens"))?;
+    // OpenAI, Anthropic, Bedrock Converse.
+    let input = get("prompt_tokens")
+        .or(get("input_tokens"))
+        .or(get("inputTokens"))?;
     let output = get("completion_tokens")
         .or(get("output_tokens"))
+        .or(get("outputTokens"))
         .unwrap_or(0);
     Some(Usage { input, output })
 }
@@ -357,6 +361,13 @@ mod tests {
             Some(Usage {
                 input: 3,
                 output: 4
+            })
+        );
+        assert_eq!(
+            json_usage(br#"{"usage":{"inputTokens":5,"outputTokens":7,"totalTokens":12}}"#),
+            Some(Usage {
+                input: 5,
+                output: 7
             })
         );
         assert_eq!(json_usage(b"{}"), None);

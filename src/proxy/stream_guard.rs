@@ -18,6 +18,7 @@ use bytes::{Bytes, BytesMut};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use super::body::BoxError;
+use crate::dialect::bedrock::eventstream::{encode_event, Event as BedrockEvent, FrameDecoder};
 use crate::dialect::rewrite_strings;
 use crate::dialect::sse::{
     event_data, event_name, make_event, read_event, replace_repeated_texts, with_data, ChunkHeader,
@@ -200,6 +201,10 @@ impl GuardedEvents {
             Some(d) => out.extend_from_slice(&with_data(&raw, &d)),
             None => out.extend_from_slice(&raw),
         }
+        if name.as_deref() == Some("error") || data.trim_start().starts_with("{\"error\"") {
+            // An error event ends the answer: nothing held is sent after it.
+            self.stopped = true;
+        }
         Flow::Continue
     }
 
@@ -214,6 +219,7 @@ impl GuardedEvents {
                     && self.ids.keys().all(|k| self.finished.contains(k))
             }
             StreamFormat::Anthropic => data.contains("\"message_delta\""),
+            StreamFormat::BedrockConverse => data.contains("\"stopReason\""),
             StreamFormat::OpenAiResponses => data.contains("\"response.completed\""),
         }
     }
@@ -295,7 +301,7 @@ impl GuardedEvents {
     }
 
     /// Writes the provider's ending for a blocked answer.
-    fn blocked(&mut self, _blocked: Blocked, out: &mut BytesMut) -> Flow {
+    fn blocked(&mut self, blocked: Blocked, out: &mut BytesMut) -> Flow {
         self.stopped = true;
         let h = &self.header;
         match self.format {
@@ -349,6 +355,29 @@ impl GuardedEvents {
                 out.extend_from_slice(&make_event(
                     Some("message_stop"),
                     r#"{"type":"message_stop"}"#,
+                ));
+            }
+            StreamFormat::BedrockConverse => {
+                // What Bedrock sends when a guardrail intervenes: the policy's message
+                // as the output, then `guardrail_intervened`.
+                let open: Vec<u64> = self
+                    .ids
+                    .keys()
+                    .filter(|k| !self.finished.contains(k))
+                    .map(|k| match k {
+                        TextKey::Text(i, _) | TextKey::Args(i, _) => *i,
+                    })
+                    .collect();
+                let index = open.first().copied().unwrap_or(0);
+                let message = blocked.decision.message.clone().unwrap_or_default();
+                let delta = serde_json::json!({"contentBlockIndex": index,
+                    "delta": {"text": format!(" {message}")}});
+                out.extend_from_slice(&make_event(Some("contentBlockDelta"), &delta.to_string()));
+                let stop = serde_json::json!({ "contentBlockIndex": index });
+                out.extend_from_slice(&make_event(Some("contentBlockStop"), &stop.to_string()));
+                out.extend_from_slice(&make_event(
+                    Some("messageStop"),
+                    r#"{"stopReason":"guardrail_intervened"}"#,
                 ));
             }
             StreamFormat::OpenAiResponses => {
@@ -488,6 +517,174 @@ where
 
     fn is_end_stream(&self) -> bool {
         self.ended && self.ready.is_empty() && self.events.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+/// A Bedrock ConverseStream body (event-stream frames) with the output stage applied:
+/// each event frame is read as an event named by its `:event-type`, guarded like an SSE
+/// event, and written back as a frame (unchanged frames byte for byte).
+pub struct GuardedFrames<B> {
+    inner: Option<B>,
+    decoder: FrameDecoder,
+    events: Option<GuardedEvents>,
+    ready: BytesMut,
+    slot: DecisionSlot,
+    spent: Duration,
+    ended: bool,
+    /// The framing broke: the rest is relayed untouched.
+    passthrough: bool,
+}
+
+impl<B> GuardedFrames<B> {
+    pub fn new(inner: B, events: GuardedEvents, slot: DecisionSlot) -> Self {
+        Self {
+            inner: Some(inner),
+            decoder: FrameDecoder::new(),
+            events: Some(events),
+            ready: BytesMut::new(),
+            slot,
+            spent: Duration::ZERO,
+            ended: false,
+            passthrough: false,
+        }
+    }
+
+    fn publish(&mut self) {
+        if let Some(events) = self.events.take() {
+            let decision = events.finish();
+            if let (Some(d), Ok(mut slot)) = (decision, self.slot.lock()) {
+                *slot = Some((d, self.spent));
+            }
+        }
+    }
+
+    /// Guards the frames decoded so far; `Stop` when the answer was blocked.
+    fn drain_frames(&mut self) -> Flow {
+        loop {
+            let (raw, event) = match self.decoder.next_frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => return Flow::Continue,
+                // Framing errors are the upstream relay's to report (it ends the stream
+                // with an exception frame): from here on bytes pass as they come.
+                Err(_) => {
+                    self.ready.extend_from_slice(&self.decoder.take_buffered());
+                    self.passthrough = true;
+                    return Flow::Continue;
+                }
+            };
+            let (
+                Some(events),
+                BedrockEvent::Event {
+                    event_type,
+                    payload,
+                },
+            ) = (self.events.as_mut(), &event)
+            else {
+                // An exception or error frame ends the answer: nothing held is sent after it.
+                self.ready.extend_from_slice(&raw);
+                self.passthrough = true;
+                continue;
+            };
+            let Ok(data) = std::str::from_utf8(payload) else {
+                self.ready.extend_from_slice(&raw);
+                continue;
+            };
+            let as_sse = make_event(Some(event_type), data);
+            let mut out = BytesMut::new();
+            let flow = events.event(as_sse.clone(), &mut out);
+            if out[..] == as_sse[..] {
+                self.ready.extend_from_slice(&raw);
+            } else {
+                let mut splitter = EventSplitter::default();
+                splitter.push(&out);
+                while let Some(e) = splitter.next_event() {
+                    let (Some(name), Some(data)) = (event_name(&e), event_data(&e)) else {
+                        continue;
+                    };
+                    let Ok(value) = serde_json::from_str::<serde_json::Value>(&data) else {
+                        continue;
+                    };
+                    self.ready.extend_from_slice(&encode_event(&name, &value));
+                }
+            }
+            if flow == Flow::Stop {
+                return Flow::Stop;
+            }
+        }
+    }
+}
+
+impl<B> HttpBody for GuardedFrames<B>
+where
+    B: HttpBody<Data = Bytes, Error = BoxError> + Unpin,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        loop {
+            if !this.ready.is_empty() {
+                return Poll::Ready(Some(Ok(Frame::data(this.ready.split().freeze()))));
+            }
+            if this.ended {
+                this.publish();
+                return Poll::Ready(None);
+            }
+            let Some(inner) = this.inner.as_mut() else {
+                this.ended = true;
+                continue;
+            };
+            match Pin::new(inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    let data = match frame.into_data() {
+                        Ok(d) => d,
+                        Err(other) => return Poll::Ready(Some(Ok(other))),
+                    };
+                    if this.passthrough {
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                    let started = std::time::Instant::now();
+                    this.decoder.push(&data);
+                    let flow = this.drain_frames();
+                    this.spent += started.elapsed();
+                    if flow == Flow::Stop {
+                        this.inner = None;
+                        this.ended = true;
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    this.inner = None;
+                    this.publish();
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(None) => {
+                    this.inner = None;
+                    if let Some(events) = this.events.as_mut().filter(|_| !this.passthrough) {
+                        let mut out = BytesMut::new();
+                        events.end(&mut out);
+                        let mut splitter = EventSplitter::default();
+                        splitter.push(&out);
+                        while let Some(e) = splitter.next_event() {
+                            if let (Some(name), Some(data)) = (event_name(&e), event_data(&e)) {
+                                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&data) {
+                                    this.ready.extend_from_slice(&encode_event(&name, &v));
+                                }
+                            }
+                        }
+                    }
+                    this.ended = true;
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 
     fn size_hint(&self) -> SizeHint {

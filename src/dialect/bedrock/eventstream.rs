@@ -83,6 +83,12 @@ impl FrameDecoder {
         Ok(Some((raw, classify(&message))))
     }
 
+    /// The bytes buffered and not yet part of a frame (after an error: the rest of the
+    /// stream as received, for a caller that passes it on untouched).
+    pub fn take_buffered(&mut self) -> Bytes {
+        self.buf.split().freeze()
+    }
+
     /// Checks that the stream ended on a frame boundary.
     pub fn finish(&self) -> Result<(), FrameError> {
         if self.buf.is_empty() {
