@@ -9,6 +9,10 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 /// holds a candidate until this much text follows it).
 pub const CUE_AFTER: usize = 24;
 
+/// The furthest any PII check looks past a candidate (the street words after a house
+/// number); a streamed answer holds a complete candidate until this much text follows.
+pub const LOOKAHEAD: usize = 64;
+
 /// Cue groups, used as bits in a `u64` mask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]

@@ -307,7 +307,7 @@ impl PiiDetector {
                 continue;
             }
             tail = tail.min(match matcher {
-                Some(m) => m.tail(bytes, from, context::CUE_AFTER),
+                Some(m) => m.tail(bytes, from, context::LOOKAHEAD),
                 None => Tail::fixed_window(text, from),
             });
         }

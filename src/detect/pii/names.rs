@@ -928,7 +928,13 @@ pub fn looks_like_address_number(text: &str, s: usize, e: usize) -> bool {
     {
         return true;
     }
-    let line = text[e..].split('\n').next().unwrap_or("");
+    // The street words that follow a house number come within a few words; looking no
+    // further than `LOOKAHEAD` bytes keeps the decision local (streams hold that much).
+    let mut end = (e + super::context::LOOKAHEAD).min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let line = text[e..end].split('\n').next().unwrap_or("");
     let mut words = line.split(' ').filter(|w| !w.is_empty()).take(5);
     let Some(w1) = words.next() else { return false };
     if !w1.chars().next().is_some_and(char::is_uppercase) {
