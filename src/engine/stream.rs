@@ -328,10 +328,13 @@ impl StreamGuard {
                         context: &self.context,
                         query: self.query.as_deref(),
                     };
+                    // Every gating rule runs even when one blocks: a block found at the
+                    // undecided end may not hold once more text comes, while another
+                    // rule's finding earlier in the window still has to be applied.
                     let opts = EvalOptions {
                         hash_key: &self.hash_key,
                         language: self.language,
-                        run_all: false,
+                        run_all: true,
                         trusted: &[],
                         select: Some(span_gate),
                     };
