@@ -140,7 +140,10 @@ async fn tool_results_are_context_and_annotate_appends_a_notice_per_route() {
     set(&answer, GROUNDED);
     let r = post_json(&url, &body).await;
     assert_eq!(r.status, 200);
-    assert!(score(&r).is_some(), "tool result gives context on this route");
+    assert!(
+        score(&r).is_some(),
+        "tool result gives context on this route"
+    );
     assert_eq!(r.json()["content"][0]["text"].as_str(), Some(GROUNDED));
 
     set(&answer, UNGROUNDED);
@@ -152,12 +155,18 @@ async fn tool_results_are_context_and_annotate_appends_a_notice_per_route() {
         v["content"][0]["text"].as_str(),
         Some(format!("{UNGROUNDED}\n\n[Not supported by the retrieved sources.]").as_str())
     );
-    assert_eq!(v["stop_reason"], "end_turn", "the rest of the answer is kept");
+    assert_eq!(
+        v["stop_reason"], "end_turn",
+        "the rest of the answer is kept"
+    );
 
     // Korean: the notice follows the language of the answer.
     let ko_context = "부산시립미술관은 1998년에 개관했다. 상설 전시는 무료로 관람할 수 있다.";
     let ko_body = anthropic("부산시립미술관은 언제 개관했나요?", ko_context);
-    set(&answer, "부산시립미술관은 2015년에 서울로 이전한 뒤 유료로 바뀌었다.");
+    set(
+        &answer,
+        "부산시립미술관은 2015년에 서울로 이전한 뒤 유료로 바뀌었다.",
+    );
     let r = post_json(&url, &ko_body).await;
     let text = r.json()["content"][0]["text"]
         .as_str()
@@ -169,8 +178,8 @@ async fn tool_results_are_context_and_annotate_appends_a_notice_per_route() {
     );
 
     // The annotate rule is recorded in the audit log with its own action.
-    let audit = std::fs::read_to_string(gw.audit_dir.path().join("audit.jsonl"))
-        .expect("audit log");
+    let audit =
+        std::fs::read_to_string(gw.audit_dir.path().join("audit.jsonl")).expect("audit log");
     assert!(audit.contains("\"annotate\""), "annotate recorded: {audit}");
 
     // The chat route is bound to the default policy: tool messages are not a source there.
@@ -212,9 +221,7 @@ async fn the_haechi_field_never_reaches_the_upstream() {
         ),
         (
             "/v1/chat/completions",
-            format!(
-                r#"{{"model":"m","messages":[{{"role":"user","content":"When?"}}],{ext}}}"#
-            ),
+            format!(r#"{{"model":"m","messages":[{{"role":"user","content":"When?"}}],{ext}}}"#),
         ),
         (
             "/v1/messages",

@@ -75,7 +75,11 @@ pub fn gather(exchange: &Exchange, sources: ContextSources) -> Grounding {
         if context.is_empty() {
             return None;
         }
-        let last = exchange.messages.iter().rev().find(|m| m.role == Role::User)?;
+        let last = exchange
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.role == Role::User)?;
         let text = last
             .parts
             .iter()
@@ -164,7 +168,9 @@ fn find_close(text: &str, from: usize, name: &str) -> Option<std::ops::Range<usi
     while let Some(rel) = text.get(i..)?.find("</") {
         let start = i + rel;
         let end = start + needle_len;
-        let hit = bytes.get(start + 2..end - 1).is_some_and(|b| b.eq_ignore_ascii_case(name.as_bytes()))
+        let hit = bytes
+            .get(start + 2..end - 1)
+            .is_some_and(|b| b.eq_ignore_ascii_case(name.as_bytes()))
             && bytes.get(end - 1) == Some(&b'>');
         if hit {
             return Some(start..end);
@@ -266,7 +272,10 @@ mod tests {
         );
         assert_eq!(g.query.as_deref(), Some("When was Haechi released?"));
         let only_tags = gather(&ex, ContextSources::default());
-        assert_eq!(only_tags.context, vec!["Haechi was released in 2024.".to_string()]);
+        assert_eq!(
+            only_tags.context,
+            vec!["Haechi was released in 2024.".to_string()]
+        );
         let none = gather(
             &ex,
             ContextSources {
@@ -287,7 +296,10 @@ mod tests {
             {"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":[{"type":"text","text":"부산의 인구는 약 330만 명이다."}]},{"type":"text","text":"위 자료로 답해 줘."}]}]}"#;
         let ex = decode(Operation::Messages, body.as_bytes()).expect("decodes");
         let g = gather(&ex, all());
-        assert_eq!(g.context, vec!["부산의 인구는 약 330만 명이다.".to_string()]);
+        assert_eq!(
+            g.context,
+            vec!["부산의 인구는 약 330만 명이다.".to_string()]
+        );
         assert_eq!(g.query.as_deref(), Some("위 자료로 답해 줘."));
         assert!(gather(&ex, ContextSources::default()).context.is_empty());
     }
@@ -297,7 +309,10 @@ mod tests {
         let body = br#"{"model":"m","messages":[{"role":"user","content":"q1"}],"haechi":{"context":["doc"],"query":"q2"}}"#;
         let ex = decode(Operation::ChatCompletions, body).expect("decodes");
         let g = gather(&ex, ContextSources::default());
-        assert_eq!((g.context, g.query.as_deref()), (vec!["doc".to_string()], Some("q2")));
+        assert_eq!(
+            (g.context, g.query.as_deref()),
+            (vec!["doc".to_string()], Some("q2"))
+        );
         let off = gather(
             &ex,
             ContextSources {

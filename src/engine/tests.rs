@@ -317,7 +317,11 @@ output:
             Verdict::Warn,
             Some("Unverified.\nNote: this answer was flagged by a content policy check."),
         ),
-        ("아마 그럴 것", Verdict::Warn, Some("참고: 이 답변은 콘텐츠 정책 검사에서 표시되었습니다.")),
+        (
+            "아마 그럴 것",
+            Verdict::Warn,
+            Some("참고: 이 답변은 콘텐츠 정책 검사에서 표시되었습니다."),
+        ),
         ("shadowy", Verdict::Allow, None),
         ("a forbidden rumour", Verdict::Block, None),
     ];
