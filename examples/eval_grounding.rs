@@ -133,7 +133,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .nth(1)
             .unwrap_or_else(|| "/work/shared/corpora".into()),
     );
-    let s = Scorer::embedded()?;
+    // `GROUNDING_MODELS=dir`: evaluate weights written by `train_grounding -- CORPORA dir`
+    // instead of the embedded ones (no rebuild between training runs).
+    let s = match std::env::var("GROUNDING_MODELS") {
+        Ok(dir) => {
+            let dir = PathBuf::from(dir);
+            Scorer::from_parts(
+                &std::fs::read(dir.join("grounding.json"))?,
+                &std::fs::read_to_string(dir.join("grounding_idf.tsv"))?,
+            )?
+        }
+        Err(_) => Scorer::embedded()?,
+    };
     let th = s.threshold();
     println!("grounding threshold {th}: score >= threshold => grounded");
 

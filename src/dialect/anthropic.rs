@@ -66,10 +66,7 @@ pub fn decode(operation: Operation, body: &[u8]) -> Result<Exchange, DecodeError
     }
     for m in req.messages {
         let role = role_from(m.role.as_deref().unwrap_or("user"));
-        messages.push(Message {
-            role,
-            parts: blocks(body, m.content)?,
-        });
+        message_runs(body, m.content, role, &mut messages)?;
     }
     let (haechi, extension) = HaechiExtension::parse(body, req.haechi)?;
     Ok(Exchange {
@@ -106,6 +103,53 @@ fn blocks(body: &[u8], raw: &RawValue) -> Result<Vec<TextPart>, DecodeError> {
     })
 }
 
+/// One message's content as messages: `tool_result` blocks become [`Role::Tool`]
+/// messages (they are tool output, not the user's words), the other blocks keep `role`;
+/// order is kept, so a user message [tool_result, text] decodes as Tool then User.
+fn message_runs(
+    body: &[u8],
+    raw: &RawValue,
+    role: Role,
+    messages: &mut Vec<Message>,
+) -> Result<(), DecodeError> {
+    if !raw.get().starts_with('[') {
+        messages.push(Message {
+            role,
+            parts: blocks(body, raw)?,
+        });
+        return Ok(());
+    }
+    let items: Vec<Block> = serde_json::from_str(raw.get()).map_err(|e| DecodeError::json(&e))?;
+    let mut runs: Vec<Message> = Vec::new();
+    for block in items {
+        let (r, parts) = if block.kind.as_deref() == Some("tool_result") {
+            let parts = match block.content {
+                Some(content) => blocks(body, content)?,
+                None => Vec::new(),
+            };
+            (Role::Tool, parts)
+        } else {
+            let parts = match block.text {
+                Some(text) => text_part(body, text)?.into_iter().collect(),
+                None => Vec::new(),
+            };
+            (role, parts)
+        };
+        match runs.last_mut() {
+            Some(last) if last.role == r => last.parts.extend(parts),
+            _ => runs.push(Message { role: r, parts }),
+        }
+    }
+    if runs.is_empty() {
+        runs.push(Message {
+            role,
+            parts: Vec::new(),
+        });
+    }
+    messages.extend(runs);
+    Ok(())
+}
+
 /// An Anthropic-shaped error body.
 pub fn error_body(message: &str, kind: &str) -> Vec<u8> {
     serde_json::json!({"type": "error", "error": {"type": kind, "message": message}})
@@ -133,7 +177,7 @@ mod tests {
                 (Role::System, "sys"),
                 (Role::User, "hello"),
                 (Role::Assistant, "hi"),
-                (Role::User, "42")
+                (Role::Tool, "42")
             ]
         );
         assert!(ex.stream);

@@ -90,6 +90,7 @@ impl Exchange {
 
 pub mod anthropic;
 pub mod bedrock;
+pub mod context;
 pub mod openai;
 pub mod response;
 pub mod sse;

@@ -86,7 +86,8 @@ impl Verdict {
         match action {
             Action::Block => Self::Block,
             Action::Mask | Action::Pseudonymize | Action::Redact | Action::Hash => Self::Anonymize,
-            Action::Warn => Self::Warn,
+            // An annotated answer is allowed with a flag: `warn`, plus `Decision::annotation`.
+            Action::Warn | Action::Annotate => Self::Warn,
             Action::None => Self::Allow,
         }
     }
@@ -173,6 +174,9 @@ pub struct Decision {
     pub message: Option<String>,
     /// How the block is returned to the caller.
     pub block_style: BlockStyle,
+    /// Notice to append to the answer, from enforced `annotate` rules that fired (their
+    /// notices in the chosen language, one per line); `None` on block.
+    pub annotation: Option<String>,
     /// Every evaluated detector's raw score (max over texts and rules), even below threshold.
     pub scores: BTreeMap<&'static str, f32>,
 }
@@ -197,6 +201,25 @@ fn builtin_message(stage: Stage) -> Messages {
         Stage::Output => Messages {
             en: "The response was blocked by policy.".into(),
             ko: "정책에 따라 차단된 응답입니다.".into(),
+        },
+    }
+}
+
+/// Built-in notices of `annotate` rules that give none.
+fn builtin_notice(kind: crate::policy::model::DetectorKind) -> Messages {
+    use crate::policy::model::DetectorKind;
+    match kind {
+        DetectorKind::Grounding => Messages {
+            en: "Note: parts of this answer are not supported by the provided sources; please verify them.".into(),
+            ko: "참고: 이 답변의 일부는 제공된 자료로 뒷받침되지 않습니다. 확인이 필요합니다.".into(),
+        },
+        DetectorKind::Relevance => Messages {
+            en: "Note: this answer may not address the question that was asked.".into(),
+            ko: "참고: 이 답변은 질문에 맞지 않을 수 있습니다.".into(),
+        },
+        _ => Messages {
+            en: "Note: this answer was flagged by a content policy check.".into(),
+            ko: "참고: 이 답변은 콘텐츠 정책 검사에서 표시되었습니다.".into(),
         },
     }
 }
@@ -305,14 +328,43 @@ pub fn evaluate(
 
     let mut rewritten = vec![None; texts.len()];
     let mut message = None;
-    if let Some(rule) = blocker {
-        let lang = opts.language.unwrap_or_else(|| {
+    let mut annotation = None;
+    let lang = || {
+        opts.language.unwrap_or_else(|| {
             if texts.iter().any(|t| has_hangul(t)) {
                 Lang::Ko
             } else {
                 Lang::En
             }
-        });
+        })
+    };
+    if blocker.is_none() {
+        let mut notices: Vec<String> = Vec::new();
+        for hit in hits
+            .iter()
+            .filter(|h| h.mode == Mode::Enforce && h.action == Action::Annotate)
+        {
+            let Some(rule) = rules.iter().find(|r| r.id == hit.rule) else {
+                continue;
+            };
+            let m = rule
+                .notice
+                .clone()
+                .unwrap_or_else(|| builtin_notice(rule.kind));
+            let text = match lang() {
+                Lang::En => m.en,
+                Lang::Ko => m.ko,
+            };
+            if !text.is_empty() && !notices.contains(&text) {
+                notices.push(text);
+            }
+        }
+        if !notices.is_empty() {
+            annotation = Some(notices.join("\n"));
+        }
+    }
+    if let Some(rule) = blocker {
+        let lang = lang();
         let m = rule
             .message
             .clone()
@@ -357,6 +409,7 @@ pub fn evaluate(
         rewritten,
         message,
         block_style: policy.on_block,
+        annotation,
         scores,
     }
 }

@@ -33,7 +33,7 @@ use super::{
 use crate::detect::registry::StreamScope;
 use crate::detect::DetectContext;
 use crate::policy::compile::{CompiledPolicy, CompiledRule};
-use crate::policy::model::{Action, Mode};
+use crate::policy::model::{Action, Mode, StreamMode};
 
 /// Longest text held back in one stream. Findings longer than this (a private key of
 /// more than 16 KiB) are cut at the bound; grounding on answers longer than this is
@@ -107,8 +107,13 @@ fn sentence_gate(rule: &CompiledRule) -> bool {
     gates(rule) && rule.detector.stream_scope() == StreamScope::Sentence
 }
 
+/// Grounding-like rules hold the answer only when their `stream` mode is `buffer` (the
+/// default for blocking and rewriting actions); `annotate` releases the answer as it
+/// comes and reports the verdict at its end.
 fn whole_gate(rule: &CompiledRule) -> bool {
-    gates(rule) && rule.detector.stream_scope() == StreamScope::Whole
+    gates(rule)
+        && rule.detector.stream_scope() == StreamScope::Whole
+        && rule.stream == StreamMode::Buffer
 }
 
 fn not_span_gate(rule: &CompiledRule) -> bool {
@@ -459,7 +464,16 @@ impl StreamGuard {
         out.insert("action".into(), d.action.as_str().into());
         let rules: Vec<&str> = d.acting_rules().collect();
         out.insert("rules".into(), rules.into());
+        if let Some(notice) = &d.annotation {
+            out.insert("notice".into(), notice.as_str().into());
+        }
         Some(serde_json::Value::Object(out))
+    }
+
+    /// The notices of `annotate` rules that fired on the whole answer (available once
+    /// [`annotation`](Self::annotation) decided).
+    pub fn notice(&self) -> Option<&str> {
+        self.decided.as_ref()?.annotation.as_deref()
     }
 
     fn decide(&self) -> Option<Decision> {

@@ -283,3 +283,135 @@ proptest! {
         prop_assert_eq!(restore(&out, &map), text);
     }
 }
+
+fn output_run(set: &PolicySet, text: &str, lang: Option<Lang>) -> Decision {
+    evaluate(
+        &set.default_policy(),
+        Stage::Output,
+        &[text],
+        &DetectContext::default(),
+        &EvalOptions {
+            language: lang,
+            ..EvalOptions::default()
+        },
+        &mut PseudonymMap::new(),
+    )
+}
+
+#[test]
+fn annotate_is_warn_with_a_notice() {
+    let p = set(r#"id: default
+output:
+  - {id: a, detector: word, words: [rumour, 소문], action: annotate, notice: {en: "Unverified.", ko: "확인되지 않음."}}
+  - {id: d, detector: word, words: [maybe, 아마], action: annotate}
+  - {id: s, detector: word, words: [shadowy], action: annotate, mode: shadow}
+  - {id: b, detector: word, words: [forbidden], action: block}
+"#);
+    // (text, verdict, annotation)
+    let cases: [(&str, Verdict, Option<&str>); 7] = [
+        ("plain", Verdict::Allow, None),
+        ("a rumour", Verdict::Warn, Some("Unverified.")),
+        ("그건 소문이다", Verdict::Warn, Some("확인되지 않음.")),
+        (
+            "a rumour, maybe",
+            Verdict::Warn,
+            Some("Unverified.\nNote: this answer was flagged by a content policy check."),
+        ),
+        (
+            "아마 그럴 것",
+            Verdict::Warn,
+            Some("참고: 이 답변은 콘텐츠 정책 검사에서 표시되었습니다."),
+        ),
+        ("shadowy", Verdict::Allow, None),
+        ("a forbidden rumour", Verdict::Block, None),
+    ];
+    for (text, verdict, note) in cases {
+        let d = output_run(&p, text, None);
+        assert_eq!(d.action, verdict, "{text}");
+        assert_eq!(d.annotation.as_deref(), note, "{text}");
+    }
+    let d = output_run(&p, "a rumour", Some(Lang::Ko));
+    assert_eq!(d.annotation.as_deref(), Some("확인되지 않음."));
+    let hit = &output_run(&p, "a rumour", None).hits[0];
+    assert_eq!(hit.reported_action(), "annotate");
+}
+
+#[test]
+fn annotate_needs_the_output_stage_and_stream_defaults() {
+    let bad = compile_sources(&[Source {
+        name: "t.yaml".into(),
+        text: "id: default\ninput:\n  - {id: a, detector: word, words: [x], action: annotate}\n"
+            .into(),
+    }]);
+    let err = bad.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("annotate"), "{err}");
+    let p = set(r#"id: default
+output:
+  - {id: w, detector: word, words: [x], action: warn}
+  - {id: a, detector: word, words: [y], action: annotate}
+  - {id: b, detector: word, words: [z], action: block}
+  - {id: m, detector: word, words: [v], action: mask}
+  - {id: o, detector: word, words: [u], action: block, stream: annotate}
+"#);
+    use crate::policy::model::StreamMode;
+    let modes: Vec<(String, StreamMode)> = p
+        .default_policy()
+        .output
+        .iter()
+        .map(|r| (r.id.clone(), r.stream))
+        .collect();
+    let want = [
+        ("w", StreamMode::Annotate),
+        ("a", StreamMode::Annotate),
+        ("b", StreamMode::Buffer),
+        ("m", StreamMode::Buffer),
+        ("o", StreamMode::Annotate),
+    ];
+    for (id, mode) in want {
+        assert!(
+            modes.iter().any(|(i, m)| i == id && *m == mode),
+            "{id}: {modes:?}"
+        );
+    }
+}
+
+#[test]
+fn grounding_sources_are_inherited_and_overridden() {
+    use crate::dialect::context::ContextSources;
+    let s = compile_sources(&[
+        Source {
+            name: "default.yaml".into(),
+            text: "id: default\n".into(),
+        },
+        Source {
+            name: "rag.yaml".into(),
+            text: "id: rag\nextends: default\ngrounding: {sources: [tool, tags]}\n".into(),
+        },
+        Source {
+            name: "child.yaml".into(),
+            text: "id: child\nextends: rag\n".into(),
+        },
+        Source {
+            name: "off.yaml".into(),
+            text: "id: off\nextends: rag\ngrounding: {sources: []}\n".into(),
+        },
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    let get = |id: &str| s.get(id).map(|p| p.grounding);
+    assert_eq!(get("default"), Some(ContextSources::default()));
+    let tool_tags = ContextSources {
+        extension: false,
+        tool: true,
+        tags: true,
+    };
+    assert_eq!(get("rag"), Some(tool_tags));
+    assert_eq!(get("child"), Some(tool_tags));
+    assert_eq!(
+        get("off"),
+        Some(ContextSources {
+            extension: false,
+            tool: false,
+            tags: false
+        })
+    );
+}

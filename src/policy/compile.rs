@@ -14,8 +14,12 @@ use super::load::{
     parse_policy, read_sources, Parsed, PolicyErrors, Problem, Source, EMBEDDED_DEFAULT,
     EMBEDDED_DEFAULT_NAME,
 };
-use super::model::{Action, BlockStyle, DetectorKind, MessageDto, Mode, RuleDto};
+use super::model::{
+    Action, BlockStyle, ContextSource, DetectorKind, GroundingDto, MessageDto, Mode, RuleDto,
+    StreamMode,
+};
 use crate::detect::registry::CompiledDetector;
+use crate::dialect::context::ContextSources;
 use crate::engine::Stage;
 
 /// Id of the policy that applies where nothing else is bound.
@@ -56,6 +60,10 @@ pub struct CompiledRule {
     pub action: Action,
     pub mode: Mode,
     pub message: Option<Messages>,
+    /// Notice appended to the answer by an `annotate` rule (`None`: built-in).
+    pub notice: Option<Messages>,
+    /// How the streaming stage treats this rule (read by the streaming output stage).
+    pub stream: StreamMode,
     /// Position in the policy as written (base rules first), for deterministic ties.
     pub order: usize,
 }
@@ -104,6 +112,8 @@ pub struct CompiledPolicy {
     pub on_block: BlockStyle,
     /// Block message for rules without one.
     pub message: Option<Messages>,
+    /// Where grounding and relevance find the request's context.
+    pub grounding: ContextSources,
     /// Enabled input rules, cheapest first (then as written).
     pub input: Vec<CompiledRule>,
     /// Enabled output rules, cheapest first (then as written).
@@ -221,6 +231,8 @@ fn patch(base: &mut RuleDto, over: &RuleDto) {
         threshold,
         strength,
         message,
+        notice,
+        stream,
         entities,
         words,
         profanity,
@@ -311,6 +323,7 @@ pub fn compile_sources(sources: &[Source]) -> Result<PolicySet, PolicyErrors> {
         let mut hasher = Sha256::new();
         let mut on_block = None;
         let mut message = None;
+        let mut grounding = ContextSources::default();
         for &c in &chain {
             let text = parsed[c].text.as_bytes();
             hasher.update((text.len() as u64).to_le_bytes());
@@ -318,6 +331,9 @@ pub fn compile_sources(sources: &[Source]) -> Result<PolicySet, PolicyErrors> {
             on_block = parsed[c].file.on_block.or(on_block);
             if let Some(m) = parsed[c].file.message.as_ref().and_then(Messages::from_dto) {
                 message = Some(m);
+            }
+            if let Some(g) = &parsed[c].file.grounding {
+                grounding = context_sources(g, grounding);
             }
         }
         let mut stages = Vec::new();
@@ -353,6 +369,7 @@ pub fn compile_sources(sources: &[Source]) -> Result<PolicySet, PolicyErrors> {
                     .collect(),
                 on_block: on_block.unwrap_or(BlockStyle::Refusal),
                 message,
+                grounding,
                 input,
                 output,
             }),
@@ -582,6 +599,16 @@ fn compile_rule(
             ),
         ));
     }
+    if action == Action::Annotate && stage == Stage::Input {
+        problems.push(Problem::at(
+            file,
+            loc,
+            format!(
+                "rule `{}`: action `annotate` appends a notice to the answer; put it under `output`",
+                r.id.value
+            ),
+        ));
+    }
     if matches!(kind, DetectorKind::Grounding | DetectorKind::Relevance) && stage == Stage::Input {
         problems.push(Problem::at(
             file,
@@ -633,8 +660,22 @@ fn compile_rule(
         action,
         mode: r.mode.unwrap_or_default(),
         message: r.message.as_ref().and_then(Messages::from_dto),
+        notice: r.notice.as_ref().and_then(Messages::from_dto),
+        stream: r.stream.unwrap_or_else(|| StreamMode::default_for(action)),
         order,
     })
+}
+
+/// The context sources a policy's `grounding` block sets over the inherited ones.
+fn context_sources(g: &GroundingDto, inherited: ContextSources) -> ContextSources {
+    let Some(list) = &g.sources else {
+        return inherited;
+    };
+    ContextSources {
+        extension: list.contains(&ContextSource::Extension),
+        tool: list.contains(&ContextSource::Tool),
+        tags: list.contains(&ContextSource::Tags),
+    }
 }
 
 #[cfg(test)]

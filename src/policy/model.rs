@@ -35,6 +35,11 @@ pub struct PolicyFile {
     /// Default block message for rules that have none. Inherited when absent.
     #[serde(default)]
     pub message: Option<MessageDto>,
+    /// Where the grounding and relevance detectors find the retrieved context of a
+    /// request. Inherited from the base policy when absent; default
+    /// `{sources: [extension, tags]}`. Bind the policy to routes to set it per route.
+    #[serde(default)]
+    pub grounding: Option<GroundingDto>,
     /// Rules checked on the request before it is forwarded.
     #[serde(default)]
     #[schemars(with = "Vec<RuleDto>")]
@@ -43,6 +48,31 @@ pub struct PolicyFile {
     #[serde(default)]
     #[schemars(with = "Vec<RuleDto>")]
     pub output: Vec<Spanned<RuleDto>>,
+}
+
+/// Grounding settings of a policy.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroundingDto {
+    /// Context sources, any of `extension`, `tool`, `tags`; absent: `[extension, tags]`.
+    /// An empty list turns grounding and relevance off (no context, no question).
+    #[serde(default)]
+    pub sources: Option<Vec<ContextSource>>,
+}
+
+/// One place a request can carry retrieved context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ContextSource {
+    /// The `haechi` extension field `{"context": [...], "query": "..."}` (stripped before
+    /// forwarding); on Bedrock, `guardContent` qualified `grounding_source` / `query`.
+    Extension,
+    /// Tool results: OpenAI `role: tool` messages and `function_call_output` items,
+    /// Anthropic `tool_result` blocks.
+    Tool,
+    /// Text inside `<context>`, `<document>` or `<search_results>` tags in system and
+    /// user messages.
+    Tags,
 }
 
 /// Which requests a policy applies to. Every listed dimension must match; an absent or
@@ -123,6 +153,15 @@ pub struct RuleDto {
     /// Message returned when this rule blocks.
     #[serde(default)]
     pub message: Option<MessageDto>,
+    /// Notice appended to the answer when this rule annotates (action `annotate`);
+    /// absent: a built-in notice in English and Korean.
+    #[serde(default)]
+    pub notice: Option<MessageDto>,
+    /// Output rules on streamed answers: `buffer` (hold the answer until it is checked)
+    /// or `annotate` (release it as it comes; the verdict goes in the audit record and a
+    /// final event). Default: `buffer` for `block`, `annotate` for other actions.
+    #[serde(default)]
+    pub stream: Option<StreamMode>,
 
     // --- detector parameters (each applies to the detectors named in its doc) ---
     /// `pii`, `secret`: entity labels to look for (e.g. `EMAIL`, `KR_RRN`); absent: all.
@@ -298,6 +337,9 @@ pub enum Action {
     Hash,
     /// Allow and record.
     Warn,
+    /// Allow, record (as `warn`) and append the rule's `notice` to the answer
+    /// (output rules).
+    Annotate,
     /// Only record the detector's score (useful in `scan`).
     None,
 }
@@ -312,6 +354,7 @@ impl Action {
             Self::Redact => "redact",
             Self::Hash => "hash",
             Self::Warn => "warn",
+            Self::Annotate => "annotate",
             Self::None => "none",
         }
     }
@@ -322,6 +365,28 @@ impl Action {
             self,
             Self::Mask | Self::Pseudonymize | Self::Redact | Self::Hash
         )
+    }
+}
+
+/// How an output rule treats a streamed answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamMode {
+    /// Hold the answer until the rule has checked it (needed to block or rewrite).
+    Buffer,
+    /// Release the answer as it comes; the verdict goes in the audit record and in a final
+    /// event the client can read.
+    Annotate,
+}
+
+impl StreamMode {
+    /// The mode a rule gets when it names none: a block must hold the answer.
+    pub fn default_for(action: Action) -> Self {
+        if action == Action::Block || action.rewrites() {
+            Self::Buffer
+        } else {
+            Self::Annotate
+        }
     }
 }
 

@@ -164,6 +164,15 @@ pub fn guard_output(
             }
         }
     }
+    // An `annotate` rule's notice goes after the answer's last text (the visible end of
+    // the answer in every provider shape); an answer with no text is left as it is.
+    if let (Some(note), Some(&last)) = (
+        decision.as_ref().and_then(|d| d.annotation.as_deref()),
+        text_indices.last(),
+    ) {
+        let base = new_texts[last].as_deref().unwrap_or(&parts[last].part.text);
+        new_texts[last] = Some(annotate(base, note));
+    }
     let edits: Vec<(Range<usize>, &str)> = parts
         .iter()
         .zip(&new_texts)
@@ -171,6 +180,15 @@ pub fn guard_output(
         .collect();
     let body = (!edits.is_empty()).then(|| rewrite_strings(body, &edits));
     Ok(OutputOutcome { decision, body })
+}
+
+/// The answer text with a notice appended after a blank line.
+pub fn annotate(text: &str, notice: &str) -> String {
+    let body = text.trim_end();
+    if body.is_empty() {
+        return notice.to_string();
+    }
+    format!("{body}\n\n{notice}")
 }
 
 /// The strongest action of the stages that ran, for `x-haechi-action`.
@@ -193,4 +211,87 @@ pub fn acting_rules<'a>(decisions: impl IntoIterator<Item = &'a Decision>) -> Ve
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::compile::compile_sources;
+    use crate::policy::load::Source;
+    use serde_json::{json, Value};
+
+    fn policy() -> std::sync::Arc<CompiledPolicy> {
+        let set = compile_sources(&[Source {
+            name: "t.yaml".into(),
+            text: "id: default\noutput:\n  - {id: note, detector: word, words: [rumour, 소문], action: annotate, notice: {en: \"[unverified]\", ko: \"[미확인]\"}}\n".into(),
+        }])
+        .unwrap_or_else(|e| panic!("{e}"));
+        set.default_policy()
+    }
+
+    fn run(provider: Provider, body: &Value) -> (Verdict, Option<Value>) {
+        let bytes = body.to_string().into_bytes();
+        let out = guard_output(
+            &policy(),
+            provider,
+            &bytes,
+            &DetectContext::default(),
+            &EvalOptions::default(),
+            &mut PseudonymMap::new(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let verdict = out.decision.map_or(Verdict::Allow, |d| d.action);
+        let body = out
+            .body
+            .map(|b| serde_json::from_slice(&b).unwrap_or_else(|e| panic!("{e}")));
+        (verdict, body)
+    }
+
+    #[test]
+    fn annotate_appends_to_the_last_text_of_each_shape() {
+        // (provider, answer, JSON pointer of the annotated text, expected text)
+        let cases = [
+            (
+                Provider::OpenAi,
+                json!({"object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"A rumour says so."},"finish_reason":"stop"}]}),
+                "/choices/0/message/content",
+                "A rumour says so.\n\n[unverified]",
+            ),
+            (
+                Provider::OpenAi,
+                json!({"object":"text_completion","choices":[{"index":0,"text":"rumour  \n"}]}),
+                "/choices/0/text",
+                "rumour\n\n[unverified]",
+            ),
+            (
+                Provider::OpenAi,
+                json!({"object":"response","output":[{"type":"message","role":"assistant","content":[{"type":"output_text","text":"One."},{"type":"output_text","text":"A rumour."}]}]}),
+                "/output/0/content/1/text",
+                "A rumour.\n\n[unverified]",
+            ),
+            (
+                Provider::Anthropic,
+                json!({"type":"message","role":"assistant","content":[{"type":"text","text":"그건 소문입니다."}],"stop_reason":"end_turn"}),
+                "/content/0/text",
+                "그건 소문입니다.\n\n[미확인]",
+            ),
+        ];
+        for (provider, answer, pointer, want) in cases {
+            let (verdict, body) = run(provider, &answer);
+            assert_eq!(verdict, Verdict::Warn, "{answer}");
+            let body = body.unwrap_or_else(|| panic!("annotated body for {answer}"));
+            assert_eq!(body.pointer(pointer).and_then(Value::as_str), Some(want));
+            // Everything else is as the upstream sent it.
+            let mut back = body.clone();
+            if let Some(v) = back.pointer_mut(pointer) {
+                *v = answer.pointer(pointer).cloned().unwrap_or(Value::Null);
+            }
+            assert_eq!(back, answer);
+        }
+        let (verdict, body) = run(
+            Provider::OpenAi,
+            &json!({"choices":[{"message":{"role":"assistant","content":"fine"}}]}),
+        );
+        assert_eq!((verdict, body), (Verdict::Allow, None));
+    }
 }

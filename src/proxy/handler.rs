@@ -28,7 +28,7 @@ use crate::config::GatewayConfig;
 use crate::detect::DetectContext;
 use crate::dialect::response::{refusal_json, refusal_stream};
 use crate::dialect::sse::StreamFormat;
-use crate::dialect::{self, anthropic, openai, Exchange, Operation, Provider, Role};
+use crate::dialect::{self, anthropic, openai, Exchange, Operation, Provider};
 use crate::engine::{Decision, EvalOptions, PseudonymMap, StreamGuard, Verdict};
 use crate::policy::model::BlockStyle;
 use crate::policy::{PolicyErrors, PolicyStore};
@@ -622,13 +622,11 @@ impl Gateway {
         let is_sse = content_type.starts_with("text/event-stream");
         let is_event_stream =
             content_type.starts_with(crate::dialect::bedrock::eventstream::CONTENT_TYPE);
-        // Relevance is judged when the request carries RAG context (the question
-        // defaults to the last user message) or names its question explicitly.
-        let ctx_query = exchange.query.clone().or_else(|| {
-            (!exchange.context.is_empty())
-                .then(|| last_user_text(&exchange))
-                .flatten()
-        });
+        // The context comes from the sources the policy names (extension field, tool
+        // results, tagged text); relevance is judged when there is context (the question
+        // defaults to the last user message) or an explicit question.
+        let grounding = crate::dialect::context::gather(&exchange, policy.grounding);
+        let ctx_query = grounding.query.clone();
         let mut response = if response.status().is_success() && is_json && needs_output {
             let (mut head, body) = self
                 .relay_settled(
@@ -647,7 +645,7 @@ impl Gateway {
                 }
             })?;
             let ctx = DetectContext {
-                context: &exchange.context,
+                context: &grounding.context,
                 query: ctx_query.as_deref(),
             };
             let stage_started = std::time::Instant::now();
@@ -695,7 +693,7 @@ impl Gateway {
                     // Streams get the same output stage, event by event.
                     let guard = StreamGuard::new(
                         policy.clone(),
-                        exchange.context.clone(),
+                        grounding.context.clone(),
                         ctx_query,
                         self.hash_key.clone(),
                         None,
@@ -717,7 +715,7 @@ impl Gateway {
         };
         set_decision_headers(&mut response, &decisions);
         add_headers(&mut response, &rate);
-        if !exchange.context.is_empty() {
+        if !grounding.context.is_empty() {
             // The grounding score of a checked answer, for apps that show or log it.
             let score = decisions
                 .iter()
@@ -1184,22 +1182,6 @@ async fn read_answer(mut body: Body, limit: usize) -> Result<Bytes, String> {
         }
     }
     Ok(buf.freeze())
-}
-
-/// The last user message's text: the default question for relevance checks.
-fn last_user_text(exchange: &Exchange) -> Option<String> {
-    exchange
-        .messages
-        .iter()
-        .rev()
-        .find(|m| m.role == Role::User)
-        .map(|m| {
-            m.parts
-                .iter()
-                .map(|p| p.text.as_str())
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
 }
 
 fn json_value_response(status: StatusCode, value: &serde_json::Value) -> Response<Body> {

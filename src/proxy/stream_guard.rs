@@ -191,6 +191,22 @@ impl GuardedEvents {
         if !self.annotated && self.is_annotation_point(&facts, &data) {
             self.annotated = true;
             if let Some(note) = self.guard.annotation() {
+                // OpenAI chunks can carry the notice of `annotate` rules as one more
+                // delta before the closing chunk; other formats close their content
+                // blocks earlier, so the notice rides in the `haechi` member only.
+                let first_text = self.ids.keys().copied().find(|k| !k.is_args());
+                if let (Some(notice), Some(key), true) = (
+                    self.guard.notice(),
+                    first_text,
+                    matches!(
+                        self.format,
+                        StreamFormat::OpenAiChat | StreamFormat::OpenAiCompletions
+                    ),
+                ) {
+                    if let Some(e) = self.synthetic(key, &format!("\n\n{notice}")) {
+                        out.extend_from_slice(&e);
+                    }
+                }
                 let current = new_data.as_deref().unwrap_or(&data);
                 if let Some(with) = add_member(current, "haechi", &note) {
                     new_data = Some(with);
