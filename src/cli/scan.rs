@@ -76,6 +76,9 @@ struct OutLine<'a> {
     text: Option<&'a str>,
     findings: Vec<OutFinding<'a>>,
     scores: &'a BTreeMap<&'static str, f32>,
+    /// What each `llm_judge` rule came to (absent when the policy has none).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    judges: &'a [crate::detect::judge::JudgeReport],
 }
 
 #[derive(Serialize)]
@@ -96,13 +99,18 @@ pub fn scan<R: BufRead, W: Write>(
     let mut buf = Vec::with_capacity(4096);
     let mut stats = ScanStats::default();
     let mut line_no: u64 = 0;
-    let eval_opts = EvalOptions {
-        hash_key: &opts.hash_key,
-        language: None,
-        run_all: true,
-        trusted: &[],
-        select: None,
-    };
+    // `llm_judge` rules call out: a scan with judges runs them on a small runtime of its
+    // own, one line at a time (each call within its rule's deadline).
+    let judges = [Stage::Input, Stage::Output]
+        .iter()
+        .any(|&s| crate::proxy::judge::has_judges(policy, s))
+        .then(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map(|rt| (rt, crate::proxy::judge::JudgeClient::new()))
+        })
+        .transpose()?;
     loop {
         buf.clear();
         if input.read_until(b'\n', &mut buf)? == 0 {
@@ -145,9 +153,24 @@ pub fn scan<R: BufRead, W: Write>(
         };
         let mut map = PseudonymMap::new();
         let text = line.text.as_str();
+        let stage = line.stage.unwrap_or_default();
+        let judged = match &judges {
+            Some((rt, client)) => {
+                rt.block_on(client.judge_stage(policy, stage, &[text], &[], &context))
+            }
+            None => Vec::new(),
+        };
+        let eval_opts = EvalOptions {
+            hash_key: &opts.hash_key,
+            language: None,
+            run_all: true,
+            trusted: &[],
+            select: None,
+            judged: &judged,
+        };
         let d = evaluate(
             policy,
-            line.stage.unwrap_or_default(),
+            stage,
             &[text],
             &ctx,
             &eval_opts,
@@ -174,6 +197,7 @@ pub fn scan<R: BufRead, W: Write>(
             text: d.rewritten.first().and_then(|t| t.as_deref()),
             findings,
             scores: &d.scores,
+            judges: &d.judges,
         };
         serde_json::to_writer(&mut out, &o)?;
         out.write_all(b"\n")?;

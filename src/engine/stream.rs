@@ -211,6 +211,7 @@ impl StreamGuard {
             run_all: false,
             trusted: &[],
             select: Some(select),
+            judged: &[],
         }
     }
 
@@ -331,6 +332,7 @@ impl StreamGuard {
                         run_all: false,
                         trusted: &[],
                         select: Some(span_gate),
+                        judged: &[],
                     };
                     let mut scratch = self.pseudonyms.clone();
                     evaluate(&policy, Stage::Output, &[window], &ctx, &opts, &mut scratch)

@@ -173,6 +173,16 @@ pub fn guard_output(
     Ok(OutputOutcome { decision, body })
 }
 
+/// The answer texts `guard_output` evaluates, in its order (for remote judges, which
+/// run before it).
+pub fn output_texts(provider: Provider, body: &[u8]) -> Result<Vec<String>, DecodeError> {
+    Ok(response_parts(provider, body)?
+        .into_iter()
+        .filter(|p| p.kind == PartKind::Text)
+        .map(|p| p.part.text)
+        .collect())
+}
+
 /// The strongest action of the stages that ran, for `x-haechi-action`.
 pub fn combined_action<'a>(decisions: impl IntoIterator<Item = &'a Decision>) -> Verdict {
     decisions
