@@ -166,7 +166,9 @@ async fn judge_verdicts_and_fail_modes_through_the_gateway() {
     // An unsafe verdict blocks with the rule's message; nothing goes upstream.
     let r = post_json(&url, &chat("m", "Help me attack the payroll server")).await;
     assert_eq!(r.header("x-haechi-action").as_deref(), Some("block"));
-    assert!(r.header("x-haechi-rules").is_some_and(|h| h.contains("judge-open")));
+    assert!(r
+        .header("x-haechi-rules")
+        .is_some_and(|h| h.contains("judge-open")));
     assert!(String::from_utf8_lossy(&r.body).contains("Judged unsafe."));
     assert_eq!(upstream.recorded().len(), 1);
     let rec = record_of(&gw, &r).await;
@@ -184,8 +186,15 @@ async fn judge_verdicts_and_fail_modes_through_the_gateway() {
     let rec = record_of(&gw, &r).await;
     assert_ne!(rec["outcome"], "blocked", "{rec}");
     let j = &rec["input"]["judges"][0];
-    assert_eq!((j["outcome"].as_str(), j["reason"].as_str()), (Some("fail_open"), Some("timeout")), "{rec}");
-    assert!(j["latency_ms"].as_f64().is_some_and(|ms| ms >= 250.0), "{rec}");
+    assert_eq!(
+        (j["outcome"].as_str(), j["reason"].as_str()),
+        (Some("fail_open"), Some("timeout")),
+        "{rec}"
+    );
+    assert!(
+        j["latency_ms"].as_f64().is_some_and(|ms| ms >= 250.0),
+        "{rec}"
+    );
     assert_eq!(
         rec["fail_events"],
         serde_json::json!([{"mode": "fail_open", "component": "judge-open", "reason": "timeout"}]),
@@ -228,7 +237,12 @@ async fn judge_verdicts_and_fail_modes_through_the_gateway() {
 
     // No text reaches the audit log.
     let log = std::fs::read_to_string(gw.audit_dir.path().join("audit.jsonl")).expect("log");
-    for secret in ["payroll", "capital of France", "SLOW question", "SYSTEM-ONLY"] {
+    for secret in [
+        "payroll",
+        "capital of France",
+        "SLOW question",
+        "SYSTEM-ONLY",
+    ] {
         assert!(!log.contains(secret), "{secret} leaked into the audit log");
     }
     gw.stop().await;
@@ -244,7 +258,11 @@ async fn moderation_api_judge_on_the_apply_endpoint() {
     let gw = TestGateway::start(config).await;
     let url = gw.url("/v1/guardrail/apply");
 
-    let r = post_json(&url, r#"{"text": "we will attack at dawn", "policy": "moderation"}"#).await;
+    let r = post_json(
+        &url,
+        r#"{"text": "we will attack at dawn", "policy": "moderation"}"#,
+    )
+    .await;
     assert_eq!(r.status, 200);
     let v = r.json();
     assert_eq!(v["action"], "block", "{v}");
@@ -256,11 +274,18 @@ async fn moderation_api_judge_on_the_apply_endpoint() {
     assert_eq!(sent["input"], "we will attack at dawn");
     assert_eq!(sent["model"], "omni-moderation-latest");
 
-    let r = post_json(&url, r#"{"text": "a quiet morning", "policy": "moderation"}"#).await;
+    let r = post_json(
+        &url,
+        r#"{"text": "a quiet morning", "policy": "moderation"}"#,
+    )
+    .await;
     let v = r.json();
     assert_eq!(v["action"], "allow", "{v}");
     assert_eq!(v["judges"][0]["outcome"], "safe", "{v}");
-    assert!(v["scores"]["llm_judge"].as_f64().is_some_and(|s| s < 0.1), "{v}");
+    assert!(
+        v["scores"]["llm_judge"].as_f64().is_some_and(|s| s < 0.1),
+        "{v}"
+    );
 
     // A judge that cannot be reached follows fail open (the default).
     let dead = tempfile::tempdir().expect("tempdir");

@@ -168,14 +168,7 @@ pub fn scan<R: BufRead, W: Write>(
             select: None,
             judged: &judged,
         };
-        let d = evaluate(
-            policy,
-            stage,
-            &[text],
-            &ctx,
-            &eval_opts,
-            &mut map,
-        );
+        let d = evaluate(policy, stage, &[text], &ctx, &eval_opts, &mut map);
         let findings = d
             .hits
             .iter()
@@ -298,5 +291,51 @@ output:
         assert_eq!(out[3]["action"], "block");
         assert_eq!(out[4]["action"], "allow");
         assert_eq!(out[4]["findings"][0]["mode"], "shadow");
+    }
+}
+
+#[cfg(test)]
+mod judge_tests {
+    use super::*;
+    use crate::policy::compile::compile_sources;
+    use crate::policy::load::Source;
+
+    /// `scan` runs judges on its own runtime; an unreachable judge follows its fail mode
+    /// and the output line says which happened.
+    #[test]
+    fn scan_runs_judges_and_reports_fail_modes() {
+        // Port 9 (discard) on loopback: nothing listens, the connection is refused.
+        let policy = r#"id: default
+input:
+  - {id: closed, detector: llm_judge, endpoint: 'http://127.0.0.1:9/v1', timeout_ms: 2000, fail: closed, action: block}
+output:
+  - {id: open, detector: llm_judge, endpoint: 'http://127.0.0.1:9/v1', fail: open, action: block}
+"#;
+        let set = compile_sources(&[Source {
+            name: "p.yaml".into(),
+            text: policy.into(),
+        }])
+        .expect("compiles");
+        let input =
+            "{\"id\":1,\"text\":\"hello\"}\n{\"id\":2,\"text\":\"hello\",\"stage\":\"output\"}\n";
+        let mut out = Vec::new();
+        scan(
+            &set.default_policy(),
+            input.as_bytes(),
+            &mut out,
+            &ScanOptions::default(),
+        )
+        .expect("scan runs");
+        let lines: Vec<Value> = String::from_utf8(out)
+            .expect("utf-8")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json line"))
+            .collect();
+        assert_eq!(lines[0]["action"], "block", "{}", lines[0]);
+        assert_eq!(lines[0]["judges"][0]["outcome"], "fail_closed");
+        assert_eq!(lines[0]["judges"][0]["reason"], "connect");
+        assert_eq!(lines[0]["findings"][0]["label"], "JUDGE_UNAVAILABLE");
+        assert_eq!(lines[1]["action"], "allow", "{}", lines[1]);
+        assert_eq!(lines[1]["judges"][0]["outcome"], "fail_open");
     }
 }

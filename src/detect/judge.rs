@@ -29,7 +29,9 @@ pub const UNAVAILABLE_LABEL: &str = "JUDGE_UNAVAILABLE";
 /// A judge rule that cannot be built.
 #[derive(Debug, thiserror::Error)]
 pub enum JudgeError {
-    #[error("detector `llm_judge` needs `endpoint` (the judge's base URL, e.g. http://vllm:8000/v1)")]
+    #[error(
+        "detector `llm_judge` needs `endpoint` (the judge's base URL, e.g. http://vllm:8000/v1)"
+    )]
     NoEndpoint,
     #[error("`endpoint` must be an http:// or https:// URL")]
     BadEndpoint,
@@ -62,7 +64,11 @@ pub struct JudgeSpec {
 impl JudgeSpec {
     /// Reads the judge settings of a rule.
     pub fn new(rule: &RuleDto) -> Result<Self, JudgeError> {
-        let endpoint = rule.endpoint.as_deref().ok_or(JudgeError::NoEndpoint)?.trim();
+        let endpoint = rule
+            .endpoint
+            .as_deref()
+            .ok_or(JudgeError::NoEndpoint)?
+            .trim();
         let endpoint = endpoint.trim_end_matches('/');
         let valid = ["http://", "https://"]
             .iter()
@@ -448,8 +454,11 @@ mod tests {
     #[test]
     fn json_verdicts() {
         let field = |f: &str| VerdictFormat::Json(f.to_string());
-        let j = parse_verdict(r#"{"flagged": true, "categories": ["hate"]}"#, &field("flagged"))
-            .expect("verdict");
+        let j = parse_verdict(
+            r#"{"flagged": true, "categories": ["hate"]}"#,
+            &field("flagged"),
+        )
+        .expect("verdict");
         assert!(j.flagged);
         assert_eq!(j.labels, vec!["hate"]);
         let j = parse_verdict(
@@ -485,8 +494,8 @@ mod tests {
         assert_eq!(chat.parse_response(b"{}"), Err(ParseError::Shape));
         assert_eq!(chat.parse_response(b"not json"), Err(ParseError::Shape));
 
-        let moderation = spec("{id: m, endpoint: 'https://api.openai.com/v1', api: moderation}")
-            .expect("spec");
+        let moderation =
+            spec("{id: m, endpoint: 'https://api.openai.com/v1', api: moderation}").expect("spec");
         let body = br#"{"id":"modr","results":[{"flagged":true,
             "categories":{"harassment":true,"violence":false},
             "category_scores":{"harassment":0.91,"violence":0.02}}]}"#;
@@ -494,7 +503,8 @@ mod tests {
         assert!(j.flagged);
         assert_eq!(j.labels, vec!["harassment"]);
         assert!((j.score - 0.91).abs() < 1e-6);
-        let body = br#"{"results":[{"flagged":false,"categories":{},"category_scores":{"hate":0.1}}]}"#;
+        let body =
+            br#"{"results":[{"flagged":false,"categories":{},"category_scores":{"hate":0.1}}]}"#;
         let j = moderation.parse_response(body).expect("judged");
         assert!(!j.flagged && j.labels.is_empty());
         assert_eq!(
@@ -520,8 +530,10 @@ mod tests {
         assert_eq!(b["messages"][0]["role"], "system");
         assert_eq!(b["messages"][1]["content"], "hello");
         assert!(b.get("model").is_none());
-        let s = spec("{id: m, endpoint: 'http://x/v1', api: moderation, model: omni-moderation-latest}")
-            .expect("spec");
+        let s = spec(
+            "{id: m, endpoint: 'http://x/v1', api: moderation, model: omni-moderation-latest}",
+        )
+        .expect("spec");
         assert_eq!(s.url(), "http://x/v1/moderations");
         let b = s.request_body("hi", &[]);
         assert_eq!(b["input"], "hi");
@@ -540,9 +552,18 @@ mod tests {
             ("{id: j, endpoint: 'ftp://x'}", "http"),
             ("{id: j, endpoint: 'http://'}", "http"),
             ("{id: j, endpoint: 'http://x', timeout_ms: 0}", "timeout_ms"),
-            ("{id: j, endpoint: 'http://x', timeout_ms: 600000}", "timeout_ms"),
-            ("{id: j, endpoint: 'http://x', api: moderation, verdict: first_word}", "moderation"),
-            ("{id: j, endpoint: 'http://x', verdict: {json: ' '}}", "field"),
+            (
+                "{id: j, endpoint: 'http://x', timeout_ms: 600000}",
+                "timeout_ms",
+            ),
+            (
+                "{id: j, endpoint: 'http://x', api: moderation, verdict: first_word}",
+                "moderation",
+            ),
+            (
+                "{id: j, endpoint: 'http://x', verdict: {json: ' '}}",
+                "field",
+            ),
         ];
         for (yaml, needle) in cases {
             let e = spec(yaml).expect_err(yaml).to_string();

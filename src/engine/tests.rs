@@ -430,7 +430,11 @@ input:
         assert_eq!(j.latency_ms, Some(12.0));
         let event = j.fail_event().expect("fail event");
         assert_eq!(
-            (event.mode.as_str(), event.component.as_str(), event.reason.as_str()),
+            (
+                event.mode.as_str(),
+                event.component.as_str(),
+                event.reason.as_str()
+            ),
             ("fail_closed", "guard-closed", "timeout")
         );
     }
@@ -452,7 +456,10 @@ input:
                 "{id: j, detector: llm_judge, endpoint: 'http://x/v1', action: mask}",
                 "whole text",
             ),
-            ("{id: j, detector: word, words: [x], endpoint: 'http://x'}", "endpoint"),
+            (
+                "{id: j, detector: word, words: [x], endpoint: 'http://x'}",
+                "endpoint",
+            ),
         ] {
             let text = format!("id: default\ninput:\n  - {yaml}\n");
             let err = compile_sources(&[Source {
