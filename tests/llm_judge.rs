@@ -235,6 +235,17 @@ async fn judge_verdicts_and_fail_modes_through_the_gateway() {
     assert_eq!(rec["output"]["judges"][0]["rule"], "judge-out", "{rec}");
     assert_eq!(rec["output"]["judges"][0]["outcome"], "flagged", "{rec}");
 
+    // Streamed answers are not judged yet: the answer is relayed and the record says
+    // the judge did not run (see docs/classifiers.md).
+    let body = serde_json::json!({"model": "out-m", "stream": true,
+        "messages": [{"role": "user", "content": "hello"}]})
+    .to_string();
+    let r = post_json(&url, &body).await;
+    assert_eq!(r.status, 200);
+    assert!(String::from_utf8_lossy(&r.body).contains("mock"));
+    let rec = record_of(&gw, &r).await;
+    assert_eq!(rec["output"]["judges"][0]["outcome"], "not_run", "{rec}");
+
     // No text reaches the audit log.
     let log = std::fs::read_to_string(gw.audit_dir.path().join("audit.jsonl")).expect("log");
     for secret in [
