@@ -94,9 +94,39 @@ pub struct StageRecord {
     /// Raw score of every evaluated detector (e.g. grounding), 0.0..1.0.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub scores: BTreeMap<String, f64>,
-    /// Time spent in this stage, milliseconds.
+    /// Time spent in this stage, milliseconds (remote judges included).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<f64>,
+    /// What each `llm_judge` rule came to: `flagged`, `safe`, `fail_open`, `fail_closed`
+    /// or `not_run`, with the failure reason and the call's latency.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub judges: Vec<JudgeRecord>,
+}
+
+/// One remote judge call of a stage. Never holds the text sent or the judge's answer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JudgeRecord {
+    /// Rule id.
+    pub rule: String,
+    /// `flagged`, `safe`, `fail_open`, `fail_closed` or `not_run`.
+    pub outcome: String,
+    /// For `fail_*`: `timeout`, `connect`, `status`, `parse` or `config`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Duration of the call, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+}
+
+impl JudgeRecord {
+    /// The fail event of a judge that failed (`None` when it answered or did not run).
+    pub fn fail_event(&self) -> Option<FailEvent> {
+        matches!(self.outcome.as_str(), "fail_open" | "fail_closed").then(|| FailEvent {
+            mode: self.outcome.clone(),
+            component: self.rule.clone(),
+            reason: self.reason.clone().unwrap_or_else(|| "error".into()),
+        })
+    }
 }
 
 /// One rule that fired.
@@ -194,6 +224,16 @@ impl StageRecord {
                 .map(|(k, v)| ((*k).to_string(), f64::from(*v)))
                 .collect(),
             latency_ms: None,
+            judges: decision
+                .judges
+                .iter()
+                .map(|j| JudgeRecord {
+                    rule: j.rule.clone(),
+                    outcome: j.outcome.to_string(),
+                    reason: j.reason.map(str::to_string),
+                    latency_ms: j.latency_ms,
+                })
+                .collect(),
         }
     }
 

@@ -76,6 +76,9 @@ struct OutLine<'a> {
     text: Option<&'a str>,
     findings: Vec<OutFinding<'a>>,
     scores: &'a BTreeMap<&'static str, f32>,
+    /// What each `llm_judge` rule came to (absent when the policy has none).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    judges: &'a [crate::detect::judge::JudgeReport],
 }
 
 #[derive(Serialize)]
@@ -96,13 +99,18 @@ pub fn scan<R: BufRead, W: Write>(
     let mut buf = Vec::with_capacity(4096);
     let mut stats = ScanStats::default();
     let mut line_no: u64 = 0;
-    let eval_opts = EvalOptions {
-        hash_key: &opts.hash_key,
-        language: None,
-        run_all: true,
-        trusted: &[],
-        select: None,
-    };
+    // `llm_judge` rules call out: a scan with judges runs them on a small runtime of its
+    // own, one line at a time (each call within its rule's deadline).
+    let judges = [Stage::Input, Stage::Output]
+        .iter()
+        .any(|&s| crate::proxy::judge::has_judges(policy, s))
+        .then(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map(|rt| (rt, crate::proxy::judge::JudgeClient::new()))
+        })
+        .transpose()?;
     loop {
         buf.clear();
         if input.read_until(b'\n', &mut buf)? == 0 {
@@ -145,14 +153,22 @@ pub fn scan<R: BufRead, W: Write>(
         };
         let mut map = PseudonymMap::new();
         let text = line.text.as_str();
-        let d = evaluate(
-            policy,
-            line.stage.unwrap_or_default(),
-            &[text],
-            &ctx,
-            &eval_opts,
-            &mut map,
-        );
+        let stage = line.stage.unwrap_or_default();
+        let judged = match &judges {
+            Some((rt, client)) => {
+                rt.block_on(client.judge_stage(policy, stage, &[text], &[], &context))
+            }
+            None => Vec::new(),
+        };
+        let eval_opts = EvalOptions {
+            hash_key: &opts.hash_key,
+            language: None,
+            run_all: true,
+            trusted: &[],
+            select: None,
+            judged: &judged,
+        };
+        let d = evaluate(policy, stage, &[text], &ctx, &eval_opts, &mut map);
         let findings = d
             .hits
             .iter()
@@ -174,6 +190,7 @@ pub fn scan<R: BufRead, W: Write>(
             text: d.rewritten.first().and_then(|t| t.as_deref()),
             findings,
             scores: &d.scores,
+            judges: &d.judges,
         };
         serde_json::to_writer(&mut out, &o)?;
         out.write_all(b"\n")?;
@@ -274,5 +291,51 @@ output:
         assert_eq!(out[3]["action"], "block");
         assert_eq!(out[4]["action"], "allow");
         assert_eq!(out[4]["findings"][0]["mode"], "shadow");
+    }
+}
+
+#[cfg(test)]
+mod judge_tests {
+    use super::*;
+    use crate::policy::compile::compile_sources;
+    use crate::policy::load::Source;
+
+    /// `scan` runs judges on its own runtime; an unreachable judge follows its fail mode
+    /// and the output line says which happened.
+    #[test]
+    fn scan_runs_judges_and_reports_fail_modes() {
+        // Port 9 (discard) on loopback: nothing listens, the connection is refused.
+        let policy = r#"id: default
+input:
+  - {id: closed, detector: llm_judge, endpoint: 'http://127.0.0.1:9/v1', timeout_ms: 2000, fail: closed, action: block}
+output:
+  - {id: open, detector: llm_judge, endpoint: 'http://127.0.0.1:9/v1', fail: open, action: block}
+"#;
+        let set = compile_sources(&[Source {
+            name: "p.yaml".into(),
+            text: policy.into(),
+        }])
+        .expect("compiles");
+        let input =
+            "{\"id\":1,\"text\":\"hello\"}\n{\"id\":2,\"text\":\"hello\",\"stage\":\"output\"}\n";
+        let mut out = Vec::new();
+        scan(
+            &set.default_policy(),
+            input.as_bytes(),
+            &mut out,
+            &ScanOptions::default(),
+        )
+        .expect("scan runs");
+        let lines: Vec<Value> = String::from_utf8(out)
+            .expect("utf-8")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json line"))
+            .collect();
+        assert_eq!(lines[0]["action"], "block", "{}", lines[0]);
+        assert_eq!(lines[0]["judges"][0]["outcome"], "fail_closed");
+        assert_eq!(lines[0]["judges"][0]["reason"], "connect");
+        assert_eq!(lines[0]["findings"][0]["label"], "JUDGE_UNAVAILABLE");
+        assert_eq!(lines[1]["action"], "allow", "{}", lines[1]);
+        assert_eq!(lines[1]["judges"][0]["outcome"], "fail_open");
     }
 }

@@ -5,6 +5,7 @@
 //! `haechi scan` can report every detector's score even below its threshold.
 
 pub mod grounding;
+pub mod judge;
 
 use serde::Serialize;
 

@@ -5,6 +5,7 @@
 
 use super::classifier::Strength as ClassifierStrength;
 use super::grounding::{GroundingDetector, RelevanceDetector};
+use super::judge::JudgeSpec;
 use super::partial::Tail;
 use super::pii::{PiiDetector, Strength as PiiStrength};
 use super::prompt_attack::PromptAttackDetector;
@@ -39,6 +40,8 @@ pub enum BuildError {
     TopicIncomplete,
     #[error("{0}")]
     Grounding(#[from] super::grounding::GroundingError),
+    #[error("{0}")]
+    Judge(#[from] super::judge::JudgeError),
 }
 
 impl BuildError {
@@ -79,6 +82,9 @@ pub enum CompiledDetector {
     Grounding(GroundingDetector, f32),
     /// Same convention with the relevance score.
     Relevance(RelevanceDetector, f32),
+    /// A remote judge: the call happens in the proxy before the engine runs (see
+    /// `detect::judge`); the engine reads its verdict, so `detect` finds nothing.
+    LlmJudge(Box<JudgeSpec>),
 }
 
 /// How a detector's rule is applied to an answer that streams in.
@@ -210,7 +216,7 @@ impl CompiledDetector {
             DetectorKind::Relevance => {
                 Ok(Self::Relevance(RelevanceDetector::new()?, act_below(rule)))
             }
-            DetectorKind::LlmJudge => Err(BuildError::Unavailable("llm_judge")),
+            DetectorKind::LlmJudge => Ok(Self::LlmJudge(Box::new(JudgeSpec::new(rule)?))),
         }
     }
 
@@ -226,6 +232,7 @@ impl CompiledDetector {
             Self::Topic(d, c) => calibrate(d.detect(text, ctx), *c),
             Self::Grounding(d, below) => answer_level(d.detect(text, ctx), *below),
             Self::Relevance(d, below) => answer_level(d.detect(text, ctx), *below),
+            Self::LlmJudge(_) => Detection::default(),
         }
     }
 
@@ -234,7 +241,7 @@ impl CompiledDetector {
         match self {
             Self::Word(_) | Self::Regex(_) | Self::Pii(_) | Self::Secret(_) => StreamScope::Span,
             Self::Toxicity(..) | Self::PromptAttack(..) | Self::Topic(..) => StreamScope::Sentence,
-            Self::Grounding(..) | Self::Relevance(..) => StreamScope::Whole,
+            Self::Grounding(..) | Self::Relevance(..) | Self::LlmJudge(_) => StreamScope::Whole,
         }
     }
 
@@ -278,7 +285,7 @@ impl CompiledDetector {
             Self::Toxicity(_, c) | Self::PromptAttack(_, c) | Self::Topic(_, c) => {
                 (*c == Calibration::Strength).then_some(0.5)
             }
-            Self::Grounding(..) | Self::Relevance(..) => None,
+            Self::Grounding(..) | Self::Relevance(..) | Self::LlmJudge(_) => None,
         }
     }
 }

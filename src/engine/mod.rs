@@ -20,9 +20,11 @@ use sha2::Sha256;
 pub use pseudonym::{restore, restore_json_escaped, PseudonymMap};
 pub use stream::{Blocked, StreamGuard, TextKind};
 
+use crate::detect::judge::{JudgeOutcome, JudgeReport, JudgeVerdict, UNSAFE_LABEL};
+use crate::detect::registry::CompiledDetector;
 use crate::detect::DetectContext;
 use crate::policy::compile::{CompiledPolicy, CompiledRule, Messages};
-use crate::policy::model::{Action, BlockStyle, Mode};
+use crate::policy::model::{Action, BlockStyle, DetectorKind, FailMode, Mode};
 
 /// Which side of the model call a text is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -118,6 +120,10 @@ pub struct EvalOptions<'a> {
     /// Only rules for which this returns true run (the streaming stage splits a policy
     /// into rules that gate the text and rules that are only recorded). `None`: all.
     pub select: Option<fn(&CompiledRule) -> bool>,
+    /// Outcomes of the stage's `llm_judge` rules, computed by the caller (the proxy runs
+    /// the remote calls before evaluating, so the engine stays pure). A judge rule
+    /// without a verdict here is not evaluated and is reported as `not_run`.
+    pub judged: &'a [JudgeVerdict],
 }
 
 /// One finding of a rule, located in one of the evaluated texts.
@@ -179,6 +185,9 @@ pub struct Decision {
     pub annotation: Option<String>,
     /// Every evaluated detector's raw score (max over texts and rules), even below threshold.
     pub scores: BTreeMap<&'static str, f32>,
+    /// What each `llm_judge` rule that was reached came to (including fail-open and
+    /// fail-closed), in evaluation order.
+    pub judges: Vec<JudgeReport>,
 }
 
 impl Decision {
@@ -249,6 +258,7 @@ pub fn evaluate(
     // (text, start, end, rule index) of enforced rewriting findings.
     let mut spans: Vec<(usize, usize, usize, usize)> = Vec::new();
     let rules = policy.rules(stage);
+    let mut judges = Vec::new();
 
     for (ri, rule) in rules.iter().enumerate() {
         if blocker.is_some() && !opts.run_all {
@@ -259,7 +269,20 @@ pub fn evaluate(
         }
         let mut findings = Vec::new();
         let mut score = 0.0_f32;
+        if rule.kind == DetectorKind::LlmJudge {
+            if let Some(hit) = judge_finding(rule, texts, opts.judged, &mut judges) {
+                let s = scores.entry(rule.kind.as_str()).or_insert(0.0);
+                *s = s.max(hit.1);
+                if let Some(f) = hit.0 {
+                    score = f.score;
+                    findings.push(f);
+                }
+            }
+        }
         for (ti, text) in texts.iter().enumerate() {
+            if rule.kind == DetectorKind::LlmJudge {
+                break;
+            }
             if rule.kind.judges_whole_text() && opts.trusted.get(ti).copied().unwrap_or(false) {
                 continue;
             }
@@ -411,7 +434,77 @@ pub fn evaluate(
         block_style: policy.on_block,
         annotation,
         scores,
+        judges,
     }
+}
+
+/// Reads a judge rule's precomputed verdict: `(finding if the rule fires, raw score)`,
+/// `None` when the rule has no verdict (it is then reported as `not_run`). A failed call
+/// follows the rule's `fail`: open finds nothing, closed fires on the whole text.
+fn judge_finding(
+    rule: &CompiledRule,
+    texts: &[&str],
+    judged: &[JudgeVerdict],
+    reports: &mut Vec<JudgeReport>,
+) -> Option<(Option<HitFinding>, f32)> {
+    let CompiledDetector::LlmJudge(spec) = rule.detector.as_ref() else {
+        return None;
+    };
+    let Some(v) = judged.iter().find(|v| v.rule == rule.id) else {
+        reports.push(JudgeReport {
+            rule: rule.id.clone(),
+            outcome: "not_run",
+            reason: None,
+            latency_ms: None,
+        });
+        return None;
+    };
+    let whole = |label: String, score: f32| HitFinding {
+        text: v.text,
+        label,
+        score,
+        start: 0,
+        end: texts.get(v.text).map_or(0, |t| t.len()),
+    };
+    let (outcome, reason, result) = match &v.outcome {
+        JudgeOutcome::Judged(j) => {
+            let hit = match spec.threshold {
+                Some(t) => j.score >= t,
+                None => j.flagged,
+            };
+            let finding = hit.then(|| {
+                let label = j
+                    .labels
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| UNSAFE_LABEL.to_string());
+                whole(label, j.score.max(if j.flagged { 0.5 } else { 0.0 }))
+            });
+            let outcome = if j.flagged { "flagged" } else { "safe" };
+            (outcome, None, (finding, j.score))
+        }
+        JudgeOutcome::Failed(why) => match spec.fail {
+            FailMode::Open => ("fail_open", Some(why.as_str()), (None, 0.0)),
+            FailMode::Closed => (
+                "fail_closed",
+                Some(why.as_str()),
+                (
+                    Some(whole(
+                        crate::detect::judge::UNAVAILABLE_LABEL.to_string(),
+                        1.0,
+                    )),
+                    1.0,
+                ),
+            ),
+        },
+    };
+    reports.push(JudgeReport {
+        rule: rule.id.clone(),
+        outcome,
+        reason,
+        latency_ms: Some(v.latency_ms),
+    });
+    Some(result)
 }
 
 /// Rewrite strength when overlapping spans disagree: the most destructive wins.

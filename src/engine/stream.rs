@@ -33,7 +33,7 @@ use super::{
 use crate::detect::registry::StreamScope;
 use crate::detect::DetectContext;
 use crate::policy::compile::{CompiledPolicy, CompiledRule};
-use crate::policy::model::{Action, Mode, StreamMode};
+use crate::policy::model::{Action, DetectorKind, Mode, StreamMode};
 
 /// Longest text held back in one stream. Findings longer than this (a private key of
 /// more than 16 KiB) are cut at the bound; grounding on answers longer than this is
@@ -110,10 +110,13 @@ fn sentence_gate(rule: &CompiledRule) -> bool {
 /// Grounding-like rules hold the answer only when their `stream` mode is `buffer` (the
 /// default for blocking and rewriting actions); `annotate` releases the answer as it
 /// comes and reports the verdict at its end.
+/// Remote judges (`llm_judge`) are not called on streamed answers (the proxy calls them
+/// before non-streaming stages only), so they never hold one back.
 fn whole_gate(rule: &CompiledRule) -> bool {
     gates(rule)
         && rule.detector.stream_scope() == StreamScope::Whole
         && rule.stream == StreamMode::Buffer
+        && rule.kind != DetectorKind::LlmJudge
 }
 
 fn not_span_gate(rule: &CompiledRule) -> bool {
@@ -219,6 +222,7 @@ impl StreamGuard {
             run_all: false,
             trusted: &[],
             select: Some(select),
+            judged: &[],
         }
     }
 
@@ -342,6 +346,7 @@ impl StreamGuard {
                         run_all: true,
                         trusted: &[],
                         select: Some(span_gate),
+                        judged: &[],
                     };
                     let mut scratch = self.pseudonyms.clone();
                     evaluate(&policy, Stage::Output, &[window], &ctx, &opts, &mut scratch)

@@ -415,3 +415,192 @@ fn grounding_sources_are_inherited_and_overridden() {
         })
     );
 }
+
+mod judges {
+    use super::*;
+    use crate::detect::judge::{FailReason, JudgeOutcome, JudgeVerdict, Judgement};
+
+    const JUDGE_POLICY: &str = r#"id: default
+input:
+  - {id: guard-open, detector: llm_judge, endpoint: 'http://127.0.0.1:9/v1', action: block, fail: open,
+     message: {en: judged unsafe}}
+  - {id: guard-closed, detector: llm_judge, endpoint: 'http://127.0.0.1:9/v1', action: block, fail: closed,
+     message: {en: judge unavailable}}
+  - {id: guard-shadow, detector: llm_judge, endpoint: 'http://127.0.0.1:9/v1', action: block, mode: shadow}
+  - {id: guard-score, detector: llm_judge, endpoint: 'http://127.0.0.1:9/v1', action: warn, threshold: 0.3,
+     verdict: {json: score}}
+"#;
+
+    fn verdict(rule: &str, outcome: JudgeOutcome) -> JudgeVerdict {
+        JudgeVerdict {
+            rule: rule.into(),
+            text: 1,
+            outcome,
+            latency_ms: 12.0,
+        }
+    }
+
+    fn judged(flagged: bool, score: f32, labels: &[&str]) -> JudgeOutcome {
+        JudgeOutcome::Judged(Judgement {
+            flagged,
+            score,
+            labels: labels.iter().map(|s| s.to_string()).collect(),
+        })
+    }
+
+    fn eval(verdicts: &[JudgeVerdict]) -> Decision {
+        let p = set(JUDGE_POLICY);
+        run(
+            &p,
+            &["system prompt", "user text"],
+            &EvalOptions {
+                judged: verdicts,
+                run_all: true,
+                ..Default::default()
+            },
+            &mut PseudonymMap::new(),
+        )
+    }
+
+    fn outcome_of<'a>(d: &'a Decision, rule: &str) -> (&'a str, Option<&'a str>) {
+        let r = d
+            .judges
+            .iter()
+            .find(|j| j.rule == rule)
+            .unwrap_or_else(|| panic!("no report for {rule}"));
+        (r.outcome, r.reason)
+    }
+
+    #[test]
+    fn verdicts_become_rule_hits() {
+        // Table: (verdicts, final action, shadow action, rules that fired, reports).
+        let safe = || judged(false, 0.0, &[]);
+        let cases: Vec<(Vec<JudgeVerdict>, Verdict, Verdict, Vec<&str>)> = vec![
+            (
+                vec![
+                    verdict("guard-open", safe()),
+                    verdict("guard-closed", safe()),
+                    verdict("guard-shadow", safe()),
+                    verdict("guard-score", judged(false, 0.1, &[])),
+                ],
+                Verdict::Allow,
+                Verdict::Allow,
+                vec![],
+            ),
+            (
+                vec![
+                    verdict("guard-open", judged(true, 1.0, &["S1"])),
+                    verdict("guard-closed", safe()),
+                ],
+                Verdict::Block,
+                Verdict::Block,
+                vec!["guard-open"],
+            ),
+            (
+                vec![
+                    verdict("guard-shadow", judged(true, 1.0, &[])),
+                    // Below its own flagged verdict but over the rule's threshold.
+                    verdict("guard-score", judged(false, 0.4, &[])),
+                ],
+                Verdict::Warn,
+                Verdict::Block,
+                vec!["guard-shadow", "guard-score"],
+            ),
+        ];
+        for (verdicts, action, shadow, fired) in cases {
+            let d = eval(&verdicts);
+            assert_eq!(d.action, action, "{verdicts:?}");
+            assert_eq!(d.shadow_action, shadow, "{verdicts:?}");
+            let hits: Vec<&str> = d.hits.iter().map(|h| h.rule.as_str()).collect();
+            assert_eq!(hits, fired, "{verdicts:?}");
+            for h in &d.hits {
+                // The hit covers the text the proxy named, whole.
+                assert_eq!(h.findings.len(), 1);
+                assert_eq!(
+                    (h.findings[0].text, h.findings[0].start, h.findings[0].end),
+                    (1, 0, "user text".len())
+                );
+            }
+        }
+        let d = eval(&[verdict("guard-open", judged(true, 1.0, &["S10"]))]);
+        assert_eq!(d.hits[0].findings[0].label, "S10");
+        assert_eq!(d.message.as_deref(), Some("judged unsafe"));
+        assert_eq!(d.scores.get("llm_judge"), Some(&1.0));
+        assert_eq!(outcome_of(&d, "guard-open"), ("flagged", None));
+        // Rules without a verdict did not run, and say so.
+        assert_eq!(outcome_of(&d, "guard-closed"), ("not_run", None));
+    }
+
+    #[test]
+    fn failures_follow_the_fail_mode() {
+        let failed = || JudgeOutcome::Failed(FailReason::Timeout);
+        let d = eval(&[
+            verdict("guard-open", failed()),
+            verdict("guard-closed", safe_outcome()),
+        ]);
+        assert_eq!(d.action, Verdict::Allow);
+        assert_eq!(outcome_of(&d, "guard-open"), ("fail_open", Some("timeout")));
+
+        let d = eval(&[
+            verdict("guard-open", safe_outcome()),
+            verdict("guard-closed", failed()),
+        ]);
+        assert_eq!(d.action, Verdict::Block);
+        assert_eq!(d.message.as_deref(), Some("judge unavailable"));
+        assert_eq!(d.hits[0].findings[0].label, "JUDGE_UNAVAILABLE");
+        assert_eq!(
+            outcome_of(&d, "guard-closed"),
+            ("fail_closed", Some("timeout"))
+        );
+        let record = crate::audit::StageRecord::from_decision(&d);
+        let j = record
+            .judges
+            .iter()
+            .find(|j| j.rule == "guard-closed")
+            .expect("judge record");
+        assert_eq!(j.outcome, "fail_closed");
+        assert_eq!(j.latency_ms, Some(12.0));
+        let event = j.fail_event().expect("fail event");
+        assert_eq!(
+            (
+                event.mode.as_str(),
+                event.component.as_str(),
+                event.reason.as_str()
+            ),
+            ("fail_closed", "guard-closed", "timeout")
+        );
+    }
+
+    fn safe_outcome() -> JudgeOutcome {
+        judged(false, 0.0, &[])
+    }
+
+    #[test]
+    fn judge_rules_compile_and_reject_bad_settings() {
+        assert!(compile_sources(&[Source {
+            name: "t.yaml".into(),
+            text: JUDGE_POLICY.into(),
+        }])
+        .is_ok());
+        for (yaml, needle) in [
+            ("{id: j, detector: llm_judge, action: block}", "endpoint"),
+            (
+                "{id: j, detector: llm_judge, endpoint: 'http://x/v1', action: mask}",
+                "whole text",
+            ),
+            (
+                "{id: j, detector: word, words: [x], endpoint: 'http://x'}",
+                "endpoint",
+            ),
+        ] {
+            let text = format!("id: default\ninput:\n  - {yaml}\n");
+            let err = compile_sources(&[Source {
+                name: "t.yaml".into(),
+                text,
+            }])
+            .expect_err(yaml)
+            .to_string();
+            assert!(err.contains(needle), "{yaml}: {err}");
+        }
+    }
+}

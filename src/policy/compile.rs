@@ -247,7 +247,11 @@ fn patch(base: &mut RuleDto, over: &RuleDto) {
         prompt,
         model,
         timeout_ms,
-        fail
+        fail,
+        endpoint,
+        api_key_env,
+        api,
+        verdict
     );
     if over.threshold.is_some() {
         base.strength = None;
@@ -488,7 +492,7 @@ fn effective_rules(chain: &[usize], parsed: &[Parsed], stage: Stage) -> Vec<Effe
 /// Parameter keys and the detectors they apply to.
 fn misplaced_keys(r: &RuleDto, kind: DetectorKind) -> Vec<&'static str> {
     use DetectorKind as K;
-    let table: [(&str, bool, &[K]); 15] = [
+    let table: [(&str, bool, &[K]); 19] = [
         ("entities", r.entities.is_some(), &[K::Pii, K::Secret]),
         ("custom", r.custom.is_some(), &[K::Pii]),
         ("words", r.words.is_some(), &[K::Word]),
@@ -504,6 +508,10 @@ fn misplaced_keys(r: &RuleDto, kind: DetectorKind) -> Vec<&'static str> {
         ("model", r.model.is_some(), &[K::LlmJudge]),
         ("timeout_ms", r.timeout_ms.is_some(), &[K::LlmJudge]),
         ("fail", r.fail.is_some(), &[K::LlmJudge]),
+        ("endpoint", r.endpoint.is_some(), &[K::LlmJudge]),
+        ("api_key_env", r.api_key_env.is_some(), &[K::LlmJudge]),
+        ("api", r.api.is_some(), &[K::LlmJudge]),
+        ("verdict", r.verdict.is_some(), &[K::LlmJudge]),
     ];
     table
         .iter()

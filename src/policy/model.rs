@@ -200,19 +200,65 @@ pub struct RuleDto {
     /// an optional named validator such as `luhn`, cue words that raise the score).
     #[serde(default)]
     pub custom: Option<Vec<crate::detect::pii::CustomEntity>>,
-    /// `llm_judge`: instruction given to the judge model.
+    /// `llm_judge`: instruction given to the judge model (`api: chat`). With `{text}` in
+    /// it, it is a template sent as the user message (`{text}`: the text under check,
+    /// `{context}`: the request's retrieved context); without, it is sent as the system
+    /// message and the text as the user message. Absent: the text alone (Llama Guard
+    /// brings its own template).
     #[serde(default)]
     pub prompt: Option<String>,
-    /// `llm_judge`: upstream model name for the judge.
+    /// `llm_judge`: model name sent to the judge endpoint.
     #[serde(default)]
     pub model: Option<String>,
-    /// `llm_judge`: deadline in milliseconds (default 2000).
+    /// `llm_judge`: deadline in milliseconds for the whole judge call (default 2000, at
+    /// most 60000).
     #[serde(default)]
     pub timeout_ms: Option<u64>,
-    /// `llm_judge`: what happens when the judge fails or times out: `open` (allow) or
-    /// `closed` (treat as a hit).
+    /// `llm_judge`: what happens when the judge fails or misses its deadline: `open`
+    /// (allow; the default) or `closed` (treat as a hit: the rule's action applies).
     #[serde(default)]
     pub fail: Option<FailMode>,
+    /// `llm_judge`: base URL of the judge, OpenAI convention (e.g.
+    /// `http://vllm:8000/v1`); `/chat/completions` or `/moderations` is appended.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// `llm_judge`: environment variable holding the judge's API key (sent as
+    /// `Authorization: Bearer`), read at call time; absent: no key.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// `llm_judge`: `chat` (an OpenAI-compatible chat model such as Llama Guard; the
+    /// default) or `moderation` (an OpenAI `/v1/moderations`-shaped API).
+    #[serde(default)]
+    pub api: Option<JudgeApi>,
+    /// `llm_judge` with `api: chat`: how the answer is read. `first_word` (default):
+    /// `unsafe` / `safe` as the first word, categories (e.g. `S1,S10`) on the next line,
+    /// as Llama Guard answers. `{json: <field>}`: the answer is a JSON object and the
+    /// field (a name or a JSON pointer like `/verdict/flagged`) holds a boolean, a
+    /// score in `[0, 1]` or `safe` / `unsafe`.
+    #[serde(default)]
+    pub verdict: Option<VerdictFormat>,
+}
+
+/// Which API shape a judge endpoint speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JudgeApi {
+    /// `POST {endpoint}/chat/completions`; the verdict is read from the answer.
+    #[default]
+    Chat,
+    /// `POST {endpoint}/moderations`; the verdict is `results[0].flagged`.
+    Moderation,
+}
+
+/// How a chat judge's answer is turned into a verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictFormat {
+    /// First word `unsafe` or `safe` (case-insensitive); the next line lists categories.
+    #[default]
+    FirstWord,
+    /// A JSON answer; the named field (or JSON pointer) holds the verdict.
+    Json(String),
 }
 
 /// One custom regular expression.

@@ -39,8 +39,14 @@ struct ApplyMessage {
     content: String,
 }
 
-/// Evaluates an apply request; `Err` is a message for a 400.
-pub fn apply(policies: &PolicySet, body: &[u8], opts: &EvalOptions) -> Result<Value, String> {
+/// Evaluates an apply request; `Err` is a message for a 400. The policy's `llm_judge`
+/// rules of the stage are called first (system messages left out).
+pub async fn apply(
+    policies: &PolicySet,
+    body: &[u8],
+    opts: &EvalOptions<'_>,
+    judges: &super::judge::JudgeClient,
+) -> Result<Value, String> {
     let req: ApplyRequest =
         serde_json::from_slice(body).map_err(|e| format!("invalid guardrail request: {e}"))?;
     let stage = req.source.unwrap_or(Stage::Input);
@@ -80,6 +86,24 @@ pub fn apply(policies: &PolicySet, body: &[u8], opts: &EvalOptions) -> Result<Va
         context: &context,
         query: req.query.as_deref(),
     };
+    let mut trusted = vec![false; texts.len()];
+    if let Some(messages) = &req.messages {
+        let first = usize::from(req.text.is_some());
+        for (k, m) in messages.iter().enumerate() {
+            trusted[first + k] = m.role.as_deref() == Some("system");
+        }
+    }
+    let judged = if super::judge::has_judges(&policy, stage) {
+        judges
+            .judge_stage(&policy, stage, &texts, &trusted, &context)
+            .await
+    } else {
+        Vec::new()
+    };
+    let opts = &EvalOptions {
+        judged: &judged,
+        ..opts.clone()
+    };
     let mut pseudonyms = PseudonymMap::new();
     let decision = evaluate(&policy, stage, &texts, &ctx, opts, &mut pseudonyms);
     let findings: Vec<Value> = decision
@@ -112,6 +136,9 @@ pub fn apply(policies: &PolicySet, body: &[u8], opts: &EvalOptions) -> Result<Va
         "findings": findings,
         "scores": decision.scores,
     });
+    if !decision.judges.is_empty() {
+        out["judges"] = json!(decision.judges);
+    }
     let blocked = decision.action == Verdict::Block;
     if blocked {
         out["message"] = json!(decision.message);

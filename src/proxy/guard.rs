@@ -191,6 +191,16 @@ pub fn annotate(text: &str, notice: &str) -> String {
     format!("{body}\n\n{notice}")
 }
 
+/// The answer texts `guard_output` evaluates, in its order (for remote judges, which
+/// run before it).
+pub fn output_texts(provider: Provider, body: &[u8]) -> Result<Vec<String>, DecodeError> {
+    Ok(response_parts(provider, body)?
+        .into_iter()
+        .filter(|p| p.kind == PartKind::Text)
+        .map(|p| p.part.text)
+        .collect())
+}
+
 /// The strongest action of the stages that ran, for `x-haechi-action`.
 pub fn combined_action<'a>(decisions: impl IntoIterator<Item = &'a Decision>) -> Verdict {
     decisions

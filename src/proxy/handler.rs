@@ -118,6 +118,8 @@ pub struct Gateway {
     vault_ttl: Duration,
     /// AWS credentials that sign requests to Bedrock upstreams.
     bedrock: super::bedrock::Signer,
+    /// Shared client of the `llm_judge` rules' remote calls.
+    judges: super::judge::JudgeClient,
 }
 
 impl Gateway {
@@ -189,6 +191,7 @@ impl Gateway {
             draining: AtomicBool::new(false),
             reloads_seen: std::sync::Mutex::new((0, 0)),
             tracer: std::sync::OnceLock::new(),
+            judges: super::judge::JudgeClient::new(),
         }))
     }
 
@@ -308,7 +311,8 @@ impl Gateway {
                 let (parts, body) = req.into_parts();
                 let body = self.read_body(&parts.headers, body).await?;
                 let policies = self.policies.current();
-                super::apply::apply(&policies, &body, &self.eval_options())
+                super::apply::apply(&policies, &body, &self.eval_options(), &self.judges)
+                    .await
                     .map(|value| json_value_response(StatusCode::OK, &value))
                     .map_err(GatewayError::BadRequest)
             }
@@ -383,6 +387,7 @@ impl Gateway {
             run_all: false,
             trusted: &[],
             select: None,
+            judged: &[],
         }
     }
 
@@ -499,7 +504,14 @@ impl Gateway {
         let known_before = pseudonyms.len();
         let stage_started = std::time::Instant::now();
         let stage_wall = std::time::SystemTime::now();
-        let input = guard_input(&policy, &exchange, &body, &opts, &mut pseudonyms);
+        // Remote judges run first (concurrently, each within its deadline); the engine
+        // then treats their verdicts like any rule's.
+        let judged = self.judges.judge_input(&policy, &exchange).await;
+        let in_opts = EvalOptions {
+            judged: &judged,
+            ..opts.clone()
+        };
+        let input = guard_input(&policy, &exchange, &body, &in_opts, &mut pseudonyms);
         if let Some(d) = &input.decision {
             info.stage(d, stage_started.elapsed().as_secs_f64() * 1000.0);
             self.trace_stage(info, "input", stage_wall);
@@ -650,7 +662,15 @@ impl Gateway {
             };
             let stage_started = std::time::Instant::now();
             let stage_wall = std::time::SystemTime::now();
-            match guard_output(&policy, provider, &bytes, &ctx, &opts, &mut pseudonyms) {
+            let judged = self
+                .judges
+                .judge_output(&policy, provider, &bytes, &exchange.context)
+                .await;
+            let out_opts = EvalOptions {
+                judged: &judged,
+                ..opts.clone()
+            };
+            match guard_output(&policy, provider, &bytes, &ctx, &out_opts, &mut pseudonyms) {
                 Ok(out) => {
                     if let Some(d) = &out.decision {
                         info.stage(d, stage_started.elapsed().as_secs_f64() * 1000.0);

@@ -10,6 +10,7 @@ pub mod body;
 pub mod error;
 pub mod guard;
 pub mod handler;
+pub mod judge;
 pub mod record;
 pub mod routes;
 pub mod server;

@@ -123,6 +123,11 @@ impl RequestInfo {
         record.stream = self.stream;
         record.input = self.input.clone();
         record.output = output;
+        // Failed remote judges: the fail mode their rule chose, as a request-level event.
+        for stage in [&record.input, &record.output].into_iter().flatten() {
+            let events: Vec<_> = stage.judges.iter().filter_map(|j| j.fail_event()).collect();
+            record.fail_events.extend(events);
+        }
         record.quota = self.quota.clone();
         record.error = self.error.clone();
         if let Ok(slot) = self.usage.lock() {
@@ -171,6 +176,10 @@ impl RequestInfo {
         for (stage, record) in [("input", &self.input), ("output", &output)] {
             if let Some(r) = record {
                 metrics.record_stage(tenant, stage, r);
+                for event in r.judges.iter().filter_map(|j| j.fail_event()) {
+                    let mode = event.mode.trim_start_matches("fail_");
+                    metrics.record_fail_event("llm_judge", mode);
+                }
             }
         }
         if let (Some(model), Ok(slot)) = (&self.model, self.usage.lock()) {
