@@ -37,9 +37,11 @@ use crate::policy::model::BlockStyle;
 /// The SigV4 service name of the Bedrock runtime.
 pub const SERVICE: &str = "bedrock";
 
-/// The gateway's own AWS credentials, read once at start from the standard environment
-/// variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), when
-/// some upstream speaks Bedrock.
+/// The gateway's own AWS credentials, read once at start when some upstream speaks
+/// Bedrock: from the standard environment variables (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), else from the shared credentials file
+/// (`AWS_SHARED_CREDENTIALS_FILE`, default `~/.aws/credentials`) for the profile
+/// `AWS_PROFILE` (default `default`).
 #[derive(Debug, Default)]
 pub struct Signer {
     credentials: Option<Credentials>,
@@ -55,16 +57,31 @@ impl Signer {
             return Ok(Self::default());
         };
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let (Some(id), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"))
-        else {
+        let from_env = match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+            (Some(id), Some(secret)) => Some((id, secret, var("AWS_SESSION_TOKEN"), "env")),
+            _ => None,
+        };
+        let from_file = || {
+            let path = var("AWS_SHARED_CREDENTIALS_FILE")
+                .map(std::path::PathBuf::from)
+                .or_else(|| {
+                    var("HOME").map(|h| std::path::Path::new(&h).join(".aws/credentials"))
+                })?;
+            let text = std::fs::read_to_string(path).ok()?;
+            let profile = var("AWS_PROFILE").unwrap_or_else(|| "default".into());
+            let (id, secret, token) = profile_credentials(&text, &profile)?;
+            Some((id, secret, token, "profile"))
+        };
+        let Some((id, secret, token, source)) = from_env.or_else(from_file) else {
             return Err(UpstreamError::Setup {
                 name: first.name.clone(),
-                message: "a bedrock upstream needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY \
-                          in the environment (the gateway signs with its own credentials)"
+                message: "a bedrock upstream needs AWS credentials: AWS_ACCESS_KEY_ID and \
+                          AWS_SECRET_ACCESS_KEY in the environment, or a profile in the \
+                          shared credentials file (AWS_PROFILE, AWS_SHARED_CREDENTIALS_FILE)"
                     .into(),
             });
         };
-        let credentials = Credentials::new(id, secret, var("AWS_SESSION_TOKEN"), None, "env");
+        let credentials = Credentials::new(id, secret, token, None, source);
         Ok(Self {
             credentials: Some(credentials),
         })
@@ -114,6 +131,36 @@ impl Signer {
         instructions.apply_to_request_http1x(request);
         Ok(())
     }
+}
+
+/// The access key id, secret and session token of `profile` in an AWS shared
+/// credentials file (INI: `[profile]` sections of `key = value` lines).
+fn profile_credentials(text: &str, profile: &str) -> Option<(String, String, Option<String>)> {
+    let mut in_profile = false;
+    let (mut id, mut secret, mut token) = (None, None, None);
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            in_profile = name.trim() == profile;
+            continue;
+        }
+        if !in_profile {
+            continue;
+        }
+        if let Some((key, value)) = line.split_once('=') {
+            let value = Some(value.trim().to_string()).filter(|v| !v.is_empty());
+            match key.trim() {
+                "aws_access_key_id" => id = value,
+                "aws_secret_access_key" => secret = value,
+                "aws_session_token" => token = value,
+                _ => {}
+            }
+        }
+    }
+    Some((id?, secret?, token))
 }
 
 /// Whether a SigV4 `Authorization` header is present, and its access key id.
@@ -560,6 +607,24 @@ impl<T: Transform> HttpBody for Relay<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_from_a_shared_credentials_file_profile() {
+        let file = "# comment\n[default]\naws_access_key_id = AKIADEFAULT\naws_secret_access_key = s1\n\n[prod]\naws_access_key_id=AKIAPROD\naws_secret_access_key = s2\naws_session_token = tok\n";
+        assert_eq!(
+            profile_credentials(file, "default"),
+            Some(("AKIADEFAULT".into(), "s1".into(), None))
+        );
+        assert_eq!(
+            profile_credentials(file, "prod"),
+            Some(("AKIAPROD".into(), "s2".into(), Some("tok".into())))
+        );
+        assert_eq!(profile_credentials(file, "missing"), None);
+        assert_eq!(
+            profile_credentials("[x]\naws_access_key_id = A\n", "x"),
+            None
+        );
+    }
 
     #[test]
     fn access_key_id_from_sigv4() {
