@@ -253,10 +253,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("binding {addr}"))?;
         let local = listener.local_addr()?;
+        let telemetry_file = config.telemetry.clone();
         let gateway = proxy::Gateway::new(config)?;
-        // Logs to stderr (HAECHI_LOG or RUST_LOG filter) and, when OTEL_EXPORTER_OTLP_*
-        // is set, OTLP trace export.
-        let mut telemetry_config = haechi::audit::telemetry::TelemetryConfig::default().with_env();
+        // Logs to stderr (HAECHI_LOG or RUST_LOG filter) and, when an OTLP endpoint is
+        // configured (the file's `telemetry:` keys, overridden by OTEL_* variables), OTLP
+        // trace export.
+        let mut telemetry_config = telemetry_file.unwrap_or_default().with_env();
         if let Ok(filter) = std::env::var("HAECHI_LOG") {
             telemetry_config.log_filter = Some(filter);
         }

@@ -395,3 +395,74 @@ async fn the_gateway_exports_its_span_tree_over_grpc() {
         Some("output")
     );
 }
+
+/// The config file's `telemetry:` keys drive the export when no `OTEL_*` variable is set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_config_file_telemetry_keys_configure_export() {
+    use std::process::{Command, Stdio};
+    let mock = MockUpstream::start().await;
+    let (endpoint, rx) = grpc_receiver();
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("haechi.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:{port}\nupstreams:\n  - name: mock\n    base_url: {}\naudit:\n  path: {}\ntelemetry:\n  endpoint: {endpoint}\n  protocol: grpc\n  service_name: haechi-from-file\n",
+            mock.openai_base(),
+            dir.path().join("audit.jsonl").display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_haechi"));
+    cmd.args(["serve", "--config"]).arg(&config);
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("OTEL_")) {
+        cmd.env_remove(k);
+    }
+    let mut child = cmd
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .env("HAECHI_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        eventually(20, || std::net::TcpStream::connect(("127.0.0.1", port))
+            .is_ok())
+        .await
+    );
+    let r = call(
+        "POST",
+        &format!("http://127.0.0.1:{port}/v1/chat/completions"),
+        &[("content-type", "application/json")],
+        r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#.to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let got = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while std::time::Instant::now() < deadline {
+            if let Ok(req) = rx.recv_timeout(Duration::from_millis(200)) {
+                let dump = format!("{req:?}");
+                if dump.contains("haechi-from-file") && dump.contains("POST /v1/chat/completions") {
+                    return true;
+                }
+            }
+        }
+        false
+    })
+    .await
+    .unwrap();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+    assert!(
+        got,
+        "spans with the file's service name reached the collector"
+    );
+}

@@ -78,6 +78,10 @@ pub struct GatewayConfig {
     /// How long in-flight requests and streams may run after SIGTERM, in seconds.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace_secs: u64,
+    /// OpenTelemetry export and logs (`endpoint`, `protocol`, `service_name`,
+    /// `traces_sampler`, ...; the `OTEL_*` environment variables win over these keys).
+    #[serde(default)]
+    pub telemetry: Option<crate::audit::telemetry::TelemetryConfig>,
 }
 
 /// A tenant: who may call with which keys, where its data may go, what it may spend.
@@ -430,6 +434,7 @@ impl Default for GatewayConfig {
             limits: LimitsConfig::default(),
             hash_key_env: None,
             shutdown_grace_secs: default_shutdown_grace(),
+            telemetry: None,
         }
     }
 }
