@@ -136,15 +136,18 @@ impl SecretDetector {
             Some(p) => p.tail(text.as_bytes(), from, 0),
             None => Tail::fixed_window(text, from),
         };
+        let bytes = text.as_bytes();
         let mut at = from;
-        while let Some(i) = text.get(at..).and_then(|t| t.find("-----BEGIN ")) {
+        while let Some(i) = bytes
+            .get(at..)
+            .and_then(|t| memchr::memmem::find(t, b"-----BEGIN "))
+        {
             let begin = at + i;
             if begin >= tail.hold {
                 break;
             }
-            let closed = text[begin..]
-                .find("-----END ")
-                .is_some_and(|j| text[begin + j + 9..].contains("-----"));
+            let closed = memchr::memmem::find(&bytes[begin..], b"-----END ")
+                .is_some_and(|j| memchr::memmem::find(&bytes[begin + j + 9..], b"-----").is_some());
             if !closed {
                 tail.hold = begin;
                 break;

@@ -26,6 +26,10 @@ use crate::dialect::sse::{
 };
 use crate::engine::{Blocked, Decision, StreamGuard, TextKind};
 
+/// Longest event the stage waits for: an upstream that sends more without ending an
+/// event gets its stream ended with an error (nothing unchecked is relayed).
+pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
+
 /// Where the stage's decision goes when the stream ends (for the audit record), with the
 /// time spent in the stage.
 pub type DecisionSlot = Arc<Mutex<Option<(Decision, Duration)>>>;
@@ -266,6 +270,28 @@ impl GuardedEvents {
         Flow::Continue
     }
 
+    /// Ends the stream with the provider's error event (a broken upstream stream); what
+    /// is still held is not sent.
+    pub fn fail(&mut self, message: &str, out: &mut BytesMut) {
+        self.stopped = true;
+        let event = match self.format {
+            StreamFormat::Anthropic => make_event(
+                Some("error"),
+                &utf8(crate::dialect::anthropic::error_body(message, "api_error")),
+            ),
+            StreamFormat::BedrockConverse => Bytes::new(),
+            _ => make_event(
+                None,
+                &utf8(crate::dialect::openai::error_body(
+                    message,
+                    "upstream_error",
+                    Some("upstream_bad_stream"),
+                )),
+            ),
+        };
+        out.extend_from_slice(&event);
+    }
+
     /// The stage's decision for the record (see [`StreamGuard::finish`]).
     pub fn finish(self) -> Option<Decision> {
         self.guard.finish()
@@ -503,6 +529,15 @@ where
                                 break;
                             }
                         }
+                    }
+                    if !stop && this.splitter.buffered() > MAX_EVENT_BYTES {
+                        if let Some(events) = this.events.as_mut() {
+                            events.fail(
+                                "haechi: the upstream sent an event larger than 1 MiB",
+                                &mut this.ready,
+                            );
+                        }
+                        stop = true;
                     }
                     this.spent += started.elapsed();
                     if stop {

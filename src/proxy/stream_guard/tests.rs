@@ -403,3 +403,26 @@ fn grounding_verdict_rides_on_the_closing_event() {
     }
     assert!(!String::from_utf8_lossy(&out).contains("haechi"));
 }
+
+#[tokio::test]
+async fn an_endless_event_ends_the_stream_with_an_error() {
+    use http_body_util::BodyExt;
+    // An upstream that never ends its event: 2 MiB of one `data:` line.
+    let mut chunks: Vec<Result<Frame<Bytes>, BoxError>> = vec![Ok(Frame::data(
+        Bytes::from_static(b"data: {\"choices\":[{\"delta\":{\"content\":\""),
+    ))];
+    for _ in 0..32 {
+        chunks.push(Ok(Frame::data(Bytes::from(vec![b'a'; 64 * 1024]))));
+    }
+    let inner = http_body_util::StreamBody::new(futures_util::stream::iter(chunks));
+    let slot: DecisionSlot = Arc::default();
+    let body = GuardedBody::new(inner, guard(&shipped(), StreamFormat::OpenAiChat), slot);
+    let out = body.collect().await.expect("body").to_bytes();
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        out.len() < 4096,
+        "nothing unchecked is relayed ({} bytes)",
+        out.len()
+    );
+    assert!(text.contains("upstream_bad_stream"), "{text}");
+}
