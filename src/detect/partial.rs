@@ -66,7 +66,63 @@ impl Tail {
     }
 }
 
+/// What earlier scans of the same growing text learned: a start whose DFA died stays
+/// dead whatever follows, so only starts still alive and new starts are probed again.
+#[derive(Debug, Clone, Default)]
+pub struct TailMemo {
+    /// Starts below this were probed (the dead ones are not probed again).
+    scanned: usize,
+    /// Starts alive at the end of the text last time.
+    live: Vec<usize>,
+    /// Dead starts with a complete match: (start, end of its longest match).
+    matched: Vec<(usize, usize)>,
+}
+
+/// The memos one detector keeps for one growing text (a detector has at most two
+/// pattern sets).
+#[derive(Debug, Clone, Default)]
+pub struct StreamMemo {
+    pub parts: [TailMemo; 2],
+}
+
 impl PartialMatcher {
+    /// Like [`tail`](Self::tail), probing only the starts that `memo` does not already
+    /// know to be dead. `text` must extend the text of earlier calls with the same memo.
+    pub fn tail_memo(&self, text: &[u8], from: usize, right: usize, memo: &mut TailMemo) -> Tail {
+        let len = text.len();
+        if memo.scanned < from || memo.scanned > len {
+            *memo = TailMemo {
+                scanned: from,
+                ..TailMemo::default()
+            };
+        }
+        memo.live.retain(|&s| s >= from);
+        memo.matched.retain(|&(s, _)| s >= from);
+        let mut cache = self.caches.get();
+        let mut still_live = Vec::with_capacity(memo.live.len());
+        let starts: Vec<usize> = memo.live.drain(..).chain(memo.scanned..len).collect();
+        for start in starts {
+            match self.probe(&mut cache, text, start) {
+                Probe::Live => still_live.push(start),
+                Probe::Dead {
+                    last_match_end: Some(end),
+                } => memo.matched.push((start, end)),
+                Probe::Dead {
+                    last_match_end: None,
+                } => {}
+            }
+        }
+        memo.live = still_live;
+        memo.scanned = len;
+        memo.matched.sort_unstable();
+        let mut hold = memo.live.first().copied().unwrap_or(len);
+        if let Some(&(s, _)) = memo.matched.iter().find(|&&(_, e)| e + right > len) {
+            hold = hold.min(s);
+        }
+        let candidate = memo.matched.iter().any(|&(s, _)| s < hold);
+        Tail { hold, candidate }
+    }
+
     /// Builds the matcher for `patterns` with the same syntax as the detector's regexes.
     /// `None` when the lazy DFA cannot be built (the caller then holds conservatively).
     pub fn new(patterns: &[String], unicode: bool) -> Option<Self> {
@@ -183,6 +239,25 @@ mod tests {
             let t = m.tail(text.as_bytes(), 0, 0);
             assert_eq!(t.hold, hold, "{text:?}");
             assert_eq!(t.candidate, candidate, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn memo_answers_like_a_full_scan_as_the_text_grows() {
+        let m = matcher(&[r"[a-z]+@[a-z]+\.[a-z]{2,}", r"\b\d{3}-\d{4}\b"]);
+        let text = "mail bob@example.com or call 555-1234 today, or ann@x.io";
+        for right in [0, 24] {
+            let mut memo = TailMemo::default();
+            let mut from = 0;
+            for end in 1..=text.len() {
+                let t = &text.as_bytes()[..end];
+                let want = m.tail(t, from, right);
+                assert_eq!(m.tail_memo(t, from, right, &mut memo), want, "end {end}");
+                // Release up to the hold now and then, as the streaming stage does.
+                if end % 7 == 0 {
+                    from = want.hold;
+                }
+            }
         }
     }
 

@@ -8,7 +8,7 @@
 
 use regex_automata::meta::{self, Regex};
 
-use super::partial::{PartialMatcher, Tail};
+use super::partial::{PartialMatcher, StreamMemo, Tail};
 use super::{DetectContext, Detection, Finding};
 
 /// Cap on the compiled NFA of one rule (all its patterns together).
@@ -129,9 +129,9 @@ impl RegexDetector {
     }
 
     /// Where a match may still be in progress at the end of a growing text.
-    pub fn stream_tail(&self, text: &str, from: usize) -> Tail {
+    pub fn stream_tail(&self, text: &str, from: usize, memo: &mut StreamMemo) -> Tail {
         match &self.partial {
-            Some(p) => p.tail(text.as_bytes(), from, 0),
+            Some(p) => p.tail_memo(text.as_bytes(), from, 0, &mut memo.parts[0]),
             None => Tail::fixed_window(text, from),
         }
     }

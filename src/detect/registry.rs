@@ -6,7 +6,7 @@
 use super::classifier::Strength as ClassifierStrength;
 use super::grounding::{GroundingDetector, RelevanceDetector};
 use super::judge::JudgeSpec;
-use super::partial::Tail;
+use super::partial::{StreamMemo, Tail};
 use super::pii::{PiiDetector, Strength as PiiStrength};
 use super::prompt_attack::PromptAttackDetector;
 use super::regex::{PatternSpec, RegexDetector};
@@ -248,12 +248,13 @@ impl CompiledDetector {
     /// For span detectors: where, at the end of a growing text, a finding may still be
     /// in progress (nothing before `from` is asked about). Other detectors answer that
     /// everything from `from` is undecided.
-    pub fn stream_tail(&self, text: &str, from: usize) -> Tail {
+    /// `memo` carries what earlier calls on the same growing text learned.
+    pub fn stream_tail(&self, text: &str, from: usize, memo: &mut StreamMemo) -> Tail {
         match self {
             Self::Word(d) => d.stream_tail(text, from),
-            Self::Regex(d) => d.stream_tail(text, from),
-            Self::Pii(d) => d.stream_tail(text, from),
-            Self::Secret(d) => d.stream_tail(text, from),
+            Self::Regex(d) => d.stream_tail(text, from, memo),
+            Self::Pii(d) => d.stream_tail(text, from, memo),
+            Self::Secret(d) => d.stream_tail(text, from, memo),
             _ => Tail {
                 hold: from,
                 candidate: true,

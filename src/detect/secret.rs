@@ -7,7 +7,7 @@
 use base64::Engine;
 use regex_automata::{meta::Regex, util::syntax, Input};
 
-use super::partial::{PartialMatcher, Tail};
+use super::partial::{PartialMatcher, StreamMemo, Tail};
 use super::{DetectContext, Detection, Finding};
 
 /// Every label the detector can emit.
@@ -131,9 +131,9 @@ impl SecretDetector {
 
     /// Where a secret may still be in progress at the end of a growing text. A private
     /// key's finding runs to its END line, so an open PEM block is held whole.
-    pub fn stream_tail(&self, text: &str, from: usize) -> Tail {
+    pub fn stream_tail(&self, text: &str, from: usize, memo: &mut StreamMemo) -> Tail {
         let mut tail = match &self.partial {
-            Some(p) => p.tail(text.as_bytes(), from, 0),
+            Some(p) => p.tail_memo(text.as_bytes(), from, 0, &mut memo.parts[0]),
             None => Tail::fixed_window(text, from),
         };
         let bytes = text.as_bytes();

@@ -30,6 +30,7 @@ use super::{
     evaluate, restore, restore_json_escaped, rewrite, Decision, EvalOptions, HitFinding, Lang,
     PseudonymMap, RuleHit, Stage, Verdict,
 };
+use crate::detect::partial::StreamMemo;
 use crate::detect::registry::StreamScope;
 use crate::detect::DetectContext;
 use crate::policy::compile::{CompiledPolicy, CompiledRule};
@@ -73,6 +74,8 @@ struct TextState {
     judged: usize,
     /// What the client got for this text so far.
     out: String,
+    /// Per output rule: what partial-match scans of this text learned.
+    memos: Vec<StreamMemo>,
 }
 
 /// The output stage of one streamed answer.
@@ -171,6 +174,7 @@ impl StreamGuard {
             released: 0,
             judged: 0,
             out: String::new(),
+            memos: vec![StreamMemo::default(); self.policy.rules(Stage::Output).len()],
         });
         self.texts.len() - 1
     }
@@ -256,17 +260,21 @@ impl StreamGuard {
         let mut candidate = at_end;
 
         if kind == TextKind::Text && !at_end {
-            let text = &self.texts[id].text;
             if self.whole_gating {
                 p = c;
             }
+            let TextState { text, memos, .. } = &mut self.texts[id];
             if self.span_gating {
-                for rule in rules.iter().filter(|r| span_gate(r)) {
-                    let tail = rule.detector.stream_tail(text, c);
+                for (rule, memo) in rules.iter().zip(memos.iter_mut()) {
+                    if !span_gate(rule) {
+                        continue;
+                    }
+                    let tail = rule.detector.stream_tail(text, c, memo);
                     p = p.min(tail.hold);
                     candidate |= tail.candidate;
                 }
             }
+            let text = &self.texts[id].text;
             if self.sentence_gating && p > c {
                 p = last_sentence_end(text, c, p).unwrap_or(c);
             }

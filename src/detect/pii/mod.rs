@@ -26,7 +26,7 @@ use regex_automata::{meta::Regex, util::syntax, Anchored, Input};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::partial::{PartialMatcher, Tail};
+use super::partial::{PartialMatcher, StreamMemo, Tail};
 use super::{DetectContext, Detection, Finding};
 use context::CueFinder;
 use rules::Family;
@@ -287,7 +287,7 @@ impl PiiDetector {
 
     /// Where a PII span may still be in progress (or still be re-scored by a cue word
     /// that has not arrived yet) at the end of a growing text.
-    pub fn stream_tail(&self, text: &str, from: usize) -> Tail {
+    pub fn stream_tail(&self, text: &str, from: usize, memo: &mut StreamMemo) -> Tail {
         let bytes = text.as_bytes();
         let mut tail = Tail {
             hold: text.len(),
@@ -296,18 +296,19 @@ impl PiiDetector {
         if self.free_text {
             tail = tail.min(Tail::fixed_window(text, from));
         }
-        for (matcher, has_patterns) in [
+        let sets = [
             (
                 &self.partial_builtin,
                 self.any.is_some() || self.digit.is_some(),
             ),
             (&self.partial_custom, !self.custom.is_empty()),
-        ] {
+        ];
+        for ((matcher, has_patterns), part) in sets.into_iter().zip(memo.parts.iter_mut()) {
             if !has_patterns {
                 continue;
             }
             tail = tail.min(match matcher {
-                Some(m) => m.tail(bytes, from, context::LOOKAHEAD),
+                Some(m) => m.tail_memo(bytes, from, context::LOOKAHEAD, part),
                 None => Tail::fixed_window(text, from),
             });
         }
