@@ -19,15 +19,26 @@ pub fn normalize(text: &str) -> String {
     //    strip Latin accents, lowercase, fold look-alikes.
     let mut chars: Vec<char> = Vec::with_capacity(text.len());
     for c in nfkc_keep_jamo(text) {
+        // Fast paths (same result as the general steps below): ASCII is never invisible
+        // and its whitespace is `\t`..`\r` and space; Hangul syllables are neither
+        // invisible, space, accented nor cased.
+        if c.is_ascii() {
+            chars.push(if matches!(c, '\t'..='\r' | ' ') {
+                ' '
+            } else {
+                c.to_ascii_lowercase()
+            });
+            continue;
+        }
+        if ('\u{AC00}'..='\u{D7A3}').contains(&c) {
+            chars.push(c);
+            continue;
+        }
         if is_invisible(c) {
             continue;
         }
         if c.is_whitespace() {
             chars.push(' ');
-            continue;
-        }
-        if c.is_ascii() {
-            chars.push(c.to_ascii_lowercase());
             continue;
         }
         let base = strip_latin_accent(c);
@@ -368,6 +379,20 @@ fn collapse_spaced_letters(chars: &[char]) -> Vec<char> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fast_paths_agree_with_the_general_steps() {
+        for b in 0u8..128 {
+            let c = b as char;
+            assert!(!is_invisible(c), "{b}");
+            assert_eq!(c.is_whitespace(), matches!(c, '\t'..='\r' | ' '), "{b}");
+        }
+        for c in '\u{AC00}'..='\u{D7A3}' {
+            assert!(!is_invisible(c) && !c.is_whitespace());
+            assert_eq!(strip_latin_accent(c), c);
+            assert!(c.to_lowercase().eq(std::iter::once(c)));
+        }
+    }
 
     #[test]
     fn folds_evasions() {
