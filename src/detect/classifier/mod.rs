@@ -66,6 +66,22 @@ pub struct LinearModel {
     pub weights: Vec<i16>,
 }
 
+/// Hints the CPU to load `weights[i]` into cache (no-op where there is no hint).
+#[inline(always)]
+fn prefetch(weights: &[i16], i: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        if let Some(w) = weights.get(i) {
+            // SAFETY: a prefetch is only a hint: it reads nothing the program can see and
+            // cannot fault; the pointer is to a live element of `weights` anyway.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>((w as *const i16).cast::<i8>()) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (weights, i);
+}
+
 /// Logistic function.
 pub fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
@@ -267,18 +283,35 @@ impl LinearModel {
     /// Integer weight sums of the `K` outputs and the number of features.
     #[inline]
     fn sums<const K: usize>(&self, normalized: &str) -> ([i64; K], usize) {
+        // The weight rows are random reads in a table of up to a few MB: each feature's
+        // row is prefetched when it is hashed and added `AHEAD` features later, so the
+        // reads overlap the hashing. Integer sums: the order of the additions does not
+        // change the result.
+        const AHEAD: usize = 16;
         let mut acc = [0i64; K];
         let mut n = 0usize;
+        let mut ring = [0u32; AHEAD];
         let weights = self.weights.as_slice();
-        features::for_each_feature(&self.config, normalized, |h| {
-            n += 1;
+        let add = |acc: &mut [i64; K], h: u32| {
             let base = h as usize * K;
             if let Some(row) = weights.get(base..base + K) {
                 for (a, w) in acc.iter_mut().zip(row) {
                     *a += i64::from(*w);
                 }
             }
+        };
+        features::for_each_feature(&self.config, normalized, |h| {
+            prefetch(weights, h as usize * K);
+            let slot = n % AHEAD;
+            if n >= AHEAD {
+                add(&mut acc, ring[slot]);
+            }
+            ring[slot] = h;
+            n += 1;
         });
+        for i in n.saturating_sub(AHEAD)..n {
+            add(&mut acc, ring[i % AHEAD]);
+        }
         (acc, n)
     }
 
