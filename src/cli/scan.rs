@@ -253,7 +253,9 @@ fn scan_line<W: Write>(
     let text = line.text.as_str();
     let stage = line.stage.unwrap_or_default();
     let judged = match judges {
-        Some((rt, client)) => rt.block_on(client.judge_stage(policy, stage, &[text], &[], &context)),
+        Some((rt, client)) => {
+            rt.block_on(client.judge_stage(policy, stage, &[text], &[], &context))
+        }
         None => Vec::new(),
     };
     let eval_opts = EvalOptions {
@@ -342,9 +344,15 @@ output:
             match i % 7 {
                 0 => input.push_str("not json\n"),
                 1 => input.push_str("\n"),
-                2 => input.push_str(&format!("{{\"id\": {i}, \"text\": \"mail kim@example.com 바보\"}}\n")),
-                3 => input.push_str(&format!("{{\"text\": \"stop {i}\", \"stage\": \"output\"}}\n")),
-                _ => input.push_str(&format!("{{\"id\": \"x{i}\", \"text\": \"maybe {i} 바보야\"}}\n")),
+                2 => input.push_str(&format!(
+                    "{{\"id\": {i}, \"text\": \"mail kim@example.com 바보\"}}\n"
+                )),
+                3 => input.push_str(&format!(
+                    "{{\"text\": \"stop {i}\", \"stage\": \"output\"}}\n"
+                )),
+                _ => input.push_str(&format!(
+                    "{{\"id\": \"x{i}\", \"text\": \"maybe {i} 바보야\"}}\n"
+                )),
             }
         }
         let run = |threads| {
@@ -361,7 +369,10 @@ output:
         };
         let (one, s1) = run(1);
         assert_eq!(s1.errors, 358);
-        assert_eq!(String::from_utf8_lossy(&one).lines().count() as u64, s1.lines);
+        assert_eq!(
+            String::from_utf8_lossy(&one).lines().count() as u64,
+            s1.lines
+        );
         for threads in [2, 3, 0] {
             let (many, s) = run(threads);
             assert_eq!(s, s1);

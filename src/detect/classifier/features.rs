@@ -117,7 +117,7 @@ pub fn for_each_feature(cfg: &FeatureConfig, text: &str, mut f: impl FnMut(u32))
             }
         };
         if cfg.has(FeatureConfig::WORD_CHARS) {
-            for word in text.split(' ').filter(|w| !w.is_empty()) {
+            for word in crate::detect::normalize::split_spaces(text).filter(|w| !w.is_empty()) {
                 chars.clear();
                 chars.push(BOUNDARY);
                 push_chars(&mut chars, word, digit);
@@ -236,8 +236,7 @@ mod tests {
                     }
                     h = step(h, chars[i + n - 1]);
                     if n >= lo {
-                        if n <= 2 && chars[i] < 0x80 && chars.get(i + 1).is_none_or(|&c| c < 0x80)
-                        {
+                        if n <= 2 && chars[i] < 0x80 && chars.get(i + 1).is_none_or(|&c| c < 0x80) {
                             continue;
                         }
                         out.push(mix(h ^ (n as u32).wrapping_mul(0x3333_3333)) & mask);
@@ -283,9 +282,15 @@ mod tests {
             "  double  spaces  ",
         ];
         for flags in 0..4u8 {
-            for (word_max, char_min, char_max) in
-                [(0, 2, 5), (1, 2, 4), (2, 1, 3), (3, 2, 5), (2, 0, 0), (2, 4, 4), (1, 1, 1)]
-            {
+            for (word_max, char_min, char_max) in [
+                (0, 2, 5),
+                (1, 2, 4),
+                (2, 1, 3),
+                (3, 2, 5),
+                (2, 0, 0),
+                (2, 4, 4),
+                (1, 1, 1),
+            ] {
                 let cfg = FeatureConfig {
                     bits: 18,
                     word_max,

@@ -66,22 +66,6 @@ pub struct LinearModel {
     pub weights: Vec<i16>,
 }
 
-/// Hints the CPU to load `weights[i]` into cache (no-op where there is no hint).
-#[inline(always)]
-fn prefetch(weights: &[i16], i: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        if let Some(w) = weights.get(i) {
-            // SAFETY: a prefetch is only a hint: it reads nothing the program can see and
-            // cannot fault; the pointer is to a live element of `weights` anyway.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>((w as *const i16).cast::<i8>()) };
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (weights, i);
-}
-
 /// Logistic function.
 pub fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
@@ -283,45 +267,24 @@ impl LinearModel {
     /// Integer weight sums of the `K` outputs and the number of features.
     #[inline]
     fn sums<const K: usize>(&self, normalized: &str) -> ([i64; K], usize) {
-        // The weight rows are random reads in a table of up to a few MB: each feature's
-        // row is prefetched when it is hashed and added `AHEAD` features later, so the
-        // reads overlap the hashing. Integer sums: the order of the additions does not
-        // change the result.
-        const AHEAD: usize = 16;
         let mut acc = [0i64; K];
         let mut n = 0usize;
-        let mut ring = [0u32; AHEAD];
         let weights = self.weights.as_slice();
-        let add = |acc: &mut [i64; K], h: u32| {
+        features::for_each_feature(&self.config, normalized, |h| {
+            n += 1;
             let base = h as usize * K;
             if let Some(row) = weights.get(base..base + K) {
                 for (a, w) in acc.iter_mut().zip(row) {
                     *a += i64::from(*w);
                 }
             }
-        };
-        features::for_each_feature(&self.config, normalized, |h| {
-            prefetch(weights, h as usize * K);
-            let slot = n % AHEAD;
-            if n >= AHEAD {
-                add(&mut acc, ring[slot]);
-            }
-            ring[slot] = h;
-            n += 1;
         });
-        for i in n.saturating_sub(AHEAD)..n {
-            add(&mut acc, ring[i % AHEAD]);
-        }
         (acc, n)
     }
 
     /// Logits from integer sums (the arithmetic of [`LinearModel::logits`]).
     fn finish(&self, acc: &[i64], n: usize) -> Vec<f32> {
-        let v = if n == 0 {
-            0.0
-        } else {
-            1.0 / (n as f32).sqrt()
-        };
+        let v = if n == 0 { 0.0 } else { 1.0 / (n as f32).sqrt() };
         acc.iter()
             .zip(&self.outputs)
             .map(|(a, o)| o.bias + (*a as f32) * o.scale * v)
@@ -438,11 +401,7 @@ mod tests {
                 let mut feats = Vec::new();
                 features::hash_features(&m.config, t, &mut feats);
                 let want: Vec<u32> = m.logits(&feats).iter().map(|x| x.to_bits()).collect();
-                let got: Vec<u32> = m
-                    .logits_normalized(t)
-                    .iter()
-                    .map(|x| x.to_bits())
-                    .collect();
+                let got: Vec<u32> = m.logits_normalized(t).iter().map(|x| x.to_bits()).collect();
                 assert_eq!(got, want, "{t:?}");
             }
         }
