@@ -5,6 +5,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use haechi::cli::scan::scan_threads;
 use haechi::cli::{scan, ScanOptions};
 use haechi::detect::DetectContext;
 use haechi::engine::{evaluate, EvalOptions, PseudonymMap, Stage};
@@ -99,6 +100,16 @@ fn scan_lines(c: &mut Criterion) {
         b.iter(|| {
             out.clear();
             black_box(scan(&policy, &input[..], &mut out, &ScanOptions::default()).expect("scan"))
+        })
+    });
+    // The same on one thread (`scan` uses every core): the per-core figure.
+    g.bench_function("10k_lines_1kb_default_policy_1_thread", |b| {
+        b.iter(|| {
+            out.clear();
+            black_box(
+                scan_threads(&policy, &input[..], &mut out, &ScanOptions::default(), 1)
+                    .expect("scan"),
+            )
         })
     });
     g.finish();

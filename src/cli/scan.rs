@@ -88,15 +88,34 @@ struct ErrLine<'a> {
 }
 
 /// Evaluates every line of `input` against `policy` and writes one line per input line.
-/// Returns an error only when reading or writing fails.
+/// Returns an error only when reading or writing fails. Uses every available core (see
+/// [`scan_threads`]).
 pub fn scan<R: BufRead, W: Write>(
+    policy: &CompiledPolicy,
+    input: R,
+    output: W,
+    opts: &ScanOptions,
+) -> io::Result<ScanStats> {
+    scan_threads(policy, input, output, opts, 0)
+}
+
+/// Lines read ahead and evaluated in parallel at most (bounded memory: also at most
+/// [`BATCH_BYTES`] of input per batch).
+const BATCH_LINES: usize = 1024;
+const BATCH_BYTES: usize = 8 * 1024 * 1024;
+
+/// [`scan`] on `threads` worker threads (`0` = one per available core). Lines are read in
+/// bounded batches, evaluated in parallel and written in input order, so the output is
+/// the same as one thread's. Policies with `llm_judge` rules run on one thread (their
+/// calls go through a runtime of the scan's own).
+pub fn scan_threads<R: BufRead, W: Write>(
     policy: &CompiledPolicy,
     mut input: R,
     output: W,
     opts: &ScanOptions,
+    threads: usize,
 ) -> io::Result<ScanStats> {
     let mut out = BufWriter::with_capacity(64 * 1024, output);
-    let mut buf = Vec::with_capacity(4096);
     let mut stats = ScanStats::default();
     let mut line_no: u64 = 0;
     // `llm_judge` rules call out: a scan with judges runs them on a small runtime of its
@@ -111,92 +130,169 @@ pub fn scan<R: BufRead, W: Write>(
                 .map(|rt| (rt, crate::proxy::judge::JudgeClient::new()))
         })
         .transpose()?;
-    loop {
-        buf.clear();
-        if input.read_until(b'\n', &mut buf)? == 0 {
-            break;
-        }
-        line_no += 1;
-        if buf.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        stats.lines += 1;
-        let line: InLine = match serde_json::from_slice(&buf) {
-            Ok(l) => l,
-            Err(e) => {
-                stats.errors += 1;
-                // On the error path only: recover the id if the line is JSON at all.
-                let id = serde_json::from_slice::<Value>(&buf)
-                    .ok()
-                    .and_then(|v| v.get("id").cloned())
-                    .unwrap_or_else(|| Value::from(line_no));
-                serde_json::to_writer(
-                    &mut out,
-                    &ErrLine {
-                        id: &id,
-                        error: e.to_string(),
-                    },
-                )?;
-                out.write_all(b"\n")?;
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    if judges.is_some() || threads <= 1 {
+        let mut buf = Vec::with_capacity(4096);
+        loop {
+            buf.clear();
+            if input.read_until(b'\n', &mut buf)? == 0 {
+                break;
+            }
+            line_no += 1;
+            if buf.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-        };
-        let id = line.id.unwrap_or_else(|| Value::from(line_no));
-        let context = match line.context {
-            None => Vec::new(),
-            Some(OneOrMany::One(s)) => vec![s],
-            Some(OneOrMany::Many(v)) => v,
-        };
-        let ctx = DetectContext {
-            context: &context,
-            query: line.query.as_deref(),
-        };
-        let mut map = PseudonymMap::new();
-        let text = line.text.as_str();
-        let stage = line.stage.unwrap_or_default();
-        let judged = match &judges {
-            Some((rt, client)) => {
-                rt.block_on(client.judge_stage(policy, stage, &[text], &[], &context))
+            stats.lines += 1;
+            if !scan_line(policy, &buf, line_no, judges.as_ref(), opts, &mut out)? {
+                stats.errors += 1;
             }
-            None => Vec::new(),
-        };
-        let eval_opts = EvalOptions {
-            hash_key: &opts.hash_key,
-            language: None,
-            run_all: true,
-            trusted: &[],
-            select: None,
-            judged: &judged,
-        };
-        let d = evaluate(policy, stage, &[text], &ctx, &eval_opts, &mut map);
-        let findings = d
-            .hits
-            .iter()
-            .flat_map(|h| {
-                h.findings.iter().map(move |f| OutFinding {
-                    rule: &h.rule,
-                    kind: h.kind,
-                    label: &f.label,
-                    score: f.score,
-                    start: char_offset(text, f.start),
-                    end: char_offset(text, f.end),
-                    mode: (h.mode == Mode::Shadow).then_some("shadow"),
+        }
+        out.flush()?;
+        return Ok(stats);
+    }
+    let mut batch: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut eof = false;
+    while !eof {
+        batch.clear();
+        let mut bytes = 0;
+        while batch.len() < BATCH_LINES && bytes < BATCH_BYTES {
+            let mut buf = Vec::new();
+            if input.read_until(b'\n', &mut buf)? == 0 {
+                eof = true;
+                break;
+            }
+            line_no += 1;
+            if buf.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            bytes += buf.len();
+            batch.push((line_no, buf));
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let per = batch.len().div_ceil(threads);
+        let results: Vec<io::Result<(Vec<u8>, u64)>> = std::thread::scope(|s| {
+            let handles: Vec<_> = batch
+                .chunks(per)
+                .map(|part| {
+                    s.spawn(move || {
+                        let mut buf = Vec::with_capacity(part.len() * 512);
+                        let mut errors = 0;
+                        for (no, line) in part {
+                            if !scan_line(policy, line, *no, None, opts, &mut buf)? {
+                                errors += 1;
+                            }
+                        }
+                        Ok((buf, errors))
+                    })
                 })
-            })
-            .collect();
-        let o = OutLine {
-            id: &id,
-            action: d.action.as_str(),
-            text: d.rewritten.first().and_then(|t| t.as_deref()),
-            findings,
-            scores: &d.scores,
-            judges: &d.judges,
-        };
-        serde_json::to_writer(&mut out, &o)?;
-        out.write_all(b"\n")?;
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(io::Error::other("scan worker panicked")))
+                })
+                .collect()
+        });
+        stats.lines += batch.len() as u64;
+        for r in results {
+            let (buf, errors) = r?;
+            out.write_all(&buf)?;
+            stats.errors += errors;
+        }
     }
     out.flush()?;
     Ok(stats)
+}
+
+/// Evaluates one non-blank input line and writes its output line; `Ok(false)` when the
+/// line could not be read (an error line was written).
+fn scan_line<W: Write>(
+    policy: &CompiledPolicy,
+    buf: &[u8],
+    line_no: u64,
+    judges: Option<&(tokio::runtime::Runtime, crate::proxy::judge::JudgeClient)>,
+    opts: &ScanOptions,
+    mut out: W,
+) -> io::Result<bool> {
+    let line: InLine = match serde_json::from_slice(buf) {
+        Ok(l) => l,
+        Err(e) => {
+            // On the error path only: recover the id if the line is JSON at all.
+            let id = serde_json::from_slice::<Value>(buf)
+                .ok()
+                .and_then(|v| v.get("id").cloned())
+                .unwrap_or_else(|| Value::from(line_no));
+            serde_json::to_writer(
+                &mut out,
+                &ErrLine {
+                    id: &id,
+                    error: e.to_string(),
+                },
+            )?;
+            out.write_all(b"\n")?;
+            return Ok(false);
+        }
+    };
+    let id = line.id.unwrap_or_else(|| Value::from(line_no));
+    let context = match line.context {
+        None => Vec::new(),
+        Some(OneOrMany::One(s)) => vec![s],
+        Some(OneOrMany::Many(v)) => v,
+    };
+    let ctx = DetectContext {
+        context: &context,
+        query: line.query.as_deref(),
+    };
+    let mut map = PseudonymMap::new();
+    let text = line.text.as_str();
+    let stage = line.stage.unwrap_or_default();
+    let judged = match judges {
+        Some((rt, client)) => {
+            rt.block_on(client.judge_stage(policy, stage, &[text], &[], &context))
+        }
+        None => Vec::new(),
+    };
+    let eval_opts = EvalOptions {
+        hash_key: &opts.hash_key,
+        language: None,
+        run_all: true,
+        trusted: &[],
+        select: None,
+        judged: &judged,
+    };
+    let d = evaluate(policy, stage, &[text], &ctx, &eval_opts, &mut map);
+    let findings = d
+        .hits
+        .iter()
+        .flat_map(|h| {
+            h.findings.iter().map(move |f| OutFinding {
+                rule: &h.rule,
+                kind: h.kind,
+                label: &f.label,
+                score: f.score,
+                start: char_offset(text, f.start),
+                end: char_offset(text, f.end),
+                mode: (h.mode == Mode::Shadow).then_some("shadow"),
+            })
+        })
+        .collect();
+    let o = OutLine {
+        id: &id,
+        action: d.action.as_str(),
+        text: d.rewritten.first().and_then(|t| t.as_deref()),
+        findings,
+        scores: &d.scores,
+        judges: &d.judges,
+    };
+    serde_json::to_writer(&mut out, &o)?;
+    out.write_all(b"\n")?;
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -233,6 +329,55 @@ output:
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
+    }
+
+    #[test]
+    fn threads_give_the_output_of_one_thread_in_order() {
+        let set = compile_sources(&[Source {
+            name: "p.yaml".into(),
+            text: POLICY.into(),
+        }])
+        .unwrap();
+        let policy = set.default_policy();
+        let mut input = String::new();
+        for i in 0..2500 {
+            match i % 7 {
+                0 => input.push_str("not json\n"),
+                1 => input.push_str("\n"),
+                2 => input.push_str(&format!(
+                    "{{\"id\": {i}, \"text\": \"mail kim@example.com 바보\"}}\n"
+                )),
+                3 => input.push_str(&format!(
+                    "{{\"text\": \"stop {i}\", \"stage\": \"output\"}}\n"
+                )),
+                _ => input.push_str(&format!(
+                    "{{\"id\": \"x{i}\", \"text\": \"maybe {i} 바보야\"}}\n"
+                )),
+            }
+        }
+        let run = |threads| {
+            let mut out = Vec::new();
+            let stats = scan_threads(
+                &policy,
+                input.as_bytes(),
+                &mut out,
+                &ScanOptions::default(),
+                threads,
+            )
+            .unwrap();
+            (out, stats)
+        };
+        let (one, s1) = run(1);
+        assert_eq!(s1.errors, 358);
+        assert_eq!(
+            String::from_utf8_lossy(&one).lines().count() as u64,
+            s1.lines
+        );
+        for threads in [2, 3, 0] {
+            let (many, s) = run(threads);
+            assert_eq!(s, s1);
+            assert!(one == many, "{threads} threads differ");
+        }
     }
 
     #[test]

@@ -19,15 +19,26 @@ pub fn normalize(text: &str) -> String {
     //    strip Latin accents, lowercase, fold look-alikes.
     let mut chars: Vec<char> = Vec::with_capacity(text.len());
     for c in nfkc_keep_jamo(text) {
+        // Fast paths (same result as the general steps below): ASCII is never invisible
+        // and its whitespace is `\t`..`\r` and space; Hangul syllables are neither
+        // invisible, space, accented nor cased.
+        if c.is_ascii() {
+            chars.push(if matches!(c, '\t'..='\r' | ' ') {
+                ' '
+            } else {
+                c.to_ascii_lowercase()
+            });
+            continue;
+        }
+        if ('\u{AC00}'..='\u{D7A3}').contains(&c) {
+            chars.push(c);
+            continue;
+        }
         if is_invisible(c) {
             continue;
         }
         if c.is_whitespace() {
             chars.push(' ');
-            continue;
-        }
-        if c.is_ascii() {
-            chars.push(c.to_ascii_lowercase());
             continue;
         }
         let base = strip_latin_accent(c);
@@ -73,14 +84,19 @@ pub fn mask_entities(normalized: &str) -> Cow<'_, str> {
         return Cow::Borrowed(normalized);
     }
     let mut out = String::with_capacity(normalized.len());
-    for (i, tok) in normalized.split(' ').enumerate() {
+    for (i, tok) in split_spaces(normalized).enumerate() {
         if i > 0 {
             out.push(' ');
         }
-        let is_url = tok.contains("://") || tok.starts_with("www.") || tok.starts_with("ww.");
-        let is_email = tok
-            .find('@')
-            .is_some_and(|at| at > 0 && tok[at + 1..].contains('.'));
+        // Byte loops: tokens are short, and the generic substring search costs more to
+        // set up than to run (this loop dominated long answers with one address).
+        let b = tok.as_bytes();
+        let is_url =
+            b.windows(3).any(|w| w == b"://") || tok.starts_with("www.") || tok.starts_with("ww.");
+        let is_email = b
+            .iter()
+            .position(|&c| c == b'@')
+            .is_some_and(|at| at > 0 && b[at + 1..].contains(&b'.'));
         out.push_str(if is_url {
             URL_TOKEN
         } else if is_email {
@@ -90,6 +106,25 @@ pub fn mask_entities(normalized: &str) -> Cow<'_, str> {
         });
     }
     Cow::Owned(out)
+}
+
+/// `text.split(' ')` (same pieces, empty ones included) without the generic searcher,
+/// whose per-call set-up dominates on short words.
+pub fn split_spaces(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match r.bytes().position(|b| b == b' ') {
+            Some(i) => {
+                rest = Some(&r[i + 1..]);
+                Some(&r[..i])
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
 }
 
 /// Largest text [`normalize_shared`] keeps in its one-entry cache.
@@ -368,6 +403,31 @@ fn collapse_spaced_letters(chars: &[char]) -> Vec<char> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn split_spaces_is_split_on_space() {
+        for t in ["", " ", "a", "a b", " a  b ", "한국어 텍스트  x", "  "] {
+            assert_eq!(
+                split_spaces(t).collect::<Vec<_>>(),
+                t.split(' ').collect::<Vec<_>>(),
+                "{t:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn fast_paths_agree_with_the_general_steps() {
+        for b in 0u8..128 {
+            let c = b as char;
+            assert!(!is_invisible(c), "{b}");
+            assert_eq!(c.is_whitespace(), matches!(c, '\t'..='\r' | ' '), "{b}");
+        }
+        for c in '\u{AC00}'..='\u{D7A3}' {
+            assert!(!is_invisible(c) && !c.is_whitespace());
+            assert_eq!(strip_latin_accent(c), c);
+            assert!(c.to_lowercase().eq(std::iter::once(c)));
+        }
+    }
 
     #[test]
     fn folds_evasions() {

@@ -39,7 +39,18 @@ pub struct PromptAttackDetector {
 pub fn decode_encoded_runs(text: &str) -> Vec<(usize, usize, String)> {
     let mut out = Vec::new();
     let bytes = text.as_bytes();
-    let is_b64 = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_');
+    // Byte class table: this scan touches every byte of every prompt.
+    const B64: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            let c = b as u8;
+            t[b] = c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=' | b'-' | b'_');
+            b += 1;
+        }
+        t
+    };
+    let is_b64 = |b: u8| B64[b as usize];
     let mut i = 0;
     while i < bytes.len() {
         if !is_b64(bytes[i]) {

@@ -67,9 +67,7 @@ impl TopicModels {
 
     /// L2-normalised dense embedding of a normalised text.
     pub fn dense(&self, norm: &str) -> Vec<f32> {
-        let mut feats = Vec::new();
-        hash_features(&self.embed.config, norm, &mut feats);
-        let mut v = self.embed.logits(&feats);
+        let mut v = self.embed.logits_normalized(norm);
         l2(&mut v);
         v
     }
