@@ -33,7 +33,11 @@ pub trait TimeoutEnding: Send + 'static {
 
 /// A body error of the upstream (reset, truncated chunked body): ends the response the
 /// way a timeout does, so a stream's client reads a provider error event, not a cut.
-fn broken<E: TimeoutEnding>(ending: &E, upstream: &str, e: BoxError) -> Result<Frame<Bytes>, BoxError> {
+fn broken<E: TimeoutEnding>(
+    ending: &E,
+    upstream: &str,
+    e: BoxError,
+) -> Result<Frame<Bytes>, BoxError> {
     tracing::warn!(upstream, error = %e, "upstream body broke off");
     let message = format!("haechi: upstream `{upstream}` broke off the answer");
     match ending.ending("upstream_broken", &message) {
@@ -98,7 +102,9 @@ where
             if !matches!(stashed, Some(Ok(_))) {
                 *this.finished = true;
             }
-            return Poll::Ready(stashed.map(|r| r.or_else(|e| broken(&*this.ending, this.upstream, e))));
+            return Poll::Ready(
+                stashed.map(|r| r.or_else(|e| broken(&*this.ending, this.upstream, e))),
+            );
         }
         if *this.finished {
             return Poll::Ready(None);

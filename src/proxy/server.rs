@@ -6,10 +6,10 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::service::service_fn;
@@ -110,8 +110,7 @@ pub async fn serve(
             });
             let result = match tls {
                 None => {
-                    let conn =
-                        builder.serve_connection_with_upgrades(
+                    let conn = builder.serve_connection_with_upgrades(
                         TokioIo::new(FirstBytesDeadline::new(stream, head_timeout)),
                         service,
                     );
@@ -209,7 +208,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for FirstBytesDeadline<S> {
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for FirstBytesDeadline<S> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
