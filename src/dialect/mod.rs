@@ -170,7 +170,12 @@ fn string_or_list<'a, T: serde::Deserialize<'a>>(
         return Ok(vec![part]);
     }
     if !raw.get().starts_with('[') {
-        return Ok(Vec::new());
+        // Anything but null here is a shape the provider rejects; refusing it keeps
+        // text in an unexpected shape from reaching a lenient upstream unchecked.
+        if raw.get() == "null" {
+            return Ok(Vec::new());
+        }
+        return Err(DecodeError::new("expected a string or a list of parts"));
     }
     let items: Vec<T> = serde_json::from_str(raw.get()).map_err(|e| DecodeError::json(&e))?;
     let mut out = Vec::new();

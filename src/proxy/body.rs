@@ -24,10 +24,26 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
         .boxed_unsync()
 }
 
-/// What to send when an upstream body stalls or runs out of time.
+/// What to send when an upstream body stalls, runs out of time or breaks off.
 pub trait TimeoutEnding: Send + 'static {
-    /// The final bytes for the client, or `None` to abort the response.
-    fn ending(&self, message: &str) -> Option<Bytes>;
+    /// The final bytes for the client, or `None` to abort the response. `class` names
+    /// the fault (`upstream_timeout`, `upstream_broken`) for the error code and record.
+    fn ending(&self, class: &'static str, message: &str) -> Option<Bytes>;
+}
+
+/// A body error of the upstream (reset, truncated chunked body): ends the response the
+/// way a timeout does, so a stream's client reads a provider error event, not a cut.
+fn broken<E: TimeoutEnding>(
+    ending: &E,
+    upstream: &str,
+    e: BoxError,
+) -> Result<Frame<Bytes>, BoxError> {
+    tracing::warn!(upstream, error = %e, "upstream body broke off");
+    let message = format!("haechi: upstream `{upstream}` broke off the answer");
+    match ending.ending("upstream_broken", &message) {
+        Some(bytes) => Ok(Frame::data(bytes)),
+        None => Err(e),
+    }
 }
 
 pin_project_lite::pin_project! {
@@ -86,7 +102,9 @@ where
             if !matches!(stashed, Some(Ok(_))) {
                 *this.finished = true;
             }
-            return Poll::Ready(stashed);
+            return Poll::Ready(
+                stashed.map(|r| r.or_else(|e| broken(&*this.ending, this.upstream, e))),
+            );
         }
         if *this.finished {
             return Poll::Ready(None);
@@ -139,7 +157,7 @@ where
             }
             Poll::Ready(Some(Err(e))) => {
                 *this.finished = true;
-                return Poll::Ready(Some(Err(e.into())));
+                return Poll::Ready(Some(broken(&*this.ending, this.upstream, e.into())));
             }
             Poll::Ready(None) => {
                 *this.finished = true;
@@ -163,7 +181,7 @@ where
                     this.upstream
                 );
                 tracing::warn!(upstream = %this.upstream, timeout = kind, "upstream body timed out");
-                match this.ending.ending(&message) {
+                match this.ending.ending("upstream_timeout", &message) {
                     Some(bytes) => Poll::Ready(Some(Ok(Frame::data(bytes)))),
                     None => Poll::Ready(Some(Err(message.into()))),
                 }

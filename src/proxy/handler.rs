@@ -647,6 +647,7 @@ impl Gateway {
                     deadline,
                     settlement,
                     Some(info.usage.clone()),
+                    Some(info.fault.clone()),
                 )
                 .into_parts();
             let limit = self.config.limits.max_response_bytes;
@@ -702,6 +703,7 @@ impl Gateway {
                 deadline,
                 settlement,
                 Some(info.usage.clone()),
+                Some(info.fault.clone()),
             );
             let format = match operation {
                 Operation::ConverseStream if is_event_stream => Some(StreamFormat::BedrockConverse),
@@ -948,7 +950,7 @@ impl Gateway {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<super::body::BoxError>,
     {
-        self.relay_settled(upstream, response, deadline, None, None)
+        self.relay_settled(upstream, response, deadline, None, None, None)
     }
 
     /// Like `relay`, reading usage from the answer to settle the quota reservation.
@@ -959,6 +961,7 @@ impl Gateway {
         deadline: Instant,
         settlement: Option<(Settlement, bool)>,
         usage_slot: Option<super::record::UsageSlot>,
+        fault: Option<super::record::FaultSlot>,
     ) -> Response<Body>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -982,6 +985,7 @@ impl Gateway {
         let ending = StreamEnding {
             provider: upstream.provider(),
             sse: is_sse,
+            fault,
         };
         let body = TimedBody::new(
             body,
@@ -1028,10 +1032,15 @@ fn stream_format(operation: Operation) -> Option<StreamFormat> {
 struct StreamEnding {
     provider: Provider,
     sse: bool,
+    /// Where the fault's class goes, for the audit record.
+    fault: Option<super::record::FaultSlot>,
 }
 
 impl TimeoutEnding for StreamEnding {
-    fn ending(&self, message: &str) -> Option<Bytes> {
+    fn ending(&self, class: &'static str, message: &str) -> Option<Bytes> {
+        if let Some(Ok(mut slot)) = self.fault.as_ref().map(|f| f.lock()) {
+            *slot = Some(class);
+        }
         if !self.sse {
             return None;
         }
@@ -1045,7 +1054,7 @@ impl TimeoutEnding for StreamEnding {
                 let data = String::from_utf8_lossy(&openai::error_body(
                     message,
                     "upstream_error",
-                    Some("upstream_timeout"),
+                    Some(class),
                 ))
                 .into_owned();
                 format!("data: {data}\n\n")

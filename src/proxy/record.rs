@@ -25,6 +25,10 @@ use crate::engine::Decision;
 /// Shared slot the settlement reader fills with the usage it saw.
 pub type UsageSlot = Arc<Mutex<Option<Usage>>>;
 
+/// Set when the upstream body ended on a fault after the head was sent (timeout, reset):
+/// the class of the fault, for the record's outcome and error.
+pub type FaultSlot = Arc<Mutex<Option<&'static str>>>;
+
 /// Facts about one request, collected along the request path. Never holds text.
 #[derive(Debug, Default)]
 pub struct RequestInfo {
@@ -53,6 +57,8 @@ pub struct RequestInfo {
     pub genai: Mutex<Option<crate::audit::telemetry::GenAiSpan>>,
     /// The output stage's decision on a streamed answer, filled when the stream ends.
     pub stream_output: super::stream_guard::DecisionSlot,
+    /// A fault of the upstream body after the head (see [`FaultSlot`]).
+    pub fault: FaultSlot,
 }
 
 impl RequestInfo {
@@ -98,7 +104,10 @@ impl RequestInfo {
         cancelled: bool,
     ) -> AuditRecord {
         let (output, blocked) = self.output_stage();
-        let outcome = if cancelled {
+        let fault = self.fault.lock().ok().and_then(|f| *f);
+        let outcome = if fault.is_some() && !blocked {
+            Outcome::UpstreamError
+        } else if cancelled {
             Outcome::Cancelled
         } else if blocked {
             Outcome::Blocked
@@ -129,7 +138,7 @@ impl RequestInfo {
             record.fail_events.extend(events);
         }
         record.quota = self.quota.clone();
-        record.error = self.error.clone();
+        record.error = self.error.clone().or(fault.map(str::to_string));
         if let Ok(slot) = self.usage.lock() {
             if let Some(u) = *slot {
                 record.usage = Some(AuditUsage {

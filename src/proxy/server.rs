@@ -5,8 +5,11 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::io;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::service::service_fn;
@@ -15,6 +18,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -98,6 +102,7 @@ pub async fn serve(
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let tls = tls.clone();
+        let head_timeout = Duration::from_millis(limits.header_read_timeout_ms);
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let gateway = gateway.clone();
@@ -105,8 +110,10 @@ pub async fn serve(
             });
             let result = match tls {
                 None => {
-                    let conn =
-                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    let conn = builder.serve_connection_with_upgrades(
+                        TokioIo::new(FirstBytesDeadline::new(stream, head_timeout)),
+                        service,
+                    );
                     watcher.watch(conn.into_owned()).await
                 }
                 Some(acceptor) => {
@@ -114,8 +121,10 @@ pub async fn serve(
                         tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
                     match handshake {
                         Ok(Ok(tls_stream)) => {
-                            let conn = builder
-                                .serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
+                            let conn = builder.serve_connection_with_upgrades(
+                                TokioIo::new(FirstBytesDeadline::new(tls_stream, head_timeout)),
+                                service,
+                            );
                             watcher.watch(conn.into_owned()).await
                         }
                         Ok(Err(e)) => {
@@ -148,4 +157,78 @@ pub async fn serve(
         tracing::warn!("grace period over: closing remaining connections");
     }
     Ok(())
+}
+
+/// Bytes a connection must send before `header_read_timeout` stops guarding it here:
+/// the HTTP/2 preface length, which is what the HTTP/1-or-2 detection reads before
+/// hyper's own HTTP/1 header timer starts.
+const DETECTION_BYTES: usize = 24;
+
+/// A connection that must deliver its first [`DETECTION_BYTES`] before a deadline.
+///
+/// hyper-util's protocol detection reads the first bytes without any timeout, so a
+/// client that connects and sends nothing (or half the HTTP/2 preface) would hold a
+/// connection and a task forever; hyper's `header_read_timeout` only starts after.
+pub struct FirstBytesDeadline<S> {
+    inner: S,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    seen: usize,
+}
+
+impl<S> FirstBytesDeadline<S> {
+    pub fn new(inner: S, timeout: Duration) -> Self {
+        Self {
+            inner,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+            seen: 0,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for FirstBytesDeadline<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = polled {
+            self.seen += buf.filled().len() - before;
+            return polled;
+        }
+        if self.seen < DETECTION_BYTES && self.deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "request head not received in time",
+            )));
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for FirstBytesDeadline<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
 }
