@@ -177,6 +177,10 @@ async fn huge_bodies_strings_and_message_counts_stay_bounded() {
         assert_provider_4xx(route, &r, 413, "declared body over the limit");
     }
     // Over the limit, chunked (no Content-Length): cut off at the limit while reading.
+    // The gateway answers 413 and closes while the client may still be writing; on a busy
+    // machine the client's socket can then see the reset before it reads the answer, so a
+    // reset counts as refused too, and at least one attempt must have read the 413.
+    let mut read_413 = 0;
     for _ in 0..5 {
         let mut s = TcpStream::connect(gw.addr).await.expect("connect");
         s.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n")
@@ -191,13 +195,18 @@ async fn huge_bodies_strings_and_message_counts_stay_bounded() {
             sent += 0x100000;
         }
         let (text, _) = read_until_close(&mut s, Duration::from_secs(5)).await;
+        assert!(sent <= 16 << 20);
+        if text.is_empty() {
+            continue;
+        }
         assert!(
             text.starts_with("HTTP/1.1 413"),
             "chunked over the limit: {text}"
         );
         assert!(text.contains("request_too_large"), "{text}");
-        assert!(sent <= 16 << 20);
+        read_413 += 1;
     }
+    assert!(read_413 >= 1, "no attempt read the 413");
     let after_refusals = rss_kib();
 
     // A single 1 MiB string under the 4 MiB limit is read, checked and forwarded.
