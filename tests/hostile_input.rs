@@ -170,11 +170,26 @@ async fn huge_bodies_strings_and_message_counts_stay_bounded() {
     let (mock, gw) = gateway(|c| c.limits.max_body_bytes = 4 << 20).await;
     let before = rss_kib();
 
-    // Over the limit, declared: refused from the header, body never read.
-    let over = chat(&"a".repeat(6 << 20));
+    // Over the limit, declared: refused from the header, body never read. Raw socket:
+    // the 413 comes (and the connection closes) while a client would still be writing,
+    // which an HTTP client library reports as a broken pipe instead of the answer.
     for route in [OPENAI, ANTHROPIC] {
-        let r = post_json(&gw.url(route), &over).await;
-        assert_provider_4xx(route, &r, 413, "declared body over the limit");
+        let mut s = TcpStream::connect(gw.addr).await.expect("connect");
+        let head = format!(
+            "POST {route} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{{\"model\":\"m\",",
+            6 << 20
+        );
+        s.write_all(head.as_bytes()).await.expect("head");
+        let (text, _) = read_until_close(&mut s, Duration::from_secs(5)).await;
+        assert!(text.starts_with("HTTP/1.1 413"), "{route}: {text}");
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        let shaped = if route == ANTHROPIC {
+            v["type"] == "error" && v["error"]["message"].is_string()
+        } else {
+            v["error"]["message"].is_string()
+        };
+        assert!(shaped, "{route}: error in the caller's shape: {body}");
     }
     // Over the limit, chunked (no Content-Length): cut off at the limit while reading.
     // The gateway answers 413 and closes while the client may still be writing; on a busy
