@@ -343,7 +343,7 @@ output:
         for i in 0..2500 {
             match i % 7 {
                 0 => input.push_str("not json\n"),
-                1 => input.push_str("\n"),
+                1 => input.push('\n'),
                 2 => input.push_str(&format!(
                     "{{\"id\": {i}, \"text\": \"mail kim@example.com 바보\"}}\n"
                 )),
