@@ -125,6 +125,15 @@ impl DecodeError {
 
 /// Decodes a request body for `operation` into an [`Exchange`].
 pub fn decode(operation: Operation, body: &[u8]) -> Result<Exchange, DecodeError> {
+    // JSON is UTF-8 (RFC 8259). serde skips the members it ignores without checking
+    // them, so without this a body with invalid UTF-8 outside the read texts was
+    // forwarded (found by fuzz/decode; tests/fuzz-regressions/decode).
+    if let Err(e) = std::str::from_utf8(body) {
+        return Err(DecodeError::new(format!(
+            "request body is not valid UTF-8 (at byte {})",
+            e.valid_up_to()
+        )));
+    }
     match operation {
         Operation::ChatCompletions
         | Operation::Completions
@@ -373,5 +382,44 @@ mod tests {
             String::from_utf8(out).expect("utf8"),
             r#"{"a": "전화 \"q\"",   "b":  "keep" , "z":1}"#
         );
+    }
+
+    /// Inputs the fuzz targets found (tests/fuzz-regressions/decode; the first byte
+    /// selects the operation as in fuzz/fuzz_targets/decode.rs): every operation either
+    /// refuses them or decodes them to a body that is still JSON.
+    #[test]
+    fn fuzz_regressions_decode() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-regressions/decode");
+        let files: Vec<_> = std::fs::read_dir(&dir)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(!files.is_empty(), "regression inputs in {}", dir.display());
+        for path in files {
+            let data = std::fs::read(&path).unwrap_or_default();
+            let Some((_, body)) = data.split_first() else {
+                continue;
+            };
+            for op in [
+                Operation::ChatCompletions,
+                Operation::Completions,
+                Operation::Responses,
+                Operation::Embeddings,
+                Operation::Messages,
+                Operation::CountTokens,
+                Operation::Converse,
+                Operation::ConverseStream,
+                Operation::Invoke,
+                Operation::InvokeStream,
+            ] {
+                if decode(op, body).is_ok() {
+                    assert!(
+                        serde_json::from_slice::<serde_json::Value>(body).is_ok(),
+                        "{} decoded as {op:?}",
+                        path.display()
+                    );
+                }
+            }
+        }
     }
 }
