@@ -96,37 +96,21 @@ impl PseudonymMap {
 /// Puts the original values back in place of every known placeholder (non-streaming).
 /// Unknown `<...>` sequences are left as they are.
 pub fn restore(text: &str, map: &PseudonymMap) -> String {
-    if map.is_empty() || !text.contains('<') {
-        return text.to_string();
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find('<') {
-        out.push_str(&rest[..i]);
-        let tail = &rest[i..];
-        let window = &tail[..floor_boundary(tail, MAX_PLACEHOLDER)];
-        match window
-            .find('>')
-            .and_then(|j| map.original(&tail[..=j]).map(|v| (j, v)))
-        {
-            Some((j, value)) => {
-                out.push_str(value);
-                rest = &tail[j + 1..];
-            }
-            None => {
-                out.push('<');
-                rest = &tail[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
+    restore_with(text, map, |out, value| out.push_str(value))
 }
 
 /// Like [`restore`] for text that is JSON source (tool-call arguments): placeholders sit
 /// inside string literals, so each original is written JSON-escaped. Everything else is
 /// kept byte for byte.
 pub fn restore_json_escaped(text: &str, map: &PseudonymMap) -> String {
+    restore_with(text, map, |out, value| {
+        let quoted = serde_json::to_string(value).unwrap_or_default();
+        out.push_str(quoted.get(1..quoted.len().saturating_sub(1)).unwrap_or(""));
+    })
+}
+
+/// Replaces each known placeholder of `text`, writing its original with `write`.
+fn restore_with(text: &str, map: &PseudonymMap, write: impl Fn(&mut String, &str)) -> String {
     if map.is_empty() || !text.contains('<') {
         return text.to_string();
     }
@@ -141,8 +125,7 @@ pub fn restore_json_escaped(text: &str, map: &PseudonymMap) -> String {
             .and_then(|j| map.original(&tail[..=j]).map(|v| (j, v)))
         {
             Some((j, value)) => {
-                let quoted = serde_json::to_string(value).unwrap_or_default();
-                out.push_str(quoted.get(1..quoted.len().saturating_sub(1)).unwrap_or(""));
+                write(&mut out, value);
                 rest = &tail[j + 1..];
             }
             None => {
