@@ -453,6 +453,18 @@ fn utf8(bytes: Vec<u8>) -> String {
     String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
+/// Takes the stage's decision (once) and leaves it in `slot` with the time spent.
+fn publish(events: &mut Option<GuardedEvents>, slot: &DecisionSlot, spent: Duration) {
+    if let Some(events) = events.take() {
+        let started = std::time::Instant::now();
+        let decision = events.finish();
+        let spent = spent + started.elapsed();
+        if let (Some(d), Ok(mut slot)) = (decision, slot.lock()) {
+            *slot = Some((d, spent));
+        }
+    }
+}
+
 /// A streamed answer body with the output stage applied.
 pub struct GuardedBody<B> {
     inner: Option<B>,
@@ -478,14 +490,7 @@ impl<B> GuardedBody<B> {
     }
 
     fn publish(&mut self) {
-        if let Some(events) = self.events.take() {
-            let started = std::time::Instant::now();
-            let decision = events.finish();
-            let spent = self.spent + started.elapsed();
-            if let (Some(d), Ok(mut slot)) = (decision, self.slot.lock()) {
-                *slot = Some((d, spent));
-            }
-        }
+        publish(&mut self.events, &self.slot, self.spent);
     }
 }
 
@@ -605,12 +610,7 @@ impl<B> GuardedFrames<B> {
     }
 
     fn publish(&mut self) {
-        if let Some(events) = self.events.take() {
-            let decision = events.finish();
-            if let (Some(d), Ok(mut slot)) = (decision, self.slot.lock()) {
-                *slot = Some((d, self.spent));
-            }
-        }
+        publish(&mut self.events, &self.slot, self.spent);
     }
 
     /// Guards the frames decoded so far; `Stop` when the answer was blocked.
