@@ -387,6 +387,13 @@ async fn malformed_upstream_answers_and_streams_do_not_break_the_gateway() {
             &b"{\"choices\":[{\"message\":{\"content\":\"\xff\xfe\"}}]}"[..],
         ),
     ];
+    // A warn-only output stage: nothing could be changed, so an unreadable answer passes.
+    let warn_only = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        warn_only.path().join("default.yaml"),
+        "id: default\ndescription: record only\noutput:\n  - id: pii-out\n    detector: pii\n    action: warn\n",
+    )
+    .expect("write policy");
     for (what, body) in garbage {
         let body = Bytes::copy_from_slice(body);
         let mock = MockUpstream::start_with(Arc::new(move |_| Reply::Whole {
@@ -395,20 +402,34 @@ async fn malformed_upstream_answers_and_streams_do_not_break_the_gateway() {
             body: body.clone(),
         }))
         .await;
+        // The shipped default masks PII in answers: an answer it cannot read is withheld
+        // with a provider-shaped 502, never passed on unchecked.
         let gw = TestGateway::start(config_for(&mock)).await;
         for route in [OPENAI, ANTHROPIC] {
             let r = post_json(&gw.url(route), &request(route, false)).await;
-            // The output stage cannot read it: passed on as it came (the SDK reports
-            // the broken answer), never a hang or a gateway crash.
+            assert_provider_error(route, &r, 502, what);
+            let text = String::from_utf8_lossy(&r.body);
             assert!(
-                r.status == 200 || r.status == 502,
-                "{what} on {route}: {}",
-                r.status
+                text.contains("could not be read"),
+                "{what} on {route}: {text}"
             );
         }
         let records = audit_records(&gw, 2).await;
         assert_eq!(records.len(), 2, "{what}");
+        for r in &records {
+            assert_eq!(r["status"], 502, "{what}: {r}");
+            assert_eq!(r["outcome"], "upstream_error", "{what}: {r}");
+        }
         assert_eq!(call("GET", &gw.url("/healthz"), &[], "").await.status, 200);
+        gw.stop().await;
+
+        let mut config = config_for(&mock);
+        config.policies = Some(warn_only.path().to_path_buf());
+        let gw = TestGateway::start(config).await;
+        for route in [OPENAI, ANTHROPIC] {
+            let r = post_json(&gw.url(route), &request(route, false)).await;
+            assert_eq!(r.status, 200, "{what} on {route}, warn-only policy");
+        }
         gw.stop().await;
     }
 

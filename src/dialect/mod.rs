@@ -105,7 +105,7 @@ pub struct DecodeError {
 }
 
 impl DecodeError {
-    fn new(message: impl Into<String>) -> Self {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
         }

@@ -92,6 +92,16 @@ struct AnthropicBlock<'a> {
 
 /// The strings of a non-streaming response body that output rules look at.
 pub fn response_parts(provider: Provider, body: &[u8]) -> Result<Vec<ResponsePart>, DecodeError> {
+    // JSON is UTF-8; serde skips fields it ignores without checking them, so an answer
+    // with invalid bytes in an unknown field would otherwise pass as readable.
+    if provider != Provider::Bedrock {
+        if let Err(e) = std::str::from_utf8(body) {
+            return Err(DecodeError::new(format!(
+                "answer is not UTF-8 (invalid byte at offset {})",
+                e.valid_up_to()
+            )));
+        }
+    }
     let mut out = Vec::new();
     let mut push = |raw: Option<&RawValue>, kind: PartKind| -> Result<(), DecodeError> {
         if let Some(raw) = raw {

@@ -54,6 +54,10 @@ pub enum GatewayError {
     /// The upstream could not be reached (502).
     #[error("upstream `{upstream}` unreachable: {message}")]
     UpstreamConnect { upstream: String, message: String },
+    /// The upstream's answer could not be read for output rules that block or rewrite;
+    /// it is withheld rather than passed on unchecked (502).
+    #[error("the answer of upstream `{upstream}` could not be read for the output checks (not the provider's JSON shape); it was withheld")]
+    UncheckedAnswer { upstream: String },
     /// The upstream exceeded a time limit (504).
     #[error("upstream `{upstream}` exceeded the {} timeout of {millis} ms", kind.name())]
     UpstreamTimeout {
@@ -85,9 +89,9 @@ impl GatewayError {
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             GatewayError::NotFound { .. } => StatusCode::NOT_FOUND,
-            GatewayError::NoUpstream(_) | GatewayError::UpstreamConnect { .. } => {
-                StatusCode::BAD_GATEWAY
-            }
+            GatewayError::NoUpstream(_)
+            | GatewayError::UpstreamConnect { .. }
+            | GatewayError::UncheckedAnswer { .. } => StatusCode::BAD_GATEWAY,
             GatewayError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -106,6 +110,7 @@ impl GatewayError {
             GatewayError::NotFound { .. } => ("invalid_request_error", "not_found_error"),
             GatewayError::NoUpstream(_)
             | GatewayError::UpstreamConnect { .. }
+            | GatewayError::UncheckedAnswer { .. }
             | GatewayError::UpstreamTimeout { .. } => ("upstream_error", "api_error"),
             GatewayError::Unavailable(_) => ("service_unavailable", "overloaded_error"),
             GatewayError::Unauthorized(_) => ("invalid_request_error", "authentication_error"),
@@ -123,6 +128,7 @@ impl GatewayError {
             GatewayError::NotFound { .. } => "unsupported_route",
             GatewayError::NoUpstream(_) => "no_upstream",
             GatewayError::UpstreamConnect { .. } => "upstream_unreachable",
+            GatewayError::UncheckedAnswer { .. } => "upstream_answer_unreadable",
             GatewayError::UpstreamTimeout { kind, .. } => match kind {
                 TimeoutKind::Connect => "upstream_connect_timeout",
                 TimeoutKind::FirstByte => "upstream_first_byte_timeout",

@@ -686,9 +686,17 @@ impl Gateway {
                         Response::from_parts(head, full(new))
                     }
                 }
+                Err(e) if output_can_change(&policy) => {
+                    // Rules that block or rewrite could not run: fail closed rather than
+                    // pass unchecked text on.
+                    tracing::warn!(request_id, error = %e, "answer withheld: not parseable for the output stage");
+                    return Err(GatewayError::UncheckedAnswer {
+                        upstream: upstream.config.name.clone(),
+                    });
+                }
                 Err(e) => {
-                    // An answer we cannot parse is passed on untouched; the output
-                    // rules could not run, which is logged.
+                    // Only recording rules (warn, shadow) could not run: the answer
+                    // passes untouched and the skip is logged.
                     tracing::warn!(request_id, error = %e, "output stage skipped: answer not parseable");
                     Response::from_parts(head, full(bytes))
                 }
@@ -1133,6 +1141,16 @@ fn provider_name(provider: Provider) -> &'static str {
 /// The provider-shaped answer to a blocked request: a refusal (a normal answer with a
 /// content-filter finish reason, streamed if the client asked to stream) or an error,
 /// as the policy chooses.
+/// Whether an enforced output rule could block or rewrite the answer (an answer those
+/// rules cannot read is then withheld).
+fn output_can_change(policy: &crate::policy::compile::CompiledPolicy) -> bool {
+    use crate::policy::model::{Action, Mode};
+    policy
+        .rules(crate::engine::Stage::Output)
+        .iter()
+        .any(|r| r.mode == Mode::Enforce && (r.action == Action::Block || r.action.rewrites()))
+}
+
 fn block_response(exchange: &Exchange, decision: &Decision, request_id: &str) -> Response<Body> {
     let message = decision
         .message
