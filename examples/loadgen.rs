@@ -3,6 +3,8 @@
 //! `loadgen URL BODY_FILE CONCURRENCY SECONDS [stream]` keeps CONCURRENCY requests in
 //! flight for SECONDS (after a one-second warm-up) and prints one JSON line:
 //! requests/s, latency percentiles and, for streams, time-to-first-byte percentiles.
+//! `LOADGEN_HEADERS="name: value; name: value"` adds request headers (another gateway's
+//! routing headers, for comparisons).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -65,21 +67,32 @@ async fn run(url: hyper::Uri, body: Bytes, concurrency: usize, seconds: u64) -> 
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(concurrency)
         .build_http();
+    let extra: Arc<Vec<(String, String)>> = Arc::new(
+        std::env::var("LOADGEN_HEADERS")
+            .unwrap_or_default()
+            .split(';')
+            .filter_map(|h| h.split_once(':'))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect(),
+    );
     let recording = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
         let (client, url, body) = (client.clone(), url.clone(), body.clone());
+        let extra = extra.clone();
         let (recording, stop) = (recording.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
             let mut s = Samples::default();
             while !stop.load(Ordering::Relaxed) {
                 let start = Instant::now();
-                let request = hyper::Request::post(url.clone())
+                let mut request = hyper::Request::post(url.clone())
                     .header("content-type", "application/json")
-                    .header("authorization", "Bearer sk-bench")
-                    .body(Full::new(body.clone()))
-                    .expect("request");
+                    .header("authorization", "Bearer sk-bench");
+                for (k, v) in extra.iter() {
+                    request = request.header(k.as_str(), v.as_str());
+                }
+                let request = request.body(Full::new(body.clone())).expect("request");
                 let outcome = async {
                     let response = client.request(request).await.ok()?;
                     if !response.status().is_success() {
