@@ -176,7 +176,8 @@ async fn redis_down_at_start_follows_the_fail_mode_and_recovers_without_restart(
                 &["component=\"quota_store\"", mode_label]
             ),
             3.0,
-            "{mode:?}: every request counted"
+            "{mode:?}: every request counted: {text} {:?}",
+            audit_records(&audit)
         );
         let records = records_by_id(&audit);
         for id in &ids {
@@ -611,6 +612,8 @@ async fn policy_directory_broken_deleted_and_restored_while_serving() {
     let audit = gw.audit_dir.path().join("audit.jsonl");
     let good = gw.gateway.policies.status().version;
     assert!(blocked(&gw, "frobnicate").await);
+    let good_policy = audit_records(&audit).pop().expect("a record")["input"]["policy_version"].clone();
+    assert!(good_policy.is_string());
 
     // 1. A broken file: refused, the last good policy keeps applying.
     std::fs::write(dir.join("default.yaml"), BROKEN).expect("write");
@@ -635,7 +638,7 @@ async fn policy_directory_broken_deleted_and_restored_while_serving() {
     );
     // The records name the policy version that decided.
     let last = audit_records(&audit).pop().expect("a record");
-    assert_eq!(last["input"]["policy_version"], good);
+    assert_eq!(last["input"]["policy_version"], good_policy);
 
     // 4. Restored (a new directory at the same path): picked up without a restart.
     std::fs::create_dir(&dir).expect("mkdir");
