@@ -421,6 +421,32 @@ mod tests {
     }
 
     #[test]
+    fn reloads_that_would_drop_policies_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("default.yaml"), GOOD).unwrap();
+        let bot = dir.path().join("bot.yaml");
+        std::fs::write(&bot, "id: bot\nextends: default\n").unwrap();
+        let store = PolicyStore::open(dir.path()).unwrap();
+        store.require(vec!["bot".into()]);
+        // A policy a tenant is bound to disappears: refused.
+        std::fs::remove_file(&bot).unwrap();
+        let err = store.reload_now().unwrap_err().to_string();
+        assert!(err.contains("`bot` is bound to a tenant"), "{err}");
+        assert!(store.current().get("bot").is_some(), "last good set serves");
+        // Every file removed: refused, not replaced by the embedded default.
+        std::fs::remove_file(dir.path().join("default.yaml")).unwrap();
+        let err = store.reload_now().unwrap_err().to_string();
+        assert!(err.contains("no policy file left"), "{err}");
+        // The directory itself removed: refused.
+        let path = dir.path().to_path_buf();
+        drop(dir);
+        assert!(!path.exists());
+        assert!(store.reload_now().is_err());
+        assert!(first_rule_blocks(&store, "alpha"));
+        assert_eq!(store.status().failures, 3);
+    }
+
+    #[test]
     fn embedded_store_has_nothing_to_watch() {
         let store = PolicyStore::embedded();
         assert!(store.reload_now().is_ok());
