@@ -147,7 +147,8 @@ async fn run(urls: Vec<String>, seconds: u64, concurrency: u64, rate: f64) -> Ta
     let every = Duration::from_secs_f64(concurrency as f64 / rate);
     let mut workers = Vec::new();
     for w in 0..concurrency {
-        let (client, tally, stop, urls) = (client.clone(), tally.clone(), stop.clone(), urls.clone());
+        let (client, tally, stop, urls) =
+            (client.clone(), tally.clone(), stop.clone(), urls.clone());
         workers.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -180,7 +181,9 @@ async fn run(urls: Vec<String>, seconds: u64, concurrency: u64, rate: f64) -> Ta
 }
 
 fn usage() -> ! {
-    eprintln!("usage: soak run URLS SECONDS CONCURRENCY RATE IDS_FILE | soak check IDS_FILE AUDIT...");
+    eprintln!(
+        "usage: soak run URLS SECONDS CONCURRENCY RATE IDS_FILE | soak check IDS_FILE AUDIT..."
+    );
     std::process::exit(2);
 }
 

@@ -63,7 +63,10 @@ async fn tenant_chat(gw: &TestGateway, stream: bool) -> Whole {
     call(
         "POST",
         &gw.url("/v1/chat/completions"),
-        &[("content-type", "application/json"), ("authorization", &auth)],
+        &[
+            ("content-type", "application/json"),
+            ("authorization", &auth),
+        ],
         chat_body(stream),
     )
     .await
@@ -368,12 +371,20 @@ async fn otlp_collector_down_then_up_drops_counts_and_resumes_export() {
         .spawn()
         .expect("spawn haechi");
     let base = format!("http://127.0.0.1:{port}");
-    assert!(eventually(20, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()).await);
+    assert!(
+        eventually(20, || std::net::TcpStream::connect(("127.0.0.1", port))
+            .is_ok())
+        .await
+    );
     let chat = |base: String| async move {
         post_json(&format!("{base}/v1/chat/completions"), &chat_body(false)).await
     };
     for _ in 0..5 {
-        assert_eq!(chat(base.clone()).await.status, 200, "serves with the collector down");
+        assert_eq!(
+            chat(base.clone()).await.status,
+            200,
+            "serves with the collector down"
+        );
     }
     let mut dropped = 0.0;
     for _ in 0..100 {
@@ -552,7 +563,10 @@ async fn audit_log_on_a_full_disk_follows_its_fail_mode_and_recovers() {
             "haechi_fail_events",
             &["component=\"audit\"", label],
         );
-        assert!(failures >= 5.0, "{mode:?}: write failures counted ({failures})");
+        assert!(
+            failures >= 5.0,
+            "{mode:?}: write failures counted ({failures})"
+        );
         assert_eq!(failures, events, "{mode:?}: one fail event per lost record");
         match mode {
             FailMode::Closed => assert_eq!(served_while_full, 0),
@@ -612,7 +626,8 @@ async fn policy_directory_broken_deleted_and_restored_while_serving() {
     let audit = gw.audit_dir.path().join("audit.jsonl");
     let good = gw.gateway.policies.status().version;
     assert!(blocked(&gw, "frobnicate").await);
-    let good_policy = audit_records(&audit).pop().expect("a record")["input"]["policy_version"].clone();
+    let good_policy =
+        audit_records(&audit).pop().expect("a record")["input"]["policy_version"].clone();
     assert!(good_policy.is_string());
 
     // 1. A broken file: refused, the last good policy keeps applying.
@@ -717,7 +732,11 @@ async fn sigterm_under_load_completes_every_request_with_one_record() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn haechi");
-    assert!(eventually(20, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()).await);
+    assert!(
+        eventually(20, || std::net::TcpStream::connect(("127.0.0.1", port))
+            .is_ok())
+        .await
+    );
     let url = format!("http://127.0.0.1:{port}/v1/chat/completions");
     const N: usize = 40;
     let mut tasks = Vec::new();

@@ -138,7 +138,12 @@ impl PolicyStore {
         let missing: Vec<Problem> = required
             .iter()
             .filter(|id| set.get(id).is_none())
-            .map(|id| Problem::file(&name, format!("policy `{id}` is bound to a tenant but no longer defined")))
+            .map(|id| {
+                Problem::file(
+                    &name,
+                    format!("policy `{id}` is bound to a tenant but no longer defined"),
+                )
+            })
             .collect();
         if !missing.is_empty() {
             return Err(PolicyErrors(missing));
