@@ -100,14 +100,14 @@ wait "$GW2_PID" || EXIT2=$?
 CHECK=$("$T/examples/soak" check "$WORK/ids.tsv" "$WORK/audit1.jsonl" "$WORK/audit2.jsonl") && CHECK_OK=1 || CHECK_OK=0
 VERIFY_OK=1
 for i in 1 2; do "$T/haechi" audit verify "$WORK/audit$i.jsonl" >/dev/null || VERIFY_OK=0; done
-ERRLOG=$(grep -ci ' error ' "$WORK/gw1.log" "$WORK/gw2.log" | paste -sd' ' || true)
+LOGLINES="error $(cat "$WORK"/gw*.log | grep -ci 'error' || true), warn $(cat "$WORK"/gw*.log | grep -ci 'warn' || true)"
 
 cat <<EOF
 load:  $(cat "$WORK/run.json")
 audit: $CHECK   chains verify: $([ $VERIFY_OK = 1 ] && echo yes || echo NO)
 replica 1: RSS MB start/mid/end $RSS1_START / $RSS1_MID / $RSS1_END; fds start/end/idle $FD1_START / $FD1_END / $FD1_IDLE; exit $EXIT1
 replica 2: RSS MB start/mid/end $RSS2_START / $RSS2_MID / $RSS2_END; fds start/end/idle $FD2_START / $FD2_END / $FD2_IDLE; exit $EXIT2
-error lines in gateway logs: $ERRLOG
+log lines of both replicas (HAECHI_LOG=warn): $LOGLINES
 EOF
 UNEXPECTED=$(sed -n 's/.*"unexpected_total":\([0-9]*\).*/\1/p' "$WORK/run.json")
 [ "$UNEXPECTED" = 0 ] && [ "$CHECK_OK" = 1 ] && [ "$VERIFY_OK" = 1 ] && [ "$EXIT1" = 0 ] && [ "$EXIT2" = 0 ]

@@ -132,7 +132,8 @@ async fn one(
     let outcome = match (kind, status, action.as_deref()) {
         (Kind::Blocked, 200 | 400, Some("block")) => Ok("blocked"),
         (Kind::Masked, 200, Some("anonymize")) => Ok("masked"),
-        (Kind::Plain | Kind::OverQuota, 200, None) => Ok(if stream { "ok_stream" } else { "ok" }),
+        (Kind::Plain, 200, None) => Ok(if stream { "ok_stream" } else { "ok" }),
+        (Kind::OverQuota, 200, None) => Ok("over_quota_tenant_admitted"),
         (Kind::OverQuota, 429, _) if retry_after.is_some() => Ok("quota_refused"),
         (k, s, a) => Err(format!("{} got {s} action {a:?}", k.name())),
     };
@@ -157,7 +158,7 @@ async fn run(urls: Vec<String>, seconds: u64, concurrency: u64, rate: f64) -> Ta
                 tick.tick().await;
                 let n = i * concurrency + w;
                 let url = &urls[(n % urls.len() as u64) as usize];
-                let stream = (n / 10) % 2 == 0;
+                let stream = (n / 10).is_multiple_of(2);
                 let (id, kind, outcome) = one(&client, url, n, stream).await;
                 let mut t = tally.lock().unwrap_or_else(|e| e.into_inner());
                 match outcome {

@@ -127,13 +127,14 @@ impl PolicyStore {
     /// directory with no policy file left, or a set without a required policy.
     fn load_for_reload(&self, path: &Path) -> Result<PolicySet, PolicyErrors> {
         let name = path.display().to_string();
-        if path.is_dir() && super::load::read_sources(path)?.is_empty() {
+        let sources = super::load::read_sources(path)?;
+        if path.is_dir() && sources.is_empty() {
             return Err(PolicyErrors(vec![Problem::file(
                 &name,
                 "no policy file left in the directory",
             )]));
         }
-        let set = load_path(path)?;
+        let set = super::compile::compile_sources(&sources)?;
         let required = self.required.lock().map(|g| g.clone()).unwrap_or_default();
         let missing: Vec<Problem> = required
             .iter()
