@@ -198,6 +198,45 @@ async fn redis_down_at_start_follows_the_fail_mode_and_recovers_without_restart(
     }
 }
 
+/// In `fail_open` the local limiter (limits divided by `replicas`) also refuses: those
+/// 429s are recorded and counted as fail-open events too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_open_refusals_by_the_local_limiter_are_recorded() {
+    let bin = require_redis!();
+    let mock = MockUpstream::start().await;
+    let mut redis = RedisProc::start(bin);
+    redis.stop();
+    let mut config = redis_config(&mock, &redis.url(), FailMode::Open);
+    if let Some(q) = config.tenants[0].quotas.as_mut() {
+        q.requests_per_minute = Some(2);
+    }
+    let gw = TestGateway::start(config).await;
+    let audit = gw.audit_dir.path().join("audit.jsonl");
+    let mut statuses = Vec::new();
+    let mut refused_id = None;
+    for _ in 0..3 {
+        let r = tenant_chat(&gw, false).await;
+        statuses.push(r.status);
+        if r.status == 429 {
+            refused_id = r.header("x-haechi-request-id");
+        }
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+    let record = &records_by_id(&audit)[&refused_id.expect("a refusal")][0];
+    assert_eq!(record["quota"], "refused_local_fallback");
+    assert_eq!(fail_event(record, "quota_store"), Some("fail_open"));
+    let text = metrics_text(&format!("http://{}", gw.addr)).await;
+    assert_eq!(
+        metric(
+            &text,
+            "haechi_fail_events",
+            &["component=\"quota_store\"", "mode=\"open\""]
+        ),
+        3.0
+    );
+    gw.stop().await;
+}
+
 /// Counts of what the traffic saw while Redis was killed and restarted.
 #[derive(Debug, Default)]
 struct Seen {

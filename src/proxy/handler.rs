@@ -461,11 +461,18 @@ impl Gateway {
             tenant_cfg = tenancy.tenant(&identity);
             let result = tenancy.admit(&identity, &exchange).await;
             match &result {
-                Err(GatewayError::RateLimited { .. }) => {
+                Err(GatewayError::RateLimited { local_fallback, .. }) => {
                     info.quota = Some("refused".into());
                     self.recorder
                         .metrics
                         .record_quota_refusal(Some(&identity.tenant), "rate_limit");
+                    if *local_fallback {
+                        info.quota = Some("refused_local_fallback".into());
+                        info.fail_events.push(quota_store_event("fail_open"));
+                        self.recorder
+                            .metrics
+                            .record_fail_event("quota_store", "open");
+                    }
                 }
                 // The store is unreachable and fails closed: a 503, counted and audited.
                 Err(GatewayError::Unavailable(_)) => {
