@@ -6,7 +6,9 @@
 //! observes the directory (editors and Kubernetes ConfigMaps replace files by rename),
 //! debounces bursts of events and reloads the whole directory. A broken change is
 //! refused: the last good set keeps serving, the error is logged, counted and kept for
-//! `/readyz`.
+//! `/readyz`. A directory that was deleted, emptied, or lost a policy a tenant is bound
+//! to is such a broken change; the watcher also observes the parent directory so that a
+//! deleted and restored directory is watched and loaded again.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,10 +20,14 @@ use notify::RecursiveMode;
 use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
 
 use super::compile::{embedded_default, load_path, PolicySet};
-use super::load::PolicyErrors;
+use super::load::{PolicyErrors, Problem};
 
 /// How long the watcher waits for a burst of file events to settle.
 pub const DEBOUNCE: Duration = Duration::from_millis(250);
+
+/// How often the watcher checks, besides events, whether the directory was replaced
+/// (deleted and created again): then it watches the new one and reloads.
+const RECHECK: Duration = Duration::from_secs(2);
 
 /// Outcome of the last reload attempt, for `/readyz` and `/metrics`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -53,12 +59,32 @@ pub struct PolicyStore {
     reloads: AtomicU64,
     failures: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// Policy ids the configuration binds tenants to: a reload without one is refused.
+    required: Mutex<Vec<String>>,
 }
 
 /// Keeps the directory watcher alive; dropping it stops watching.
 pub struct WatchGuard {
-    _debouncer: Debouncer<notify::RecommendedWatcher, RecommendedCache>,
+    stop: std::sync::mpsc::Sender<Signal>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        let _ = self.stop.send(Signal::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// What the watcher thread is told.
+enum Signal {
+    Changed,
+    Stop,
+}
+
+type PolicyDebouncer = Debouncer<notify::RecommendedWatcher, RecommendedCache>;
 
 impl std::fmt::Debug for WatchGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -85,7 +111,45 @@ impl PolicyStore {
             reloads: AtomicU64::new(1),
             failures: AtomicU64::new(0),
             last_error: Mutex::new(None),
+            required: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Names the policy ids that must stay loaded (those tenants are bound to): a reload
+    /// whose set lacks one is refused like a broken file.
+    pub fn require(&self, ids: Vec<String>) {
+        if let Ok(mut g) = self.required.lock() {
+            *g = ids;
+        }
+    }
+
+    /// Loads the directory for a reload, refusing what would silently drop policies: a
+    /// directory with no policy file left, or a set without a required policy.
+    fn load_for_reload(&self, path: &Path) -> Result<PolicySet, PolicyErrors> {
+        let name = path.display().to_string();
+        let sources = super::load::read_sources(path)?;
+        if path.is_dir() && sources.is_empty() {
+            return Err(PolicyErrors(vec![Problem::file(
+                &name,
+                "no policy file left in the directory",
+            )]));
+        }
+        let set = super::compile::compile_sources(&sources)?;
+        let required = self.required.lock().map(|g| g.clone()).unwrap_or_default();
+        let missing: Vec<Problem> = required
+            .iter()
+            .filter(|id| set.get(id).is_none())
+            .map(|id| {
+                Problem::file(
+                    &name,
+                    format!("policy `{id}` is bound to a tenant but no longer defined"),
+                )
+            })
+            .collect();
+        if !missing.is_empty() {
+            return Err(PolicyErrors(missing));
+        }
+        Ok(set)
     }
 
     /// The set to use for one request; hold it for the whole request.
@@ -99,7 +163,7 @@ impl PolicyStore {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        match load_path(path) {
+        match self.load_for_reload(path) {
             Ok(set) => {
                 let old = self.current().version().to_string();
                 let new = set.version().to_string();
@@ -151,13 +215,24 @@ impl PolicyStore {
             path.parent()
                 .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
         };
-        let store = Arc::downgrade(self);
+        // Absolute, so that the parent is known and event paths compare.
+        let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+        let notify_err = |source| WatchError::Notify {
+            path: dir.display().to_string(),
+            source,
+        };
+        let (tx, rx) = std::sync::mpsc::channel::<Signal>();
+        let events = tx.clone();
+        let ours = dir.clone();
         let mut debouncer = new_debouncer(DEBOUNCE, None, move |res: DebounceEventResult| {
-            let Some(store) = store.upgrade() else { return };
             match res {
-                Ok(events) if events.iter().any(|e| !e.kind.is_access()) => {
-                    // Errors are recorded and logged inside reload_now.
-                    let _ = store.reload_now();
+                // Events of the parent's other entries are not ours.
+                Ok(batch)
+                    if batch.iter().any(|e| {
+                        !e.kind.is_access() && e.paths.iter().any(|p| p.starts_with(&ours))
+                    }) =>
+                {
+                    let _ = events.send(Signal::Changed);
                 }
                 Ok(_) => {}
                 Err(errors) => {
@@ -167,19 +242,73 @@ impl PolicyStore {
                 }
             }
         })
-        .map_err(|source| WatchError::Notify {
-            path: dir.display().to_string(),
-            source,
-        })?;
+        .map_err(notify_err)?;
         debouncer
             .watch(&dir, RecursiveMode::NonRecursive)
-            .map_err(|source| WatchError::Notify {
-                path: dir.display().to_string(),
-                source,
+            .map_err(notify_err)?;
+        if let Some(parent) = dir.parent() {
+            // Without it a deleted and restored directory is noticed only by the recheck.
+            if let Err(e) = debouncer.watch(parent, RecursiveMode::NonRecursive) {
+                tracing::warn!(error = %e, "cannot watch the policy directory's parent");
+            }
+        }
+        let store = Arc::downgrade(self);
+        let thread = std::thread::Builder::new()
+            .name("policy-watch".into())
+            .spawn(move || watch_loop(debouncer, &rx, &store, &dir))
+            .map_err(|e| WatchError::Notify {
+                path: path.display().to_string(),
+                source: notify::Error::io(e),
             })?;
         Ok(WatchGuard {
-            _debouncer: debouncer,
+            stop: tx,
+            thread: Some(thread),
         })
+    }
+}
+
+/// The identity of a directory (device, inode), to notice it was replaced.
+fn dir_id(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir)
+        .ok()
+        .filter(std::fs::Metadata::is_dir)
+        .map(|m| (m.dev(), m.ino()))
+}
+
+/// Reloads on each change; watches the directory again when it was replaced.
+fn watch_loop(
+    mut debouncer: PolicyDebouncer,
+    rx: &std::sync::mpsc::Receiver<Signal>,
+    store: &std::sync::Weak<PolicyStore>,
+    dir: &Path,
+) {
+    use std::sync::mpsc::RecvTimeoutError;
+    let mut armed = dir_id(dir);
+    loop {
+        let changed = match rx.recv_timeout(RECHECK) {
+            Ok(Signal::Changed) => true,
+            Ok(Signal::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Timeout) => false,
+        };
+        let now = dir_id(dir);
+        let replaced = now.is_some() && now != armed;
+        if replaced {
+            match debouncer.watch(dir, RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    tracing::info!(dir = %dir.display(), "policy directory is back; watching it again");
+                    armed = now;
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot watch the policy directory again"),
+            }
+        } else if now.is_none() {
+            armed = None;
+        }
+        if changed || replaced {
+            let Some(store) = store.upgrade() else { return };
+            // Errors are recorded and logged inside reload_now.
+            let _ = store.reload_now();
+        }
     }
 }
 
@@ -295,6 +424,32 @@ mod tests {
         assert!(served > 0);
         let st = store.status();
         assert_eq!((st.reloads, st.failures), (11, 10));
+    }
+
+    #[test]
+    fn reloads_that_would_drop_policies_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("default.yaml"), GOOD).unwrap();
+        let bot = dir.path().join("bot.yaml");
+        std::fs::write(&bot, "id: bot\nextends: default\n").unwrap();
+        let store = PolicyStore::open(dir.path()).unwrap();
+        store.require(vec!["bot".into()]);
+        // A policy a tenant is bound to disappears: refused.
+        std::fs::remove_file(&bot).unwrap();
+        let err = store.reload_now().unwrap_err().to_string();
+        assert!(err.contains("`bot` is bound to a tenant"), "{err}");
+        assert!(store.current().get("bot").is_some(), "last good set serves");
+        // Every file removed: refused, not replaced by the embedded default.
+        std::fs::remove_file(dir.path().join("default.yaml")).unwrap();
+        let err = store.reload_now().unwrap_err().to_string();
+        assert!(err.contains("no policy file left"), "{err}");
+        // The directory itself removed: refused.
+        let path = dir.path().to_path_buf();
+        drop(dir);
+        assert!(!path.exists());
+        assert!(store.reload_now().is_err());
+        assert!(first_rule_blocks(&store, "alpha"));
+        assert_eq!(store.status().failures, 3);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::dialect::Exchange;
 use crate::tenancy::keys::{KeyHash, KeyMatch, KeyRing};
 use crate::tenancy::memory::MemoryQuota;
 use crate::tenancy::quota::{
-    Admission, AdmitOutcome, PriceTable, QuotaError, QuotaStore, RateStatus, Scope,
+    Admission, AdmitOutcome, Backend, PriceTable, QuotaError, QuotaStore, RateStatus, Scope,
 };
 use crate::tenancy::redis::{RedisQuota, RedisQuotaConfig};
 use crate::tenancy::tokens;
@@ -180,6 +180,7 @@ impl Tenancy {
                     .unwrap_or_else(|| "; this request can never fit the limit".into())
             );
             return Err(GatewayError::RateLimited {
+                local_fallback: outcome.backend == Backend::LocalFallback,
                 message,
                 headers: rate_headers(&outcome, refusal.retry_after_secs()),
             });

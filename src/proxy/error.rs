@@ -79,6 +79,9 @@ pub enum GatewayError {
     RateLimited {
         message: String,
         headers: Vec<(http::HeaderName, HeaderValue)>,
+        /// Decided by the local fallback limiter: the shared store was unreachable and
+        /// fails open (recorded as a fail event).
+        local_fallback: bool,
     },
 }
 

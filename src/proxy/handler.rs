@@ -90,6 +90,16 @@ fn build_vault(config: &GatewayConfig) -> Result<(Arc<dyn PseudonymVault>, Durat
     Ok((vault, ttl))
 }
 
+/// The audit event of a quota store that could not be reached (`mode`: `fail_open` or
+/// `fail_closed`).
+fn quota_store_event(mode: &str) -> crate::audit::record::FailEvent {
+    crate::audit::record::FailEvent {
+        mode: mode.into(),
+        component: "quota_store".into(),
+        reason: "unavailable".into(),
+    }
+}
+
 /// Header naming the conversation a request belongs to (scope of its pseudonyms).
 pub const CONVERSATION: &str = "x-haechi-conversation";
 
@@ -144,6 +154,14 @@ impl Gateway {
             None => rand::random::<[u8; 32]>().to_vec(),
         };
         let tenancy = Tenancy::new(&config)?;
+        // A reload must never drop a policy a tenant is bound to.
+        policies.require(
+            config
+                .tenants
+                .iter()
+                .filter_map(|t| t.policy.clone())
+                .collect(),
+        );
         let set = policies.current();
         for tenant in &config.tenants {
             if let Some(policy) = &tenant.policy {
@@ -442,17 +460,36 @@ impl Gateway {
             info.key_id = Some(identity.key_id.to_string());
             tenant_cfg = tenancy.tenant(&identity);
             let result = tenancy.admit(&identity, &exchange).await;
-            if let Err(GatewayError::RateLimited { .. }) = &result {
-                info.quota = Some("refused".into());
-                self.recorder
-                    .metrics
-                    .record_quota_refusal(Some(&identity.tenant), "rate_limit");
+            match &result {
+                Err(GatewayError::RateLimited { local_fallback, .. }) => {
+                    info.quota = Some("refused".into());
+                    self.recorder
+                        .metrics
+                        .record_quota_refusal(Some(&identity.tenant), "rate_limit");
+                    if *local_fallback {
+                        info.quota = Some("refused_local_fallback".into());
+                        info.fail_events.push(quota_store_event("fail_open"));
+                        self.recorder
+                            .metrics
+                            .record_fail_event("quota_store", "open");
+                    }
+                }
+                // The store is unreachable and fails closed: a 503, counted and audited.
+                Err(GatewayError::Unavailable(_)) => {
+                    info.quota = Some("store_unavailable".into());
+                    info.fail_events.push(quota_store_event("fail_closed"));
+                    self.recorder
+                        .metrics
+                        .record_fail_event("quota_store", "closed");
+                }
+                _ => {}
             }
             admitted = Some(result?);
             info.quota = Some(
                 match admitted.as_ref().and_then(|a| a.outcome.as_ref()) {
                     None => "unlimited",
                     Some(o) if o.backend == crate::tenancy::quota::Backend::LocalFallback => {
+                        info.fail_events.push(quota_store_event("fail_open"));
                         self.recorder
                             .metrics
                             .record_fail_event("quota_store", "open");

@@ -18,7 +18,9 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use super::body::BoxError;
 use super::settle::Usage;
 use crate::audit::metrics::Metrics;
-use crate::audit::record::{AuditRecord, Latency, Outcome, StageRecord, Usage as AuditUsage};
+use crate::audit::record::{
+    AuditRecord, FailEvent, Latency, Outcome, StageRecord, Usage as AuditUsage,
+};
 use crate::audit::{AuditError, AuditLog};
 use crate::engine::Decision;
 
@@ -59,6 +61,8 @@ pub struct RequestInfo {
     pub stream_output: super::stream_guard::DecisionSlot,
     /// A fault of the upstream body after the head (see [`FaultSlot`]).
     pub fault: FaultSlot,
+    /// Stores that failed during the request (quota store, ...) and the fail mode applied.
+    pub fail_events: Vec<FailEvent>,
 }
 
 impl RequestInfo {
@@ -132,6 +136,7 @@ impl RequestInfo {
         record.stream = self.stream;
         record.input = self.input.clone();
         record.output = output;
+        record.fail_events.extend(self.fail_events.iter().cloned());
         // Failed remote judges: the fail mode their rule chose, as a request-level event.
         for stage in [&record.input, &record.output].into_iter().flatten() {
             let events: Vec<_> = stage.judges.iter().filter_map(|j| j.fail_event()).collect();
@@ -231,6 +236,7 @@ pin_project_lite::pin_project! {
         inner: B,
         pending: Option<(Recorder, Arc<RequestInfo>, String, u16, Instant)>,
         append: Option<AppendFuture>,
+        fail_closed: bool,
         done: bool,
     }
 
@@ -262,6 +268,7 @@ impl<B> AuditBody<B> {
     ) -> Self {
         Self {
             inner,
+            fail_closed: recorder.fail_closed,
             pending: Some((recorder, info, request_id, status, started)),
             append: None,
             done: false,
@@ -310,6 +317,9 @@ where
                 *this.append = None;
                 match result {
                     Ok(()) => Poll::Ready(None),
+                    // Fail closed: the body ends with an error, so the client sees an
+                    // incomplete response (the connection is cut before its end).
+                    Err(e) if *this.fail_closed => Poll::Ready(Some(Err(Box::new(e)))),
                     // Fail open already logged and counted; the stream ends normally.
                     Err(_) => Poll::Ready(None),
                 }

@@ -13,7 +13,12 @@ pub type Received = (String, String, Vec<u8>);
 
 /// A minimal HTTP/1.1 server answering 200 to every request and reporting each one.
 pub fn receiver() -> (String, mpsc::Receiver<Received>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    receiver_on("127.0.0.1:0")
+}
+
+/// [`receiver`] on a given address (e.g. the port of a collector that was down).
+pub fn receiver_on(addr: &str) -> (String, mpsc::Receiver<Received>) {
+    let listener = TcpListener::bind(addr).unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
