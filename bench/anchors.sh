@@ -75,7 +75,7 @@ for gw in haechi portkey litellm; do
     done
   done
   # The whole process tree (LiteLLM forks a worker).
-  pids="$GW_PID $(pgrep -P "$GW_PID" | tr '\n' ' ')"
+  pids="$GW_PID $(pgrep -P "$GW_PID" | tr "\n" " " || true)"
   kill $pids 2>/dev/null || true; wait "$GW_PID" 2>/dev/null || true
   sleep 1
 done
