@@ -111,7 +111,8 @@ impl DecodeError {
         }
     }
 
-    /// Wraps a serde_json error, keeping its line and column.
+    /// Wraps a serde_json error, keeping its line and column but not the client's values
+    /// (error bodies and logs never carry prompt text).
     fn json(e: &serde_json::Error) -> Self {
         let what = match e.classify() {
             serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
@@ -119,7 +120,7 @@ impl DecodeError {
             }
             _ => "unexpected request shape",
         };
-        Self::new(format!("{what}: {e}"))
+        Self::new(format!("{what}: {}", crate::text::scrub_json_error(e)))
     }
 }
 
@@ -296,8 +297,12 @@ impl HaechiExtension {
                 "invalid `haechi` extension: expected an object {\"context\", \"query\"}",
             )),
             Some(raw) => {
-                let ext: Self = serde_json::from_str(raw.get())
-                    .map_err(|e| DecodeError::new(format!("invalid `haechi` extension: {e}")))?;
+                let ext: Self = serde_json::from_str(raw.get()).map_err(|e| {
+                    DecodeError::new(format!(
+                        "invalid `haechi` extension: {}",
+                        crate::text::scrub_json_error(&e)
+                    ))
+                })?;
                 Ok((ext, Some(span_of(body, raw))))
             }
         }
