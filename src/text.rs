@@ -20,7 +20,12 @@ pub fn scrub_json_error(e: &serde_json::Error) -> String {
 }
 
 fn scrub_quoted(message: &str) -> String {
-    let Some(open) = message.find(['"', '`']) else {
+    // Only these messages quote what the client sent; others (`missing field `x``,
+    // `duplicate field`) quote our own schema's names.
+    let quotes_client = ["invalid type", "invalid value", "unknown variant", "unknown field"]
+        .iter()
+        .any(|p| message.starts_with(p));
+    let Some(open) = message.find(['"', '`']).filter(|_| quotes_client) else {
         return message.to_string();
     };
     let quote = &message[open..open + 1];
@@ -75,6 +80,13 @@ mod tests {
         assert!(scrub_json_error(&e).contains("expected a boolean"));
         let e = serde_json::from_str::<S>("{").expect_err("eof");
         assert_eq!(scrub_json_error(&e), e.to_string());
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct M {
+            messages: Vec<u8>,
+        }
+        let e = serde_json::from_str::<M>("{}").expect_err("missing");
+        assert!(scrub_json_error(&e).contains("`messages`"));
     }
 
     #[test]
