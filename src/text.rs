@@ -22,9 +22,14 @@ pub fn scrub_json_error(e: &serde_json::Error) -> String {
 fn scrub_quoted(message: &str) -> String {
     // Only these messages quote what the client sent; others (`missing field `x``,
     // `duplicate field`) quote our own schema's names.
-    let quotes_client = ["invalid type", "invalid value", "unknown variant", "unknown field"]
-        .iter()
-        .any(|p| message.starts_with(p));
+    let quotes_client = [
+        "invalid type",
+        "invalid value",
+        "unknown variant",
+        "unknown field",
+    ]
+    .iter()
+    .any(|p| message.starts_with(p));
     let Some(open) = message.find(['"', '`']).filter(|_| quotes_client) else {
         return message.to_string();
     };
