@@ -139,7 +139,7 @@ pub fn folded_shared(text: &str) -> Option<Rc<Folded>> {
 
 /// The folded view of `text`, or `None` when folding changes nothing.
 pub fn fold(text: &str) -> Option<Folded> {
-    if text.len() > MAX_FOLD_BYTES {
+    if text.len() > MAX_FOLD_BYTES || (text.is_ascii() && ascii_unchanged(text.as_bytes())) {
         return None;
     }
     let mut units = map_chars(text);
@@ -157,6 +157,34 @@ pub fn fold(text: &str) -> Option<Folded> {
         }
     }
     (out != text).then_some(Folded { text: out, src })
+}
+
+/// Fast path for ASCII text (most prompts): only spaced single characters, dotted digit
+/// groups and spelled addresses can fold there; `true` when none of them can be present.
+fn ascii_unchanged(b: &[u8]) -> bool {
+    let alnum = |i: usize| b.get(i).is_some_and(u8::is_ascii_alphanumeric);
+    let single = |i: usize| alnum(i) && !alnum(i + 1) && (i == 0 || !alnum(i - 1));
+    for i in 0..b.len() {
+        // `x y` (two singles in a row) or `d.d` (digits around a dot).
+        if single(i) && i + 2 < b.len() && !alnum(i + 1) && single(i + 2) {
+            return false;
+        }
+        if b[i] == b'.'
+            && i > 0
+            && b[i - 1].is_ascii_digit()
+            && b.get(i + 1).is_some_and(u8::is_ascii_digit)
+        {
+            return false;
+        }
+        if (b[i] == b'a' || b[i] == b'A')
+            && b.get(i + 1).is_some_and(|c| c.eq_ignore_ascii_case(&b't'))
+            && !alnum(i + 2)
+            && (i == 0 || !alnum(i - 1))
+        {
+            return false;
+        }
+    }
+    true
 }
 
 /// Per character: drop invisibles and combining marks, ASCII-fy compatibility forms and

@@ -174,6 +174,7 @@ fn text_part(body: &[u8], raw: &RawValue) -> Result<Option<TextPart>, DecodeErro
 fn string_or_list<'a, T: serde::Deserialize<'a>>(
     body: &[u8],
     raw: &'a RawValue,
+    objects: bool,
     mut item: impl FnMut(T, &mut Vec<TextPart>) -> Result<(), DecodeError>,
 ) -> Result<Vec<TextPart>, DecodeError> {
     if let Some(part) = text_part(body, raw)? {
@@ -187,12 +188,35 @@ fn string_or_list<'a, T: serde::Deserialize<'a>>(
         }
         return Err(DecodeError::new("expected a string or a list of parts"));
     }
-    let items: Vec<T> = serde_json::from_str(raw.get()).map_err(|e| DecodeError::json(&e))?;
+    let items: Vec<T> = if objects {
+        objects_only(raw)?
+    } else {
+        serde_json::from_str(raw.get()).map_err(|e| DecodeError::json(&e))?
+    };
     let mut out = Vec::new();
     for i in items {
         item(i, &mut out)?;
     }
     Ok(out)
+}
+
+/// A JSON list whose items must be objects (content parts, blocks, input items).
+/// serde reads a struct from a JSON array too (fields by position), so without this
+/// `[["text"]]` or deeply nested arrays passed as parts; providers reject them (400).
+fn objects_only<'a, T: serde::Deserialize<'a>>(raw: &'a RawValue) -> Result<Vec<T>, DecodeError> {
+    let items: Vec<&RawValue> =
+        serde_json::from_str(raw.get()).map_err(|e| DecodeError::json(&e))?;
+    items
+        .into_iter()
+        .map(|item| {
+            if !item.get().starts_with('{') {
+                return Err(DecodeError::new(
+                    "expected a list of objects (content parts or messages)",
+                ));
+            }
+            serde_json::from_str(item.get()).map_err(|e| DecodeError::json(&e))
+        })
+        .collect()
 }
 
 /// Replaces the string literals at the given spans with new texts, keeping every
