@@ -128,6 +128,9 @@ fn raw_exchange(addr: std::net::SocketAddr, request: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A path, a body and extra headers.
+type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>);
+
 /// Host, forwarding headers, absolute-form targets, model names, query strings and the
 /// `haechi` body field all name another host: the request still goes to the configured
 /// upstream, and the other host never hears of it.
@@ -147,7 +150,7 @@ async fn request_data_never_chooses_the_upstream_host() {
         "haechi": {"context": "x", "base_url": evil_url, "upstream": evil_url}
     })
     .to_string();
-    let cases: Vec<(&str, String, Vec<(&str, &str)>)> = vec![
+    let cases: Vec<Case> = vec![
         ("/v1/chat/completions", plain.clone(), vec![("host", &evil)]),
         (
             "/v1/chat/completions",
