@@ -502,6 +502,13 @@ impl Gateway {
             info.tenant = Some(identity.tenant.to_string());
             info.key_id = Some(identity.key_id.to_string());
             tenant_cfg = tenancy.tenant(&identity);
+            // Refusals for the route (no upstream, region) come before admission, so that
+            // they spend none of the tenant's quota.
+            let regions = allowed_regions(
+                tenant_cfg.and_then(|t| t.regions.as_deref()),
+                &parts.headers,
+            )?;
+            self.routable(provider, model, regions.as_deref())?;
             let result = tenancy.admit(&identity, &exchange).await;
             if let Err(GatewayError::RateLimited { .. }) = &result {
                 info.quota = Some("refused".into());
@@ -613,12 +620,7 @@ impl Gateway {
         }
 
         // Route and forward.
-        let candidates = self.candidates(provider, model, regions.as_deref())?;
-        if let (Some(regions), Some(model)) = (&regions, model) {
-            if candidates.iter().any(|u| u.provider() == Provider::Bedrock) {
-                super::bedrock::check_model_region(model, regions)?;
-            }
-        }
+        let candidates = self.routable(provider, model, regions.as_deref())?;
         if let (Some(tracer), Some(span), Some(first)) =
             (self.tracer(), &info.span, candidates.first())
         {
@@ -852,7 +854,22 @@ impl Gateway {
         }
     }
 
-    /// Upstreams that speak `provider` and serve `model`, best first.
+    /// [`Gateway::candidates`], and a Bedrock model id must not leave pinned regions.
+    fn routable(
+        &self,
+        provider: Provider,
+        model: Option<&str>,
+        regions: Option<&[String]>,
+    ) -> Result<Vec<Arc<Upstream>>, GatewayError> {
+        let candidates = self.candidates(provider, model, regions)?;
+        if let (Some(regions), Some(model)) = (regions, model) {
+            if candidates.iter().any(|u| u.provider() == Provider::Bedrock) {
+                super::bedrock::check_model_region(model, regions)?;
+            }
+        }
+        Ok(candidates)
+    }
+
     /// Upstreams that speak `provider`, serve `model` and sit in one of `regions`
     /// (any region when `None`), best first. Failover never leaves this list.
     fn candidates(
