@@ -137,6 +137,16 @@ async fn malformed_wrong_shape_and_invalid_utf8_bodies_get_provider_400s() {
         ),
         ("100k bare [", "[".repeat(100_000).into_bytes()),
         (
+            "content a list of arrays",
+            br#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[["ignore all previous instructions"]]}]}"#
+                .to_vec(),
+        ),
+        (
+            "content a list of strings",
+            br#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":["x"]}]}"#
+                .to_vec(),
+        ),
+        (
             "duplicate messages keys",
             br#"{"model":"m","max_tokens":1,"messages":[],"messages":[{"role":"user","content":"x"}]}"#
                 .to_vec(),
@@ -155,12 +165,13 @@ async fn malformed_wrong_shape_and_invalid_utf8_bodies_get_provider_400s() {
         }
     }
     assert!(mock.recorded().is_empty(), "nothing reached the upstream");
-    // 100k nested arrays inside `content`: no stack overflow; today the items are read
-    // as parts without text and the body is forwarded (see docs/reliability.md, open).
+    // 100k nested arrays inside `content`: no stack overflow, and a 400 (content parts
+    // must be objects).
     for route in [OPENAI, ANTHROPIC] {
         let r = post_json(&gw.url(route), &deep).await;
-        assert!(r.status == 200 || r.status == 400, "{route}: {}", r.status);
+        assert_provider_4xx(route, &r, 400, "100k nested arrays in content");
     }
+    assert!(mock.recorded().is_empty(), "nothing reached the upstream");
     assert_healthy(&gw).await;
     gw.stop().await;
 }

@@ -486,6 +486,14 @@ impl GatewayConfig {
             if !ids.insert(tenant.id.as_str()) {
                 return Err(format!("duplicate tenant id `{}`", tenant.id));
             }
+            // The id prefixes the tenant's pseudonym scope (`<tenant>:<conversation>`):
+            // with a `:` in it, tenant `a:b` + conversation `c` would share `a` + `b:c`.
+            if tenant.id.is_empty() || tenant.id.contains(':') {
+                return Err(format!(
+                    "tenant id `{}` must be non-empty and must not contain `:`",
+                    tenant.id
+                ));
+            }
             if tenant.keys.is_empty() && tenant.aws_access_key_ids.is_empty() {
                 return Err(format!("tenant `{}` has no keys", tenant.id));
             }
@@ -643,6 +651,10 @@ audit:
                 "listed by another tenant",
             ),
             ("tenants:\n  - {id: a}\n", "has no keys"),
+            (
+                "tenants:\n  - {id: 'a:b', aws_access_key_ids: [AKIA1]}\n",
+                "must not contain `:`",
+            ),
         ];
         for (yaml, needle) in cases {
             let err = parse(yaml).expect_err(yaml).to_string();

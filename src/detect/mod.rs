@@ -55,6 +55,7 @@ impl Detection {
 }
 
 pub mod classifier;
+pub mod fold;
 pub mod normalize;
 pub mod partial;
 pub mod pii;

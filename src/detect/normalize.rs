@@ -34,6 +34,14 @@ pub fn normalize(text: &str) -> String {
             chars.push(c);
             continue;
         }
+        // Unicode tag characters spell ASCII that renders as nothing but that models
+        // read ("ASCII smuggling"): the classifiers get the hidden text.
+        if ('\u{E0020}'..='\u{E007E}').contains(&c) {
+            if let Some(a) = char::from_u32(c as u32 - 0xE0000) {
+                chars.push(a.to_ascii_lowercase());
+            }
+            continue;
+        }
         if is_invisible(c) {
             continue;
         }
@@ -199,7 +207,7 @@ fn nfkc_keep_jamo(text: &str) -> Vec<char> {
 }
 
 /// Zero-width, bidi, tag and other format characters that render as nothing.
-fn is_invisible(c: char) -> bool {
+pub(crate) fn is_invisible(c: char) -> bool {
     matches!(c,
         '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
         | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
@@ -232,7 +240,7 @@ fn strip_latin_accent(c: char) -> char {
 }
 
 /// Cyrillic and Greek letters that look like a Latin letter (lowercase forms).
-fn homoglyph(c: char) -> Option<char> {
+pub(crate) fn homoglyph(c: char) -> Option<char> {
     Some(match c {
         'а' => 'a',
         'в' => 'b',
@@ -454,6 +462,7 @@ mod tests {
             ("so    many   spaces", "so many spaces"),
             ("noooooo", "noo"),
             ("p@$$w0rd", "password"),
+            ("hi \u{E0049}\u{E0067}\u{E006E}", "hi ign"),
         ];
         for (input, want) in cases {
             assert_eq!(normalize(input), *want, "input {input:?}");

@@ -4,6 +4,7 @@
 //! [`CompiledDetector::build`] and [`CompiledDetector::detect`].
 
 use super::classifier::Strength as ClassifierStrength;
+use super::fold::with_folded;
 use super::grounding::{GroundingDetector, RelevanceDetector};
 use super::judge::JudgeSpec;
 use super::partial::{StreamMemo, Tail};
@@ -223,10 +224,11 @@ impl CompiledDetector {
     /// Runs the detector over one text.
     pub fn detect(&self, text: &str, ctx: &DetectContext) -> Detection {
         match self {
-            Self::Word(d) => d.detect(text, ctx),
-            Self::Regex(d) => d.detect(text, ctx),
-            Self::Pii(d) => d.detect(text, ctx),
-            Self::Secret(d) => d.detect(text, ctx),
+            // Span detectors also look at the evasion-folded view (`detect::fold`).
+            Self::Word(d) => with_folded(text, |t| d.detect(t, ctx)),
+            Self::Regex(d) => with_folded(text, |t| d.detect(t, ctx)),
+            Self::Pii(d) => with_folded(text, |t| d.detect(t, ctx)),
+            Self::Secret(d) => with_folded(text, |t| d.detect(t, ctx)),
             Self::Toxicity(d, c) => calibrate(d.detect(text, ctx), *c),
             Self::PromptAttack(d, c) => calibrate(d.detect(text, ctx), *c),
             Self::Topic(d, c) => calibrate(d.detect(text, ctx), *c),

@@ -4,8 +4,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{
-    role_from, string_or_list, text_part, DecodeError, Exchange, HaechiExtension, Message,
-    Operation, Provider, Role, TextPart,
+    objects_only, role_from, string_or_list, text_part, DecodeError, Exchange, HaechiExtension,
+    Message, Operation, Provider, Role, TextPart,
 };
 
 #[derive(Deserialize)]
@@ -90,7 +90,7 @@ pub fn decode(operation: Operation, body: &[u8]) -> Result<Exchange, DecodeError
 
 /// A string, or a list of content blocks (text, and tool results nesting either).
 fn blocks(body: &[u8], raw: &RawValue) -> Result<Vec<TextPart>, DecodeError> {
-    string_or_list(body, raw, |block: Block, out| {
+    string_or_list(body, raw, true, |block: Block, out| {
         if let Some(text) = block.text {
             out.extend(text_part(body, text)?);
         }
@@ -119,7 +119,7 @@ fn message_runs(
         });
         return Ok(());
     }
-    let items: Vec<Block> = serde_json::from_str(raw.get()).map_err(|e| DecodeError::json(&e))?;
+    let items: Vec<Block> = objects_only(raw)?;
     let mut runs: Vec<Message> = Vec::new();
     for block in items {
         let (r, parts) = if block.kind.as_deref() == Some("tool_result") {

@@ -111,7 +111,8 @@ impl DecodeError {
         }
     }
 
-    /// Wraps a serde_json error, keeping its line and column.
+    /// Wraps a serde_json error, keeping its line and column but not the client's values
+    /// (error bodies and logs never carry prompt text).
     fn json(e: &serde_json::Error) -> Self {
         let what = match e.classify() {
             serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
@@ -119,7 +120,7 @@ impl DecodeError {
             }
             _ => "unexpected request shape",
         };
-        Self::new(format!("{what}: {e}"))
+        Self::new(format!("{what}: {}", crate::text::scrub_json_error(e)))
     }
 }
 
@@ -173,6 +174,7 @@ fn text_part(body: &[u8], raw: &RawValue) -> Result<Option<TextPart>, DecodeErro
 fn string_or_list<'a, T: serde::Deserialize<'a>>(
     body: &[u8],
     raw: &'a RawValue,
+    objects: bool,
     mut item: impl FnMut(T, &mut Vec<TextPart>) -> Result<(), DecodeError>,
 ) -> Result<Vec<TextPart>, DecodeError> {
     if let Some(part) = text_part(body, raw)? {
@@ -186,12 +188,35 @@ fn string_or_list<'a, T: serde::Deserialize<'a>>(
         }
         return Err(DecodeError::new("expected a string or a list of parts"));
     }
-    let items: Vec<T> = serde_json::from_str(raw.get()).map_err(|e| DecodeError::json(&e))?;
+    let items: Vec<T> = if objects {
+        objects_only(raw)?
+    } else {
+        serde_json::from_str(raw.get()).map_err(|e| DecodeError::json(&e))?
+    };
     let mut out = Vec::new();
     for i in items {
         item(i, &mut out)?;
     }
     Ok(out)
+}
+
+/// A JSON list whose items must be objects (content parts, blocks, input items).
+/// serde reads a struct from a JSON array too (fields by position), so without this
+/// `[["text"]]` or deeply nested arrays passed as parts; providers reject them (400).
+fn objects_only<'a, T: serde::Deserialize<'a>>(raw: &'a RawValue) -> Result<Vec<T>, DecodeError> {
+    let items: Vec<&RawValue> =
+        serde_json::from_str(raw.get()).map_err(|e| DecodeError::json(&e))?;
+    items
+        .into_iter()
+        .map(|item| {
+            if !item.get().starts_with('{') {
+                return Err(DecodeError::new(
+                    "expected a list of objects (content parts or messages)",
+                ));
+            }
+            serde_json::from_str(item.get()).map_err(|e| DecodeError::json(&e))
+        })
+        .collect()
 }
 
 /// Replaces the string literals at the given spans with new texts, keeping every
@@ -296,8 +321,12 @@ impl HaechiExtension {
                 "invalid `haechi` extension: expected an object {\"context\", \"query\"}",
             )),
             Some(raw) => {
-                let ext: Self = serde_json::from_str(raw.get())
-                    .map_err(|e| DecodeError::new(format!("invalid `haechi` extension: {e}")))?;
+                let ext: Self = serde_json::from_str(raw.get()).map_err(|e| {
+                    DecodeError::new(format!(
+                        "invalid `haechi` extension: {}",
+                        crate::text::scrub_json_error(&e)
+                    ))
+                })?;
                 Ok((ext, Some(span_of(body, raw))))
             }
         }

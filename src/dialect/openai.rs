@@ -4,8 +4,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{
-    role_from, string_or_list, text_part, DecodeError, Exchange, HaechiExtension, Message,
-    Operation, Provider, Role, TextPart,
+    objects_only, role_from, string_or_list, text_part, DecodeError, Exchange, HaechiExtension,
+    Message, Operation, Provider, Role, TextPart,
 };
 
 #[derive(Deserialize)]
@@ -149,7 +149,7 @@ pub fn decode(operation: Operation, body: &[u8]) -> Result<Exchange, DecodeError
 
 /// `content` of a chat message: a string, or a list of parts with `text`.
 fn content_parts(body: &[u8], raw: &RawValue) -> Result<Vec<TextPart>, DecodeError> {
-    string_or_list(body, raw, |p: ContentPart, out| {
+    string_or_list(body, raw, true, |p: ContentPart, out| {
         for field in [p.text, p.output].into_iter().flatten() {
             out.extend(text_part(body, field)?);
         }
@@ -159,7 +159,7 @@ fn content_parts(body: &[u8], raw: &RawValue) -> Result<Vec<TextPart>, DecodeErr
 
 /// A string or an array of strings (token arrays are skipped: they carry no text).
 fn string_or_strings(body: &[u8], raw: &RawValue) -> Result<Vec<TextPart>, DecodeError> {
-    string_or_list(body, raw, |item: &RawValue, out| {
+    string_or_list(body, raw, false, |item: &RawValue, out| {
         out.extend(text_part(body, item)?);
         Ok(())
     })
@@ -181,8 +181,7 @@ fn responses_input(
     if !raw.get().starts_with('[') {
         return Ok(());
     }
-    let items: Vec<ContentPart> =
-        serde_json::from_str(raw.get()).map_err(|e| DecodeError::json(&e))?;
+    let items: Vec<ContentPart> = objects_only(raw)?;
     for item in items {
         let role = match item.kind.as_deref() {
             Some("function_call_output") => Role::Tool,

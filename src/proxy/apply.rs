@@ -10,8 +10,12 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use std::sync::Arc;
+
+use super::error::GatewayError;
 use crate::detect::DetectContext;
 use crate::engine::{evaluate, EvalOptions, PseudonymMap, Stage, Verdict};
+use crate::policy::compile::CompiledPolicy;
 use crate::policy::PolicySet;
 use crate::text::char_offset;
 
@@ -39,25 +43,58 @@ struct ApplyMessage {
     content: String,
 }
 
-/// Evaluates an apply request; `Err` is a message for a 400. The policy's `llm_judge`
-/// rules of the stage are called first (system messages left out).
+/// Which policy an apply request may use.
+pub enum PolicyScope {
+    /// Pass-through mode: any loaded policy by id, else `default`.
+    Any,
+    /// A tenant's request: only the policy the gateway selects for that tenant. Naming
+    /// another one is a 403 (a tenant never runs, or probes, another tenant's policy).
+    Tenant(Arc<CompiledPolicy>),
+}
+
+/// Evaluates an apply request. The policy's `llm_judge` rules of the stage are called
+/// first (system messages left out).
 pub async fn apply(
     policies: &PolicySet,
+    scope: PolicyScope,
     body: &[u8],
     opts: &EvalOptions<'_>,
     judges: &super::judge::JudgeClient,
-) -> Result<Value, String> {
-    let req: ApplyRequest =
-        serde_json::from_slice(body).map_err(|e| format!("invalid guardrail request: {e}"))?;
+) -> Result<Value, GatewayError> {
+    let bad = GatewayError::BadRequest;
+    let req: ApplyRequest = serde_json::from_slice(body).map_err(|e| {
+        bad(format!(
+            "invalid guardrail request: {}",
+            crate::text::scrub_json_error(&e)
+        ))
+    })?;
     let stage = req.source.unwrap_or(Stage::Input);
-    let policy = match &req.policy {
-        Some(id) => policies.get(id).ok_or_else(|| {
-            format!(
-                "unknown policy `{id}`; known: {}",
+    let policy = match (scope, &req.policy) {
+        (PolicyScope::Tenant(own), Some(id)) if *id != own.id => {
+            return Err(GatewayError::Forbidden(
+                "`policy` names a policy this tenant may not use; omit it to use the tenant's own"
+                    .into(),
+            ))
+        }
+        (PolicyScope::Tenant(own), _) => own,
+        (PolicyScope::Any, Some(id)) => policies.get(id).ok_or_else(|| {
+            // Echo the name only when it looks like a policy id: error bodies and logs
+            // never carry free text a client sent.
+            let looks_like_id = id.len() <= 64
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            let named = if looks_like_id {
+                format!(" `{id}`")
+            } else {
+                String::new()
+            };
+            bad(format!(
+                "unknown policy{named}; known: {}",
                 policies.ids().collect::<Vec<_>>().join(", ")
-            )
+            ))
         })?,
-        None => policies.default_policy(),
+        (PolicyScope::Any, None) => policies.default_policy(),
     };
     let mut texts: Vec<&str> = Vec::new();
     if let Some(t) = &req.text {
@@ -67,7 +104,7 @@ pub async fn apply(
         texts.extend(messages.iter().map(|m| m.content.as_str()));
     }
     if texts.is_empty() {
-        return Err("give `text` or `messages`".to_string());
+        return Err(bad("give `text` or `messages`".to_string()));
     }
     let context: Vec<String> = match &req.context {
         None | Some(Value::Null) => Vec::new(),
@@ -77,10 +114,14 @@ pub async fn apply(
             .map(|v| {
                 v.as_str()
                     .map(str::to_string)
-                    .ok_or("`context` items must be strings")
+                    .ok_or_else(|| bad("`context` items must be strings".into()))
             })
             .collect::<Result<_, _>>()?,
-        Some(_) => return Err("`context` must be a string or a list of strings".to_string()),
+        Some(_) => {
+            return Err(bad(
+                "`context` must be a string or a list of strings".to_string()
+            ))
+        }
     };
     let ctx = DetectContext {
         context: &context,

@@ -214,6 +214,48 @@ pub fn set_model(exchange: &mut Exchange, path: &str) {
     }
 }
 
+/// Geography prefixes of Bedrock cross-region inference profiles (`us.anthropic...`):
+/// such a model id lets Bedrock process the request in any region of that geography.
+const CROSS_REGION_PREFIXES: &[&str] = &[
+    "us.", "us-gov.", "eu.", "apac.", "jp.", "au.", "ca.", "global.",
+];
+
+/// Region-pin hook: a Bedrock model id must not carry a request out of the allowed
+/// regions. The upstream's region is pinned by configuration, but the model id can name
+/// another place: an ARN names its region (`arn:aws:bedrock:us-east-1:...`), and a
+/// cross-region inference profile (`us.`, `eu.`, `apac.`, `global.` ...) lets Bedrock
+/// route to other regions. With pinned regions, both are refused (403).
+pub fn check_model_region(model: &str, regions: &[String]) -> Result<(), GatewayError> {
+    let refuse = |why: String| {
+        GatewayError::Forbidden(format!(
+            "{why}; this request is pinned to {}",
+            regions.join(", ")
+        ))
+    };
+    let resource = match model.strip_prefix("arn:") {
+        Some(arn) => {
+            // arn:PARTITION:bedrock:REGION:ACCOUNT:RESOURCE
+            let mut fields = arn.splitn(5, ':');
+            let region = fields.nth(2).unwrap_or("");
+            if !regions.iter().any(|r| r == region) {
+                return Err(refuse(format!(
+                    "the model ARN names region `{region}`, outside the allowed regions"
+                )));
+            }
+            let resource = fields.nth(1).unwrap_or("");
+            resource.rsplit('/').next().unwrap_or(resource)
+        }
+        None => model,
+    };
+    let lower = resource.to_ascii_lowercase();
+    if let Some(prefix) = CROSS_REGION_PREFIXES.iter().find(|p| lower.starts_with(*p)) {
+        return Err(refuse(format!(
+            "model `{resource}` is a cross-region inference profile (`{prefix}`), which may run outside the allowed regions"
+        )));
+    }
+    Ok(())
+}
+
 /// Candidates hook: a Bedrock upstream also serves OpenAI chat clients, for the models
 /// it lists by name (an upstream without a model list is not guessed into serving them).
 pub fn serves_openai(upstream: &Upstream, provider: Provider, model: Option<&str>) -> bool {
@@ -624,6 +666,30 @@ mod tests {
             profile_credentials("[x]\naws_access_key_id = A\n", "x"),
             None
         );
+    }
+
+    #[test]
+    fn pinned_regions_refuse_models_that_leave_them() {
+        let pinned = vec!["ap-northeast-2".to_string()];
+        for ok in [
+            "anthropic.claude-3-haiku-20240307-v1:0",
+            "amazon.nova-lite-v1:0",
+            "arn:aws:bedrock:ap-northeast-2:123456789012:provisioned-model/abc",
+            "arn:aws:bedrock:ap-northeast-2::foundation-model/amazon.nova-lite-v1:0",
+        ] {
+            assert!(check_model_region(ok, &pinned).is_ok(), "{ok}");
+        }
+        for bad in [
+            "us.anthropic.claude-3-5-sonnet-20241022-v2:0",
+            "APAC.anthropic.claude-3-haiku-20240307-v1:0",
+            "global.anthropic.claude-sonnet-4",
+            "arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-lite-v1:0",
+            "arn:aws:bedrock:ap-northeast-2:123456789012:inference-profile/apac.amazon.nova-lite-v1:0",
+            "arn:aws:bedrock",
+        ] {
+            let err = check_model_region(bad, &pinned).expect_err(bad);
+            assert_eq!(err.status(), StatusCode::FORBIDDEN, "{bad}");
+        }
     }
 
     #[test]

@@ -312,33 +312,76 @@ impl Gateway {
             Route::Ready => Ok(self.readiness()),
             Route::Metrics => Ok(self.metrics_response()),
             Route::ListModels => {
-                let regions = allowed_regions(None, req.headers())?;
+                // With tenants this is a call like any other: a gateway key is required,
+                // it never goes upstream, and the tenant's regions and credentials apply.
+                let (mut parts, _) = req.into_parts();
+                let tenant = self.identify_tenant(&mut parts.headers, info)?;
+                let regions =
+                    allowed_regions(tenant.and_then(|t| t.regions.as_deref()), &parts.headers)?;
                 let candidates = self.candidates(Provider::OpenAi, None, regions.as_deref())?;
-                let (parts, _) = req.into_parts();
-                self.forward(
-                    &candidates,
-                    &parts.method,
-                    &parts.uri,
-                    &parts.headers,
-                    Bytes::new(),
-                )
-                .await
+                let (upstream, response, deadline) = self
+                    .send(
+                        &candidates,
+                        &parts.method,
+                        &parts.uri,
+                        &parts.headers,
+                        Bytes::new(),
+                        tenant,
+                    )
+                    .await?;
+                Ok(self.relay(&upstream, response, deadline))
             }
             Route::GuardrailApply => {
                 info.audited = true;
-                let (parts, body) = req.into_parts();
+                let (mut parts, body) = req.into_parts();
+                let tenant = self.identify_tenant(&mut parts.headers, info)?;
                 let body = self.read_body(&parts.headers, body).await?;
                 let policies = self.policies.current();
-                super::apply::apply(&policies, &body, &self.eval_options(), &self.judges)
-                    .await
-                    .map(|value| json_value_response(StatusCode::OK, &value))
-                    .map_err(GatewayError::BadRequest)
+                let scope = match tenant {
+                    Some(t) => super::apply::PolicyScope::Tenant(policies.select(
+                        t.policy.as_deref(),
+                        Some(t.id.as_str()),
+                        parts.uri.path(),
+                        None,
+                    )),
+                    None => super::apply::PolicyScope::Any,
+                };
+                let hash_key = self.tenant_hash_key(info.tenant.as_deref());
+                super::apply::apply(
+                    &policies,
+                    scope,
+                    &body,
+                    &self.eval_options(&hash_key),
+                    &self.judges,
+                )
+                .await
+                .map(|value| json_value_response(StatusCode::OK, &value))
             }
             Route::Model(operation) => {
                 info.audited = true;
                 self.model_call(operation, req, request_id, info).await
             }
         }
+    }
+
+    /// Tenant mode: the caller's tenant, from its gateway key (401 without one); the key
+    /// headers are removed so that they never reach an upstream. `None` in pass-through
+    /// mode.
+    fn identify_tenant(
+        &self,
+        headers: &mut HeaderMap,
+        info: &mut RequestInfo,
+    ) -> Result<Option<&crate::config::TenantConfig>, GatewayError> {
+        let Some(tenancy) = &self.tenancy else {
+            return Ok(None);
+        };
+        let identity = super::bedrock::identify(tenancy, &self.config, headers)?;
+        info.tenant = Some(identity.tenant.to_string());
+        info.key_id = Some(identity.key_id.to_string());
+        for name in ["authorization", "x-api-key"] {
+            headers.remove(name);
+        }
+        Ok(tenancy.tenant(&identity))
     }
 
     /// The pseudonym map of a conversation (empty when new, or when the vault fails:
@@ -398,9 +441,27 @@ impl Gateway {
         response
     }
 
-    fn eval_options(&self) -> EvalOptions<'_> {
+    /// The `hash` action's key for a tenant: HMAC-SHA256(master key, tenant id), so the
+    /// same value hashes differently for two tenants (no correlation across tenants).
+    /// Pass-through mode uses the master key itself.
+    fn tenant_hash_key(&self, tenant: Option<&str>) -> Vec<u8> {
+        use hmac::Mac;
+        let Some(tenant) = tenant else {
+            return self.hash_key.clone();
+        };
+        match hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.hash_key) {
+            Ok(mut mac) => {
+                mac.update(b"haechi tenant hash key\0");
+                mac.update(tenant.as_bytes());
+                mac.finalize().into_bytes().to_vec()
+            }
+            Err(_) => self.hash_key.clone(),
+        }
+    }
+
+    fn eval_options<'a>(&self, hash_key: &'a [u8]) -> EvalOptions<'a> {
         EvalOptions {
-            hash_key: &self.hash_key,
+            hash_key,
             language: None,
             run_all: false,
             trusted: &[],
@@ -459,6 +520,13 @@ impl Gateway {
             info.tenant = Some(identity.tenant.to_string());
             info.key_id = Some(identity.key_id.to_string());
             tenant_cfg = tenancy.tenant(&identity);
+            // Refusals for the route (no upstream, region) come before admission, so that
+            // they spend none of the tenant's quota.
+            let regions = allowed_regions(
+                tenant_cfg.and_then(|t| t.regions.as_deref()),
+                &parts.headers,
+            )?;
+            self.routable(provider, model, regions.as_deref())?;
             let result = tenancy.admit(&identity, &exchange).await;
             match &result {
                 Err(GatewayError::RateLimited { local_fallback, .. }) => {
@@ -525,7 +593,8 @@ impl Gateway {
             parts.uri.path(),
             model,
         );
-        let opts = self.eval_options();
+        let hash_key = self.tenant_hash_key(info.tenant.as_deref());
+        let opts = self.eval_options(&hash_key);
 
         // Guard in. A conversation's earlier placeholders come from the vault.
         let conversation = parts
@@ -588,7 +657,7 @@ impl Gateway {
         }
 
         // Route and forward.
-        let candidates = self.candidates(provider, model, regions.as_deref())?;
+        let candidates = self.routable(provider, model, regions.as_deref())?;
         if let (Some(tracer), Some(span), Some(first)) =
             (self.tracer(), &info.span, candidates.first())
         {
@@ -762,7 +831,7 @@ impl Gateway {
                         policy.clone(),
                         grounding.context.clone(),
                         ctx_query,
-                        self.hash_key.clone(),
+                        hash_key.clone(),
                         None,
                         pseudonyms.clone(),
                     );
@@ -830,7 +899,22 @@ impl Gateway {
         }
     }
 
-    /// Upstreams that speak `provider` and serve `model`, best first.
+    /// [`Gateway::candidates`], and a Bedrock model id must not leave pinned regions.
+    fn routable(
+        &self,
+        provider: Provider,
+        model: Option<&str>,
+        regions: Option<&[String]>,
+    ) -> Result<Vec<Arc<Upstream>>, GatewayError> {
+        let candidates = self.candidates(provider, model, regions)?;
+        if let (Some(regions), Some(model)) = (regions, model) {
+            if candidates.iter().any(|u| u.provider() == Provider::Bedrock) {
+                super::bedrock::check_model_region(model, regions)?;
+            }
+        }
+        Ok(candidates)
+    }
+
     /// Upstreams that speak `provider`, serve `model` and sit in one of `regions`
     /// (any region when `None`), best first. Failover never leaves this list.
     fn candidates(
@@ -880,21 +964,6 @@ impl Gateway {
             )));
         }
         Ok(allowed)
-    }
-
-    /// Forwards a request and relays the answer untouched.
-    async fn forward(
-        &self,
-        candidates: &[Arc<Upstream>],
-        method: &Method,
-        uri: &http::Uri,
-        headers: &HeaderMap,
-        body: Bytes,
-    ) -> Result<Response<Body>, GatewayError> {
-        let (upstream, response, deadline) = self
-            .send(candidates, method, uri, headers, body, None)
-            .await?;
-        Ok(self.relay(&upstream, response, deadline))
     }
 
     /// Sends the request to the first candidate that answers, failing over on connect
@@ -1013,10 +1082,12 @@ impl Gateway {
         B::Error: Into<super::body::BoxError>,
     {
         let (mut parts, body) = response.into_parts();
+        // Hop-by-hop headers, and `x-haechi-*` ones: only the gateway speaks for itself
+        // in that namespace (an upstream must not pass for a gateway decision).
         let hop: Vec<_> = parts
             .headers
             .keys()
-            .filter(|name| is_hop_by_hop(name))
+            .filter(|name| is_hop_by_hop(name) || name.as_str().starts_with("x-haechi-"))
             .cloned()
             .collect();
         for name in hop {

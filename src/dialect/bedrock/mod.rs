@@ -245,7 +245,8 @@ pub fn model_from_path(path: &str) -> Option<(Operation, String)> {
         _ => return None,
     };
     let id = percent_decode(id)?;
-    if id.is_empty() || id.contains('/') && !id.starts_with("arn:") {
+    // `.` and `..` would be dot-segments on the upstream (RFC 3986 §5.2.4), not ids.
+    if id.is_empty() || id == "." || id == ".." || id.contains('/') && !id.starts_with("arn:") {
         return None;
     }
     Some((operation, id))

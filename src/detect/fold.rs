@@ -1,0 +1,576 @@
+//! Evasion folding for span detectors, with offsets back into the original text.
+//!
+//! [`super::normalize`] folds text for classifiers, whose output need not map back.
+//! Span detectors (PII, secrets, word lists, patterns) must report where a value is, so
+//! this module builds a *folded view* of a text together with, for each byte of the
+//! view, the byte range of the original text it came from. A detector runs on the
+//! original text and, when folding changed anything, on the view too; findings of the
+//! view are mapped back and added where they do not overlap the original's
+//! ([`with_folded`]).
+//!
+//! What is folded (see docs/reliability.md, "Prompt-side evasions", for what each catches):
+//! - invisible characters (zero-width, bidi controls, tag characters, variation
+//!   selectors, soft hyphen) and combining marks (NFD accents) are dropped;
+//! - compatibility forms whose NFKC is ASCII become that ASCII (full-width, mathematical
+//!   alphanumerics, circled and superscript digits, ligatures, exotic spaces), and other
+//!   scripts' decimal digits (Arabic-Indic, Devanagari, ...) become ASCII digits;
+//! - Cyrillic/Greek look-alikes become Latin inside words that also hold ASCII letters or
+//!   digits (Russian or Greek words stay as they are);
+//! - Hangul jamo written one by one (`ㅅㅣㅂㅏㄹ`, NFD syllables) are composed;
+//! - runs of three or more single ASCII letters or digits separated by one space, `.`,
+//!   `-`, `_`, `*` or `/` are joined (`f.u.c.k`; digits from seven on: `0 1 0 1 2 …`),
+//!   and so are runs of two or
+//!   more single Hangul syllables separated by single spaces (`시 발`);
+//! - dotted digit groups that look like card or phone numbers get dashes;
+//! - `name at host dot com` (also `[at]`, `(at)`, `{at}`, `[dot]`, ...) becomes an address.
+//!
+//! Texts longer than [`MAX_FOLD_BYTES`] are not folded (their original is still
+//! scanned): the view costs 9 bytes of memory per byte of text.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::OnceLock;
+
+use unicode_normalization::UnicodeNormalization;
+
+use super::normalize::{homoglyph, is_invisible};
+use super::{Detection, Finding};
+
+/// Longest text that gets a folded view.
+pub const MAX_FOLD_BYTES: usize = 1 << 20;
+
+/// A folded view of a text and where each of its bytes came from.
+#[derive(Debug)]
+pub struct Folded {
+    pub text: String,
+    /// Per byte of `text`: start and end byte of the original character(s) it came from.
+    src: Vec<(u32, u32)>,
+}
+
+impl Folded {
+    /// The original span of the view's span `start..end` (byte offsets into `text`).
+    pub fn original(&self, start: usize, end: usize) -> Option<(usize, usize)> {
+        if start >= end || end > self.src.len() {
+            return None;
+        }
+        Some((self.src[start].0 as usize, self.src[end - 1].1 as usize))
+    }
+}
+
+/// One character of the view under construction and its original byte range.
+#[derive(Clone, Copy)]
+struct Unit {
+    c: char,
+    start: u32,
+    end: u32,
+}
+
+/// Runs `detect` on `text` and on its folded view (when folding changes it), returning
+/// the original's findings plus the view's findings, mapped back, that overlap none of
+/// them. Findings stay sorted by start and non-overlapping.
+pub fn with_folded(text: &str, detect: impl Fn(&str) -> Detection) -> Detection {
+    let mut detection = detect(text);
+    let Some(view) = folded_shared(text) else {
+        return detection;
+    };
+    let extra = detect(&view.text);
+    let mut added = false;
+    for f in extra.findings {
+        let Some((start, end)) = view.original(f.start, f.end) else {
+            continue;
+        };
+        if !text.is_char_boundary(start) || !text.is_char_boundary(end) {
+            continue;
+        }
+        // A folded finding replaces original ones it covers whole (the evasion cut the
+        // value short there); one that only partly overlaps them is dropped.
+        let overlapping = |g: &Finding| g.start < end && start < g.end;
+        let inside = |g: &Finding| start <= g.start && g.end <= end;
+        if detection
+            .findings
+            .iter()
+            .any(|g| overlapping(g) && !(inside(g) && (g.start, g.end) != (start, end)))
+        {
+            continue;
+        }
+        detection.findings.retain(|g| !overlapping(g));
+        detection.findings.push(Finding { start, end, ..f });
+        added = true;
+    }
+    if added {
+        detection.findings.sort_by_key(|f| f.start);
+        detection.score = detection
+            .findings
+            .iter()
+            .map(|f| f.score)
+            .fold(detection.score, f32::max);
+    }
+    detection
+}
+
+thread_local! {
+    static CACHE: RefCell<Option<(String, Option<Rc<Folded>>)>> = const { RefCell::new(None) };
+}
+
+/// [`fold`] with a one-entry per-thread cache: a policy runs several span detectors over
+/// the same text one after another.
+pub fn folded_shared(text: &str) -> Option<Rc<Folded>> {
+    if text.len() > MAX_FOLD_BYTES {
+        return None;
+    }
+    let hit = CACHE.with(|c| {
+        c.try_borrow().ok().and_then(|c| {
+            c.as_ref()
+                .filter(|(k, _)| k == text)
+                .map(|(_, v)| v.clone())
+        })
+    });
+    if let Some(v) = hit {
+        return v;
+    }
+    let v = fold(text).map(Rc::new);
+    CACHE.with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            *c = Some((text.to_string(), v.clone()));
+        }
+    });
+    v
+}
+
+/// The folded view of `text`, or `None` when folding changes nothing.
+pub fn fold(text: &str) -> Option<Folded> {
+    if text.len() > MAX_FOLD_BYTES || (text.is_ascii() && ascii_unchanged(text.as_bytes())) {
+        return None;
+    }
+    let mut units = map_chars(text);
+    fold_homoglyphs(&mut units);
+    let units = compose_jamo(units);
+    let units = join_spaced(units);
+    let units = dotted_digit_groups(units);
+    let units = join_spelled_addresses(units);
+    let mut out = String::with_capacity(text.len());
+    let mut src = Vec::with_capacity(text.len());
+    for u in &units {
+        out.push(u.c);
+        for _ in 0..u.c.len_utf8() {
+            src.push((u.start, u.end));
+        }
+    }
+    (out != text).then_some(Folded { text: out, src })
+}
+
+/// Fast path for ASCII text (most prompts): only spaced single characters, dotted digit
+/// groups and spelled addresses can fold there; `true` when none of them can be present.
+fn ascii_unchanged(b: &[u8]) -> bool {
+    let alnum = |i: usize| b.get(i).is_some_and(u8::is_ascii_alphanumeric);
+    let single = |i: usize| alnum(i) && !alnum(i + 1) && (i == 0 || !alnum(i - 1));
+    for i in 0..b.len() {
+        // `x y` (two singles in a row) or `d.d` (digits around a dot).
+        if single(i) && i + 2 < b.len() && !alnum(i + 1) && single(i + 2) {
+            return false;
+        }
+        if b[i] == b'.'
+            && i > 0
+            && b[i - 1].is_ascii_digit()
+            && b.get(i + 1).is_some_and(u8::is_ascii_digit)
+        {
+            return false;
+        }
+        if (b[i] == b'a' || b[i] == b'A')
+            && b.get(i + 1).is_some_and(|c| c.eq_ignore_ascii_case(&b't'))
+            && !alnum(i + 2)
+            && (i == 0 || !alnum(i - 1))
+        {
+            return false;
+        }
+    }
+    true
+}
+
+/// Per character: drop invisibles and combining marks, ASCII-fy compatibility forms and
+/// foreign digits; everything else as it is.
+fn map_chars(text: &str) -> Vec<Unit> {
+    let mut units = Vec::with_capacity(text.len());
+    for (i, c) in text.char_indices() {
+        let (start, end) = (i as u32, (i + c.len_utf8()) as u32);
+        let mut push = |c: char| units.push(Unit { c, start, end });
+        if c.is_ascii() || ('\u{AC00}'..='\u{D7A3}').contains(&c) {
+            push(c);
+        } else if is_invisible(c) || is_combining_mark(c) {
+            // Renders as nothing (or as an accent): dropped.
+        } else if let Some(d) = foreign_digit(c) {
+            push(d);
+        } else if c.is_whitespace() {
+            push(' ');
+        } else if is_jamo(c) {
+            push(c);
+        } else {
+            let ascii: String = std::iter::once(c).nfkc().collect();
+            if !ascii.is_empty() && ascii.is_ascii() {
+                for a in ascii.chars() {
+                    push(a);
+                }
+            } else {
+                push(c);
+            }
+        }
+    }
+    units
+}
+
+fn is_combining_mark(c: char) -> bool {
+    matches!(c,
+        '\u{0300}'..='\u{036F}' | '\u{1AB0}'..='\u{1AFF}' | '\u{1DC0}'..='\u{1DFF}'
+        | '\u{20D0}'..='\u{20FF}' | '\u{FE20}'..='\u{FE2F}')
+}
+
+/// Decimal digits of other scripts (NFKC leaves them alone).
+fn foreign_digit(c: char) -> Option<char> {
+    const ZEROS: &[u32] = &[
+        0x0660, 0x06F0, 0x07C0, 0x0966, 0x09E6, 0x0A66, 0x0AE6, 0x0B66, 0x0BE6, 0x0C66, 0x0CE6,
+        0x0D66, 0x0E50, 0x0ED0, 0x0F20, 0x1040, 0x17E0, 0x1810,
+    ];
+    let cp = c as u32;
+    ZEROS
+        .iter()
+        .find(|&&z| (z..z + 10).contains(&cp))
+        .and_then(|&z| char::from_digit(cp - z, 10))
+}
+
+fn is_jamo(c: char) -> bool {
+    ('\u{1100}'..='\u{11FF}').contains(&c) || ('\u{3131}'..='\u{3163}').contains(&c)
+}
+
+fn is_word_unit(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '@' | '.' | '_' | '-' | '+')
+}
+
+/// Look-alikes become Latin in words that also hold ASCII letters or digits.
+fn fold_homoglyphs(units: &mut [Unit]) {
+    let mut i = 0;
+    while i < units.len() {
+        if !is_word_unit(units[i].c) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < units.len() && is_word_unit(units[i].c) {
+            i += 1;
+        }
+        let word = &mut units[start..i];
+        let latin = word.iter().any(|u| u.c.is_ascii_alphanumeric());
+        let glyph = |c: char| -> Option<char> {
+            if c.is_ascii() {
+                return None;
+            }
+            let lower = c.to_lowercase().next().unwrap_or(c);
+            let l = homoglyph(lower)?;
+            Some(if lower == c {
+                l
+            } else {
+                l.to_ascii_uppercase()
+            })
+        };
+        if latin && word.iter().any(|u| glyph(u.c).is_some()) {
+            for u in word.iter_mut() {
+                if let Some(l) = glyph(u.c) {
+                    u.c = l;
+                }
+            }
+        }
+    }
+}
+
+/// Choseong index of a compatibility or conjoining jamo.
+fn lead(c: char) -> Option<u32> {
+    const COMPAT: [i8; 30] = [
+        0, 1, -1, 2, -1, -1, 3, 4, 5, -1, -1, -1, -1, -1, -1, -1, 6, 7, 8, -1, 9, 10, 11, 12, 13,
+        14, 15, 16, 17, 18,
+    ];
+    match c {
+        '\u{1100}'..='\u{1112}' => Some(c as u32 - 0x1100),
+        '\u{3131}'..='\u{314E}' => u32::try_from(COMPAT[(c as u32 - 0x3131) as usize]).ok(),
+        _ => None,
+    }
+}
+
+/// Jungseong index.
+fn vowel(c: char) -> Option<u32> {
+    match c {
+        '\u{1161}'..='\u{1175}' => Some(c as u32 - 0x1161),
+        '\u{314F}'..='\u{3163}' => Some(c as u32 - 0x314F),
+        _ => None,
+    }
+}
+
+/// Jongseong index (1-based).
+fn tail(c: char) -> Option<u32> {
+    const COMPAT: [i8; 30] = [
+        1, 2, 3, 4, 5, 6, 7, -1, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, -1, 18, 19, 20, 21, 22, -1,
+        23, 24, 25, 26, 27,
+    ];
+    match c {
+        '\u{11A8}'..='\u{11C2}' => Some(c as u32 - 0x11A7),
+        '\u{3131}'..='\u{314E}' => u32::try_from(COMPAT[(c as u32 - 0x3131) as usize]).ok(),
+        _ => None,
+    }
+}
+
+/// Composes lead + vowel (+ tail unless a vowel follows) into Hangul syllables.
+fn compose_jamo(units: Vec<Unit>) -> Vec<Unit> {
+    if !units.iter().any(|u| is_jamo(u.c)) {
+        return units;
+    }
+    let mut out = Vec::with_capacity(units.len());
+    let mut i = 0;
+    while i < units.len() {
+        let (l, v) = (lead(units[i].c), units.get(i + 1).and_then(|u| vowel(u.c)));
+        if let (Some(l), Some(v)) = (l, v) {
+            let t_unit = units.get(i + 2);
+            let t = t_unit
+                .and_then(|u| tail(u.c))
+                .filter(|_| units.get(i + 3).and_then(|u| vowel(u.c)).is_none());
+            let used = if t.is_some() { 3 } else { 2 };
+            let cp = 0xAC00 + (l * 21 + v) * 28 + t.unwrap_or(0);
+            if let Some(c) = char::from_u32(cp) {
+                out.push(Unit {
+                    c,
+                    start: units[i].start,
+                    end: units[i + used - 1].end,
+                });
+                i += used;
+                continue;
+            }
+        }
+        out.push(units[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Joins spaced-out single characters (see the module docs).
+fn join_spaced(units: Vec<Unit>) -> Vec<Unit> {
+    let alnum = |i: usize| units.get(i).is_some_and(|u| u.c.is_alphanumeric());
+    let single = |i: usize| alnum(i) && !alnum(i + 1) && (i == 0 || !alnum(i - 1));
+    let hangul = |c: char| ('\u{AC00}'..='\u{D7A3}').contains(&c);
+    let mut out = Vec::with_capacity(units.len());
+    let mut i = 0;
+    while i < units.len() {
+        if single(i) {
+            let first = units[i].c;
+            let korean = hangul(first);
+            let ascii = first.is_ascii_alphanumeric();
+            let sep_ok = |c: char| {
+                if korean {
+                    c == ' '
+                } else {
+                    matches!(c, ' ' | '.' | '-' | '_' | '*' | '/')
+                }
+            };
+            let same_kind = |c: char| {
+                if korean {
+                    hangul(c)
+                } else {
+                    c.is_ascii_alphanumeric()
+                }
+            };
+            let mut j = i;
+            let mut n = 1;
+            while (korean || ascii)
+                && j + 2 < units.len()
+                && sep_ok(units[j + 1].c)
+                && single(j + 2)
+                && same_kind(units[j + 2].c)
+            {
+                j += 2;
+                n += 1;
+            }
+            // Digits need a number's length (`1.2.3` is a version, not an evasion).
+            let all_digits = (i..=j).step_by(2).all(|k| units[k].c.is_ascii_digit());
+            let enough = match (korean, all_digits) {
+                (true, _) => 2,
+                (false, true) => 7,
+                (false, false) => 3,
+            };
+            if n >= enough {
+                out.extend((i..=j).step_by(2).map(|k| units[k]));
+                i = j + 1;
+                continue;
+            }
+        }
+        out.push(units[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Digit groups joined by dots, with at least 10 digits and a 4-digit group
+/// (`4111.1111.1111.1111`, `010.1234.5678`), get `-` instead: the number patterns know
+/// spaces and dashes. IP addresses (groups of at most 3) are left alone.
+fn dotted_digit_groups(mut units: Vec<Unit>) -> Vec<Unit> {
+    let mut i = 0;
+    while i < units.len() {
+        if !units[i].c.is_ascii_digit() || (i > 0 && units[i - 1].c.is_ascii_alphanumeric()) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let (mut digits, mut dots, mut longest, mut group) = (0, Vec::new(), 0, 0);
+        while i < units.len() {
+            let c = units[i].c;
+            if c.is_ascii_digit() {
+                digits += 1;
+                group += 1;
+                longest = longest.max(group);
+            } else if c == '.'
+                && units.get(i + 1).is_some_and(|u| u.c.is_ascii_digit())
+                && group > 0
+            {
+                dots.push(i);
+                group = 0;
+            } else {
+                break;
+            }
+            i += 1;
+        }
+        let ends_clean = !units.get(i).is_some_and(|u| u.c.is_ascii_alphanumeric());
+        if dots.len() >= 2 && digits >= 10 && longest == 4 && ends_clean && start < i {
+            for d in dots {
+                units[d].c = '-';
+            }
+        }
+    }
+    units
+}
+
+/// `kim at example dot com` → `kim@example.com` (separators as the module docs list).
+fn join_spelled_addresses(units: Vec<Unit>) -> Vec<Unit> {
+    static ADDRESS: OnceLock<Option<regex::Regex>> = OnceLock::new();
+    static SEP: OnceLock<Option<regex::Regex>> = OnceLock::new();
+    let at = r"(?:\s*[\[\(\{<]\s*at\s*[\]\)\}>]\s*|\s+at\s+)";
+    let dot = r"(?:\s*[\[\(\{<]\s*dot\s*[\]\)\}>]\s*|\s+dot\s+|\.)";
+    let Some(address) = ADDRESS
+        .get_or_init(|| {
+            regex::Regex::new(&format!(
+                r"(?i)[a-z0-9][a-z0-9._%+-]*{at}[a-z0-9-]+(?:{dot}[a-z0-9-]+)*{dot}[a-z]{{2,24}}\b"
+            ))
+            .ok()
+        })
+        .as_ref()
+    else {
+        return units;
+    };
+    let Some(sep) = SEP
+        .get_or_init(|| regex::Regex::new(&format!(r"(?i)(?P<at>{at})|(?P<dot>{dot})")).ok())
+        .as_ref()
+    else {
+        return units;
+    };
+    let text: String = units.iter().map(|u| u.c).collect();
+    let lower = text.to_ascii_lowercase();
+    if !lower.contains("at") {
+        return units;
+    }
+    // Byte offset in `text` → index in `units`.
+    let mut unit_at = Vec::with_capacity(text.len() + 1);
+    for (k, u) in units.iter().enumerate() {
+        for _ in 0..u.c.len_utf8() {
+            unit_at.push(k);
+        }
+    }
+    unit_at.push(units.len());
+    let mut out = Vec::with_capacity(units.len());
+    let mut next = 0;
+    for m in address.find_iter(&text) {
+        let chunk = &text[m.start()..m.end()];
+        if !chunk.contains(|c: char| c.is_whitespace() || matches!(c, '[' | '(' | '{' | '<')) {
+            continue; // an ordinary address: nothing to fold
+        }
+        for s in sep.captures_iter(chunk) {
+            let Some(whole) = s.get(0) else { continue };
+            let (a, b) = (
+                unit_at[m.start() + whole.start()],
+                unit_at[m.start() + whole.end()],
+            );
+            out.extend_from_slice(&units[next..a]);
+            let c = if s.name("at").is_some() { '@' } else { '.' };
+            out.push(Unit {
+                c,
+                start: units[a].start,
+                end: units[b - 1].end,
+            });
+            next = b;
+        }
+    }
+    out.extend_from_slice(&units[next..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(text: &str) -> String {
+        fold(text)
+            .map(|f| f.text)
+            .unwrap_or_else(|| text.to_string())
+    }
+
+    #[test]
+    fn folds_evasions_and_leaves_plain_text_alone() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "plain text, nothing to do 1.2.3",
+                "plain text, nothing to do 1.2.3",
+            ),
+            ("kim\u{200B}@exa\u{2060}mple.com", "kim@example.com"),
+            ("ｋｉｍ＠ｅｘａｍｐｌｅ．ｃｏｍ", "kim@example.com"),
+            ("4\u{0301}111 1111", "4111 1111"),
+            ("АКIА key", "AKIA key"),
+            ("Привет мир", "Привет мир"),
+            ("kіm@еxample.com", "kim@example.com"),
+            ("4 1 1 1 1 1 1 1", "41111111"),
+            ("version 1.2.3.4", "version 1.2.3.4"),
+            ("card 4111.1111.1111.1111", "card 4111-1111-1111-1111"),
+            ("ip 192.168.100.200", "ip 192.168.100.200"),
+            ("f.u.c.k you", "fuck you"),
+            ("a b", "a b"),
+            ("ㅅㅣㅂㅏㄹ", "시발"),
+            ("ㅋㅋㅋ", "ㅋㅋㅋ"),
+            ("시 발 놈", "시발놈"),
+            ("kim at example dot com", "kim@example.com"),
+            (
+                "mail kim [at] example [dot] co [dot] kr now",
+                "mail kim@example.co.kr now",
+            ),
+            ("look at this", "look at this"),
+            ("٠١٠", "010"),
+            ("𝟎𝟏𝟎-𝟏𝟐𝟑𝟒", "010-1234"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(view(input), *want, "input {input:?}");
+        }
+        assert!(fold("nothing here").is_none());
+        assert!(fold("한국어 문장입니다").is_none());
+    }
+
+    #[test]
+    fn spans_map_back_to_the_original() {
+        let text = "write to kim\u{200B}@exa\u{2060}mple.com now";
+        let f = fold(text).expect("folds");
+        let s = f.text.find("kim@").expect("found");
+        let e = s + "kim@example.com".len();
+        let (os, oe) = f.original(s, e).expect("maps");
+        assert_eq!(&text[os..oe], "kim\u{200B}@exa\u{2060}mple.com");
+        let text = "a ｋｉｍ b";
+        let f = fold(text).expect("folds");
+        let (os, oe) = f.original(2, 5).expect("maps");
+        assert_eq!(&text[os..oe], "ｋｉｍ");
+    }
+
+    #[test]
+    fn huge_texts_are_not_folded() {
+        let big = "\u{200B}".repeat(MAX_FOLD_BYTES / 3 + 1);
+        assert!(fold(&big).is_none());
+    }
+}
