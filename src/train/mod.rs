@@ -106,7 +106,7 @@ pub const TOXICITY_KO_FEATURES: FeatureConfig = FeatureConfig {
     word_max: 2,
     char_min: 1,
     char_max: 3,
-    flags: FeatureConfig::WORD_CHARS | FeatureConfig::MASK_DIGITS,
+    flags: FeatureConfig::WORD_CHARS | FeatureConfig::MASK_DIGITS | FeatureConfig::NORM_FLOOR,
 };
 pub const PROMPT_ATTACK_FEATURES: FeatureConfig = FeatureConfig {
     bits: 18,
@@ -405,7 +405,19 @@ fn toxicity(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> {
             r
         });
     ko.extend(seed_benign);
-    let cfg = TOXICITY_KO_FEATURES;
+    let mut cfg = TOXICITY_KO_FEATURES;
+    // Exploration only: `HAECHI_TOX_KO_CFG=char_max,flags`.
+    if let Some((cm, fl)) = std::env::var("HAECHI_TOX_KO_CFG")
+        .ok()
+        .and_then(|v| {
+            v.split_once(',')
+                .map(|(a, b)| (a.parse().ok(), b.parse().ok()))
+        })
+        .and_then(|(a, b)| Some((a?, b?)))
+    {
+        cfg.char_max = cm;
+        cfg.flags = fl;
+    }
     let tr = tox_examples(&cfg, &split_rows(&ko, Split::Train));
     let va_rows: Vec<&Row> = split_rows(&ko, Split::Val)
         .into_iter()
@@ -735,7 +747,10 @@ fn prompt_attack(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> 
             fp_rate(&docs, v),
         );
         rep.push(
-            format!("pa CLINC test queries <=3 words n={} FP rate @{s}", short.len()),
+            format!(
+                "pa CLINC test queries <=3 words n={} FP rate @{s}",
+                short.len()
+            ),
             fp_rate(&short, v),
         );
     }
