@@ -158,8 +158,8 @@ impl PromptAttackDetector {
     }
 
     /// Threshold on the calibrated attack probability, chosen on validation data by the
-    /// trainer (medium = best F1 with validation FP rate ≤ 2%, low = precision ≥ 0.95,
-    /// high = recall ≥ 0.95; see docs/classifiers.md).
+    /// trainer (medium = best F1 with ≤ 3% of validation PIGuard benign prompts flagged,
+    /// low = precision ≥ 0.95, high = recall ≥ 0.95; see docs/classifiers.md).
     pub fn threshold(&self, strength: Strength) -> f32 {
         strength.pick(&self.model.outputs[0].thresholds)
     }
