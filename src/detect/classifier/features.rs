@@ -202,6 +202,27 @@ fn char_ngrams(cfg: &FeatureConfig, chars: &[u32], mask: u32, f: &mut impl FnMut
 mod tests {
     use super::*;
 
+    #[test]
+    fn norm_floor_only_shrinks_short_texts() {
+        let plain = FeatureConfig {
+            bits: 18,
+            word_max: 2,
+            char_min: 2,
+            char_max: 4,
+            flags: 0,
+        };
+        let floored = FeatureConfig {
+            flags: FeatureConfig::NORM_FLOOR,
+            ..plain
+        };
+        let n = FeatureConfig::NORM_MIN_FEATURES;
+        assert_eq!(plain.feature_value(0), 0.0);
+        assert_eq!(plain.feature_value(4), 0.5);
+        assert!(floored.feature_value(4) < plain.feature_value(4));
+        assert_eq!(floored.feature_value(n), plain.feature_value(n));
+        assert_eq!(floored.feature_value(4 * n), plain.feature_value(4 * n));
+    }
+
     /// The featurizer as it was before it was fused with scoring, kept verbatim as the
     /// reference the shipped weights were trained with.
     fn reference(cfg: &FeatureConfig, text: &str) -> Vec<u32> {
