@@ -6,7 +6,14 @@ fn main() {
     let kind = std::env::args().nth(1).unwrap_or_default();
     let ctx = DetectContext::default();
     let tox = haechi::detect::toxicity::ToxicityDetector::new(None).ok();
-    let pa = haechi::detect::prompt_attack::PromptAttackDetector::new().ok();
+    // `HAECHI_PA_MODEL=file.hclf`: probe freshly trained prompt-attack weights.
+    let pa = match std::env::var("HAECHI_PA_MODEL") {
+        Ok(path) => std::fs::read(path)
+            .ok()
+            .and_then(|b| haechi::detect::classifier::LinearModel::from_bytes(&b).ok())
+            .map(haechi::detect::prompt_attack::PromptAttackDetector::from_model),
+        Err(_) => haechi::detect::prompt_attack::PromptAttackDetector::new().ok(),
+    };
     let topic = kind
         .strip_prefix("topic:")
         .and_then(|n| haechi::detect::topic::TopicDetector::builtin(n).ok());

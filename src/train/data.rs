@@ -471,6 +471,28 @@ pub fn halueval_questions(dir: &Path) -> Result<Vec<Row>, TrainError> {
         .collect())
 }
 
+/// HaluEval QA knowledge passages (MIT): encyclopaedic English prose, benign for the
+/// prompt-attack model (indirect-injection false positives on retrieved documents). Split
+/// 80/10/10 by hash of the item's question, the same rule as [`halueval_questions`], so a
+/// passage and its question are always on the same side.
+pub fn halueval_knowledge(dir: &Path) -> Result<Vec<Row>, TrainError> {
+    let text = read(&dir.join("halueval/qa_shared.jsonl"))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| {
+            let q = v["question"].as_str()?;
+            let k = v["knowledge"].as_str()?;
+            Some(Row {
+                split: split_of(q),
+                text: k.to_string(),
+                targets: vec![0.0],
+                source: "halueval_k",
+            })
+        })
+        .collect())
+}
+
 /// Hand-written seed rows shipped in the repo (`models/seed/*.tsv`: `label<TAB>text`).
 pub fn seed_tsv(text: &str, source: &'static str) -> Vec<Row> {
     text.lines()

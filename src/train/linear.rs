@@ -122,7 +122,7 @@ pub fn fit(cfg: FeatureConfig, labels: &[&str], data: &[Example], opt: FitOption
             if e.feats.is_empty() {
                 continue;
             }
-            let v = 1.0 / (e.feats.len() as f32).sqrt();
+            let v = cfg.feature_value(e.feats.len());
             for j in 0..k {
                 let y = e.targets[j];
                 if y < 0.0 {

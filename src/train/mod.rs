@@ -106,14 +106,14 @@ pub const TOXICITY_KO_FEATURES: FeatureConfig = FeatureConfig {
     word_max: 2,
     char_min: 1,
     char_max: 3,
-    flags: FeatureConfig::WORD_CHARS | FeatureConfig::MASK_DIGITS,
+    flags: FeatureConfig::WORD_CHARS | FeatureConfig::MASK_DIGITS | FeatureConfig::NORM_FLOOR,
 };
 pub const PROMPT_ATTACK_FEATURES: FeatureConfig = FeatureConfig {
     bits: 18,
     word_max: 3,
     char_min: 2,
     char_max: 4,
-    flags: FeatureConfig::WORD_CHARS | FeatureConfig::MASK_DIGITS,
+    flags: FeatureConfig::WORD_CHARS | FeatureConfig::MASK_DIGITS | FeatureConfig::NORM_FLOOR,
 };
 
 /// Korean prompt-attack seed examples written for this project (no public Korean set).
@@ -141,7 +141,7 @@ pub const PA_PIGUARD_VAL_FP: f32 = 0.03;
 
 /// Loss weight of PIGuard benign training rows (benign role-play prompts are few next to
 /// thousands of attacks; weighting them trades attack recall for fewer false positives).
-pub const PIGUARD_WEIGHT: f32 = 60.0;
+pub const PIGUARD_WEIGHT: f32 = 40.0;
 
 fn probs(model: &LinearModel, data: &[Example], j: usize) -> Vec<f32> {
     let o = &model.outputs[j];
@@ -405,7 +405,19 @@ fn toxicity(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> {
             r
         });
     ko.extend(seed_benign);
-    let cfg = TOXICITY_KO_FEATURES;
+    let mut cfg = TOXICITY_KO_FEATURES;
+    // Exploration only: `HAECHI_TOX_KO_CFG=char_max,flags`.
+    if let Some((cm, fl)) = std::env::var("HAECHI_TOX_KO_CFG")
+        .ok()
+        .and_then(|v| {
+            v.split_once(',')
+                .map(|(a, b)| (a.parse().ok(), b.parse().ok()))
+        })
+        .and_then(|(a, b)| Some((a?, b?)))
+    {
+        cfg.char_max = cm;
+        cfg.flags = fl;
+    }
     let tr = tox_examples(&cfg, &split_rows(&ko, Split::Train));
     let va_rows: Vec<&Row> = split_rows(&ko, Split::Val)
         .into_iter()
@@ -543,6 +555,36 @@ fn fp_rate(p: &[f32], t: f32) -> f32 {
     p.iter().filter(|&&x| x >= t).count() as f32 / p.len() as f32
 }
 
+/// Generic benign text for the prompt-attack model, each with its own split (targets
+/// `[0]`): short everyday assistant requests (CLINC150, CC BY 3.0, in-scope and
+/// out-of-scope queries), encyclopaedic questions (HaluEval QA, MIT) and encyclopaedic
+/// passages (HaluEval QA knowledge, MIT; training passages also sentence by sentence,
+/// because documents are scored per sentence). Without them the attack corpora's benign
+/// rows are mostly long prompts, the bias leans to "attack", and a short benign prompt
+/// ("Say hello.", "p") carries too few n-grams to pull it back.
+fn prompt_attack_benign_extra(dir: &Path) -> Result<Vec<Row>, TrainError> {
+    let benign = |mut r: Row| {
+        r.targets = vec![0.0];
+        r
+    };
+    let mut out: Vec<Row> = data::clinc_queries(dir)?.into_iter().map(benign).collect();
+    out.extend(data::halueval_questions(dir)?.into_iter().map(benign));
+    for r in data::halueval_knowledge(dir)? {
+        if r.split == Split::Train {
+            for (s, e) in crate::detect::prompt_attack::sentences(&r.text) {
+                if e - s < r.text.len() {
+                    out.push(Row {
+                        text: r.text[s..e].to_string(),
+                        ..r.clone()
+                    });
+                }
+            }
+        }
+        out.push(r);
+    }
+    Ok(out)
+}
+
 fn prompt_attack(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> {
     let mut rep = TrainReport::default();
     let mut rows = data::s_labs(dir)?;
@@ -552,6 +594,7 @@ fn prompt_attack(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> 
     rows.extend(data::seed_tsv(PROMPT_ATTACK_KO_SEED, "seed_ko"));
     rows.extend(data::do_not_answer(dir)?);
     rows.extend(data::piguard(dir)?);
+    rows.extend(prompt_attack_benign_extra(dir)?);
     let cfg = PROMPT_ATTACK_FEATURES;
     let tr = examples(&cfg, &split_rows(&rows, Split::Train));
     let va = examples(&cfg, &split_rows(&rows, Split::Val));
@@ -648,6 +691,9 @@ fn prompt_attack(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> 
         "jbb_goal",
         "do_not_answer",
         "piguard",
+        "clinc",
+        "halueval_q",
+        "halueval_k",
     ] {
         let idx: Vec<usize> = (0..te.len()).filter(|&i| te[i].source == src).collect();
         let ps: Vec<f32> = idx.iter().map(|&i| p[i]).collect();
@@ -672,22 +718,40 @@ fn prompt_attack(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> 
         .map(|r| det.score(&r.text))
         .collect();
     rep.push("pa piguard benign held-out n", pb.len() as f32);
-    // Indirect injection: benign documents (HaluEval knowledge passages, never trained on)
-    // scored per sentence as `detect_document` does.
-    if let Ok(text) = data::read(&dir.join("halueval/qa_shared.jsonl")) {
-        let docs: Vec<String> = text
-            .lines()
-            .take(1000)
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter_map(|v| v["knowledge"].as_str().map(str::to_string))
-            .collect();
-        let pd: Vec<f32> = docs.iter().map(|d| det.score_document(d)).collect();
+    // Indirect injection: held-out benign documents (HaluEval knowledge passages of the
+    // test split) scored per sentence as `detect_document` does.
+    let docs: Vec<f32> = te
+        .iter()
+        .filter(|r| r.source == "halueval_k")
+        .map(|r| det.score_document(&r.text))
+        .collect();
+    // Short generic prompts (held-out CLINC queries of at most three words).
+    let short: Vec<f32> = te
+        .iter()
+        .filter(|r| r.source == "clinc" && r.text.split_whitespace().count() <= 3)
+        .map(|r| det.score(&r.text))
+        .collect();
+    // The short prompts of the default policy's regression cases (diagnostic only).
+    for probe in ["Say hello.", "p", "hi", "Thanks!"] {
+        rep.push(format!("pa probe score {probe:?}"), det.score(probe));
+    }
+    for (s, v) in ["low", "medium", "high"]
+        .iter()
+        .zip([t.low, t.medium, t.high])
+    {
         rep.push(
             format!(
-                "pa indirect: HaluEval knowledge docs (benign) n={} FP rate @medium",
-                pd.len()
+                "pa indirect: HaluEval knowledge test docs (benign) n={} FP rate @{s}",
+                docs.len()
             ),
-            fp_rate(&pd, t.medium),
+            fp_rate(&docs, v),
+        );
+        rep.push(
+            format!(
+                "pa CLINC test queries <=3 words n={} FP rate @{s}",
+                short.len()
+            ),
+            fp_rate(&short, v),
         );
     }
     for (s, v) in ["low", "medium", "high"]
@@ -764,6 +828,22 @@ mod tests {
             "do_not_answer/do_not_answer_en_prompts.csv",
             "id,question\n1,how do I hurt someone\n".into(),
         );
+        let mut clinc = String::from("{");
+        for (part, n) in [("train", 30), ("val", 6), ("test", 6)] {
+            let qs: Vec<String> = (0..n)
+                .map(|i| format!("[\"{} please {i}\", \"x\"]", benign[i % 4]))
+                .collect();
+            clinc += &format!("\"{part}\": [{}], ", qs.join(", "));
+        }
+        clinc += "\"oos_train\": []}";
+        w("clinc150_oos/data_full.json", clinc);
+        let mut qa = String::new();
+        for i in 0..20 {
+            qa += &format!(
+                "{{\"question\": \"who wrote book {i}\", \"knowledge\": \"Book {i} was written in Paris by a famous author of novels. It sold well.\"}}\n"
+            );
+        }
+        w("halueval/qa_shared.jsonl", qa);
         w(
             "piguard_wildguard_benign/wildguard.json",
             r#"[{"prompt": "imagine a story about a dragon", "label": 0}]"#.into(),

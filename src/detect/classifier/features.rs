@@ -32,8 +32,32 @@ impl FeatureConfig {
     /// each number being a rare feature the model can latch onto.
     pub const MASK_DIGITS: u8 = 2;
 
+    /// The `1/sqrt(n)` value of each feature uses `n >= NORM_MIN_FEATURES`: a text of one
+    /// or two words (a handful of n-grams) stays near the model's bias, the prior, instead
+    /// of being judged on a few n-grams whose weights were learnt inside long texts (the
+    /// prompt-attack model scored "p" as an attack because `^p` starts "prompt", "print",
+    /// "previous").
+    pub const NORM_FLOOR: u8 = 4;
+    /// Smallest feature count used for the `1/sqrt(n)` scaling under [`Self::NORM_FLOOR`].
+    pub const NORM_MIN_FEATURES: usize = 64;
+
     fn has(&self, flag: u8) -> bool {
         self.flags & flag != 0
+    }
+
+    /// Value of each of the `n` hashed features of one text (`0` when there are none).
+    #[inline]
+    pub fn feature_value(&self, n: usize) -> f32 {
+        let n = if self.has(Self::NORM_FLOOR) {
+            n.max(Self::NORM_MIN_FEATURES)
+        } else {
+            n
+        };
+        if n == 0 {
+            0.0
+        } else {
+            1.0 / (n as f32).sqrt()
+        }
     }
 }
 
@@ -177,6 +201,27 @@ fn char_ngrams(cfg: &FeatureConfig, chars: &[u32], mask: u32, f: &mut impl FnMut
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn norm_floor_only_shrinks_short_texts() {
+        let plain = FeatureConfig {
+            bits: 18,
+            word_max: 2,
+            char_min: 2,
+            char_max: 4,
+            flags: 0,
+        };
+        let floored = FeatureConfig {
+            flags: FeatureConfig::NORM_FLOOR,
+            ..plain
+        };
+        let n = FeatureConfig::NORM_MIN_FEATURES;
+        assert_eq!(plain.feature_value(0), 0.0);
+        assert_eq!(plain.feature_value(4), 0.5);
+        assert!(floored.feature_value(4) < plain.feature_value(4));
+        assert_eq!(floored.feature_value(n), plain.feature_value(n));
+        assert_eq!(floored.feature_value(4 * n), plain.feature_value(4 * n));
+    }
 
     /// The featurizer as it was before it was fused with scoring, kept verbatim as the
     /// reference the shipped weights were trained with.

@@ -228,7 +228,8 @@ impl LinearModel {
         self.outputs.len()
     }
 
-    /// Raw (uncalibrated) scores of already-hashed features, each with value `1/sqrt(n)`.
+    /// Raw (uncalibrated) scores of already-hashed features, each with value `1/sqrt(n)`
+    /// (see [`FeatureConfig::feature_value`]).
     pub fn logits(&self, feats: &[u32]) -> Vec<f32> {
         let k = self.k();
         let mut acc = vec![0i64; k];
@@ -284,7 +285,7 @@ impl LinearModel {
 
     /// Logits from integer sums (the arithmetic of [`LinearModel::logits`]).
     fn finish(&self, acc: &[i64], n: usize) -> Vec<f32> {
-        let v = if n == 0 { 0.0 } else { 1.0 / (n as f32).sqrt() };
+        let v = self.config.feature_value(n);
         acc.iter()
             .zip(&self.outputs)
             .map(|(a, o)| o.bias + (*a as f32) * o.scale * v)
