@@ -57,6 +57,18 @@ impl Folded {
     }
 }
 
+/// Which detectors a view is for. Korean prose is full of one-syllable words side by
+/// side ("더 잘", "그 후"), so joining spaced syllables (`시 발`) would give almost every
+/// Korean text a second view; only word lists (profanity) need that fold, and a second
+/// pass of their automaton is cheap. Values (PII, secrets, patterns) get every other fold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewKind {
+    /// Word and phrase lists: every fold, including spaced Hangul syllables.
+    Words,
+    /// Values and patterns: every fold except spaced Hangul syllables.
+    Values,
+}
+
 /// One character of the view under construction and its original byte range.
 #[derive(Clone, Copy)]
 struct Unit {
@@ -68,9 +80,9 @@ struct Unit {
 /// Runs `detect` on `text` and on its folded view (when folding changes it), returning
 /// the original's findings plus the view's findings, mapped back, that overlap none of
 /// them. Findings stay sorted by start and non-overlapping.
-pub fn with_folded(text: &str, detect: impl Fn(&str) -> Detection) -> Detection {
+pub fn with_folded(text: &str, kind: ViewKind, detect: impl Fn(&str) -> Detection) -> Detection {
     let mut detection = detect(text);
-    let Some(view) = folded_shared(text) else {
+    let Some(view) = folded_shared(text, kind) else {
         return detection;
     };
     let extra = detect(&view.text);
@@ -108,30 +120,34 @@ pub fn with_folded(text: &str, detect: impl Fn(&str) -> Detection) -> Detection 
     detection
 }
 
+type CacheEntry = (String, ViewKind, Option<Rc<Folded>>);
+
 thread_local! {
-    static CACHE: RefCell<Option<(String, Option<Rc<Folded>>)>> = const { RefCell::new(None) };
+    static CACHE: RefCell<[Option<CacheEntry>; 2]> = const { RefCell::new([None, None]) };
 }
 
 /// [`fold`] with a one-entry per-thread cache: a policy runs several span detectors over
 /// the same text one after another.
-pub fn folded_shared(text: &str) -> Option<Rc<Folded>> {
+pub fn folded_shared(text: &str, kind: ViewKind) -> Option<Rc<Folded>> {
     if text.len() > MAX_FOLD_BYTES {
         return None;
     }
+    let slot = kind as usize;
     let hit = CACHE.with(|c| {
         c.try_borrow().ok().and_then(|c| {
-            c.as_ref()
-                .filter(|(k, _)| k == text)
-                .map(|(_, v)| v.clone())
+            c[slot]
+                .as_ref()
+                .filter(|(k, _, _)| k == text)
+                .map(|(_, _, v)| v.clone())
         })
     });
     if let Some(v) = hit {
         return v;
     }
-    let v = fold(text).map(Rc::new);
+    let v = fold_for(text, kind).map(Rc::new);
     CACHE.with(|c| {
         if let Ok(mut c) = c.try_borrow_mut() {
-            *c = Some((text.to_string(), v.clone()));
+            c[slot] = Some((text.to_string(), kind, v.clone()));
         }
     });
     v
@@ -139,13 +155,19 @@ pub fn folded_shared(text: &str) -> Option<Rc<Folded>> {
 
 /// The folded view of `text`, or `None` when folding changes nothing.
 pub fn fold(text: &str) -> Option<Folded> {
-    if text.len() > MAX_FOLD_BYTES || (text.is_ascii() && ascii_unchanged(text.as_bytes())) {
+    fold_for(text, ViewKind::Words)
+}
+
+/// The folded view of `text` for one kind of detector, or `None` when folding changes
+/// nothing.
+pub fn fold_for(text: &str, kind: ViewKind) -> Option<Folded> {
+    if text.len() > MAX_FOLD_BYTES || plain_unchanged(text, kind) {
         return None;
     }
     let mut units = map_chars(text);
     fold_homoglyphs(&mut units);
     let units = compose_jamo(units);
-    let units = join_spaced(units);
+    let units = join_spaced(units, kind == ViewKind::Words);
     let units = dotted_digit_groups(units);
     let units = join_spelled_addresses(units);
     let mut out = String::with_capacity(text.len());
@@ -159,9 +181,17 @@ pub fn fold(text: &str) -> Option<Folded> {
     (out != text).then_some(Folded { text: out, src })
 }
 
-/// Fast path for ASCII text (most prompts): only spaced single characters, dotted digit
-/// groups and spelled addresses can fold there; `true` when none of them can be present.
-fn ascii_unchanged(b: &[u8]) -> bool {
+/// Fast path for text made only of ASCII and precomposed Hangul (most prompts, English or
+/// Korean): nothing there is invisible, a compatibility form, a look-alike or loose jamo,
+/// so only spaced single characters, dotted digit groups and spelled addresses can fold.
+/// `true` when none of them can be present (a `false` only means "fold to find out").
+fn plain_unchanged(text: &str, kind: ViewKind) -> bool {
+    if !text.is_ascii() && !text.chars().all(is_plain) {
+        return false;
+    }
+    let b = text.as_bytes();
+    // Bytes of Hangul count as "not alphanumeric" here: ASCII characters then look single
+    // more often, which only sends more texts to the full fold.
     let alnum = |i: usize| b.get(i).is_some_and(u8::is_ascii_alphanumeric);
     let single = |i: usize| alnum(i) && !alnum(i + 1) && (i == 0 || !alnum(i - 1));
     for i in 0..b.len() {
@@ -176,15 +206,37 @@ fn ascii_unchanged(b: &[u8]) -> bool {
         {
             return false;
         }
-        if (b[i] == b'a' || b[i] == b'A')
-            && b.get(i + 1).is_some_and(|c| c.eq_ignore_ascii_case(&b't'))
-            && !alnum(i + 2)
-            && (i == 0 || !alnum(i - 1))
-        {
-            return false;
-        }
     }
-    true
+    if kind == ViewKind::Words && has_spaced_syllables(text) {
+        return false;
+    }
+    !address_regexes().is_some_and(|(address, _)| address.is_match(text))
+}
+
+/// Characters no fold but the spacing ones touches: ASCII, precomposed Hangul, CJK
+/// ideographs, and punctuation common in Korean and English prose whose NFKC is itself
+/// (middle dot, curly quotes, corner brackets).
+fn is_plain(c: char) -> bool {
+    c.is_ascii()
+        || ('\u{AC00}'..='\u{D7A3}').contains(&c)
+        || ('\u{4E00}'..='\u{9FFF}').contains(&c)
+        || matches!(
+            c,
+            '\u{00B7}' | '\u{2018}' | '\u{2019}' | '\u{201C}' | '\u{201D}' | '\u{300C}'
+                ..='\u{300F}'
+        )
+}
+
+/// Two one-syllable Hangul words separated by one space (`시 발`).
+fn has_spaced_syllables(text: &str) -> bool {
+    let hangul = |c: Option<&char>| c.is_some_and(|c| ('\u{AC00}'..='\u{D7A3}').contains(c));
+    let chars: Vec<char> = text.chars().collect();
+    let single = |i: usize| {
+        hangul(chars.get(i))
+            && !chars.get(i + 1).is_some_and(|c| is_alnum(*c))
+            && (i == 0 || !is_alnum(chars[i - 1]))
+    };
+    (0..chars.len()).any(|i| single(i) && chars.get(i + 1) == Some(&' ') && single(i + 2))
 }
 
 /// Per character: drop invisibles and combining marks, ASCII-fy compatibility forms and
@@ -242,7 +294,17 @@ fn is_jamo(c: char) -> bool {
 }
 
 fn is_word_unit(c: char) -> bool {
-    c.is_alphanumeric() || matches!(c, '@' | '.' | '_' | '-' | '+')
+    is_alnum(c) || matches!(c, '@' | '.' | '_' | '-' | '+')
+}
+
+/// `char::is_alphanumeric` with the common cases first (its table search is slow, and
+/// folding asks it for every character of Korean text).
+fn is_alnum(c: char) -> bool {
+    if c.is_ascii() {
+        c.is_ascii_alphanumeric()
+    } else {
+        ('\u{AC00}'..='\u{D7A3}').contains(&c) || c.is_alphanumeric()
+    }
 }
 
 /// Look-alikes become Latin in words that also hold ASCII letters or digits.
@@ -349,8 +411,8 @@ fn compose_jamo(units: Vec<Unit>) -> Vec<Unit> {
 }
 
 /// Joins spaced-out single characters (see the module docs).
-fn join_spaced(units: Vec<Unit>) -> Vec<Unit> {
-    let alnum = |i: usize| units.get(i).is_some_and(|u| u.c.is_alphanumeric());
+fn join_spaced(units: Vec<Unit>, hangul_runs: bool) -> Vec<Unit> {
+    let alnum = |i: usize| units.get(i).is_some_and(|u| is_alnum(u.c));
     let single = |i: usize| alnum(i) && !alnum(i + 1) && (i == 0 || !alnum(i - 1));
     let hangul = |c: char| ('\u{AC00}'..='\u{D7A3}').contains(&c);
     let mut out = Vec::with_capacity(units.len());
@@ -376,7 +438,7 @@ fn join_spaced(units: Vec<Unit>) -> Vec<Unit> {
             };
             let mut j = i;
             let mut n = 1;
-            while (korean || ascii)
+            while ((korean && hangul_runs) || ascii)
                 && j + 2 < units.len()
                 && sep_ok(units[j + 1].c)
                 && single(j + 2)
@@ -388,7 +450,8 @@ fn join_spaced(units: Vec<Unit>) -> Vec<Unit> {
             // Digits need a number's length (`1.2.3` is a version, not an evasion).
             let all_digits = (i..=j).step_by(2).all(|k| units[k].c.is_ascii_digit());
             let enough = match (korean, all_digits) {
-                (true, _) => 2,
+                (true, _) if hangul_runs => 2,
+                (true, _) => usize::MAX,
                 (false, true) => 7,
                 (false, false) => 3,
             };
@@ -402,6 +465,29 @@ fn join_spaced(units: Vec<Unit>) -> Vec<Unit> {
         i += 1;
     }
     out
+}
+
+/// A spelled-out address (`kim at example dot com`, `kim[at]example.com`) and its
+/// separators. `None` only if they fail to compile (they are constants).
+fn address_regexes() -> Option<(&'static regex::Regex, &'static regex::Regex)> {
+    static ADDRESS: OnceLock<Option<regex::Regex>> = OnceLock::new();
+    static SEP: OnceLock<Option<regex::Regex>> = OnceLock::new();
+    let at = r"(?:\s*[\[\(\{<]\s*at\s*[\]\)\}>]\s*|\s+at\s+)";
+    let dot = r"(?:\s*[\[\(\{<]\s*dot\s*[\]\)\}>]\s*|\s+dot\s+|\.)";
+    // An ASCII word boundary: the Unicode one makes the regex engine leave its DFA for a
+    // backtracker on non-ASCII text.
+    let address = ADDRESS
+        .get_or_init(|| {
+            regex::Regex::new(&format!(
+                r"(?i)[a-z0-9][a-z0-9._%+-]*{at}[a-z0-9-]+(?:{dot}[a-z0-9-]+)*{dot}[a-z]{{2,24}}(?-u:\b)"
+            ))
+            .ok()
+        })
+        .as_ref()?;
+    let sep = SEP
+        .get_or_init(|| regex::Regex::new(&format!(r"(?i)(?P<at>{at})|(?P<dot>{dot})")).ok())
+        .as_ref()?;
+    Some((address, sep))
 }
 
 /// Digit groups joined by dots, with at least 10 digits and a 4-digit group
@@ -445,25 +531,7 @@ fn dotted_digit_groups(mut units: Vec<Unit>) -> Vec<Unit> {
 
 /// `kim at example dot com` → `kim@example.com` (separators as the module docs list).
 fn join_spelled_addresses(units: Vec<Unit>) -> Vec<Unit> {
-    static ADDRESS: OnceLock<Option<regex::Regex>> = OnceLock::new();
-    static SEP: OnceLock<Option<regex::Regex>> = OnceLock::new();
-    let at = r"(?:\s*[\[\(\{<]\s*at\s*[\]\)\}>]\s*|\s+at\s+)";
-    let dot = r"(?:\s*[\[\(\{<]\s*dot\s*[\]\)\}>]\s*|\s+dot\s+|\.)";
-    let Some(address) = ADDRESS
-        .get_or_init(|| {
-            regex::Regex::new(&format!(
-                r"(?i)[a-z0-9][a-z0-9._%+-]*{at}[a-z0-9-]+(?:{dot}[a-z0-9-]+)*{dot}[a-z]{{2,24}}\b"
-            ))
-            .ok()
-        })
-        .as_ref()
-    else {
-        return units;
-    };
-    let Some(sep) = SEP
-        .get_or_init(|| regex::Regex::new(&format!(r"(?i)(?P<at>{at})|(?P<dot>{dot})")).ok())
-        .as_ref()
-    else {
+    let Some((address, sep)) = address_regexes() else {
         return units;
     };
     let text: String = units.iter().map(|u| u.c).collect();
@@ -572,5 +640,43 @@ mod tests {
     fn huge_texts_are_not_folded() {
         let big = "\u{200B}".repeat(MAX_FOLD_BYTES / 3 + 1);
         assert!(fold(&big).is_none());
+    }
+}
+#[cfg(test)]
+mod plain_tests {
+    use super::*;
+
+    /// The fast path only skips texts the full fold leaves unchanged.
+    #[test]
+    fn plain_fast_path_agrees_with_the_full_fold() {
+        let texts = [
+            "At the end of the day “we” went home · 한국어 「문장」 漢字 ‘q’",
+            "the price is 4.2 dollars",
+            "write to kim at example dot com",
+            "더 잘 하자",
+            "a b c d e f",
+            "plain English prose with nothing to fold.",
+            "한국어 문장입니다. 오늘 날씨가 좋네요.",
+        ];
+        for t in texts {
+            for kind in [ViewKind::Words, ViewKind::Values] {
+                if plain_unchanged(t, kind) {
+                    let mut units = map_chars(t);
+                    fold_homoglyphs(&mut units);
+                    let units = compose_jamo(units);
+                    let units = join_spaced(units, kind == ViewKind::Words);
+                    let units = dotted_digit_groups(units);
+                    let units = join_spelled_addresses(units);
+                    let out: String = units.iter().map(|u| u.c).collect();
+                    assert_eq!(out, t, "{kind:?}");
+                }
+            }
+        }
+        assert!(!plain_unchanged("더 잘 하자", ViewKind::Words));
+        assert!(plain_unchanged("더 잘 하자", ViewKind::Values));
+        assert!(plain_unchanged(
+            "한국어 문장입니다. 오늘 날씨가 좋네요.",
+            ViewKind::Words
+        ));
     }
 }

@@ -4,7 +4,7 @@
 //! [`CompiledDetector::build`] and [`CompiledDetector::detect`].
 
 use super::classifier::Strength as ClassifierStrength;
-use super::fold::with_folded;
+use super::fold::{with_folded, ViewKind};
 use super::grounding::{GroundingDetector, RelevanceDetector};
 use super::judge::JudgeSpec;
 use super::partial::{StreamMemo, Tail};
@@ -225,10 +225,10 @@ impl CompiledDetector {
     pub fn detect(&self, text: &str, ctx: &DetectContext) -> Detection {
         match self {
             // Span detectors also look at the evasion-folded view (`detect::fold`).
-            Self::Word(d) => with_folded(text, |t| d.detect(t, ctx)),
-            Self::Regex(d) => with_folded(text, |t| d.detect(t, ctx)),
-            Self::Pii(d) => with_folded(text, |t| d.detect(t, ctx)),
-            Self::Secret(d) => with_folded(text, |t| d.detect(t, ctx)),
+            Self::Word(d) => with_folded(text, ViewKind::Words, |t| d.detect(t, ctx)),
+            Self::Regex(d) => with_folded(text, ViewKind::Values, |t| d.detect(t, ctx)),
+            Self::Pii(d) => with_folded(text, ViewKind::Values, |t| d.detect(t, ctx)),
+            Self::Secret(d) => with_folded(text, ViewKind::Values, |t| d.detect(t, ctx)),
             Self::Toxicity(d, c) => calibrate(d.detect(text, ctx), *c),
             Self::PromptAttack(d, c) => calibrate(d.detect(text, ctx), *c),
             Self::Topic(d, c) => calibrate(d.detect(text, ctx), *c),
