@@ -413,7 +413,9 @@ fn compose_jamo(units: Vec<Unit>) -> Vec<Unit> {
 /// Joins spaced-out single characters (see the module docs).
 fn join_spaced(units: Vec<Unit>, hangul_runs: bool) -> Vec<Unit> {
     let alnum = |i: usize| units.get(i).is_some_and(|u| is_alnum(u.c));
-    let single = |i: usize| alnum(i) && !alnum(i + 1) && (i == 0 || !alnum(i - 1));
+    // A letter touching `@` belongs to an address ("A-a a@b.com" is not "Aaa@b.com").
+    let word = |i: usize| alnum(i) || units.get(i).is_some_and(|u| u.c == '@');
+    let single = |i: usize| alnum(i) && !word(i + 1) && (i == 0 || !word(i - 1));
     let hangul = |c: char| ('\u{AC00}'..='\u{D7A3}').contains(&c);
     let mut out = Vec::with_capacity(units.len());
     let mut i = 0;
