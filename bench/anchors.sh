@@ -31,6 +31,9 @@ model_list:
       model: openai/gpt-4o-mini
       api_base: http://$MOCK_ADDR/v1
       api_key: sk-bench
+general_settings:
+  master_key: sk-bench
+  dangerously_permit_weak_or_unset_master_key: true
 YAML
 
 start() {
