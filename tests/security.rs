@@ -100,27 +100,6 @@ fn answer(r: &Whole) -> String {
         .to_string()
 }
 
-fn audit_lines(gw: &TestGateway) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(gw.audit_dir.path().join("audit.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-/// The audit records once there are `n` of them (a record is written when its response
-/// body ends, which can be just after the client has read it), or what is there after 5 s.
-async fn audit_lines_when(gw: &TestGateway, n: usize) -> Vec<serde_json::Value> {
-    for _ in 0..100 {
-        let lines = audit_lines(gw);
-        if lines.len() >= n {
-            return lines;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    audit_lines(gw)
-}
-
 /// Sends raw bytes and returns what the gateway answered (until it closes or 2 s pass).
 fn raw_exchange(addr: std::net::SocketAddr, request: &str) -> String {
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
@@ -353,7 +332,7 @@ async fn spoofed_haechi_headers_neither_reach_upstream_nor_change_the_decision()
         r.header("x-ratelimit-remaining-requests").as_deref(),
         Some("2")
     );
-    let tenants: Vec<String> = audit_lines_when(&gw, 3)
+    let tenants: Vec<String> = audit_records(&gw, 3)
         .await
         .iter()
         .filter_map(|l| l["tenant"].as_str().map(str::to_string))

@@ -212,20 +212,6 @@ fn assert_stream_error_ending(route: &str, body: &[u8], what: &str) {
     }
 }
 
-/// Every record in the gateway's audit log, once `n` are there.
-async fn audit_records(gw: &TestGateway, n: usize) -> Vec<serde_json::Value> {
-    let path = gw.audit_dir.path().join("audit.jsonl");
-    let read = || -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&path)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    };
-    eventually(10, || read().len() >= n).await;
-    read()
-}
-
 /// Reads a response the lenient way: a body cut by a reset is kept as far as it came.
 async fn call_lenient(url: &str, body: &str) -> (u16, Vec<u8>, bool) {
     let response = send(

@@ -186,6 +186,23 @@ pub async fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
     cond()
 }
 
+/// Every record in the gateway's audit log, once `n` are there (a record is written when
+/// its response body ends, which can be just after the client has read it), or what is
+/// there after 10 s.
+#[allow(dead_code)] // not every test file reads the audit log
+pub async fn audit_records(gw: &TestGateway, n: usize) -> Vec<serde_json::Value> {
+    let path = gw.audit_dir.path().join("audit.jsonl");
+    let read = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    eventually(10, || read().len() >= n).await;
+    read()
+}
+
 /// The Python interpreter of the test venv (`HAECHI_PYTHON`, else `.venv/bin/python`).
 pub fn python() -> std::path::PathBuf {
     if let Ok(p) = std::env::var("HAECHI_PYTHON") {
