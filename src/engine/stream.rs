@@ -99,7 +99,7 @@ pub struct StreamGuard {
 }
 
 fn gates(rule: &CompiledRule) -> bool {
-    rule.mode == Mode::Enforce && (rule.action == Action::Block || rule.action.rewrites())
+    rule.can_change_text()
 }
 
 fn span_gate(rule: &CompiledRule) -> bool {

@@ -68,6 +68,14 @@ pub struct CompiledRule {
     pub order: usize,
 }
 
+impl CompiledRule {
+    /// Whether the rule, when it fires, changes what the client gets (an enforced block
+    /// or rewrite): such rules gate streamed text and must not be skipped.
+    pub fn can_change_text(&self) -> bool {
+        self.mode == Mode::Enforce && (self.action == Action::Block || self.action.rewrites())
+    }
+}
+
 /// Where a policy applies (see [`PolicySet::select`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Binding {

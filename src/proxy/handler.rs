@@ -1252,11 +1252,10 @@ fn provider_name(provider: Provider) -> &'static str {
 /// Whether an enforced output rule could block or rewrite the answer (an answer those
 /// rules cannot read is then withheld).
 fn output_can_change(policy: &crate::policy::compile::CompiledPolicy) -> bool {
-    use crate::policy::model::{Action, Mode};
     policy
         .rules(crate::engine::Stage::Output)
         .iter()
-        .any(|r| r.mode == Mode::Enforce && (r.action == Action::Block || r.action.rewrites()))
+        .any(|r| r.can_change_text())
 }
 
 fn block_response(exchange: &Exchange, decision: &Decision, request_id: &str) -> Response<Body> {
