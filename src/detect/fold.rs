@@ -120,34 +120,47 @@ pub fn with_folded(text: &str, kind: ViewKind, detect: impl Fn(&str) -> Detectio
     detection
 }
 
-type CacheEntry = (String, ViewKind, Option<Rc<Folded>>);
-
-thread_local! {
-    static CACHE: RefCell<[Option<CacheEntry>; 2]> = const { RefCell::new([None, None]) };
+/// Both folded views of one text; `None` where folding changes nothing.
+#[derive(Debug, Clone, Default)]
+struct Views {
+    words: Option<Rc<Folded>>,
+    values: Option<Rc<Folded>>,
 }
 
-/// [`fold`] with a one-entry per-thread cache: a policy runs several span detectors over
-/// the same text one after another.
+impl Views {
+    fn get(&self, kind: ViewKind) -> Option<Rc<Folded>> {
+        match kind {
+            ViewKind::Words => self.words.clone(),
+            ViewKind::Values => self.values.clone(),
+        }
+    }
+}
+
+thread_local! {
+    static CACHE: RefCell<Option<(String, Views)>> = const { RefCell::new(None) };
+}
+
+/// [`fold_for`] with a one-entry per-thread cache holding both views: a policy runs
+/// several span detectors over the same text one after another.
 pub fn folded_shared(text: &str, kind: ViewKind) -> Option<Rc<Folded>> {
     if text.len() > MAX_FOLD_BYTES {
         return None;
     }
-    let slot = kind as usize;
     let hit = CACHE.with(|c| {
         c.try_borrow().ok().and_then(|c| {
-            c[slot]
-                .as_ref()
-                .filter(|(k, _, _)| k == text)
-                .map(|(_, _, v)| v.clone())
+            c.as_ref()
+                .filter(|(k, _)| k == text)
+                .map(|(_, views)| views.get(kind))
         })
     });
     if let Some(v) = hit {
         return v;
     }
-    let v = fold_for(text, kind).map(Rc::new);
+    let views = fold_views(text);
+    let v = views.get(kind);
     CACHE.with(|c| {
         if let Ok(mut c) = c.try_borrow_mut() {
-            c[slot] = Some((text.to_string(), kind, v.clone()));
+            *c = Some((text.to_string(), views));
         }
     });
     v
@@ -161,13 +174,54 @@ pub fn fold(text: &str) -> Option<Folded> {
 /// The folded view of `text` for one kind of detector, or `None` when folding changes
 /// nothing.
 pub fn fold_for(text: &str, kind: ViewKind) -> Option<Folded> {
-    if text.len() > MAX_FOLD_BYTES || plain_unchanged(text, kind) {
-        return None;
+    let views = fold_views(text);
+    let view = views.get(kind)?;
+    drop(views);
+    Rc::try_unwrap(view).ok()
+}
+
+/// Both views, sharing the per-character passes; texts where nothing can fold (most
+/// prose) cost one scan and no allocation.
+fn fold_views(text: &str) -> Views {
+    if text.len() > MAX_FOLD_BYTES {
+        return Views::default();
     }
-    let mut units = map_chars(text);
-    fold_homoglyphs(&mut units);
-    let units = compose_jamo(units);
-    let units = join_spaced(units, kind == ViewKind::Words);
+    let simple = text.chars().all(is_plain);
+    let values_plain = simple && no_value_folds(text);
+    let spaced = has_spaced_syllables(text);
+    if values_plain && !spaced {
+        return Views::default();
+    }
+    let units = if simple {
+        // Nothing here is mapped, a look-alike or a loose jamo: the identity.
+        text.char_indices()
+            .map(|(i, c)| Unit {
+                c,
+                start: i as u32,
+                end: (i + c.len_utf8()) as u32,
+            })
+            .collect()
+    } else {
+        let mut units = map_chars(text);
+        fold_homoglyphs(&mut units);
+        compose_jamo(units)
+    };
+    let (words, joined_hangul) = join_spaced(units.clone(), true);
+    let words = finish(text, words).map(Rc::new);
+    let values = if values_plain {
+        None
+    } else if joined_hangul {
+        finish(text, join_spaced(units, false).0).map(Rc::new)
+    } else {
+        // No spaced Hangul was joined: the two views are the same.
+        words.clone()
+    };
+    Views { words, values }
+}
+
+/// The passes after spacing, and the view's text and source map; `None` when the view
+/// equals the original.
+fn finish(text: &str, units: Vec<Unit>) -> Option<Folded> {
     let units = dotted_digit_groups(units);
     let units = join_spelled_addresses(units);
     let mut out = String::with_capacity(text.len());
@@ -181,17 +235,15 @@ pub fn fold_for(text: &str, kind: ViewKind) -> Option<Folded> {
     (out != text).then_some(Folded { text: out, src })
 }
 
-/// Fast path for text made only of ASCII and precomposed Hangul (most prompts, English or
-/// Korean): nothing there is invisible, a compatibility form, a look-alike or loose jamo,
-/// so only spaced single characters, dotted digit groups and spelled addresses can fold.
-/// `true` when none of them can be present (a `false` only means "fold to find out").
-fn plain_unchanged(text: &str, kind: ViewKind) -> bool {
-    if !text.is_ascii() && !text.chars().all(is_plain) {
-        return false;
-    }
+/// For text made only of characters the per-character passes leave alone ([`is_plain`]:
+/// most prompts, English or Korean), only spaced single characters, dotted digit groups
+/// and spelled addresses can fold. `true` when none of them (except spaced Hangul
+/// syllables, which only the word view joins) can be present; a `false` only means "fold
+/// to find out".
+fn no_value_folds(text: &str) -> bool {
     let b = text.as_bytes();
-    // Bytes of Hangul count as "not alphanumeric" here: ASCII characters then look single
-    // more often, which only sends more texts to the full fold.
+    // Bytes of non-ASCII letters count as "not alphanumeric" here: ASCII characters then
+    // look single more often, which only sends more texts to the full fold.
     let alnum = |i: usize| b.get(i).is_some_and(u8::is_ascii_alphanumeric);
     let single = |i: usize| alnum(i) && !alnum(i + 1) && (i == 0 || !alnum(i - 1));
     for i in 0..b.len() {
@@ -207,36 +259,81 @@ fn plain_unchanged(text: &str, kind: ViewKind) -> bool {
             return false;
         }
     }
-    if kind == ViewKind::Words && has_spaced_syllables(text) {
-        return false;
-    }
-    !address_regexes().is_some_and(|(address, _)| address.is_match(text))
+    !(may_spell_at(text) && address_regexes().is_some_and(|(address, _)| address.is_match(text)))
 }
 
-/// Characters no fold but the spacing ones touches: ASCII, precomposed Hangul, CJK
-/// ideographs, and punctuation common in Korean and English prose whose NFKC is itself
-/// (middle dot, curly quotes, corner brackets).
+/// Characters the per-character passes leave as they are: ASCII, precomposed Hangul,
+/// CJK ideographs, and any other character that is not invisible, a combining mark, a
+/// foreign digit, non-ASCII whitespace, a loose jamo, a look-alike of a Latin letter or a
+/// compatibility form of ASCII (so en dashes, accented letters and CJK punctuation are
+/// plain, full-width letters and Cyrillic `а` are not).
 fn is_plain(c: char) -> bool {
-    c.is_ascii()
+    if c.is_ascii()
         || ('\u{AC00}'..='\u{D7A3}').contains(&c)
         || ('\u{4E00}'..='\u{9FFF}').contains(&c)
-        || matches!(
-            c,
-            '\u{00B7}' | '\u{2018}' | '\u{2019}' | '\u{201C}' | '\u{201D}' | '\u{300C}'
-                ..='\u{300F}'
-        )
+    {
+        return true;
+    }
+    if c.is_whitespace()
+        || is_invisible(c)
+        || is_combining_mark(c)
+        || is_jamo(c)
+        || foreign_digit(c).is_some()
+        || homoglyph(c.to_lowercase().next().unwrap_or(c)).is_some()
+    {
+        return false;
+    }
+    !nfkc_is_ascii(c)
+}
+
+/// Whether NFKC turns `c` into ASCII (its compatibility decomposition is all ASCII: ASCII
+/// never recomposes), without allocating.
+fn nfkc_is_ascii(c: char) -> bool {
+    let (mut any, mut all) = (false, true);
+    unicode_normalization::char::decompose_compatible(c, |d| {
+        any = true;
+        all &= d.is_ascii();
+    });
+    any && all
 }
 
 /// Two one-syllable Hangul words separated by one space (`시 발`).
 fn has_spaced_syllables(text: &str) -> bool {
-    let hangul = |c: Option<&char>| c.is_some_and(|c| ('\u{AC00}'..='\u{D7A3}').contains(c));
-    let chars: Vec<char> = text.chars().collect();
-    let single = |i: usize| {
-        hangul(chars.get(i))
-            && !chars.get(i + 1).is_some_and(|c| is_alnum(*c))
-            && (i == 0 || !is_alnum(chars[i - 1]))
+    let hangul = |c: char| ('\u{AC00}'..='\u{D7A3}').contains(&c);
+    // A window of five characters: `a x ' ' y b`, where x and y are syllables standing
+    // alone (a and b are not letters or digits; `None` = the text's edge).
+    let mut w: [Option<char>; 5] = [None; 5];
+    let alone_at = |w: &[Option<char>; 5]| {
+        w[1].is_some_and(hangul)
+            && w[2] == Some(' ')
+            && w[3].is_some_and(hangul)
+            && !w[0].is_some_and(is_alnum)
+            && !w[4].is_some_and(is_alnum)
     };
-    (0..chars.len()).any(|i| single(i) && chars.get(i + 1) == Some(&' ') && single(i + 2))
+    for c in text.chars().map(Some).chain([None]) {
+        w.rotate_left(1);
+        w[4] = c;
+        if alone_at(&w) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Whether `text` may hold a spelled-out `at` separator (` at `, `[at]`, `( at )`...):
+/// the address regex cannot match without one, and most text has none.
+fn may_spell_at(text: &str) -> bool {
+    let b = text.as_bytes();
+    // `\s` of the regex: ASCII whitespace and vertical tab (other spaces are not plain).
+    let space = |c: u8| c.is_ascii_whitespace() || c == 0x0B;
+    let open = |c: u8| space(c) || matches!(c, b'[' | b'(' | b'{' | b'<');
+    let close = |c: u8| space(c) || matches!(c, b']' | b')' | b'}' | b'>');
+    b.windows(4).any(|w| {
+        open(w[0])
+            && w[1].eq_ignore_ascii_case(&b'a')
+            && w[2].eq_ignore_ascii_case(&b't')
+            && close(w[3])
+    })
 }
 
 /// Per character: drop invisibles and combining marks, ASCII-fy compatibility forms and
@@ -411,13 +508,15 @@ fn compose_jamo(units: Vec<Unit>) -> Vec<Unit> {
 }
 
 /// Joins spaced-out single characters (see the module docs).
-fn join_spaced(units: Vec<Unit>, hangul_runs: bool) -> Vec<Unit> {
+/// Also says whether a run of spaced Hangul syllables was joined.
+fn join_spaced(units: Vec<Unit>, hangul_runs: bool) -> (Vec<Unit>, bool) {
     let alnum = |i: usize| units.get(i).is_some_and(|u| is_alnum(u.c));
     // A letter touching `@` belongs to an address ("A-a a@b.com" is not "Aaa@b.com").
     let word = |i: usize| alnum(i) || units.get(i).is_some_and(|u| u.c == '@');
     let single = |i: usize| alnum(i) && !word(i + 1) && (i == 0 || !word(i - 1));
     let hangul = |c: char| ('\u{AC00}'..='\u{D7A3}').contains(&c);
     let mut out = Vec::with_capacity(units.len());
+    let mut joined_hangul = false;
     let mut i = 0;
     while i < units.len() {
         if single(i) {
@@ -458,6 +557,7 @@ fn join_spaced(units: Vec<Unit>, hangul_runs: bool) -> Vec<Unit> {
                 (false, false) => 3,
             };
             if n >= enough {
+                joined_hangul |= korean;
                 out.extend((i..=j).step_by(2).map(|k| units[k]));
                 i = j + 1;
                 continue;
@@ -466,7 +566,7 @@ fn join_spaced(units: Vec<Unit>, hangul_runs: bool) -> Vec<Unit> {
         out.push(units[i]);
         i += 1;
     }
-    out
+    (out, joined_hangul)
 }
 
 /// A spelled-out address (`kim at example dot com`, `kim[at]example.com`) and its
@@ -645,40 +745,60 @@ mod tests {
     }
 }
 #[cfg(test)]
-mod plain_tests {
+mod shared_pass_tests {
     use super::*;
+    use proptest::prelude::*;
 
-    /// The fast path only skips texts the full fold leaves unchanged.
+    /// The straightforward pipeline, one view at a time, as the reference.
+    fn reference(text: &str, kind: ViewKind) -> Option<String> {
+        let mut units = map_chars(text);
+        fold_homoglyphs(&mut units);
+        let units = compose_jamo(units);
+        let (units, _) = join_spaced(units, kind == ViewKind::Words);
+        let units = dotted_digit_groups(units);
+        let units = join_spelled_addresses(units);
+        let out: String = units.iter().map(|u| u.c).collect();
+        (out != text).then_some(out)
+    }
+
+    fn check(text: &str) {
+        let views = fold_views(text);
+        for kind in [ViewKind::Words, ViewKind::Values] {
+            let got = views.get(kind).map(|f| f.text.clone());
+            assert_eq!(got, reference(text, kind), "{kind:?} on {text:?}");
+        }
+    }
+
     #[test]
-    fn plain_fast_path_agrees_with_the_full_fold() {
-        let texts = [
+    fn shared_passes_and_fast_paths_agree_with_the_reference() {
+        for t in [
             "At the end of the day “we” went home · 한국어 「문장」 漢字 ‘q’",
-            "the price is 4.2 dollars",
+            "the price is 4.2 dollars – or 4.3 – café",
             "write to kim at example dot com",
             "더 잘 하자",
+            "더 잘 하자 f.u.c.k",
             "a b c d e f",
             "plain English prose with nothing to fold.",
             "한국어 문장입니다. 오늘 날씨가 좋네요.",
-        ];
-        for t in texts {
-            for kind in [ViewKind::Words, ViewKind::Values] {
-                if plain_unchanged(t, kind) {
-                    let mut units = map_chars(t);
-                    fold_homoglyphs(&mut units);
-                    let units = compose_jamo(units);
-                    let units = join_spaced(units, kind == ViewKind::Words);
-                    let units = dotted_digit_groups(units);
-                    let units = join_spelled_addresses(units);
-                    let out: String = units.iter().map(|u| u.c).collect();
-                    assert_eq!(out, t, "{kind:?}");
-                }
-            }
+            "ㅅㅣ ㅂㅏㄹ 시 발",
+            "ｋｉｍ at ｅｘａｍｐｌｅ dot com",
+        ] {
+            check(t);
         }
-        assert!(!plain_unchanged("더 잘 하자", ViewKind::Words));
-        assert!(plain_unchanged("더 잘 하자", ViewKind::Values));
-        assert!(plain_unchanged(
-            "한국어 문장입니다. 오늘 날씨가 좋네요.",
-            ViewKind::Words
-        ));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn any_mix_agrees_with_the_reference(parts in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "a", "b", "Z", "1", "4111", "0", " ", " ", ".", "-", "@", " at ", " dot ", "[at]",
+                "com", "\u{000B}at\t", " AT ", "( at )", "시", "발", "더", "잘", "한국어", "ㅅ", "ㅣ", "ㅂ", "ㅏ", "ㄹ", "\u{200B}",
+                "а", "ｋ", "é", "e\u{0301}", "–", "٣", "\u{3000}", "·", "漢", "word",
+            ]),
+            0..24,
+        )) {
+            check(&parts.concat());
+        }
     }
 }

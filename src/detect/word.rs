@@ -82,7 +82,7 @@ fn build_automata(words: Vec<(String, Entry)>) -> Result<Vec<Automaton>, WordErr
         if group.is_empty() {
             continue;
         }
-        let kind = (!non_ascii && group.len() <= DFA_MAX_WORDS).then_some(AhoCorasickKind::DFA);
+        let kind = (group.len() <= DFA_MAX_WORDS).then_some(AhoCorasickKind::DFA);
         let (patterns, entries): (Vec<String>, Vec<Entry>) = group.into_iter().unzip();
         let ac = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
@@ -321,7 +321,9 @@ fn is_unspaced(c: char) -> bool {
 /// Lower-cases non-ASCII chars whose lower-case form is one char of the same UTF-8
 /// length, so offsets are preserved; ASCII case is handled by the automaton.
 fn fold(text: &str) -> Cow<'_, str> {
-    let needs = |c: char| !c.is_ascii() && c.is_uppercase() && same_len_lower(c).is_some();
+    let needs = |c: char| {
+        !c.is_ascii() && !is_unspaced(c) && c.is_uppercase() && same_len_lower(c).is_some()
+    };
     if !text.chars().any(needs) {
         return Cow::Borrowed(text);
     }
