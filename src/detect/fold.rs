@@ -34,6 +34,7 @@ use std::sync::OnceLock;
 use unicode_normalization::UnicodeNormalization;
 
 use super::normalize::{homoglyph, is_invisible};
+use super::partial::PartialMatcher;
 use super::{Detection, Finding};
 
 /// Longest text that gets a folded view.
@@ -574,22 +575,25 @@ fn join_spaced(units: Vec<Unit>, hangul_runs: bool) -> (Vec<Unit>, bool) {
 fn address_regexes() -> Option<(&'static regex::Regex, &'static regex::Regex)> {
     static ADDRESS: OnceLock<Option<regex::Regex>> = OnceLock::new();
     static SEP: OnceLock<Option<regex::Regex>> = OnceLock::new();
-    let at = r"(?:\s*[\[\(\{<]\s*at\s*[\]\)\}>]\s*|\s+at\s+)";
-    let dot = r"(?:\s*[\[\(\{<]\s*dot\s*[\]\)\}>]\s*|\s+dot\s+|\.)";
-    // An ASCII word boundary: the Unicode one makes the regex engine leave its DFA for a
-    // backtracker on non-ASCII text.
     let address = ADDRESS
-        .get_or_init(|| {
-            regex::Regex::new(&format!(
-                r"(?i)[a-z0-9][a-z0-9._%+-]*{at}[a-z0-9-]+(?:{dot}[a-z0-9-]+)*{dot}[a-z]{{2,24}}(?-u:\b)"
-            ))
-            .ok()
-        })
+        .get_or_init(|| regex::Regex::new(&address_pattern()).ok())
         .as_ref()?;
     let sep = SEP
-        .get_or_init(|| regex::Regex::new(&format!(r"(?i)(?P<at>{at})|(?P<dot>{dot})")).ok())
+        .get_or_init(|| regex::Regex::new(&format!(r"(?i)(?P<at>{AT})|(?P<dot>{DOT})")).ok())
         .as_ref()?;
     Some((address, sep))
+}
+
+/// Separators of a spelled-out address.
+const AT: &str = r"(?:\s*[\[\(\{<]\s*at\s*[\]\)\}>]\s*|\s+at\s+)";
+const DOT: &str = r"(?:\s*[\[\(\{<]\s*dot\s*[\]\)\}>]\s*|\s+dot\s+|\.)";
+
+/// A spelled-out address. An ASCII word boundary at the end: the Unicode one makes the
+/// regex engine leave its DFA for a backtracker on non-ASCII text.
+fn address_pattern() -> String {
+    format!(
+        r"(?i)[a-z0-9][a-z0-9._%+-]*{AT}[a-z0-9-]+(?:{DOT}[a-z0-9-]+)*{DOT}[a-z]{{2,24}}(?-u:\b)"
+    )
 }
 
 /// Digit groups joined by dots, with at least 10 digits and a 4-digit group
@@ -674,6 +678,134 @@ fn join_spelled_addresses(units: Vec<Unit>) -> Vec<Unit> {
     }
     out.extend_from_slice(&units[next..]);
     out
+}
+
+/// Folding of a text that is still growing (the undecided part of a streamed answer).
+#[derive(Debug)]
+pub struct Growing {
+    /// The view of the text so far, when folding changes it.
+    pub view: Option<Rc<Folded>>,
+    /// Earliest byte of the text from which more text could still change its view (a
+    /// word with look-alikes or jamo, spaced single characters, a digit run, a spelled
+    /// address in progress); the text's length when none.
+    pub pending: usize,
+}
+
+impl Folded {
+    /// The original byte where the view's byte `at` came from (`None` past the end).
+    pub fn source_start(&self, at: usize) -> Option<usize> {
+        self.src.get(at).map(|&(s, _)| s as usize)
+    }
+}
+
+/// Longest tail of a growing text looked at for folds in progress: a value longer than
+/// this is not held for folding (the detectors' own hold-back still applies).
+const GROWING_WINDOW: usize = 256;
+
+/// See [`Growing`]. Cheap when the text is plain prose: one scan, no allocation.
+pub fn growing(text: &str, kind: ViewKind) -> Growing {
+    if text.len() > MAX_FOLD_BYTES {
+        return Growing {
+            view: None,
+            pending: text.len(),
+        };
+    }
+    let view = fold_views(text).get(kind);
+    let mut pending = text.len();
+    // Where the tail starts (the last GROWING_WINDOW bytes, on a char boundary).
+    let mut w = text.len().saturating_sub(GROWING_WINDOW);
+    while !text.is_char_boundary(w) {
+        w += 1;
+    }
+    // (a) The last word holds a character whose fold depends on the rest of its word.
+    let mut word_start = None;
+    let mut folds_in_word = false;
+    for (i, c) in text[w..].char_indices().rev() {
+        if !(is_word_unit(c) || is_invisible(c) || is_combining_mark(c)) {
+            break;
+        }
+        word_start = Some(w + i);
+        folds_in_word |= !is_plain(c);
+    }
+    if let (true, Some(s)) = (folds_in_word, word_start) {
+        pending = pending.min(s);
+    }
+    // (b)-(d) on the text as written (the view has already joined what is complete):
+    // spaced singles, digit runs, spelled addresses in progress.
+    let tail = &text[w..];
+    if let Some(s) = spaced_run_start(tail, kind == ViewKind::Words) {
+        pending = pending.min(w + s);
+    }
+    if let Some(s) = digit_run_start(tail) {
+        pending = pending.min(w + s);
+    }
+    if may_grow_an_address(tail) {
+        if let Some(m) = address_partial() {
+            pending = pending.min(m.tail(text.as_bytes(), w, 0).hold);
+        }
+    }
+    Growing { view, pending }
+}
+
+/// Start of a run of spaced single characters at the end of `t` (`f.u.`, `a b c`, and,
+/// for word lists, `시 발`), which more singles could still join.
+fn spaced_run_start(t: &str, hangul_runs: bool) -> Option<usize> {
+    let chars: Vec<(usize, char)> = t.char_indices().collect();
+    let hangul = |c: char| ('\u{AC00}'..='\u{D7A3}').contains(&c);
+    let joinable = |c: char| c.is_ascii_alphanumeric() || (hangul_runs && hangul(c));
+    let sep = |c: char| matches!(c, ' ' | '.' | '-' | '_' | '*' | '/');
+    let word = |c: char| is_alnum(c) || c == '@';
+    let mut i = chars.len();
+    if i > 0 && sep(chars[i - 1].1) {
+        i -= 1;
+    }
+    let mut start = None;
+    while i > 0 {
+        let c = chars[i - 1].1;
+        if !joinable(c) || (i >= 2 && word(chars[i - 2].1)) {
+            break;
+        }
+        start = Some(chars[i - 1].0);
+        if i >= 2 && sep(chars[i - 2].1) {
+            i -= 2;
+        } else {
+            break;
+        }
+    }
+    start
+}
+
+/// Start of a run of digits and dots at the end of `t` (a dotted number may still grow).
+fn digit_run_start(t: &str) -> Option<usize> {
+    let b = t.as_bytes();
+    let mut i = b.len();
+    while i > 0 && (b[i - 1].is_ascii_digit() || b[i - 1] == b'.') {
+        i -= 1;
+    }
+    b[i..].iter().any(u8::is_ascii_digit).then_some(i)
+}
+
+/// Whether `t` holds a spelled `at` separator, or ends where one may be starting.
+fn may_grow_an_address(t: &str) -> bool {
+    if may_spell_at(t) {
+        return true;
+    }
+    let b = t.as_bytes();
+    let open =
+        |c: u8| c.is_ascii_whitespace() || c == 0x0B || matches!(c, b'[' | b'(' | b'{' | b'<');
+    let n = b.len();
+    let ends = |k: usize| n > k && open(b[n - k - 1]);
+    (n > 0 && open(b[n - 1]))
+        || (ends(1) && b[n - 1].eq_ignore_ascii_case(&b'a'))
+        || (ends(2) && b[n - 2].eq_ignore_ascii_case(&b'a') && b[n - 1].eq_ignore_ascii_case(&b't'))
+}
+
+/// The spelled-address pattern as a partial matcher (where a match may be in progress).
+fn address_partial() -> Option<&'static PartialMatcher> {
+    static MATCHER: OnceLock<Option<PartialMatcher>> = OnceLock::new();
+    MATCHER
+        .get_or_init(|| PartialMatcher::new(&[address_pattern()], true))
+        .as_ref()
 }
 
 #[cfg(test)]

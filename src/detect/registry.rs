@@ -4,7 +4,7 @@
 //! [`CompiledDetector::build`] and [`CompiledDetector::detect`].
 
 use super::classifier::Strength as ClassifierStrength;
-use super::fold::{with_folded, ViewKind};
+use super::fold::{self, with_folded, ViewKind};
 use super::grounding::{GroundingDetector, RelevanceDetector};
 use super::judge::JudgeSpec;
 use super::partial::{StreamMemo, Tail};
@@ -252,16 +252,52 @@ impl CompiledDetector {
     /// everything from `from` is undecided.
     /// `memo` carries what earlier calls on the same growing text learned.
     pub fn stream_tail(&self, text: &str, from: usize, memo: &mut StreamMemo) -> Tail {
-        match self {
-            Self::Word(d) => d.stream_tail(text, from),
-            Self::Regex(d) => d.stream_tail(text, from, memo),
-            Self::Pii(d) => d.stream_tail(text, from, memo),
-            Self::Secret(d) => d.stream_tail(text, from, memo),
-            _ => Tail {
-                hold: from,
-                candidate: true,
-            },
+        let (tail, kind) = match self {
+            Self::Word(d) => (d.stream_tail(text, from), ViewKind::Words),
+            Self::Regex(d) => (d.stream_tail(text, from, memo), ViewKind::Values),
+            Self::Pii(d) => (d.stream_tail(text, from, memo), ViewKind::Values),
+            Self::Secret(d) => (d.stream_tail(text, from, memo), ViewKind::Values),
+            _ => {
+                return Tail {
+                    hold: from,
+                    candidate: true,
+                }
+            }
+        };
+        tail.min(self.folded_tail(text, from, kind))
+    }
+
+    /// The hold-back the folded view asks for: `detect` also runs on the view, so a value
+    /// spelled with evasions (`kim\u{200B}@…`, `f.u.c.k`) is held until it can be
+    /// recognised, like a plain one.
+    fn folded_tail(&self, text: &str, from: usize, kind: ViewKind) -> Tail {
+        let Some(rest) = text.get(from..) else {
+            return Tail::fixed_window(text, from);
+        };
+        let growing = fold::growing(rest, kind);
+        let mut tail = Tail {
+            hold: from + growing.pending,
+            candidate: false,
+        };
+        if let Some(view) = &growing.view {
+            let v = view.text.as_str();
+            let mut memo = StreamMemo::default();
+            let in_view = match self {
+                Self::Word(d) => d.stream_tail(v, 0),
+                Self::Regex(d) => d.stream_tail(v, 0, &mut memo),
+                Self::Pii(d) => d.stream_tail(v, 0, &mut memo),
+                Self::Secret(d) => d.stream_tail(v, 0, &mut memo),
+                _ => return tail,
+            };
+            let hold = view
+                .source_start(in_view.hold)
+                .map_or(text.len(), |s| from + s);
+            tail = tail.min(Tail {
+                hold,
+                candidate: in_view.candidate,
+            });
         }
+        tail
     }
 
     /// The threshold findings are compared with, for detectors whose findings are on

@@ -59,13 +59,14 @@ impl Entry {
     }
 }
 
-/// Lists up to this many ASCII words are compiled to a DFA (about 1.7 KB per word: the
-/// 916-word English profanity list takes 1.5 MB and scans ~1.9x faster than the NFA).
+/// Lists up to this many words are compiled to a DFA: the 916-word English profanity list
+/// takes 1.5 MB and scans ~1.9x faster than the NFA; the 801 Korean words take 3.4 MB
+/// (`AhoCorasick::memory_usage`) and scan Korean text ~1.6x faster. Built once per process.
 const DFA_MAX_WORDS: usize = 5_000;
 
-/// One automaton and its per-pattern data. Words are split by script: ASCII words go
-/// to a DFA, words with other characters to an NFA that is skipped on ASCII text, since
-/// none of its words can occur there.
+/// One automaton and its per-pattern data. Words are split by script: ASCII words in
+/// one automaton, words with other characters in another that is skipped on ASCII text,
+/// since none of its words can occur there.
 #[derive(Debug, Clone)]
 struct Automaton {
     ac: AhoCorasick,

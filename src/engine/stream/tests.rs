@@ -195,6 +195,13 @@ const FRAGMENTS: &[&str] = &[
     "launch ",
     "codes",
     "frob",
+    // Evasions the span detectors fold.
+    "\u{200B}",
+    "ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ",
+    " at ",
+    " dot ",
+    "f.r.o.b.n.i.c.a.t.e",
+    "4111.1111.1111.1111",
 ];
 
 fn text_of(ix: &[usize]) -> String {
@@ -367,4 +374,52 @@ output:
         "released at the sentence end once judged"
     );
     assert_eq!(g.finish_text(id).expect("ok"), " Next");
+}
+
+/// Evasions the span detectors fold (docs/reliability.md) hold the stream back too: a
+/// value spelled with invisible characters, full-width forms, spaced letters or spelled
+/// separators is not released before it can be recognised.
+#[test]
+fn folded_evasions_are_held_like_plain_values() {
+    // Without free-text PII (which holds a fixed window anyway), so each fold's own
+    // hold-back is what keeps the value whole.
+    let spans_only = set(r#"id: spans
+output:
+  - id: denied
+    detector: word
+    words: [frobnicate]
+    action: block
+  - id: card
+    detector: regex
+    patterns: [{label: CARD, pattern: '[0-9]{4}-[0-9]{4}-[0-9]{4}-[0-9]{4}'}]
+    action: mask
+  - id: mail
+    detector: regex
+    patterns: [{label: EMAIL, pattern: '[a-z]+@[a-z]+\.[a-z]{2,}'}]
+    action: mask
+"#)
+    .get("spans")
+    .expect("spans policy");
+    let policies = [shipped_policy(), custom_policy(), spans_only];
+    let texts = [
+        "Mail jane\u{200B}.doe@exa\u{200B}mple.com today.",
+        "Mail ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ today.",
+        "write to kim at example dot com please",
+        "mail kim [at] example [dot] co [dot] kr now",
+        "Do not f.r.o.b.n.i.c.a.t.e it",
+        "card 4111.1111.1111.1111 ok",
+        "Call 0\u{200B}1\u{200B}0-1234-5678 now",
+        "Key: АКIАIOSFODNN7EXAMPLE ok",
+    ];
+    for policy in &policies {
+        for text in texts {
+            for c in 0..=text.len() {
+                if text.is_char_boundary(c) {
+                    check(policy, text, &cut(text, &[c]));
+                }
+            }
+            let chars: Vec<String> = text.chars().map(String::from).collect();
+            check(policy, text, &chars);
+        }
+    }
 }
