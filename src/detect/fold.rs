@@ -187,7 +187,7 @@ fn fold_views(text: &str) -> Views {
     if text.len() > MAX_FOLD_BYTES {
         return Views::default();
     }
-    let simple = text.chars().all(is_plain);
+    let simple = text.is_ascii() || text.chars().all(is_plain);
     let values_plain = simple && no_value_folds(text);
     let spaced = has_spaced_syllables(text);
     if values_plain && !spaced {
@@ -242,17 +242,29 @@ fn finish(text: &str, units: Vec<Unit>) -> Option<Folded> {
 /// syllables, which only the word view joins) can be present; a `false` only means "fold
 /// to find out".
 fn no_value_folds(text: &str) -> bool {
+    // One pass over the bytes. Bytes of non-ASCII letters count as "not alphanumeric"
+    // here: ASCII characters then look single more often, which only sends more texts to
+    // the full fold.
     let b = text.as_bytes();
-    // Bytes of non-ASCII letters count as "not alphanumeric" here: ASCII characters then
-    // look single more often, which only sends more texts to the full fold.
-    let alnum = |i: usize| b.get(i).is_some_and(u8::is_ascii_alphanumeric);
-    let single = |i: usize| alnum(i) && !alnum(i + 1) && (i == 0 || !alnum(i - 1));
-    for i in 0..b.len() {
-        // `x y` (two singles in a row) or `d.d` (digits around a dot).
-        if single(i) && i + 2 < b.len() && !alnum(i + 1) && single(i + 2) {
-            return false;
+    // End of the last single alphanumeric (a run of length one), and the current run.
+    let mut last_single_end: Option<usize> = None;
+    let mut run = 0usize;
+    for i in 0..=b.len() {
+        let alnum = b.get(i).is_some_and(u8::is_ascii_alphanumeric);
+        if alnum {
+            run += 1;
+            continue;
         }
-        if b[i] == b'.'
+        if run == 1 {
+            // `x?y`: two singles with one byte between them.
+            if last_single_end.is_some_and(|e| e + 1 == i - 1) {
+                return false;
+            }
+            last_single_end = Some(i);
+        }
+        run = 0;
+        // `d.d`: digits around a dot.
+        if b.get(i) == Some(&b'.')
             && i > 0
             && b[i - 1].is_ascii_digit()
             && b.get(i + 1).is_some_and(u8::is_ascii_digit)
@@ -300,6 +312,9 @@ fn nfkc_is_ascii(c: char) -> bool {
 
 /// Two one-syllable Hangul words separated by one space (`시 발`).
 fn has_spaced_syllables(text: &str) -> bool {
+    if text.is_ascii() {
+        return false;
+    }
     let hangul = |c: char| ('\u{AC00}'..='\u{D7A3}').contains(&c);
     // A window of five characters: `a x ' ' y b`, where x and y are syllables standing
     // alone (a and b are not letters or digits; `None` = the text's edge).

@@ -3,7 +3,7 @@
 //! One Aho-Corasick automaton over all cue words (English, ASCII case-insensitive, and
 //! Korean) is run only over a small window around each candidate, never over the text.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
 /// How many bytes after a candidate its cue words are looked for (a streamed answer
 /// holds a candidate until this much text follows it).
@@ -221,9 +221,11 @@ pub struct CueFinder {
 
 impl CueFinder {
     pub fn new() -> Result<Self, aho_corasick::BuildError> {
+        // A DFA: the cue list is small, and it is searched around every candidate.
         let ac = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::DFA))
             .build(CUES.iter().map(|(w, _)| w.as_bytes()))?;
         Ok(Self { ac })
     }
