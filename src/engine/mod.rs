@@ -21,7 +21,7 @@ pub use pseudonym::{restore, restore_json_escaped, PseudonymMap};
 pub use stream::{Blocked, StreamGuard, TextKind};
 
 use crate::detect::judge::{JudgeOutcome, JudgeReport, JudgeVerdict, UNSAFE_LABEL};
-use crate::detect::registry::CompiledDetector;
+use crate::detect::registry::{CompiledDetector, StreamScope};
 use crate::detect::DetectContext;
 use crate::policy::compile::{CompiledPolicy, CompiledRule, Messages};
 use crate::policy::model::{Action, BlockStyle, DetectorKind, FailMode, Mode};
@@ -325,6 +325,10 @@ pub fn evaluate(
                     .fold(0.0, f32::max),
             );
         }
+        if texts.len() > 1 && rule.detector.stream_scope() == StreamScope::Span {
+            add_boundary_findings(rule, texts, ctx, &mut findings);
+            score = findings.iter().map(|f| f.score).fold(score, f32::max);
+        }
         if findings.is_empty() {
             continue;
         }
@@ -435,6 +439,73 @@ pub fn evaluate(
         annotation,
         scores,
         judges,
+    }
+}
+
+/// How far each side of a message boundary a span rule looks for a value cut in two.
+const BOUNDARY_WINDOW: usize = 128;
+
+/// Span findings across the boundary of two consecutive texts: a value cut in two at a
+/// message boundary ("my card is 4111 1111" | "1111 1111") is found in the end of one
+/// text and the start of the next joined by a space, and reported as one finding per
+/// part with the value's label. A part replaces this rule's findings it covers whole (the
+/// halves were seen as shorter values); a part that only partly overlaps one is dropped.
+fn add_boundary_findings(
+    rule: &CompiledRule,
+    texts: &[&str],
+    ctx: &DetectContext,
+    findings: &mut Vec<HitFinding>,
+) {
+    let mut added = false;
+    for ti in 0..texts.len().saturating_sub(1) {
+        let (a, b) = (texts[ti], texts[ti + 1]);
+        if a.is_empty() || b.is_empty() {
+            continue;
+        }
+        let mut a_start = a.len().saturating_sub(BOUNDARY_WINDOW);
+        while !a.is_char_boundary(a_start) {
+            a_start += 1;
+        }
+        let mut b_end = BOUNDARY_WINDOW.min(b.len());
+        while !b.is_char_boundary(b_end) {
+            b_end -= 1;
+        }
+        let joined = format!("{} {}", &a[a_start..], &b[..b_end]);
+        let junction = a.len() - a_start;
+        for f in rule.detector.detect(&joined, ctx).findings {
+            let crosses = f.start < junction && f.end > junction + 1;
+            // A value touching a cut end of the window may be longer than what was seen.
+            let whole = (f.start > 0 || a_start == 0) && (f.end < joined.len() || b_end == b.len());
+            if !crosses || !whole || f.score < rule.threshold {
+                continue;
+            }
+            let parts = [
+                (ti, a_start + f.start, a.len()),
+                (ti + 1, 0, f.end - junction - 1),
+            ];
+            let clashes = parts.iter().any(|&(t, s, e)| {
+                findings.iter().any(|g| {
+                    g.text == t && g.start < e && s < g.end && !(s <= g.start && g.end <= e)
+                })
+            });
+            if clashes {
+                continue;
+            }
+            for (t, s, e) in parts {
+                findings.retain(|g| !(g.text == t && g.start < e && s < g.end));
+                findings.push(HitFinding {
+                    text: t,
+                    label: f.label.clone(),
+                    score: f.score,
+                    start: s,
+                    end: e,
+                });
+            }
+            added = true;
+        }
+    }
+    if added {
+        findings.sort_by_key(|f| (f.text, f.start));
     }
 }
 

@@ -604,3 +604,58 @@ input:
         }
     }
 }
+
+/// A value cut at a message boundary (the end of one message and the start of the next)
+/// is found as one value: each part is rewritten with the value's label, and
+/// pseudonyms restore to the parts.
+#[test]
+fn values_split_at_a_message_boundary_are_found_as_one() {
+    let set = crate::policy::compile::embedded_default();
+    let policy = set.default_policy();
+    let texts = ["my card is 4111 1111", "1111 1111 thanks"];
+    let mut map = PseudonymMap::new();
+    let d = evaluate(
+        &policy,
+        Stage::Input,
+        &texts,
+        &DetectContext::default(),
+        &EvalOptions::default(),
+        &mut map,
+    );
+    let pii = d
+        .hits
+        .iter()
+        .find(|h| h.rule == "pii-in")
+        .expect("pii-in fires");
+    let parts: Vec<(usize, &str, &str)> = pii
+        .findings
+        .iter()
+        .map(|f| (f.text, &texts[f.text][f.start..f.end], f.label.as_str()))
+        .collect();
+    assert!(
+        parts.contains(&(0, "4111 1111", "CREDIT_DEBIT_CARD_NUMBER"))
+            && parts.contains(&(1, "1111 1111", "CREDIT_DEBIT_CARD_NUMBER")),
+        "{parts:?}"
+    );
+    let first = d.rewritten[0].as_deref().expect("first part rewritten");
+    let second = d.rewritten[1].as_deref().expect("second part rewritten");
+    assert!(
+        !first.contains("4111") && !second.contains("1111"),
+        "{first:?} {second:?}"
+    );
+    assert_eq!(restore(first, &map), texts[0]);
+    assert_eq!(restore(second, &map), texts[1]);
+
+    // Numbers that only make a value when glued together without a space stay apart
+    // when each message is a sentence of its own.
+    let texts = ["I was born in 1990.", "5 people came."];
+    let d = evaluate(
+        &policy,
+        Stage::Input,
+        &texts,
+        &DetectContext::default(),
+        &EvalOptions::default(),
+        &mut PseudonymMap::new(),
+    );
+    assert!(d.hits.iter().all(|h| h.rule != "pii-in"), "{:?}", d.hits);
+}
