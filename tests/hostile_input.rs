@@ -525,3 +525,41 @@ async fn slow_clients_are_cut_off_and_do_not_starve_others() {
     assert_healthy(&gw).await;
     gw.stop().await;
 }
+
+/// Checking a huge prompt takes a while (linear, but seconds for megabytes in a debug
+/// build); it runs off the async workers, so other clients are served meanwhile. Two big
+/// requests would otherwise hold both workers of this two-worker runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_checks_of_huge_prompts_do_not_stall_other_requests() {
+    let (_mock, gw) = gateway(|c| c.limits.max_body_bytes = 8 << 20).await;
+    let big = chat(
+        &"call 010-1234-5678 or mail kim@example.com, card 4111 1111 1111 1111. "
+            .repeat((1 << 20) / 72),
+    );
+    let bigs: Vec<_> = (0..2)
+        .map(|_| {
+            let (url, body) = (gw.url(OPENAI), big.clone());
+            tokio::spawn(async move {
+                let r = post_json(&url, &body).await;
+                (r.status, Instant::now())
+            })
+        })
+        .collect();
+    // Let both big bodies arrive and their checks start.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut small_done = Instant::now();
+    for i in 0..5 {
+        let r = post_json(&gw.url(OPENAI), &chat(&format!("hello {i}"))).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        small_done = Instant::now();
+    }
+    for b in bigs {
+        let (status, done) = b.await.expect("big request task");
+        assert_eq!(status, 200);
+        assert!(
+            small_done < done,
+            "the small requests waited for a big one's check to finish"
+        );
+    }
+    gw.stop().await;
+}

@@ -617,7 +617,9 @@ impl Gateway {
             judged: &judged,
             ..opts.clone()
         };
-        let input = guard_input(&policy, &exchange, &body, &in_opts, &mut pseudonyms);
+        let input = off_the_reactor(body.len(), || {
+            guard_input(&policy, &exchange, &body, &in_opts, &mut pseudonyms)
+        });
         if let Some(d) = &input.decision {
             info.stage(d, stage_started.elapsed().as_secs_f64() * 1000.0);
             self.trace_stage(info, "input", stage_wall);
@@ -777,7 +779,10 @@ impl Gateway {
                 judged: &judged,
                 ..opts.clone()
             };
-            match guard_output(&policy, provider, &bytes, &ctx, &out_opts, &mut pseudonyms) {
+            let checked = off_the_reactor(bytes.len(), || {
+                guard_output(&policy, provider, &bytes, &ctx, &out_opts, &mut pseudonyms)
+            });
+            match checked {
                 Ok(out) => {
                     if let Some(d) = &out.decision {
                         info.stage(d, stage_started.elapsed().as_secs_f64() * 1000.0);
@@ -1368,4 +1373,22 @@ fn request_id(headers: &HeaderMap) -> String {
         return id.to_string();
     }
     format!("req_{:032x}", rand::random::<u128>())
+}
+
+/// Bodies from this size on are checked off the async worker.
+const BLOCKING_CHECK_BYTES: usize = 64 * 1024;
+
+/// Runs a guard stage over a large body with [`tokio::task::block_in_place`]: detection is
+/// linear but takes milliseconds per hundred KB (seconds for the largest bodies), and
+/// on a worker thread it would stall every other connection that worker serves. The
+/// worker's other tasks move to another thread meanwhile. Small bodies (the common
+/// case, tens of microseconds) and current-thread runtimes run inline.
+fn off_the_reactor<T>(body_bytes: usize, check: impl FnOnce() -> T) -> T {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if body_bytes >= BLOCKING_CHECK_BYTES && multi_thread {
+        tokio::task::block_in_place(check)
+    } else {
+        check()
+    }
 }
