@@ -327,8 +327,7 @@ fn has_spaced_syllables(text: &str) -> bool {
             && !w[4].is_some_and(is_alnum)
     };
     for c in text.chars().map(Some).chain([None]) {
-        w.rotate_left(1);
-        w[4] = c;
+        w = [w[1], w[2], w[3], w[4], c];
         if alone_at(&w) {
             return true;
         }
@@ -717,7 +716,8 @@ impl Folded {
 /// this is not held for folding (the detectors' own hold-back still applies).
 const GROWING_WINDOW: usize = 256;
 
-/// See [`Growing`]. Cheap when the text is plain prose: one scan, no allocation.
+/// See [`Growing`]. Cheap when the text is plain prose: a few scans of its last bytes,
+/// no allocation (the view comes from the per-thread cache the detectors share).
 pub fn growing(text: &str, kind: ViewKind) -> Growing {
     if text.len() > MAX_FOLD_BYTES {
         return Growing {
@@ -725,7 +725,37 @@ pub fn growing(text: &str, kind: ViewKind) -> Growing {
             pending: text.len(),
         };
     }
-    let view = fold_views(text).get(kind);
+    // Several span rules ask about the same undecided text on each delta.
+    type Entry = (String, usize, Option<Rc<Folded>>);
+    thread_local! {
+        static LAST: RefCell<[Option<Entry>; 2]> = const { RefCell::new([None, None]) };
+    }
+    let slot = kind as usize;
+    let hit = LAST.with(|c| {
+        c.try_borrow().ok().and_then(|c| {
+            c[slot]
+                .as_ref()
+                .filter(|(k, _, _)| k == text)
+                .map(|(_, pending, view)| Growing {
+                    view: view.clone(),
+                    pending: *pending,
+                })
+        })
+    });
+    if let Some(g) = hit {
+        return g;
+    }
+    let g = growing_uncached(text, kind);
+    LAST.with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            c[slot] = Some((text.to_string(), g.pending, g.view.clone()));
+        }
+    });
+    g
+}
+
+fn growing_uncached(text: &str, kind: ViewKind) -> Growing {
+    let view = folded_shared(text, kind);
     let mut pending = text.len();
     // Where the tail starts (the last GROWING_WINDOW bytes, on a char boundary).
     let mut w = text.len().saturating_sub(GROWING_WINDOW);
@@ -754,9 +784,11 @@ pub fn growing(text: &str, kind: ViewKind) -> Growing {
     if let Some(s) = digit_run_start(tail) {
         pending = pending.min(w + s);
     }
-    if may_grow_an_address(tail) {
-        if let Some(m) = address_partial() {
-            pending = pending.min(m.tail(text.as_bytes(), w, 0).hold);
+    if let Some(m) = address_partial() {
+        for s in address_starts(tail) {
+            if w + s < pending && m.live_from(text.as_bytes(), w + s) {
+                pending = w + s;
+            }
         }
     }
     Growing { view, pending }
@@ -765,25 +797,21 @@ pub fn growing(text: &str, kind: ViewKind) -> Growing {
 /// Start of a run of spaced single characters at the end of `t` (`f.u.`, `a b c`, and,
 /// for word lists, `시 발`), which more singles could still join.
 fn spaced_run_start(t: &str, hangul_runs: bool) -> Option<usize> {
-    let chars: Vec<(usize, char)> = t.char_indices().collect();
     let hangul = |c: char| ('\u{AC00}'..='\u{D7A3}').contains(&c);
     let joinable = |c: char| c.is_ascii_alphanumeric() || (hangul_runs && hangul(c));
     let sep = |c: char| matches!(c, ' ' | '.' | '-' | '_' | '*' | '/');
     let word = |c: char| is_alnum(c) || c == '@';
-    let mut i = chars.len();
-    if i > 0 && sep(chars[i - 1].1) {
-        i -= 1;
+    let mut it = t.char_indices().rev().peekable();
+    if it.peek().is_some_and(|&(_, c)| sep(c)) {
+        it.next();
     }
     let mut start = None;
-    while i > 0 {
-        let c = chars[i - 1].1;
-        if !joinable(c) || (i >= 2 && word(chars[i - 2].1)) {
+    while let Some((i, c)) = it.next() {
+        if !joinable(c) || it.peek().is_some_and(|&(_, l)| word(l)) {
             break;
         }
-        start = Some(chars[i - 1].0);
-        if i >= 2 && sep(chars[i - 2].1) {
-            i -= 2;
-        } else {
+        start = Some(i);
+        if !it.next().is_some_and(|(_, l)| sep(l)) {
             break;
         }
     }
@@ -800,19 +828,42 @@ fn digit_run_start(t: &str) -> Option<usize> {
     b[i..].iter().any(u8::is_ascii_digit).then_some(i)
 }
 
-/// Whether `t` holds a spelled `at` separator, or ends where one may be starting.
-fn may_grow_an_address(t: &str) -> bool {
-    if may_spell_at(t) {
-        return true;
-    }
+/// Where a spelled-out address may start in `t`: the local part before each spelled
+/// `at` separator (` at `, `[at]`, …), and before a separator that may be starting at
+/// the very end (` `, ` a`, `[`).
+fn address_starts(t: &str) -> Vec<usize> {
     let b = t.as_bytes();
-    let open =
-        |c: u8| c.is_ascii_whitespace() || c == 0x0B || matches!(c, b'[' | b'(' | b'{' | b'<');
     let n = b.len();
-    let ends = |k: usize| n > k && open(b[n - k - 1]);
-    (n > 0 && open(b[n - 1]))
-        || (ends(1) && b[n - 1].eq_ignore_ascii_case(&b'a'))
-        || (ends(2) && b[n - 2].eq_ignore_ascii_case(&b'a') && b[n - 1].eq_ignore_ascii_case(&b't'))
+    let space = |c: u8| c.is_ascii_whitespace() || c == 0x0B;
+    let open = |c: u8| space(c) || matches!(c, b'[' | b'(' | b'{' | b'<');
+    let close = |c: u8| space(c) || matches!(c, b']' | b')' | b'}' | b'>');
+    let is_a = |i: usize| b.get(i).is_some_and(|c| c.eq_ignore_ascii_case(&b'a'));
+    let is_t = |i: usize| b.get(i).is_some_and(|c| c.eq_ignore_ascii_case(&b't'));
+    let local = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'%' | b'+' | b'-');
+    let mut starts = Vec::new();
+    for j in 0..n {
+        if !open(b[j]) {
+            continue;
+        }
+        let spelled = is_a(j + 1) && is_t(j + 2) && (j + 3 == n || close(b[j + 3]));
+        let at_end = j + 1 == n || (j + 2 == n && is_a(j + 1));
+        if !(spelled || at_end) {
+            continue;
+        }
+        // Back over the separator's opening, then over the local part.
+        let mut k = j;
+        while k > 0 && open(b[k - 1]) {
+            k -= 1;
+        }
+        let end = k;
+        while k > 0 && local(b[k - 1]) {
+            k -= 1;
+        }
+        if k < end && starts.last() != Some(&k) {
+            starts.push(k);
+        }
+    }
+    starts
 }
 
 /// The spelled-address pattern as a partial matcher (where a match may be in progress).

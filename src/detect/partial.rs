@@ -177,6 +177,13 @@ impl PartialMatcher {
         }
     }
 
+    /// Whether a match starting at `start` may still be in progress at the end of
+    /// `text` (one start only; [`tail`](Self::tail) scans them all).
+    pub fn live_from(&self, text: &[u8], start: usize) -> bool {
+        let mut cache = self.caches.get();
+        matches!(self.probe(&mut cache, text, start), Probe::Live)
+    }
+
     fn probe(&self, cache: &mut Cache, text: &[u8], start: usize) -> Probe {
         let input = Input::new(text).range(start..).anchored(Anchored::Yes);
         let Ok(mut sid) = self.dfa.start_state_forward(cache, &input) else {
