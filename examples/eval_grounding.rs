@@ -176,6 +176,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         pairwise(&v)
     );
 
+    // The sentence head on held-out summaries (no sentence labels: a summary fails when
+    // its weakest sentence does), the non-QAGS check of the head QAGS measures.
+    let v: Vec<Scored> = sum
+        .iter()
+        .map(|e| Scored {
+            score: s
+                .sentence_scores(&e.answer, &e.context, None)
+                .iter()
+                .map(|x| x.grounding)
+                .fold(1.0, f32::min),
+            label: e.label > 0.5,
+        })
+        .collect();
+    report("halueval_summ held-out (min sent)", &v, th);
+    println!(
+        "{:<34} pairwise_acc={:.3}",
+        "halueval_summ held-out (min sent)",
+        pairwise(&v)
+    );
+
     qags(&corpora, &s, th)?;
     // Sentence head on the summaries' sentences would need sentence labels; HaluEval has
     // none, so the sentence head is measured on QAGS (above) and KLUE (single sentences).
