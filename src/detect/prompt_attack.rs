@@ -308,9 +308,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "known false positives of the shipped weights: \"e\", \"u\", \"print\", \"continue\" \
-                score 0.98 (the session-3 retrain that passes this blocked longer everyday \
-                prompts and was not shipped; docs/classifiers.md)"]
     fn short_benign_prompts_do_not_fire_at_low_or_medium() {
         let mut short: Vec<String> = ('a'..='z').map(String::from).collect();
         short.extend(
