@@ -114,7 +114,10 @@ pub const PROMPT_ATTACK_FEATURES: FeatureConfig = FeatureConfig {
     word_max: 3,
     char_min: 2,
     char_max: 4,
-    flags: FeatureConfig::WORD_CHARS | FeatureConfig::MASK_DIGITS | FeatureConfig::NORM_FLOOR,
+    flags: FeatureConfig::WORD_CHARS
+        | FeatureConfig::MASK_DIGITS
+        | FeatureConfig::NORM_FLOOR
+        | FeatureConfig::SHORT_PRIOR,
 };
 
 /// Korean prompt-attack seed examples written for this project (no public Korean set).
@@ -135,15 +138,40 @@ fn examples(cfg: &FeatureConfig, rows: &[&Row]) -> Vec<Example> {
     rows.iter()
         .map(|r| {
             let mut e = Example::new(cfg, &r.text, r.targets.clone());
-            if r.source == "piguard" {
-                e.weight = piguard_weight;
-            }
+            e.weight = match r.source {
+                "piguard" => piguard_weight,
+                "halueval_d" => PA_DIALOGUE_WEIGHT,
+                "halueval_g" | "presidio" | "clinc" => PA_GENERIC_WEIGHT,
+                _ => 1.0,
+            };
             if let Some((_, w)) = extra.iter().find(|(k, _)| k == r.source) {
                 e.weight = *w;
             }
             e
         })
         .collect()
+}
+
+/// Loss weight of the generic benign rows of the prompt-attack model (CLINC150 queries,
+/// HaluEval instructions, presidio texts): thousands of easy negatives at full weight
+/// pulled short attacks below the threshold (validation F1 0.959 at 1.0, 0.964 at 0.3;
+/// {0.3, 0.5, 1} tried). The HaluEval dialogue turns (23,716, the largest set) get 0.6 of
+/// that.
+pub const PA_GENERIC_WEIGHT: f32 = 0.3;
+/// Loss weight of the HaluEval dialogue user turns (see [`PA_GENERIC_WEIGHT`]).
+pub const PA_DIALOGUE_WEIGHT: f32 = 0.18;
+/// Learning rate of the prompt-attack model (0.15 of {0.15, 0.3} × epochs {4, 6, 8, 12}:
+/// best validation F1 on S-Labs + neuralchemy, 0.9665).
+pub const PA_LR: f32 = 0.15;
+
+/// Fit options of the prompt-attack model: the defaults with [`PA_LR`] (environment
+/// overrides still apply).
+fn pa_fit_options() -> FitOptions {
+    let mut o = FitOptions::from_env();
+    if std::env::var("HAECHI_TRAIN_LR").is_err() {
+        o.lr = PA_LR;
+    }
+    o
 }
 
 /// Largest share of *validation* PIGuard benign prompts the medium prompt-attack threshold
@@ -588,30 +616,6 @@ fn prompt_attack_benign_extra(dir: &Path) -> Result<Vec<Row>, TrainError> {
     out.extend(data::halueval_dialogue_turns(dir)?);
     out.extend(data::presidio_texts(dir)?);
     out.extend(synth::benign_prompts());
-    // One-word prompts: the distinct words of the CLINC150 training queries (a single
-    // word is not an instruction, whatever it is).
-    let mut words: Vec<String> = out
-        .iter()
-        .filter(|r| r.source == "clinc" && r.split == Split::Train)
-        .flat_map(|r| {
-            r.text
-                .split_whitespace()
-                .map(|w| {
-                    w.trim_matches(|c: char| !c.is_alphanumeric())
-                        .to_lowercase()
-                })
-                .collect::<Vec<_>>()
-        })
-        .filter(|w| w.chars().count() >= 2)
-        .collect();
-    words.sort();
-    words.dedup();
-    out.extend(words.into_iter().map(|w| Row {
-        text: w,
-        targets: vec![0.0],
-        split: Split::Train,
-        source: "clinc_word",
-    }));
     // Exploration only: `HAECHI_PA_SKIP=source,source` leaves those sources out.
     if let Ok(skip) = std::env::var("HAECHI_PA_SKIP") {
         out.retain(|r| !skip.split(',').any(|s| s == r.source));
@@ -683,7 +687,7 @@ fn prompt_attack(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> 
         &va,
         false,
         Some(0.02),
-        FitOptions::from_env(),
+        pa_fit_options(),
     );
     // Thresholds on validation scored exactly as the detector scores (max over windows,
     // sentences and decoded runs). Medium: best validation F1 (grid 0.001) among the
@@ -709,7 +713,11 @@ fn prompt_attack(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> 
         .filter(|&i| matches!(val_rows[i].source, "s_labs" | "neuralchemy"))
         .collect();
     let (pc, yc): (Vec<f32>, Vec<bool>) = core.iter().map(|&i| (pv[i], yv[i])).unzip();
-    let on_core = std::env::var("HAECHI_PA_MEDIUM_ON").is_ok_and(|v| v == "core");
+    // The floor is F1 on the attack/benign splits of S-Labs and neuralchemy, so the medium
+    // threshold maximises F1 on their validation parts (the generic benign rows, easy
+    // negatives, would otherwise dominate the choice); `HAECHI_PA_MEDIUM_ON=all` restores
+    // the earlier rule for comparison.
+    let on_core = std::env::var("HAECHI_PA_MEDIUM_ON").map_or(true, |v| v != "all");
     if let Ok(path) = std::env::var("HAECHI_PA_DUMP") {
         let dump: String = core
             .iter()
