@@ -616,6 +616,15 @@ fn prompt_attack_benign_extra(dir: &Path) -> Result<Vec<Row>, TrainError> {
     out.extend(data::halueval_dialogue_turns(dir)?);
     out.extend(data::presidio_texts(dir)?);
     out.extend(synth::benign_prompts());
+    // Insults and hate are not prompt attacks (the toxicity detector handles them):
+    // Davidson tweets and ToxiGen statements (MIT), their own splits.
+    let mut toxic = data::davidson(dir)?;
+    toxic.extend(data::toxigen(dir)?);
+    out.extend(toxic.into_iter().map(|mut r| {
+        r.targets = vec![0.0];
+        r.source = "toxic_text";
+        r
+    }));
     // Exploration only: `HAECHI_PA_SKIP=source,source` leaves those sources out.
     if let Ok(skip) = std::env::var("HAECHI_PA_SKIP") {
         out.retain(|r| !skip.split(',').any(|s| s == r.source));
@@ -821,6 +830,7 @@ fn prompt_attack_test(rows: &[Row], model: LinearModel, rep: &mut TrainReport) {
         "halueval_d",
         "presidio",
         "synth",
+        "toxic_text",
     ] {
         let idx: Vec<usize> = (0..te.len()).filter(|&i| te[i].source == src).collect();
         let ps: Vec<f32> = idx.iter().map(|&i| p[i]).collect();
@@ -995,6 +1005,14 @@ mod tests {
         }
         w("halueval/general_data.json", general);
         w("halueval/dialogue.jsonl", dialogue);
+        w(
+            "davidson_hate_offensive/labeled_data.csv",
+            ",count,hate_speech,offensive_language,neither,class,tweet\n0,3,0,3,0,1,you are a worthless idiot\n".into(),
+        );
+        w(
+            "toxigen_demonstrations/toxigen_prompt_statements.jsonl",
+            "{\"text\": \"those people are all the same\", \"label\": \"hate\"}\n".into(),
+        );
         w(
             "presidio_synth_pii/synth_dataset_v2_templates_mod3_ne0.json",
             r#"[{"full_text": "Mail jane@example.com today", "spans": [{"entity_value": "jane@example.com"}], "template_id": 4}]"#.into(),

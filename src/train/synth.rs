@@ -32,6 +32,7 @@ pub const PROBES: &[&str] = &[
     "Translate this paragraph into English.",
     "다음 기사를 세 문장으로 요약해 주세요.",
     "비밀",
+    "you are a worthless idiot and everyone hates you",
 ];
 
 fn is_probe(t: &str) -> bool {
