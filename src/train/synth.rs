@@ -498,7 +498,7 @@ const PII_LEADS: &[&str] = &[
 /// Korean object particle: 을 after a final consonant, 를 otherwise.
 fn object_particle(word: &str) -> &'static str {
     match word.chars().last() {
-        Some(c @ '\u{AC00}'..='\u{D7A3}') if (c as u32 - 0xAC00) % 28 != 0 => "을",
+        Some(c @ '\u{AC00}'..='\u{D7A3}') if !(c as u32 - 0xAC00).is_multiple_of(28) => "을",
         _ => "를",
     }
 }
