@@ -3,7 +3,7 @@
 //!
 //! One hashed n-gram logistic model (see [`crate::detect::classifier`]) trained by
 //! `haechi train prompt-attack` on S-Labs, neuralchemy, yanismiraoui, JailbreakBench and a
-//! small Korean seed set. Evasions are handled before scoring: `normalize` folds case,
+//! small Korean seed set, with generic benign text as negatives (see `models/NOTICE`). Evasions are handled before scoring: `normalize` folds case,
 //! full-width, invisible characters, homoglyphs, leetspeak and spaced letters; base64 and
 //! hex runs are decoded and scored as text of their own; long texts are scored in
 //! overlapping windows so a short injection is not diluted by a long benign document.
