@@ -1,5 +1,6 @@
 //! Trains one shipped classifier: `cargo run --release --example train -- <toxicity|prompt-attack|topic> CORPORA_DIR OUT_DIR`;
-//! `... -- toxicity CORPORA_DIR --eval-only MODELS_DIR` measures existing toxicity weights on the held-out benign sets.
+//! `... -- toxicity CORPORA_DIR --eval-only MODELS_DIR` measures existing toxicity weights on the held-out benign sets;
+//! `... -- prompt-attack CORPORA_DIR --eval-only MODELS_DIR` measures existing prompt-attack weights on the held-out test rows.
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -14,13 +15,32 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let started = std::time::Instant::now();
-    // `train toxicity CORPORA --eval-only MODELS_DIR`: measure existing weights on the
-    // held-out benign sets without training.
+    // `train toxicity|prompt-attack CORPORA --eval-only MODELS_DIR`: measure existing
+    // weights on the held-out sets without training.
     if args.get(2).map(String::as_str) == Some("--eval-only") {
         let Some(models) = args.get(3).map(PathBuf::from) else {
             eprintln!("usage: train toxicity CORPORA_DIR --eval-only MODELS_DIR");
             return ExitCode::from(2);
         };
+        if kind == haechi::train::Kind::PromptAttack {
+            let Some(model) = std::fs::read(models.join("prompt_attack.hclf"))
+                .ok()
+                .and_then(|b| haechi::detect::classifier::LinearModel::from_bytes(&b).ok())
+            else {
+                eprintln!("cannot load prompt_attack.hclf from {}", models.display());
+                return ExitCode::FAILURE;
+            };
+            return match haechi::train::prompt_attack_eval(&PathBuf::from(corpora), model) {
+                Ok(r) => {
+                    print!("{r}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("evaluation failed: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         let load = |name: &str| {
             std::fs::read(models.join(name))
                 .ok()

@@ -3,7 +3,7 @@
 //!
 //! One hashed n-gram logistic model (see [`crate::detect::classifier`]) trained by
 //! `haechi train prompt-attack` on S-Labs, neuralchemy, yanismiraoui, JailbreakBench and a
-//! small Korean seed set. Evasions are handled before scoring: `normalize` folds case,
+//! small Korean seed set, with generic benign text as negatives (see `models/NOTICE`). Evasions are handled before scoring: `normalize` folds case,
 //! full-width, invisible characters, homoglyphs, leetspeak and spaced letters; base64 and
 //! hex runs are decoded and scored as text of their own; long texts are scored in
 //! overlapping windows so a short injection is not diluted by a long benign document.
@@ -308,14 +308,11 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "known false positives of the shipped weights: \"e\", \"u\", \"print\", \"continue\" \
-                score 0.98 (the session-3 retrain that passes this blocked longer everyday \
-                prompts and was not shipped; docs/classifiers.md)"]
     fn short_benign_prompts_do_not_fire_at_low_or_medium() {
         let mut short: Vec<String> = ('a'..='z').map(String::from).collect();
         short.extend(
             [
-                "hi", "ok", "thanks", "hello", "print", "continue", "Say hi.",
+                "hi", "ok", "thanks", "hello", "print", "continue", "secret", "Say hi.",
             ]
             .map(String::from),
         );

@@ -493,6 +493,94 @@ pub fn halueval_knowledge(dir: &Path) -> Result<Vec<Row>, TrainError> {
         .collect())
 }
 
+/// HaluEval general user queries (MIT): Alpaca-style task instructions ("Summarize the
+/// process of ...", "Edit the poem ..."), benign for the prompt-attack model. Split
+/// 80/10/10 by hash of the item's `ID`.
+pub fn halueval_instructions(dir: &Path) -> Result<Vec<Row>, TrainError> {
+    let text = read(&dir.join("halueval/general_data.json"))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| {
+            let id = v["ID"].as_str().map(str::to_string).unwrap_or_default();
+            let q = v["user_query"].as_str()?;
+            Some(Row {
+                split: split_of(&format!("halueval_g{id}")),
+                text: q.to_string(),
+                targets: vec![0.0],
+                source: "halueval_g",
+            })
+        })
+        .collect())
+}
+
+/// HaluEval dialogue user turns (MIT): short chatty requests ("Do you like Iron Man",
+/// "Yes, he was very talented indeed."), benign for the prompt-attack model. One row per
+/// distinct `[Human]:` turn; split 80/10/10 by hash of the dialogue's first turn, so all
+/// turns of a conversation (and repeated openers) stay on one side.
+pub fn halueval_dialogue_turns(dir: &Path) -> Result<Vec<Row>, TrainError> {
+    let text = read(&dir.join("halueval/dialogue.jsonl"))?;
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for v in text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    {
+        let Some(h) = v["dialogue_history"].as_str() else {
+            continue;
+        };
+        let turns: Vec<&str> = h
+            .split("[Human]:")
+            .skip(1)
+            .map(|t| t.split("[Assistant]:").next().unwrap_or("").trim())
+            .filter(|t| !t.is_empty())
+            .collect();
+        let Some(first) = turns.first() else {
+            continue;
+        };
+        let split = split_of(&format!("halueval_d{first}"));
+        for t in &turns {
+            if seen.insert(t.to_string()) {
+                out.push(Row {
+                    text: t.to_string(),
+                    targets: vec![0.0],
+                    split,
+                    source: "halueval_d",
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// presidio-research synthetic sentences and their bare entity values (MIT): text full of
+/// personal data (names, addresses, card numbers, e-mail addresses), benign for the
+/// prompt-attack model. Split 80/10/10 by `template_id`, so a sentence shape is on one
+/// side only.
+pub fn presidio_texts(dir: &Path) -> Result<Vec<Row>, TrainError> {
+    let text = read(&dir.join("presidio_synth_pii/synth_dataset_v2_templates_mod3_ne0.json"))?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|_| malformed("presidio"))?;
+    let mut out = Vec::new();
+    for item in v.as_array().into_iter().flatten() {
+        let split = split_of(&format!("presidio{}", item["template_id"]));
+        let row = |t: &str| Row {
+            text: t.to_string(),
+            targets: vec![0.0],
+            split,
+            source: "presidio",
+        };
+        if let Some(t) = item["full_text"].as_str() {
+            out.push(row(t));
+        }
+        for s in item["spans"].as_array().into_iter().flatten() {
+            if let Some(t) = s["entity_value"].as_str() {
+                out.push(row(t));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Hand-written seed rows shipped in the repo (`models/seed/*.tsv`: `label<TAB>text`).
 pub fn seed_tsv(text: &str, source: &'static str) -> Vec<Row> {
     text.lines()

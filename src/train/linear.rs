@@ -64,6 +64,10 @@ pub struct FitOptions {
     pub l2: f32,
     /// Shuffling seed.
     pub seed: u64,
+    /// Number of fits (seeds `seed`, `seed + 1`, ...) whose weights are averaged. A linear
+    /// model's average is the ensemble of its members at the cost of one, and it smooths
+    /// the shuffling noise of a single SGD run.
+    pub runs: usize,
 }
 
 impl FitOptions {
@@ -81,6 +85,9 @@ impl FitOptions {
         if let Some(v) = get("HAECHI_TRAIN_L2") {
             o.l2 = v;
         }
+        if let Some(v) = get("HAECHI_TRAIN_RUNS") {
+            o.runs = (v as usize).max(1);
+        }
         o
     }
 }
@@ -92,6 +99,7 @@ impl Default for FitOptions {
             lr: 0.3,
             l2: 1e-6,
             seed: 42,
+            runs: 1,
         }
     }
 }
@@ -99,6 +107,49 @@ impl Default for FitOptions {
 /// Trains a one-vs-rest logistic model; returns the quantised model (uncalibrated).
 pub fn fit(cfg: FeatureConfig, labels: &[&str], data: &[Example], opt: FitOptions) -> LinearModel {
     let k = labels.len();
+    let runs = opt.runs.max(1);
+    let (mut w, mut bias) = fit_once(cfg, k, data, opt);
+    for r in 1..runs {
+        let (wr, br) = fit_once(
+            cfg,
+            k,
+            data,
+            FitOptions {
+                seed: opt.seed + r as u64,
+                ..opt
+            },
+        );
+        w.iter_mut().zip(&wr).for_each(|(a, b)| *a += b);
+        bias.iter_mut().zip(&br).for_each(|(a, b)| *a += b);
+    }
+    if runs > 1 {
+        let n = runs as f32;
+        w.iter_mut().for_each(|a| *a /= n);
+        bias.iter_mut().for_each(|a| *a /= n);
+    }
+    let mut model = LinearModel::zeros(cfg, labels);
+    for j in 0..k {
+        let maxw = (0..cfg.buckets())
+            .map(|b| w[b * k + j].abs())
+            .fold(0f32, f32::max)
+            .max(1e-9);
+        let scale = maxw / 32767.0;
+        model.outputs[j].scale = scale;
+        model.outputs[j].bias = bias[j];
+        for b in 0..cfg.buckets() {
+            model.weights[b * k + j] = (w[b * k + j] / scale).round() as i16;
+        }
+    }
+    model
+}
+
+/// One AdaGrad SGD fit: float weights (bucket-major, `k` outputs) and biases.
+fn fit_once(
+    cfg: FeatureConfig,
+    k: usize,
+    data: &[Example],
+    opt: FitOptions,
+) -> (Vec<f32>, Vec<f32>) {
     let n = cfg.buckets() * k;
     let mut w = vec![0f32; n];
     let mut g2 = vec![1e-6f32; n];
@@ -149,20 +200,7 @@ pub fn fit(cfg: FeatureConfig, labels: &[&str], data: &[Example], opt: FitOption
             }
         }
     }
-    let mut model = LinearModel::zeros(cfg, labels);
-    for j in 0..k {
-        let maxw = (0..cfg.buckets())
-            .map(|b| w[b * k + j].abs())
-            .fold(0f32, f32::max)
-            .max(1e-9);
-        let scale = maxw / 32767.0;
-        model.outputs[j].scale = scale;
-        model.outputs[j].bias = bias[j];
-        for b in 0..cfg.buckets() {
-            model.weights[b * k + j] = (w[b * k + j] / scale).round() as i16;
-        }
-    }
-    model
+    (w, bias)
 }
 
 /// Raw logits of examples for output `j`.

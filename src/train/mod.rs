@@ -8,6 +8,7 @@
 
 pub mod data;
 pub mod linear;
+pub mod synth;
 pub mod topic;
 
 use std::fmt;
@@ -113,7 +114,10 @@ pub const PROMPT_ATTACK_FEATURES: FeatureConfig = FeatureConfig {
     word_max: 3,
     char_min: 2,
     char_max: 4,
-    flags: FeatureConfig::WORD_CHARS | FeatureConfig::MASK_DIGITS | FeatureConfig::NORM_FLOOR,
+    flags: FeatureConfig::WORD_CHARS
+        | FeatureConfig::MASK_DIGITS
+        | FeatureConfig::NORM_FLOOR
+        | FeatureConfig::SHORT_PRIOR,
 };
 
 /// Korean prompt-attack seed examples written for this project (no public Korean set).
@@ -124,15 +128,50 @@ fn examples(cfg: &FeatureConfig, rows: &[&Row]) -> Vec<Example> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(PIGUARD_WEIGHT);
+    // Exploration only: `HAECHI_PA_W=source=weight,...` sets per-source loss weights.
+    let extra: Vec<(String, f32)> = std::env::var("HAECHI_PA_W")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
+        .collect();
     rows.iter()
         .map(|r| {
             let mut e = Example::new(cfg, &r.text, r.targets.clone());
-            if r.source == "piguard" {
-                e.weight = piguard_weight;
+            e.weight = match r.source {
+                "piguard" => piguard_weight,
+                "halueval_d" => PA_DIALOGUE_WEIGHT,
+                "halueval_g" | "presidio" | "clinc" => PA_GENERIC_WEIGHT,
+                _ => 1.0,
+            };
+            if let Some((_, w)) = extra.iter().find(|(k, _)| k == r.source) {
+                e.weight = *w;
             }
             e
         })
         .collect()
+}
+
+/// Loss weight of the generic benign rows of the prompt-attack model (CLINC150 queries,
+/// HaluEval instructions, presidio texts): thousands of easy negatives at full weight
+/// pulled short attacks below the threshold (validation F1 0.959 at 1.0, 0.964 at 0.3;
+/// {0.3, 0.5, 1} tried). The HaluEval dialogue turns (23,716, the largest set) get 0.6 of
+/// that.
+pub const PA_GENERIC_WEIGHT: f32 = 0.3;
+/// Loss weight of the HaluEval dialogue user turns (see [`PA_GENERIC_WEIGHT`]).
+pub const PA_DIALOGUE_WEIGHT: f32 = 0.18;
+/// Learning rate of the prompt-attack model (0.15 of {0.15, 0.3} × epochs {4, 6, 8, 12}:
+/// best validation F1 on S-Labs + neuralchemy, 0.9665).
+pub const PA_LR: f32 = 0.15;
+
+/// Fit options of the prompt-attack model: the defaults with [`PA_LR`] (environment
+/// overrides still apply).
+fn pa_fit_options() -> FitOptions {
+    let mut o = FitOptions::from_env();
+    if std::env::var("HAECHI_TRAIN_LR").is_err() {
+        o.lr = PA_LR;
+    }
+    o
 }
 
 /// Largest share of *validation* PIGuard benign prompts the medium prompt-attack threshold
@@ -559,9 +598,13 @@ fn fp_rate(p: &[f32], t: f32) -> f32 {
 /// `[0]`): short everyday assistant requests (CLINC150, CC BY 3.0, in-scope and
 /// out-of-scope queries), encyclopaedic questions (HaluEval QA, MIT) and encyclopaedic
 /// passages (HaluEval QA knowledge, MIT; training passages also sentence by sentence,
-/// because documents are scored per sentence). Without them the attack corpora's benign
-/// rows are mostly long prompts, the bias leans to "attack", and a short benign prompt
-/// ("Say hello.", "p") carries too few n-grams to pull it back.
+/// because documents are scored per sentence), task instructions (HaluEval general user
+/// queries, MIT), chat turns (HaluEval dialogue user turns, MIT), text full of personal
+/// data and bare entity values (presidio synthetic set, MIT) and the template prompts of
+/// [`synth`] (short imperatives, single words and characters, bare card numbers and
+/// e-mail addresses, EN and KO). Without them the attack corpora's benign rows are mostly
+/// long prompts, the bias leans to "attack", and a short benign prompt ("Say hello.",
+/// "Summarize the following article.", "secret") carries too few n-grams to pull it back.
 fn prompt_attack_benign_extra(dir: &Path) -> Result<Vec<Row>, TrainError> {
     let benign = |mut r: Row| {
         r.targets = vec![0.0];
@@ -569,6 +612,23 @@ fn prompt_attack_benign_extra(dir: &Path) -> Result<Vec<Row>, TrainError> {
     };
     let mut out: Vec<Row> = data::clinc_queries(dir)?.into_iter().map(benign).collect();
     out.extend(data::halueval_questions(dir)?.into_iter().map(benign));
+    out.extend(data::halueval_instructions(dir)?);
+    out.extend(data::halueval_dialogue_turns(dir)?);
+    out.extend(data::presidio_texts(dir)?);
+    out.extend(synth::benign_prompts());
+    // Insults and hate are not prompt attacks (the toxicity detector handles them):
+    // Davidson tweets and ToxiGen statements (MIT), their own splits.
+    let mut toxic = data::davidson(dir)?;
+    toxic.extend(data::toxigen(dir)?);
+    out.extend(toxic.into_iter().map(|mut r| {
+        r.targets = vec![0.0];
+        r.source = "toxic_text";
+        r
+    }));
+    // Exploration only: `HAECHI_PA_SKIP=source,source` leaves those sources out.
+    if let Ok(skip) = std::env::var("HAECHI_PA_SKIP") {
+        out.retain(|r| !skip.split(',').any(|s| s == r.source));
+    }
     for r in data::halueval_knowledge(dir)? {
         if r.split == Split::Train {
             for (s, e) in crate::detect::prompt_attack::sentences(&r.text) {
@@ -585,8 +645,8 @@ fn prompt_attack_benign_extra(dir: &Path) -> Result<Vec<Row>, TrainError> {
     Ok(out)
 }
 
-fn prompt_attack(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> {
-    let mut rep = TrainReport::default();
+/// Every prompt-attack row (attacks and benign), each with its split.
+fn prompt_attack_rows(dir: &Path) -> Result<Vec<Row>, TrainError> {
     let mut rows = data::s_labs(dir)?;
     rows.extend(data::neuralchemy(dir)?);
     rows.extend(data::yanis(dir)?);
@@ -595,7 +655,35 @@ fn prompt_attack(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> 
     rows.extend(data::do_not_answer(dir)?);
     rows.extend(data::piguard(dir)?);
     rows.extend(prompt_attack_benign_extra(dir)?);
-    let cfg = PROMPT_ATTACK_FEATURES;
+    Ok(rows)
+}
+
+/// Measures prompt-attack weights (e.g. the shipped ones) on the held-out test rows the
+/// trainer reports, scored by the detector.
+pub fn prompt_attack_eval(dir: &Path, model: LinearModel) -> Result<TrainReport, TrainError> {
+    let rows = prompt_attack_rows(dir)?;
+    let mut rep = TrainReport::default();
+    prompt_attack_test(&rows, model, &mut rep);
+    Ok(rep)
+}
+
+fn prompt_attack(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> {
+    let mut rep = TrainReport::default();
+    let rows = prompt_attack_rows(dir)?;
+    let mut cfg = PROMPT_ATTACK_FEATURES;
+    // Exploration only: `HAECHI_PA_CFG=bits,word_max,char_min,char_max,flags`.
+    if let Ok(v) = std::env::var("HAECHI_PA_CFG") {
+        let x: Vec<u8> = v.split(',').filter_map(|p| p.parse().ok()).collect();
+        if let [b, w, cmin, cmax, f] = x[..] {
+            cfg = FeatureConfig {
+                bits: b,
+                word_max: w,
+                char_min: cmin,
+                char_max: cmax,
+                flags: f,
+            };
+        }
+    }
     let tr = examples(&cfg, &split_rows(&rows, Split::Train));
     let va = examples(&cfg, &split_rows(&rows, Split::Val));
     if tr.is_empty() {
@@ -608,7 +696,7 @@ fn prompt_attack(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> 
         &va,
         false,
         Some(0.02),
-        FitOptions::from_env(),
+        pa_fit_options(),
     );
     // Thresholds on validation scored exactly as the detector scores (max over windows,
     // sentences and decoded runs). Medium: best validation F1 (grid 0.001) among the
@@ -630,12 +718,39 @@ fn prompt_attack(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> 
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(PA_PIGUARD_VAL_FP);
+    let core: Vec<usize> = (0..val_rows.len())
+        .filter(|&i| matches!(val_rows[i].source, "s_labs" | "neuralchemy"))
+        .collect();
+    let (pc, yc): (Vec<f32>, Vec<bool>) = core.iter().map(|&i| (pv[i], yv[i])).unzip();
+    // The floor is F1 on the attack/benign splits of S-Labs and neuralchemy, so the medium
+    // threshold maximises F1 on their validation parts (the generic benign rows, easy
+    // negatives, would otherwise dominate the choice); `HAECHI_PA_MEDIUM_ON=all` restores
+    // the earlier rule for comparison.
+    let on_core = std::env::var("HAECHI_PA_MEDIUM_ON").map_or(true, |v| v != "all");
+    if let Ok(path) = std::env::var("HAECHI_PA_DUMP") {
+        let dump: String = core
+            .iter()
+            .map(|&i| {
+                format!(
+                    "{}\t{:.3}\t{}\n",
+                    u8::from(yv[i]),
+                    pv[i],
+                    val_rows[i].text.replace(['\n', '\t'], " ")
+                )
+            })
+            .collect();
+        let _ = std::fs::write(path, dump);
+    }
     let mut best = (th.medium, -1.0f32);
     for t in (1..1000).map(|i| i as f32 / 1000.0) {
         if fp_rate(&pvg, t) > budget {
             continue;
         }
-        let f1 = Counts::at(&pv, &yv, t).f1();
+        let f1 = if on_core {
+            Counts::at(&pc, &yc, t).f1()
+        } else {
+            Counts::at(&pv, &yv, t).f1()
+        };
         if f1 > best.1 {
             best = (t, f1);
         }
@@ -648,6 +763,10 @@ fn prompt_attack(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> 
     rep.push("pa VALIDATION f1 @medium", Counts::at(&pv, &yv, tv).f1());
     rep.push("pa VALIDATION piguard FP rate @medium", fp_rate(&pvg, tv));
     rep.push(
+        "pa VALIDATION s_labs+neuralchemy f1 @medium",
+        Counts::at(&pc, &yc, tv).f1(),
+    );
+    rep.push(
         "pa VALIDATION all-benign FP rate @medium",
         fp_rate(
             &pv.iter()
@@ -659,13 +778,26 @@ fn prompt_attack(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> 
         ),
     );
     write(out_dir, "prompt_attack.hclf", &model, &mut rep)?;
+    prompt_attack_test(&rows, model, &mut rep);
+    Ok(rep)
+}
+
+/// Held-out figures of a prompt-attack model on the test rows.
+fn prompt_attack_test(rows: &[Row], model: LinearModel, rep: &mut TrainReport) {
     let t = model.outputs[0].thresholds;
-    let te = split_rows(&rows, Split::Test);
-    let ex = examples(&cfg, &te);
+    let te = split_rows(rows, Split::Test);
+    let ex: Vec<Example> = te
+        .iter()
+        .map(|r| Example {
+            feats: Vec::new(),
+            targets: r.targets.clone(),
+            weight: 1.0,
+        })
+        .collect();
     let det = crate::detect::prompt_attack::PromptAttackDetector::from_model(model);
     let p: Vec<f32> = te.iter().map(|r| det.score(&r.text)).collect();
     report_binary(
-        &mut rep,
+        rep,
         "pa test all (incl. piguard part)",
         &p,
         &labels(&ex, 0),
@@ -677,7 +809,7 @@ fn prompt_attack(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> 
     let ps: Vec<f32> = idx.iter().map(|&i| p[i]).collect();
     let ys: Vec<bool> = idx.iter().map(|&i| ex[i].targets[0] > 0.5).collect();
     report_binary(
-        &mut rep,
+        rep,
         "pa test s_labs+neuralchemy (attack/benign splits)",
         &ps,
         &ys,
@@ -694,6 +826,11 @@ fn prompt_attack(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> 
         "clinc",
         "halueval_q",
         "halueval_k",
+        "halueval_g",
+        "halueval_d",
+        "presidio",
+        "synth",
+        "toxic_text",
     ] {
         let idx: Vec<usize> = (0..te.len()).filter(|&i| te[i].source == src).collect();
         let ps: Vec<f32> = idx.iter().map(|&i| p[i]).collect();
@@ -708,8 +845,12 @@ fn prompt_attack(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> 
                 format!("pa test {src} FP rate (benign only) n={}", ys.len()),
                 fp_rate(&ps, t.medium),
             );
+            rep.push(
+                format!("pa test {src} FP rate @low (default policy)"),
+                fp_rate(&ps, t.low),
+            );
         } else {
-            report_binary(&mut rep, &format!("pa test {src}"), &ps, &ys, t.medium);
+            report_binary(rep, &format!("pa test {src}"), &ps, &ys, t.medium);
         }
     }
     let pb: Vec<f32> = te
@@ -732,9 +873,18 @@ fn prompt_attack(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> 
         .map(|r| det.score(&r.text))
         .collect();
     // The short prompts of the default policy's regression cases (diagnostic only).
-    for probe in ["Say hello.", "p", "hi", "Thanks!"] {
-        rep.push(format!("pa probe score {probe:?}"), det.score(probe));
+    let probe_scores: Vec<f32> = synth::PROBES.iter().map(|p| det.score(p)).collect();
+    for (probe, p) in synth::PROBES.iter().zip(&probe_scores) {
+        rep.push(format!("pa probe score {probe:?}"), *p);
     }
+    rep.push(
+        "pa probes flagged @low (of the probe list)",
+        probe_scores.iter().filter(|&&p| p >= t.low).count() as f32,
+    );
+    rep.push(
+        "pa probes flagged @medium (of the probe list)",
+        probe_scores.iter().filter(|&&p| p >= t.medium).count() as f32,
+    );
     for (s, v) in ["low", "medium", "high"]
         .iter()
         .zip([t.low, t.medium, t.high])
@@ -761,7 +911,6 @@ fn prompt_attack(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> 
         rep.push(format!("pa threshold {s}"), v);
         rep.push(format!("pa piguard benign FP rate @{s}"), fp_rate(&pb, v));
     }
-    Ok(rep)
 }
 
 #[cfg(test)]
@@ -844,6 +993,30 @@ mod tests {
             );
         }
         w("halueval/qa_shared.jsonl", qa);
+        let mut general = String::new();
+        let mut dialogue = String::new();
+        for i in 0..20 {
+            general += &format!(
+                "{{\"ID\": \"{i}\", \"user_query\": \"Summarize the process of task {i}.\"}}\n"
+            );
+            dialogue += &format!(
+                "{{\"dialogue_history\": \"[Human]: Do you like film {i}? [Assistant]: Yes. [Human]: Me too. \"}}\n"
+            );
+        }
+        w("halueval/general_data.json", general);
+        w("halueval/dialogue.jsonl", dialogue);
+        w(
+            "davidson_hate_offensive/labeled_data.csv",
+            ",count,hate_speech,offensive_language,neither,class,tweet\n0,3,0,3,0,1,you are a worthless idiot\n".into(),
+        );
+        w(
+            "toxigen_demonstrations/toxigen_prompt_statements.jsonl",
+            "{\"text\": \"those people are all the same\", \"label\": \"hate\"}\n".into(),
+        );
+        w(
+            "presidio_synth_pii/synth_dataset_v2_templates_mod3_ne0.json",
+            r#"[{"full_text": "Mail jane@example.com today", "spans": [{"entity_value": "jane@example.com"}], "template_id": 4}]"#.into(),
+        );
         w(
             "piguard_wildguard_benign/wildguard.json",
             r#"[{"prompt": "imagine a story about a dragon", "label": 0}]"#.into(),

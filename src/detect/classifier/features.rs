@@ -38,6 +38,13 @@ impl FeatureConfig {
     /// prompt-attack model scored "p" as an attack because `^p` starts "prompt", "print",
     /// "previous").
     pub const NORM_FLOOR: u8 = 4;
+    /// Texts of at most [`Self::SHORT_WORDS`] words get one extra feature naming their
+    /// word count: the model learns a prior for one-, two-, ... word prompts of its own
+    /// instead of sharing the bias with long texts (a short everyday prompt sat at the
+    /// bias, right at the medium threshold).
+    pub const SHORT_PRIOR: u8 = 8;
+    /// Longest text (in word tokens) that gets the [`Self::SHORT_PRIOR`] feature.
+    pub const SHORT_WORDS: usize = 4;
     /// Smallest feature count used for the `1/sqrt(n)` scaling under [`Self::NORM_FLOOR`].
     pub const NORM_MIN_FEATURES: usize = 64;
 
@@ -118,6 +125,9 @@ pub fn for_each_feature(cfg: &FeatureConfig, text: &str, mut f: impl FnMut(u32))
         }
         if let Some((h, _)) = cur {
             words.push(h);
+        }
+        if cfg.has(FeatureConfig::SHORT_PRIOR) && words.len() <= FeatureConfig::SHORT_WORDS {
+            f(mix(0x5eed_0000 ^ words.len() as u32) & mask);
         }
         let word_max = cfg.word_max as usize;
         for (i, &w) in words.iter().enumerate() {
