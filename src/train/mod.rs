@@ -727,20 +727,6 @@ fn prompt_attack(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> 
     // negatives, would otherwise dominate the choice); `HAECHI_PA_MEDIUM_ON=all` restores
     // the earlier rule for comparison.
     let on_core = std::env::var("HAECHI_PA_MEDIUM_ON").map_or(true, |v| v != "all");
-    if let Ok(path) = std::env::var("HAECHI_PA_DUMP") {
-        let dump: String = core
-            .iter()
-            .map(|&i| {
-                format!(
-                    "{}\t{:.3}\t{}\n",
-                    u8::from(yv[i]),
-                    pv[i],
-                    val_rows[i].text.replace(['\n', '\t'], " ")
-                )
-            })
-            .collect();
-        let _ = std::fs::write(path, dump);
-    }
     let mut best = (th.medium, -1.0f32);
     for t in (1..1000).map(|i| i as f32 / 1000.0) {
         if fp_rate(&pvg, t) > budget {
