@@ -366,31 +366,17 @@ fn digits(rng: &mut Rng, n: usize) -> String {
 
 /// A Luhn-valid card number with the given prefix and length.
 fn card(rng: &mut Rng, prefix: &str, len: usize) -> String {
-    let mut d: Vec<u32> = prefix.bytes().map(|b| u32::from(b - b'0')).collect();
+    use crate::detect::pii::validators::{digits, luhn};
+    let mut d = digits(prefix);
     while d.len() < len - 1 {
-        d.push(rng.below(10) as u32);
+        d.push(rng.below(10) as u8);
     }
-    let sum: u32 = d
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, &x)| {
-            if i % 2 == 0 {
-                let y = x * 2;
-                if y > 9 {
-                    y - 9
-                } else {
-                    y
-                }
-            } else {
-                x
-            }
-        })
-        .sum();
-    d.push((10 - sum % 10) % 10);
-    d.iter()
-        .map(|x| char::from_digit(*x, 10).unwrap_or('0'))
-        .collect()
+    // The check digit that makes the number pass the PII detector's own Luhn check.
+    let check = (0..10u8)
+        .find(|&c| luhn(&[d.as_slice(), &[c]].concat()))
+        .unwrap_or(0);
+    d.push(check);
+    d.iter().map(|x| char::from(b'0' + x)).collect()
 }
 
 fn group(s: &str, sizes: &[usize], sep: &str) -> String {
@@ -584,25 +570,10 @@ mod tests {
         for _ in 0..20 {
             let c = card(&mut rng, "4", 16);
             assert_eq!(c.len(), 16);
-            let sum: u32 = c
-                .bytes()
-                .rev()
-                .enumerate()
-                .map(|(i, b)| {
-                    let x = u32::from(b - b'0');
-                    if i % 2 == 1 {
-                        let y = x * 2;
-                        if y > 9 {
-                            y - 9
-                        } else {
-                            y
-                        }
-                    } else {
-                        x
-                    }
-                })
-                .sum();
-            assert_eq!(sum % 10, 0, "{c}");
+            assert!(
+                crate::detect::pii::validators::luhn(&crate::detect::pii::validators::digits(&c)),
+                "{c}"
+            );
         }
         assert_eq!(object_particle("회의록"), "을");
         assert_eq!(object_particle("이 코드"), "를");

@@ -222,16 +222,20 @@ fn every_cut_point_of_short_texts() {
     ];
     for policy in &policies {
         for text in texts {
-            // Every single cut point, and one-character deltas.
-            for c in 0..=text.len() {
-                if text.is_char_boundary(c) {
-                    check(policy, text, &cut(text, &[c]));
-                }
-            }
-            let chars: Vec<String> = text.chars().map(String::from).collect();
-            check(policy, text, &chars);
+            check_every_cut(policy, text);
         }
     }
+}
+
+/// Every single cut point, and one-character deltas.
+fn check_every_cut(policy: &Arc<CompiledPolicy>, text: &str) {
+    for c in 0..=text.len() {
+        if text.is_char_boundary(c) {
+            check(policy, text, &cut(text, &[c]));
+        }
+    }
+    let chars: Vec<String> = text.chars().map(String::from).collect();
+    check(policy, text, &chars);
 }
 
 proptest! {
@@ -413,13 +417,7 @@ output:
     ];
     for policy in &policies {
         for text in texts {
-            for c in 0..=text.len() {
-                if text.is_char_boundary(c) {
-                    check(policy, text, &cut(text, &[c]));
-                }
-            }
-            let chars: Vec<String> = text.chars().map(String::from).collect();
-            check(policy, text, &chars);
+            check_every_cut(policy, text);
         }
     }
 }
