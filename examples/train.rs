@@ -22,36 +22,27 @@ fn main() -> ExitCode {
             eprintln!("usage: train toxicity CORPORA_DIR --eval-only MODELS_DIR");
             return ExitCode::from(2);
         };
-        if kind == haechi::train::Kind::PromptAttack {
-            let Some(model) = std::fs::read(models.join("prompt_attack.hclf"))
-                .ok()
-                .and_then(|b| haechi::detect::classifier::LinearModel::from_bytes(&b).ok())
-            else {
-                eprintln!("cannot load prompt_attack.hclf from {}", models.display());
-                return ExitCode::FAILURE;
-            };
-            return match haechi::train::prompt_attack_eval(&PathBuf::from(corpora), model) {
-                Ok(r) => {
-                    print!("{r}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("evaluation failed: {e}");
-                    ExitCode::FAILURE
-                }
-            };
-        }
         let load = |name: &str| {
             std::fs::read(models.join(name))
                 .ok()
                 .and_then(|b| haechi::detect::classifier::LinearModel::from_bytes(&b).ok())
         };
-        let (Some(en), Some(ko)) = (load("toxicity_en.hclf"), load("toxicity_ko.hclf")) else {
-            eprintln!("cannot load toxicity models from {}", models.display());
-            return ExitCode::FAILURE;
+        let corpora = PathBuf::from(corpora);
+        let result = if kind == haechi::train::Kind::PromptAttack {
+            let Some(model) = load("prompt_attack.hclf") else {
+                eprintln!("cannot load prompt_attack.hclf from {}", models.display());
+                return ExitCode::FAILURE;
+            };
+            haechi::train::prompt_attack_eval(&corpora, model)
+        } else {
+            let (Some(en), Some(ko)) = (load("toxicity_en.hclf"), load("toxicity_ko.hclf")) else {
+                eprintln!("cannot load toxicity models from {}", models.display());
+                return ExitCode::FAILURE;
+            };
+            let det = haechi::detect::toxicity::ToxicityDetector::from_models(en, ko);
+            haechi::train::toxicity_benign_eval(&corpora, &det)
         };
-        let det = haechi::detect::toxicity::ToxicityDetector::from_models(en, ko);
-        return match haechi::train::toxicity_benign_eval(&PathBuf::from(corpora), &det) {
+        return match result {
             Ok(r) => {
                 print!("{r}");
                 ExitCode::SUCCESS

@@ -611,17 +611,9 @@ input:
 #[test]
 fn values_split_at_a_message_boundary_are_found_as_one() {
     let set = crate::policy::compile::embedded_default();
-    let policy = set.default_policy();
     let texts = ["my card is 4111 1111", "1111 1111 thanks"];
     let mut map = PseudonymMap::new();
-    let d = evaluate(
-        &policy,
-        Stage::Input,
-        &texts,
-        &DetectContext::default(),
-        &EvalOptions::default(),
-        &mut map,
-    );
+    let d = run(&set, &texts, &EvalOptions::default(), &mut map);
     let pii = d
         .hits
         .iter()
@@ -649,11 +641,9 @@ fn values_split_at_a_message_boundary_are_found_as_one() {
     // Numbers that only make a value when glued together without a space stay apart
     // when each message is a sentence of its own.
     let texts = ["I was born in 1990.", "5 people came."];
-    let d = evaluate(
-        &policy,
-        Stage::Input,
+    let d = run(
+        &set,
         &texts,
-        &DetectContext::default(),
         &EvalOptions::default(),
         &mut PseudonymMap::new(),
     );

@@ -443,14 +443,8 @@ pub fn synthetic_examples(base: &[Example], every: usize, weight: f32) -> Vec<Ex
                 .skip(1)
                 .filter(|t| t.script == text::Script::Latin && t.cap && !t.stop)
                 .collect();
-            if !names.is_empty() && !cand.is_empty() {
-                let t = cand[rng.next() % cand.len()];
-                let rep = names[rng.next() % names.len()];
-                push(
-                    format!("{}{}{}", &sent[..t.start], rep, &sent[t.end..]),
-                    0.0,
-                    -weight * 0.5,
-                );
+            if let Some(swapped) = swap_token(sent, &cand, &names, &mut rng) {
+                push(swapped, 0.0, -weight * 0.5);
             }
         }
         // a number swapped for another number of the same document (intrinsic, like
@@ -468,14 +462,8 @@ pub fn synthetic_examples(base: &[Example], every: usize, weight: f32) -> Vec<Ex
                 .iter()
                 .filter(|t| t.script == text::Script::Number)
                 .collect();
-            if !nums.is_empty() && !cand.is_empty() {
-                let t = cand[rng.next() % cand.len()];
-                let rep = nums[rng.next() % nums.len()];
-                push(
-                    format!("{}{}{}", &sent[..t.start], rep, &sent[t.end..]),
-                    0.0,
-                    -weight * 0.5,
-                );
+            if let Some(swapped) = swap_token(sent, &cand, &nums, &mut rng) {
+                push(swapped, 0.0, -weight * 0.5);
             }
         }
         // fusion: the head of this sentence with the tail of another sentence of the
@@ -605,6 +593,18 @@ pub fn declarative(question: &str, answer: &str) -> Option<String> {
         return Some(format!("{head}{answer}{tail}."));
     }
     Some(format!("{q}: {answer}."))
+}
+
+/// `sent` with one of `cand` (picked first) replaced by one of `reps`: an intrinsic
+/// error (every word is in the context, only the relation is wrong). `None` when either
+/// list is empty.
+fn swap_token(sent: &str, cand: &[&text::Tok], reps: &[&str], rng: &mut Lcg) -> Option<String> {
+    if cand.is_empty() || reps.is_empty() {
+        return None;
+    }
+    let t = cand[rng.next() % cand.len()];
+    let rep = reps[rng.next() % reps.len()];
+    Some(format!("{}{}{}", &sent[..t.start], rep, &sent[t.end..]))
 }
 
 /// Rewords a sentence without changing what it claims.
