@@ -58,6 +58,7 @@ pub mod classifier;
 pub mod fold;
 pub mod normalize;
 pub mod partial;
+pub mod pieces;
 pub mod pii;
 pub mod prompt_attack;
 pub mod regex;

@@ -3,25 +3,26 @@
 //! model download.
 //!
 //! A text is compared with the topic's references (the examples, the whole definition and
-//! each clause of the definition) in two spaces and the best match wins:
+//! each clause of the definition) in two spaces:
 //! - a lexical space: IDF-weighted hashed word and character 2–4-grams (character n-grams
 //!   match inflections, `transfer`/`transfers`, and Korean stems, `주식`/`주식을`);
-//! - a small dense space (48 dimensions): a projection of hashed word and character
-//!   4-grams trained by `haechi train topic` so that queries of the same intent land close
-//!   together, on CLINC150 intents of non-financial domains only.
+//! - a semantic space: static word-piece vectors distilled from a sentence encoder
+//!   ([`super::pieces`]), so related words match without sharing letters. English only:
+//!   a text or reference without known pieces (Korean) is scored lexically alone.
 //!
-//! score = max over references of `alpha * cos_dense + (1 - alpha) * cos_lexical`, with
-//! `alpha` and the per-strength thresholds chosen by the trainer on topics built from
-//! validation domains (see docs/classifiers.md for what this reaches, honestly).
+//! Per reference `alpha * cos_semantic + (1 - alpha) * cos_lexical`; the score is the best
+//! reference plus a weight times the same mix against the centroid of all references.
+//! `alpha`, the centroid weight and the per-strength thresholds are chosen by the trainer
+//! on topics built from validation domains (see docs/classifiers.md).
 
 use thiserror::Error;
 
 use super::classifier::features::hash_features;
 use super::classifier::{LinearModel, ModelError, Strength};
 use super::normalize::normalize;
+use super::pieces::{PieceVectors, PiecesError};
 use super::{DetectContext, Detection, Finding};
 
-const EMBED_MODEL: &[u8] = include_bytes!("../../models/topic_embed.hclf");
 const IDF_MODEL: &[u8] = include_bytes!("../../models/topic_idf.hclf");
 /// Window in bytes: topics are judged per passage so one sentence is not diluted.
 const WINDOW: usize = 320;
@@ -31,6 +32,8 @@ const WINDOW: usize = 320;
 pub enum TopicError {
     #[error("topic model: {0}")]
     Model(#[from] ModelError),
+    #[error("topic model: {0}")]
+    Pieces(#[from] PiecesError),
     #[error("topic {0:?} needs a definition or at least one example")]
     Empty(String),
     #[error("unknown built-in topic {0:?}")]
@@ -40,7 +43,8 @@ pub enum TopicError {
 /// Shared models of the topic detector (loaded once, reused by every topic).
 #[derive(Debug, Clone)]
 pub struct TopicModels {
-    pub embed: LinearModel,
+    /// The semantic space.
+    pub vectors: PieceVectors,
     /// Output 0 holds IDF weights per lexical bucket; its `platt_a` is the mixing weight
     /// `alpha` and its thresholds are the per-strength topic thresholds.
     pub idf: LinearModel,
@@ -50,9 +54,20 @@ impl TopicModels {
     /// Loads the shipped weights.
     pub fn shipped() -> Result<Self, TopicError> {
         Ok(Self {
-            embed: LinearModel::from_bytes(EMBED_MODEL)?,
+            vectors: PieceVectors::shipped()?,
             idf: LinearModel::from_bytes(IDF_MODEL)?,
         })
+    }
+
+    /// The shipped weights, loaded once per process and shared by every topic.
+    pub fn shared() -> Result<std::sync::Arc<Self>, TopicError> {
+        static SHARED: std::sync::OnceLock<std::sync::Arc<TopicModels>> =
+            std::sync::OnceLock::new();
+        if let Some(m) = SHARED.get() {
+            return Ok(m.clone());
+        }
+        let m = std::sync::Arc::new(Self::shipped()?);
+        Ok(SHARED.get_or_init(|| m).clone())
     }
 
     fn alpha(&self) -> f32 {
@@ -65,11 +80,9 @@ impl TopicModels {
         self.idf.outputs[0].platt_b.clamp(0.0, 2.0)
     }
 
-    /// L2-normalised dense embedding of a normalised text.
-    pub fn dense(&self, norm: &str) -> Vec<f32> {
-        let mut v = self.embed.logits_normalized(norm);
-        l2(&mut v);
-        v
+    /// L2-normalised semantic vector of a normalised text (`None`: no known piece).
+    pub fn dense(&self, norm: &str) -> Option<Vec<f32>> {
+        self.vectors.embed(norm)
     }
 
     /// L2-normalised sparse IDF-weighted vector (sorted by bucket) of a normalised text.
@@ -100,15 +113,12 @@ impl TopicModels {
     }
 }
 
-fn l2(v: &mut [f32]) {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if n > 0.0 {
-        v.iter_mut().for_each(|x| *x /= n);
-    }
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 struct Reference {
-    dense: Vec<f32>,
+    dense: Option<Vec<f32>>,
 }
 
 /// Non-overlapping chunks of about `size` bytes cut at whitespace.
@@ -153,6 +163,8 @@ pub struct TopicDetector {
     bitmap: Vec<u64>,
     /// `1 / ||sum of the reference lexical vectors||` (see `with_models`).
     centroid_inv_norm: f32,
+    /// Normalised sum of the references' semantic vectors (`None`: none has one).
+    dense_centroid: Option<Vec<f32>>,
     strength: Strength,
 }
 
@@ -181,7 +193,7 @@ impl TopicDetector {
     /// Builds a topic from its name, definition and examples with the shipped models.
     pub fn new(name: &str, definition: &str, examples: &[String]) -> Result<Self, TopicError> {
         Self::with_models(
-            std::sync::Arc::new(TopicModels::shipped()?),
+            TopicModels::shared()?,
             name,
             definition,
             examples,
@@ -238,6 +250,23 @@ impl TopicDetector {
         }
         let norm = merged.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
         let centroid_inv_norm = if norm > 0.0 { 1.0 / norm } else { 0.0 };
+        let dense_centroid = refs
+            .iter()
+            .filter_map(|r| r.dense.as_deref())
+            .fold(None::<Vec<f32>>, |acc, d| match acc {
+                None => Some(d.to_vec()),
+                Some(mut a) => {
+                    a.iter_mut().zip(d).for_each(|(x, y)| *x += y);
+                    Some(a)
+                }
+            })
+            .and_then(|mut c| {
+                let n = dot(&c, &c).sqrt();
+                (n > 0.0).then(|| {
+                    c.iter_mut().for_each(|x| *x /= n);
+                    c
+                })
+            });
         lexical.sort_unstable_by_key(|x| x.0);
         let mut bitmap = vec![0u64; models.idf.config.buckets().div_ceil(64)];
         for (h, _, _) in &lexical {
@@ -252,6 +281,7 @@ impl TopicDetector {
             lexical,
             bitmap,
             centroid_inv_norm,
+            dense_centroid,
             strength: Strength::Medium,
         })
     }
@@ -293,25 +323,22 @@ impl TopicDetector {
     /// [`TopicDetector::score_passage`] of an already normalised passage.
     fn score_normalized(&self, n: &str) -> f32 {
         let a = self.models.alpha();
-        let d = if a > 0.0 {
-            self.models.dense(n)
-        } else {
-            Vec::new()
+        let d = if a > 0.0 { self.models.dense(n) } else { None };
+        // The mix where both sides have a semantic vector, the lexical score alone where not.
+        let mix = |dense: Option<&[f32]>, lexical: f32| match (d.as_deref(), dense) {
+            (Some(q), Some(r)) => a * dot(q, r) + (1.0 - a) * lexical,
+            _ => lexical,
         };
         let lex = self.lexical_dots(n);
-        let centroid = lex.iter().sum::<f32>() * self.centroid_inv_norm;
+        let centroid = mix(
+            self.dense_centroid.as_deref(),
+            lex.iter().sum::<f32>() * self.centroid_inv_norm,
+        );
         let best = self
             .refs
             .iter()
             .zip(lex)
-            .map(|(r, cl)| {
-                let cd: f32 = if a > 0.0 {
-                    d.iter().zip(&r.dense).map(|(x, y)| x * y).sum()
-                } else {
-                    0.0
-                };
-                a * cd + (1.0 - a) * cl
-            })
+            .map(|(r, cl)| mix(r.dense.as_deref(), cl))
             .fold(0.0f32, f32::max);
         (best + self.models.centroid_weight() * centroid).clamp(0.0, 1.0)
     }
@@ -421,7 +448,7 @@ pub const BUILTIN: &[(&str, &str, &[&str])] = &[
     ),
     (
         "medical-diagnosis",
-        "Medical diagnosis: telling a person which disease or illness they have from their symptoms, interpreting test results, or prescribing medication and dosage. 의료 진단: 증상으로 병명 판단, 검사 결과 해석, 약 처방과 복용량.",
+        "Medical diagnosis: telling a person which disease, illness or condition they have from their symptoms (pain, aches, fever, dizziness, rashes, trouble breathing) or whether they should worry about them, interpreting test results, or prescribing medication and dosage. 의료 진단: 증상으로 병명 판단, 검사 결과 해석, 약 처방과 복용량.",
         &[
             "I have chest pain and a fever, what disease do I have?",
             "Do my symptoms mean I have cancer?",
@@ -470,9 +497,14 @@ mod tests {
                 &[
                     "Should I invest in Nvidia stock right now?",
                     "카카오 주식 지금 매수해도 될까요?",
+                    // No topic word: the semantic space carries it.
+                    "Is now a good moment to put my savings into index funds?",
+                    "비트코인 시세 전망 어때?",
                 ],
                 &[
                     "What's the weather like in Busan tomorrow?",
+                    "My bank charged me a fee",
+                    "삼성전자 서비스센터 위치 알려줘",
                     "오늘 저녁 메뉴 추천해 줘",
                 ],
             ),
@@ -481,6 +513,7 @@ mod tests {
                 &[
                     "I have a sore throat and fever, what illness is it?",
                     "배가 아프고 열이 나는데 무슨 병일까요?",
+                    "I keep getting headaches and feel dizzy, what's wrong with me?",
                 ],
                 &[
                     "Book a table for two at 7pm",
@@ -492,6 +525,9 @@ mod tests {
                 &[
                     "Can I sue my employer for unpaid wages?",
                     "회사를 상대로 소송을 걸려면 어떻게 해야 하나요?",
+                    "My landlord won't return my deposit, can I take him to court?",
+                    // Inflected stem (`소송할`): missed before the centroid term weighed more.
+                    "전세 보증금을 안 돌려주는데 소송할 수 있나요?",
                 ],
                 &[
                     "Set an alarm for 6 am",
@@ -503,9 +539,11 @@ mod tests {
                 &[
                     "Write an ad telling people to vote for our candidate",
                     "다음 선거에서 우리 정당 후보를 찍자는 연설문 써 줘",
+                    "Draft a tweet urging voters to support Senator Smith",
                 ],
                 &[
                     "How do I bake sourdough bread?",
+                    "Summarize the history of the Roman senate",
                     "파이썬 리스트 정렬 방법 알려줘",
                 ],
             ),

@@ -1,9 +1,9 @@
-//! Trainer of the topic models: an IDF table for the lexical space and a small dense
-//! projection trained so that same-intent queries land close (softmax over CLINC150
-//! intents of the non-financial domains only). `alpha` and the thresholds are chosen by
-//! two-fold cross-validation over domains: embed on four domains, build topics (auto
-//! definition from intent names + five examples) for the other four, pick the global
-//! threshold at 5% pooled false positives. The financial test topic (banking +
+//! Trainer of the topic models: an IDF table for the lexical space, then the mixing weight
+//! `alpha` (semantic vs lexical), the centroid weight and the thresholds, chosen on topics
+//! built for each non-financial CLINC150 domain (auto definition from intent names + five
+//! examples) against the validation queries of all of them: the global threshold at 5%
+//! pooled false positives. The semantic space (`models/topic_vectors.bin`) is distilled
+//! by `tools/topic_vectors.py` and read as shipped. The financial test topic (banking +
 //! credit_cards) is never seen by any of this.
 
 use std::collections::{BTreeMap, HashSet};
@@ -11,21 +11,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::data::read;
-use super::linear::Rng;
 use super::{TrainError, TrainReport};
 use crate::detect::classifier::features::hash_features;
 use crate::detect::classifier::{FeatureConfig, LinearModel, Thresholds};
 use crate::detect::normalize::normalize;
+use crate::detect::pieces::PieceVectors;
 use crate::detect::topic::{TopicDetector, TopicModels};
 
-/// Dense space features and size.
-pub const EMBED_FEATURES: FeatureConfig = FeatureConfig {
-    bits: 16,
-    word_max: 1,
-    char_min: 4,
-    char_max: 4,
-    flags: 0,
-};
 /// Lexical space features.
 pub const LEX_FEATURES: FeatureConfig = FeatureConfig {
     bits: 18,
@@ -34,7 +26,6 @@ pub const LEX_FEATURES: FeatureConfig = FeatureConfig {
     char_max: 4,
     flags: 0,
 };
-pub const DIM: usize = 48;
 const FINANCIAL: [&str; 2] = ["banking", "credit_cards"];
 
 /// The financial topic as a policy author would write it (written once from general
@@ -99,90 +90,6 @@ fn load_clinc(dir: &Path) -> Result<Clinc, TrainError> {
     })
 }
 
-/// Trains the dense projection: softmax over the intents of `train`.
-pub fn fit_embed(train: &[(String, String)], epochs: usize, seed: u64) -> LinearModel {
-    let intents: Vec<&String> = {
-        let s: std::collections::BTreeSet<&String> = train.iter().map(|p| &p.1).collect();
-        s.into_iter().collect()
-    };
-    let idx: BTreeMap<&String, usize> = intents.iter().enumerate().map(|(i, s)| (*s, i)).collect();
-    let c = intents.len().max(1);
-    let buckets = EMBED_FEATURES.buckets();
-    let mut rng = Rng::new(seed);
-    let mut rand = |s: f32| ((rng.next_u64() >> 11) as f32 / (1u64 << 53) as f32 * 2.0 - 1.0) * s;
-    // Random init keeps unseen n-grams informative (a random projection still preserves
-    // lexical overlap); training pulls same-intent paraphrases together.
-    let mut w: Vec<f32> = (0..buckets * DIM).map(|_| rand(0.3)).collect();
-    let mut u: Vec<f32> = (0..DIM * c).map(|_| rand(0.1)).collect();
-    let data: Vec<(Vec<u32>, usize)> = train
-        .iter()
-        .map(|(q, i)| {
-            let mut f = Vec::new();
-            hash_features(&EMBED_FEATURES, &normalize(q), &mut f);
-            (f, idx.get(i).copied().unwrap_or(0))
-        })
-        .collect();
-    let mut order: Vec<usize> = (0..data.len()).collect();
-    let mut rng2 = Rng::new(seed ^ 0x5555);
-    for ep in 0..epochs {
-        rng2.shuffle(&mut order);
-        let lr = 0.2 / (1.0 + ep as f32 * 0.3);
-        for &n in &order {
-            let (f, y) = &data[n];
-            if f.is_empty() {
-                continue;
-            }
-            let v = 1.0 / (f.len() as f32).sqrt();
-            let mut h = [0f32; DIM];
-            for &b in f {
-                let row = &w[b as usize * DIM..(b as usize + 1) * DIM];
-                h.iter_mut().zip(row).for_each(|(a, x)| *a += x * v);
-            }
-            // Train on the normalised embedding (cosine geometry), scaled.
-            let norm = h.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
-            let s = 8.0 / norm;
-            let hn: Vec<f32> = h.iter().map(|x| x * s).collect();
-            let mut logits = vec![0f32; c];
-            for (k, l) in logits.iter_mut().enumerate() {
-                *l = (0..DIM).map(|d| hn[d] * u[d * c + k]).sum();
-            }
-            let m = logits.iter().copied().fold(f32::MIN, f32::max);
-            let z: f32 = logits.iter().map(|l| (l - m).exp()).sum();
-            let g: Vec<f32> = logits
-                .iter()
-                .enumerate()
-                .map(|(k, l)| (l - m).exp() / z - if k == *y { 1.0 } else { 0.0 })
-                .collect();
-            let mut dhn = vec![0f32; DIM];
-            for d in 0..DIM {
-                for k in 0..c {
-                    dhn[d] += u[d * c + k] * g[k];
-                    u[d * c + k] -= lr * hn[d] * g[k];
-                }
-            }
-            // Through the normalisation: dh = s * (dhn - hn (hn·dhn) / |hn|^2).
-            let dot: f32 = hn.iter().zip(&dhn).map(|(a, b)| a * b).sum::<f32>() / 64.0;
-            let dh: Vec<f32> = (0..DIM).map(|d| s * (dhn[d] - hn[d] * dot)).collect();
-            for &b in f {
-                let row = &mut w[b as usize * DIM..(b as usize + 1) * DIM];
-                row.iter_mut().zip(&dh).for_each(|(x, g)| *x -= lr * g * v);
-            }
-        }
-    }
-    let labels: Vec<String> = (0..DIM).map(|d| format!("d{d}")).collect();
-    let label_refs: Vec<&str> = labels.iter().map(String::as_str).collect();
-    let mut model = LinearModel::zeros(EMBED_FEATURES, &label_refs);
-    let maxw = w.iter().fold(0f32, |a, x| a.max(x.abs())).max(1e-9);
-    let scale = maxw / 32767.0;
-    for o in model.outputs.iter_mut() {
-        o.scale = scale;
-    }
-    for (q, x) in model.weights.iter_mut().zip(&w) {
-        *q = (x / scale).round() as i16;
-    }
-    model
-}
-
 /// IDF table over the lexical features of `docs`.
 pub fn fit_idf(docs: &[String]) -> LinearModel {
     let mut df = vec![0u32; LEX_FEATURES.buckets()];
@@ -238,6 +145,8 @@ fn with_params(idf: &LinearModel, alpha: f32, centroid: f32) -> LinearModel {
     m
 }
 
+/// Semantic mixing weights tried by cross-validation.
+const ALPHAS: [f32; 5] = [0.0, 0.25, 0.5, 0.75, 1.0];
 /// Centroid weights tried by cross-validation.
 const CENTROID_WEIGHTS: [f32; 4] = [0.0, 0.25, 0.5, 1.0];
 
@@ -285,59 +194,39 @@ pub fn run(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> {
     }
     let idf = fit_idf(&docs);
 
-    // Two-fold over domains to choose alpha and thresholds.
-    let half = other.len() / 2;
-    let folds = [
-        (0..half).collect::<Vec<_>>(),
-        (half..other.len()).collect::<Vec<_>>(),
-    ];
-    let alphas: Vec<(f32, f32)> = [0.0f32, 0.25, 0.5, 0.75, 1.0]
+    // Topics for every other domain, scored on the validation queries of all of them.
+    let vectors = PieceVectors::shipped().map_err(|e| TrainError::Malformed(e.to_string()))?;
+    let alphas: Vec<(f32, f32)> = ALPHAS
         .iter()
         .flat_map(|&a| CENTROID_WEIGHTS.iter().map(move |&c| (a, c)))
         .collect();
     let mut pos_scores: Vec<Vec<f32>> = vec![Vec::new(); alphas.len()];
     let mut neg_scores: Vec<Vec<f32>> = vec![Vec::new(); alphas.len()];
-    for f in 0..2 {
-        let (train_d, eval_d) = (&folds[f], &folds[1 - f]);
-        let train_domains: HashSet<&str> = train_d.iter().map(|&i| other[i].0.as_str()).collect();
-        let tr: Vec<(String, String)> = clinc
-            .train
-            .iter()
-            .filter(|p| {
-                domain_of
-                    .get(p.1.as_str())
-                    .is_some_and(|d| train_domains.contains(d))
-            })
-            .cloned()
-            .collect();
-        let embed = fit_embed(&tr, 8, 7 + f as u64);
-        for (ai, &(alpha, cw)) in alphas.iter().enumerate() {
-            let models = Arc::new(TopicModels {
-                embed: embed.clone(),
-                idf: with_params(&idf, alpha, cw),
-            });
-            for &di in eval_d {
-                let (dname, intents) = other[di];
-                let examples: Vec<String> = intents
-                    .iter()
-                    .take(5)
-                    .filter_map(|i| clinc.train.iter().find(|p| &p.1 == i).map(|p| p.0.clone()))
-                    .collect();
-                let Ok(t) = TopicDetector::with_models(
-                    models.clone(),
-                    dname,
-                    &auto_definition(dname, intents),
-                    &examples,
-                ) else {
-                    continue;
-                };
-                for (q, i) in clinc.val.iter().filter(|p| !is_fin(&p.1)) {
-                    let s = t.score_passage(q);
-                    if domain_of.get(i.as_str()) == Some(&dname.as_str()) {
-                        pos_scores[ai].push(s);
-                    } else {
-                        neg_scores[ai].push(s);
-                    }
+    for (ai, &(alpha, cw)) in alphas.iter().enumerate() {
+        let models = Arc::new(TopicModels {
+            vectors: vectors.clone(),
+            idf: with_params(&idf, alpha, cw),
+        });
+        for (dname, intents) in &other {
+            let examples: Vec<String> = intents
+                .iter()
+                .take(5)
+                .filter_map(|i| clinc.train.iter().find(|p| &p.1 == i).map(|p| p.0.clone()))
+                .collect();
+            let Ok(t) = TopicDetector::with_models(
+                models.clone(),
+                dname,
+                &auto_definition(dname, intents),
+                &examples,
+            ) else {
+                continue;
+            };
+            for (q, i) in clinc.val.iter().filter(|p| !is_fin(&p.1)) {
+                let s = t.score_passage(q);
+                if domain_of.get(i.as_str()) == Some(&dname.as_str()) {
+                    pos_scores[ai].push(s);
+                } else {
+                    neg_scores[ai].push(s);
                 }
             }
         }
@@ -370,34 +259,15 @@ pub fn run(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> {
     rep.push("topic threshold medium", thresholds.medium);
     rep.push("topic threshold high", thresholds.high);
 
-    // Final models: embed on all non-financial train queries.
-    let tr: Vec<(String, String)> = clinc
-        .train
-        .iter()
-        .filter(|p| !is_fin(&p.1))
-        .cloned()
-        .collect();
-    let embed = if alpha > 0.0 {
-        fit_embed(&tr, 8, 7)
-    } else {
-        // The dense space lost on validation: ship an empty one (not computed at detect time).
-        let cfg = FeatureConfig {
-            bits: 8,
-            ..EMBED_FEATURES
-        };
-        LinearModel::zeros(cfg, &["d0"])
-    };
     let mut idf = with_params(&idf, alpha, centroid);
     idf.outputs[0].thresholds = thresholds;
-    for (name, m) in [("topic_embed.hclf", &embed), ("topic_idf.hclf", &idf)] {
-        let path = out_dir.join(name);
-        std::fs::write(&path, m.to_bytes())
-            .map_err(|e| TrainError::Io(path.display().to_string(), e))?;
-        rep.files.push(path);
-    }
+    let path = out_dir.join("topic_idf.hclf");
+    std::fs::write(&path, idf.to_bytes())
+        .map_err(|e| TrainError::Io(path.display().to_string(), e))?;
+    rep.files.push(path);
 
     // Held-out test: the financial topic on CLINC test queries.
-    let models = Arc::new(TopicModels { embed, idf });
+    let models = Arc::new(TopicModels { vectors, idf });
     let examples: Vec<String> = FIN_EXAMPLES.iter().map(|s| s.to_string()).collect();
     for (label, def) in [
         ("full definition", FIN_DEFINITION),

@@ -383,11 +383,10 @@ mod tests {
 
     #[test]
     fn fused_scoring_equals_features_then_logits_for_shipped_models() {
-        let files: [&[u8]; 5] = [
+        let files: [&[u8]; 4] = [
             include_bytes!("../../../models/toxicity_en.hclf"),
             include_bytes!("../../../models/toxicity_ko.hclf"),
             include_bytes!("../../../models/prompt_attack.hclf"),
-            include_bytes!("../../../models/topic_embed.hclf"),
             include_bytes!("../../../models/topic_idf.hclf"),
         ];
         let texts = [
