@@ -81,6 +81,11 @@ fn bench(c: &mut Criterion) {
     g.bench_function("prompt_attack_new", |b| {
         b.iter(|| PromptAttackDetector::new().unwrap())
     });
+    // The shared topic models (IDF table and word-piece vectors) load once per process;
+    // each topic then only embeds its references.
+    g.bench_function("topic_models_load", |b| {
+        b.iter(|| haechi::detect::topic::TopicModels::shipped().unwrap())
+    });
     g.bench_function("topic_builtin_new", |b| {
         b.iter(|| TopicDetector::builtin("legal-advice").unwrap())
     });

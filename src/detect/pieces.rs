@@ -34,15 +34,18 @@ pub enum PiecesError {
     Utf8,
 }
 
-/// The piece table: piece → row, rows as i8 with one scale per row.
+/// The piece table: piece → row. The file stores i8 rows with one scale per row; they are
+/// widened to f32 at load (about 16 MB in memory) so that summing rows vectorises.
 #[derive(Debug, Clone)]
 pub struct PieceVectors {
     dims: usize,
     /// 64-bit hash of a piece → row; the piece itself is compared on a hit.
     index: HashMap<u64, u32, BuildHasherDefault<IdentityHasher>>,
     pieces: Vec<Box<str>>,
-    scales: Vec<f32>,
-    rows: Vec<i8>,
+    /// Row-major, `dims` per piece; all-zero rows (special pieces) are never looked up.
+    rows: Vec<f32>,
+    /// Whether a row is all zeros.
+    empty: Vec<bool>,
 }
 
 /// The keys are already hashes.
@@ -121,19 +124,21 @@ impl PieceVectors {
             index.entry(key).or_insert(row as u32);
             pieces.push(piece.into());
         }
-        let mut scales = Vec::with_capacity(n);
         let mut rows = Vec::with_capacity(n * dims);
+        let mut empty = Vec::with_capacity(n);
         for _ in 0..n {
             let s = r.take(4)?;
-            scales.push(f32::from_le_bytes([s[0], s[1], s[2], s[3]]));
-            rows.extend(r.take(dims)?.iter().map(|&b| b as i8));
+            let scale = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
+            let q = r.take(dims)?;
+            empty.push(scale == 0.0 || q.iter().all(|&b| b == 0));
+            rows.extend(q.iter().map(|&b| scale * f32::from(b as i8)));
         }
         Ok(Self {
             dims,
             index,
             pieces,
-            scales,
             rows,
+            empty,
         })
     }
 
@@ -142,6 +147,7 @@ impl PieceVectors {
         self.dims
     }
 
+    /// Row of a piece with a non-zero vector.
     fn lookup(&self, continuation: bool, piece: &[u8]) -> Option<u32> {
         let row = *self.index.get(&piece_hash(continuation, piece))?;
         let stored = self.pieces.get(row as usize)?.as_bytes();
@@ -150,7 +156,7 @@ impl PieceVectors {
         } else {
             stored
         };
-        (stored == piece).then_some(row)
+        (stored == piece && !self.empty.get(row as usize).copied().unwrap_or(true)).then_some(row)
     }
 
     /// Calls `f` with the row of every piece of one ASCII alphanumeric word, or not at all
@@ -178,10 +184,16 @@ impl PieceVectors {
         }
     }
 
-    /// Rows of the pieces of a normalised text, in order.
+    /// Rows of the pieces of a normalised text, in order (pieces without a vector, such
+    /// as `[UNK]`, are left out).
     pub fn pieces_of(&self, norm: &str) -> Vec<u32> {
+        let mut rows = Vec::with_capacity(norm.len() / 4);
+        self.for_each_piece(norm, &mut rows);
+        rows
+    }
+
+    fn for_each_piece(&self, norm: &str, rows: &mut Vec<u32>) {
         let bytes = norm.as_bytes();
-        let mut rows = Vec::with_capacity(bytes.len() / 4);
         let mut i = 0;
         while i < bytes.len() {
             let b = bytes[i];
@@ -191,7 +203,7 @@ impl PieceVectors {
                     .position(|c| !c.is_ascii_alphanumeric())
                     .map_or(bytes.len(), |p| i + p);
                 // A word glued to another script (`etf에`) is still a word.
-                self.word_pieces(&bytes[i..end], &mut rows);
+                self.word_pieces(&bytes[i..end], rows);
                 i = end;
             } else {
                 if b.is_ascii_punctuation() {
@@ -202,31 +214,24 @@ impl PieceVectors {
                 i += 1;
             }
         }
-        rows
     }
 
     /// L2-normalised vector of a normalised text; `None` when it has no known piece.
     pub fn embed(&self, norm: &str) -> Option<Vec<f32>> {
+        let mut pieces = Vec::with_capacity(norm.len() / 4);
+        self.for_each_piece(norm, &mut pieces);
+        if pieces.is_empty() {
+            return None;
+        }
         let mut v = vec![0f32; self.dims];
-        let mut any = false;
-        for row in self.pieces_of(norm) {
+        for row in pieces {
             let r = row as usize;
-            let (Some(&scale), Some(q)) = (
-                self.scales.get(r),
-                self.rows.get(r * self.dims..(r + 1) * self.dims),
-            ) else {
-                continue;
-            };
-            if scale == 0.0 {
-                continue;
+            if let Some(q) = self.rows.get(r * self.dims..(r + 1) * self.dims) {
+                v.iter_mut().zip(q).for_each(|(a, x)| *a += x);
             }
-            any = true;
-            v.iter_mut()
-                .zip(q)
-                .for_each(|(a, &x)| *a += scale * f32::from(x));
         }
         let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        if !any || n == 0.0 {
+        if n == 0.0 {
             return None;
         }
         v.iter_mut().for_each(|x| *x /= n);
@@ -252,7 +257,10 @@ mod tests {
                 .collect()
         };
         assert_eq!(names("my bank account"), ["my", "bank", "account"]);
-        assert_eq!(names("unaffordable?"), ["una", "##ff", "##ord", "##able", "?"]);
+        assert_eq!(
+            names("unaffordable?"),
+            ["una", "##ff", "##ord", "##able", "?"]
+        );
         // Korean has no pieces here; a Latin word glued to it still does.
         assert_eq!(names("주식을 etf에"), ["et", "##f"]);
     }

@@ -161,6 +161,11 @@ pub struct TopicDetector {
     /// One bit per lexical bucket present in any reference: most query n-grams miss and
     /// cost one L1 lookup instead of a sort and a merge.
     bitmap: Vec<u64>,
+    /// Bits set in `bitmap` before each of its words: the rank of a present bucket among
+    /// the present ones, which indexes `runs` without a search.
+    ranks: Vec<u32>,
+    /// Where each present bucket's entries start in `lexical` (one more at the end).
+    runs: Vec<u32>,
     /// `1 / ||sum of the reference lexical vectors||` (see `with_models`).
     centroid_inv_norm: f32,
     /// Normalised sum of the references' semantic vectors (`None`: none has one).
@@ -192,12 +197,7 @@ fn clauses(definition: &str) -> Vec<String> {
 impl TopicDetector {
     /// Builds a topic from its name, definition and examples with the shipped models.
     pub fn new(name: &str, definition: &str, examples: &[String]) -> Result<Self, TopicError> {
-        Self::with_models(
-            TopicModels::shared()?,
-            name,
-            definition,
-            examples,
-        )
+        Self::with_models(TopicModels::shared()?, name, definition, examples)
     }
 
     /// Same as [`TopicDetector::new`] with already loaded models (share them across topics).
@@ -274,12 +274,27 @@ impl TopicDetector {
                 *w |= 1 << (h % 64);
             }
         }
+        let mut ranks = Vec::with_capacity(bitmap.len());
+        let mut seen = 0u32;
+        for w in &bitmap {
+            ranks.push(seen);
+            seen += w.count_ones();
+        }
+        let mut runs: Vec<u32> = Vec::with_capacity(seen as usize + 1);
+        for (i, (h, _, _)) in lexical.iter().enumerate() {
+            if i == 0 || lexical[i - 1].0 != *h {
+                runs.push(i as u32);
+            }
+        }
+        runs.push(lexical.len() as u32);
         Ok(Self {
             name: name.to_string(),
             models,
             refs,
             lexical,
             bitmap,
+            ranks,
+            runs,
             centroid_inv_norm,
             dense_centroid,
             strength: Strength::Medium,
@@ -360,18 +375,20 @@ impl TopicDetector {
                 .get(h as usize)
                 .map_or(0.0, |w| f32::from(*w) * o.scale);
             norm2 += idf * idf;
-            let hit = self
-                .bitmap
-                .get(h as usize / 64)
-                .is_some_and(|w| w & (1 << (h % 64)) != 0);
-            if !hit {
+            let word = h as usize / 64;
+            let Some(&bits) = self.bitmap.get(word) else {
+                continue;
+            };
+            let bit = 1u64 << (h % 64);
+            if bits & bit == 0 {
                 continue;
             }
-            let start = self.lexical.partition_point(|x| x.0 < h);
-            for &(b, r, w) in &self.lexical[start..] {
-                if b != h {
-                    break;
-                }
+            let rank = self.ranks.get(word).copied().unwrap_or(0) as usize
+                + (bits & (bit - 1)).count_ones() as usize;
+            let (Some(&from), Some(&to)) = (self.runs.get(rank), self.runs.get(rank + 1)) else {
+                continue;
+            };
+            for &(_, r, w) in self.lexical.get(from as usize..to as usize).unwrap_or(&[]) {
                 if let Some(a) = acc.get_mut(r as usize) {
                     *a += idf * w;
                 }
