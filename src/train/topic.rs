@@ -320,3 +320,129 @@ pub fn run(dir: &Path, out_dir: &Path) -> Result<TrainReport, TrainError> {
     }
     Ok(rep)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A CLINC-shaped corpus in miniature: two financial domains (never used for choices)
+    /// and three others with distinct vocabularies.
+    fn fixture(dir: &Path) {
+        let write = |rel: &str, body: String| {
+            let p = dir.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, body).unwrap();
+        };
+        let domains: &[(&str, &str, [&str; 3])] = &[
+            (
+                "banking",
+                "balance",
+                [
+                    "how much money is in my checking account",
+                    "show my bank balance",
+                    "what is left in my savings account",
+                ],
+            ),
+            (
+                "credit_cards",
+                "card_declined",
+                [
+                    "why was my credit card declined",
+                    "my card got rejected at the store",
+                    "the credit card payment failed",
+                ],
+            ),
+            (
+                "travel",
+                "book_flight",
+                [
+                    "book a flight to paris",
+                    "find me a plane ticket to tokyo",
+                    "reserve a seat on the next flight",
+                ],
+            ),
+            (
+                "kitchen",
+                "recipe",
+                [
+                    "how do i cook pasta",
+                    "give me a recipe for soup",
+                    "how long should i bake bread",
+                ],
+            ),
+            (
+                "home",
+                "lights",
+                [
+                    "turn off the lights in the kitchen",
+                    "dim the bedroom lamp",
+                    "switch the living room lights on",
+                ],
+            ),
+        ];
+        let rows = |k: usize| -> String {
+            let mut v = Vec::new();
+            for (_, intent, qs) in domains {
+                for i in 0..4 {
+                    v.push(format!(
+                        "[\"{} {}\", \"{intent}\"]",
+                        qs[(i + k) % 3],
+                        ["", "please", "now", "today"][i]
+                    ));
+                }
+            }
+            v.join(", ")
+        };
+        write(
+            "clinc150_oos/data_full.json",
+            format!(
+                "{{\"train\": [{}], \"val\": [{}], \"test\": [{}], \"oos_test\": [[\"tell me a joke\", \"oos\"]]}}",
+                rows(0),
+                rows(1),
+                rows(2)
+            ),
+        );
+        let doms: Vec<String> = domains
+            .iter()
+            .map(|(d, i, _)| format!("\"{d}\": [\"{i}\"]"))
+            .collect();
+        write(
+            "clinc150_oos/domains.json",
+            format!("{{{}}}", doms.join(", ")),
+        );
+        write(
+            "halueval/qa_shared.jsonl",
+            "{\"question\": \"who wrote the book\"}\n{\"question\": \"where is the city\"}\n"
+                .into(),
+        );
+        write(
+            "kocohub_beep_ko/train.tsv",
+            "comments\tcontain_gender_bias\tbias\thate\n좋은 영화\tFalse\tnone\tnone\n".into(),
+        );
+        write(
+            "kocohub_beep_ko/dev.tsv",
+            "comments\tcontain_gender_bias\tbias\thate\n재밌다\tFalse\tnone\tnone\n".into(),
+        );
+        write("curse_detection_ko/dataset.txt", "안녕하세요|0\n".into());
+    }
+
+    #[test]
+    fn topic_trainer_runs_end_to_end_on_a_small_sample() {
+        let dir = tempfile::tempdir().unwrap();
+        let (corpora, out) = (dir.path().join("corpora"), dir.path().join("models"));
+        fixture(&corpora);
+        std::fs::create_dir_all(&out).unwrap();
+        let rep = run(&corpora, &out).unwrap();
+        let idf =
+            LinearModel::from_bytes(&std::fs::read(out.join("topic_idf.hclf")).unwrap()).unwrap();
+        let t = idf.outputs[0].thresholds;
+        assert!(t.low >= t.medium && t.medium >= t.high, "{rep}");
+        let alpha = rep.get("topic chosen alpha").unwrap();
+        assert!(ALPHAS.contains(&alpha), "{rep}");
+        // The financial topic built from the trainer's own definition finds its queries.
+        let recall = rep
+            .get("topic financial[full definition] recall @high")
+            .unwrap();
+        assert!(recall > 0.5, "{rep}");
+    }
+}
