@@ -366,28 +366,10 @@ async fn hot_reload_under_load_keeps_the_last_good_policy() {
 #[test]
 fn scan_command_on_a_jsonl_file() {
     let dir = policy_dir(BLOCKING);
-    let input = dir.path().join("in.jsonl");
-    let output = dir.path().join("out.jsonl");
-    std::fs::write(
-        &input,
+    let lines = run_scan(
+        &dir.path().join("default.yaml"),
         "{\"id\":\"a\",\"text\":\"메일은 kim@example.com 입니다\"}\n{\"text\":\"frobnicate\",\"stage\":\"input\"}\nnot json\n{\"id\":\"d\",\"text\":\"topsecret\",\"stage\":\"output\"}\n",
-    )
-    .expect("write input");
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_haechi"))
-        .args(["scan", "--policy"])
-        .arg(dir.path().join("default.yaml"))
-        .arg("--input")
-        .arg(&input)
-        .arg("--output")
-        .arg(&output)
-        .status()
-        .expect("run scan");
-    assert!(status.success());
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&output)
-        .expect("output")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect();
+    );
     assert_eq!(lines.len(), 4, "one output line per input line");
     assert_eq!(lines[0]["id"], "a");
     assert_eq!(lines[0]["action"], "anonymize");

@@ -266,3 +266,26 @@ pub fn sse_text(body: &[u8]) -> String {
     }
     text
 }
+
+/// Runs the `haechi scan` binary with `policy` on the JSONL `input` and returns its
+/// output lines, parsed. Panics (fails the test) when the command fails.
+pub fn run_scan(policy: &std::path::Path, input: &str) -> Vec<serde_json::Value> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (in_path, out_path) = (dir.path().join("in.jsonl"), dir.path().join("out.jsonl"));
+    std::fs::write(&in_path, input).expect("write input");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_haechi"))
+        .args(["scan", "--policy"])
+        .arg(policy)
+        .arg("--input")
+        .arg(&in_path)
+        .arg("--output")
+        .arg(&out_path)
+        .status()
+        .expect("run scan");
+    assert!(status.success(), "haechi scan failed");
+    std::fs::read_to_string(&out_path)
+        .expect("output")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
