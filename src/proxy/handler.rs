@@ -288,6 +288,11 @@ impl Gateway {
         }
         let record = info.to_record(&request_id, status, started, false);
         info.observe(&self.recorder.metrics, status);
+        if info.audit_refused {
+            // Already a 503 refusal, counted by the pre-flight.
+            let _ = self.recorder.append_refused(record).await;
+            return response;
+        }
         if self.recorder.append(record).await.is_err() && self.recorder.fail_closed {
             let mut refused =
                 GatewayError::Unavailable("the audit log cannot be written (fail_closed)".into())
@@ -362,6 +367,26 @@ impl Gateway {
                 self.model_call(operation, req, request_id, info).await
             }
         }
+    }
+
+    /// Audit pre-flight (`audit.fail_mode: fail_closed`): while the audit log is known to
+    /// be failing, a model call is refused with a 503 before any quota is reserved or
+    /// upstream called, since its record could not be written anyway (and fail closed
+    /// would refuse the answer after the tokens were spent). The log's probe clears the
+    /// state when space returns (`AuditLog::accepting`).
+    fn audit_preflight(&self, info: &mut RequestInfo) -> Result<(), GatewayError> {
+        if self.recorder.preflight() {
+            return Ok(());
+        }
+        info.audit_refused = true;
+        info.fail_events.push(crate::audit::record::FailEvent {
+            mode: "fail_closed".into(),
+            component: "audit".into(),
+            reason: "unavailable".into(),
+        });
+        Err(GatewayError::Unavailable(
+            "the audit log cannot be written (fail_closed)".into(),
+        ))
     }
 
     /// Tenant mode: the caller's tenant, from its gateway key (401 without one); the key
@@ -515,6 +540,9 @@ impl Gateway {
         // Identify and admit (tenant mode only).
         let mut tenant_cfg = None;
         let mut admitted = None;
+        if self.tenancy.is_none() {
+            self.audit_preflight(info)?;
+        }
         if let Some(tenancy) = &self.tenancy {
             let identity = super::bedrock::identify(tenancy, &self.config, &parts.headers)?;
             info.tenant = Some(identity.tenant.to_string());
@@ -527,6 +555,7 @@ impl Gateway {
                 &parts.headers,
             )?;
             self.routable(provider, model, regions.as_deref())?;
+            self.audit_preflight(info)?;
             let result = tenancy.admit(&identity, &exchange).await;
             match &result {
                 Err(GatewayError::RateLimited { local_fallback, .. }) => {
