@@ -234,6 +234,24 @@ impl Gateway {
         self.draining.store(true, Ordering::SeqCst);
     }
 
+    /// Serves one request of the admin listener (`admin_listen`): `GET /metrics`,
+    /// `/healthz` and `/readyz`; anything else is a 404. No audit record, no upstream.
+    pub fn handle_admin(&self, req: Request<Incoming>) -> Response<Body> {
+        let request_id = request_id(req.headers());
+        let mut response = match (req.method(), req.uri().path()) {
+            (&Method::GET, "/metrics") => self.metrics_response(),
+            (&Method::GET, "/healthz") => json_response(StatusCode::OK, r#"{"status":"ok"}"#),
+            (&Method::GET, "/readyz") => self.readiness(),
+            (method, path) => {
+                not_found(method, path, ADMIN_ROUTES).into_response(routes::provider_for_path(path))
+            }
+        };
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert(REQUEST_ID, value);
+        }
+        response
+    }
+
     /// Serves one request; never fails (errors become provider-shaped responses). Model
     /// calls and guardrail checks leave one audit record.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
@@ -315,6 +333,9 @@ impl Gateway {
         match route {
             Route::Health => Ok(json_response(StatusCode::OK, r#"{"status":"ok"}"#)),
             Route::Ready => Ok(self.readiness()),
+            Route::Metrics if !self.config.metrics_on_client_listener => {
+                Err(not_found(req.method(), req.uri().path(), &client_routes()))
+            }
             Route::Metrics => Ok(self.metrics_response()),
             Route::ListModels => {
                 // With tenants this is a call like any other: a gateway key is required,
@@ -1393,6 +1414,26 @@ fn json_response(status: StatusCode, body: &'static str) -> Response<Body> {
 }
 
 /// The client's `x-request-id` when it sent a usable one, else a fresh random id.
+/// The routes of the admin listener.
+const ADMIN_ROUTES: &[&str] = &["GET /metrics", "GET /healthz", "GET /readyz"];
+
+/// The client listener's routes when it does not serve `/metrics`.
+fn client_routes() -> Vec<&'static str> {
+    routes::SUPPORTED
+        .iter()
+        .copied()
+        .filter(|r| *r != "GET /metrics")
+        .collect()
+}
+
+fn not_found(method: &Method, path: &str, supported: &[&str]) -> GatewayError {
+    GatewayError::NotFound {
+        method: method.to_string(),
+        path: path.to_string(),
+        supported: supported.join(", "),
+    }
+}
+
 fn request_id(headers: &HeaderMap) -> String {
     if let Some(id) = headers
         .get("x-request-id")
