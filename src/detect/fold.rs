@@ -647,18 +647,35 @@ fn leet_tokens(cs: &[char], mut f: impl FnMut(usize, usize)) {
     }
 }
 
-/// Whether the word view would fold leetspeak in `text`.
+/// Whether the word view would fold leetspeak in `text` ([`leet_tokens`] on the text as
+/// written, without allocating: leetspeak tokens are ASCII).
 fn has_leet(text: &str) -> bool {
-    // Cheap first: a character that leetspeak maps.
-    if !text
-        .bytes()
-        .any(|b| matches!(b, b'0' | b'1' | b'3' | b'4' | b'5' | b'7' | b'$' | b'@'))
-    {
-        return false;
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if !is_leet_token(char::from(b[i])) {
+            i += 1;
+            continue;
+        }
+        let (mut letter, mut mapped, mut at) = (false, false, false);
+        while i < b.len() && is_leet_token(char::from(b[i])) {
+            let c = char::from(b[i]);
+            letter |= c.is_ascii_alphabetic();
+            mapped |= leet(c).is_some();
+            at |= c == '@';
+            i += 1;
+        }
+        let address = at
+            && b.get(i) == Some(&b'.')
+            && text
+                .get(i + 1..)
+                .and_then(|t| t.chars().next())
+                .is_some_and(is_alnum);
+        if letter && mapped && !address {
+            return true;
+        }
     }
-    let mut any = false;
-    leet_tokens(&text.chars().collect::<Vec<_>>(), |_, _| any = true);
-    any
+    false
 }
 
 /// Folds leetspeak inside tokens that mix letters with digits or symbols (see the
@@ -1064,35 +1081,66 @@ fn digit_run_start(t: &str) -> Option<usize> {
     b[i..].iter().any(u8::is_ascii_digit).then_some(i)
 }
 
+/// What the per-character passes make of `c`, for the scans of a growing text's end:
+/// `None` when it is dropped (invisible, combining mark); look-alikes count as the
+/// letter they may become.
+fn mapped_char(c: char) -> Option<char> {
+    if c.is_ascii() || ('\u{AC00}'..='\u{D7A3}').contains(&c) || is_jamo(c) {
+        return Some(c);
+    }
+    if is_invisible(c) || is_combining_mark(c) {
+        return None;
+    }
+    if let Some(d) = foreign_digit(c) {
+        return Some(d);
+    }
+    if c.is_whitespace() {
+        return Some(' ');
+    }
+    if let Some(l) = homoglyph(c.to_lowercase().next().unwrap_or(c)) {
+        return Some(l);
+    }
+    let mut nfkc = std::iter::once(c).nfkc();
+    match (nfkc.next(), nfkc.next()) {
+        (Some(a), None) if a.is_ascii() => Some(a),
+        _ => Some(c),
+    }
+}
+
 /// Start of the token at the end of `t` when it holds a leetspeak character (its fold
 /// depends on the rest of the token: `$` may become `s` once a letter follows).
 fn leet_token_start(t: &str) -> Option<usize> {
     let mut start = None;
     let mut mapped = false;
     for (i, c) in t.char_indices().rev() {
-        if !is_leet_token(c) {
-            break;
+        match mapped_char(c) {
+            None => {}
+            Some(m) if is_leet_token(m) => {
+                start = Some(i);
+                mapped |= leet(m).is_some();
+            }
+            Some(_) => break,
         }
-        start = Some(i);
-        mapped |= leet(c).is_some();
     }
     start.filter(|_| mapped)
 }
 
-/// Start of a run of digits, Korean numeral syllables and separators at the end of `t`
-/// when it holds a numeral syllable (more of them may still make it a number).
+/// Start of a run of digits, Korean numeral syllables (or jamo that may compose into
+/// one) and separators at the end of `t` when it holds a syllable or jamo (more of them
+/// may still make it a number).
 fn numeral_run_start(t: &str) -> Option<usize> {
     let mut start = None;
     let mut syllable = false;
     for (i, c) in t.char_indices().rev() {
-        let numeral = korean_digit(c).is_some();
-        if !(numeral || c.is_ascii_digit() || matches!(c, ' ' | '-' | '.')) {
-            break;
+        match mapped_char(c) {
+            None | Some(' ' | '-' | '.') => {}
+            Some(m) if m.is_ascii_digit() => start = Some(i),
+            Some(m) if korean_digit(m).is_some() || is_jamo(m) => {
+                start = Some(i);
+                syllable = true;
+            }
+            Some(_) => break,
         }
-        if numeral || c.is_ascii_digit() {
-            start = Some(i);
-        }
-        syllable |= numeral;
     }
     start.filter(|_| syllable)
 }

@@ -209,6 +209,7 @@ const FRAGMENTS: &[&str] = &[
     " 일이삼사",
     " 오육칠팔",
     "사일일일-일일일일-일일일일-일일일일",
+    "ㅇㅗ",
 ];
 
 fn text_of(ix: &[usize]) -> String {
@@ -428,6 +429,8 @@ output:
         "전화 공일공 일이삼사 오육칠팔 주세요",
         "카드 사일일일-일일일일-일일일일-일일일일 ok",
         "번호 공일공-1234-5678로 연락",
+        "전화 일이삼사\u{200B} ㅇㅗ육칠팔 주세요",
+        "Open $\u{200B}3$4m3 and a\u{200B}$$ now",
     ];
     for policy in &policies {
         for text in texts {
