@@ -1413,7 +1413,6 @@ fn json_response(status: StatusCode, body: &'static str) -> Response<Body> {
     response
 }
 
-/// The client's `x-request-id` when it sent a usable one, else a fresh random id.
 /// The routes of the admin listener.
 const ADMIN_ROUTES: &[&str] = &["GET /metrics", "GET /healthz", "GET /readyz"];
 
@@ -1434,6 +1433,7 @@ fn not_found(method: &Method, path: &str, supported: &[&str]) -> GatewayError {
     }
 }
 
+/// The client's `x-request-id` when it sent a usable one, else a fresh random id.
 fn request_id(headers: &HeaderMap) -> String {
     if let Some(id) = headers
         .get("x-request-id")
