@@ -1001,7 +1001,7 @@ pub fn growing(text: &str, kind: ViewKind) -> Growing {
 }
 
 fn growing_uncached(text: &str, kind: ViewKind) -> Growing {
-    let view = folded_shared(text, kind);
+    let mut view = folded_shared(text, kind);
     let mut pending = text.len();
     // Where the tail starts (the last GROWING_WINDOW bytes, on a char boundary).
     let mut w = text.len().saturating_sub(GROWING_WINDOW);
@@ -1044,7 +1044,64 @@ fn growing_uncached(text: &str, kind: ViewKind) -> Growing {
             }
         }
     }
+    // A numeral run still growing may become digits that complete a value begun before
+    // it (`kim@일이삼…`, `+82 일공-…`, `x at 일이삼…`), which no scan of the text as
+    // written can see: the view handed back reads the run as digits already, so that the
+    // detectors' partial matches on it hold from where such a value starts, and spelled
+    // addresses are looked for in it too.
+    if let (ViewKind::Values, Some(s)) = (kind, trailing) {
+        if let Some(spec) = speculative_values(text, w + s) {
+            view = Some(Rc::new(spec));
+        }
+    }
+    // A leetspeak token of the word view may have been joined from spaced singles
+    // (`f.r.o.b.n.i.c.a.t.e$…`): its start is where the view's last token starts.
+    if let (ViewKind::Words, Some(v)) = (kind, &view) {
+        let t = v.text.as_str();
+        let mut vw = t.len().saturating_sub(GROWING_WINDOW);
+        while !t.is_char_boundary(vw) {
+            vw += 1;
+        }
+        // The view has folded the token's leetspeak already: any token at its end counts.
+        if let Some(o) = token_start(&t[vw..], false).and_then(|a| v.source_start(vw + a)) {
+            pending = pending.min(o);
+        }
+    }
+    // Spelled addresses whose parts only the view reads as such (digits from numerals).
+    if let (ViewKind::Values, Some(v), Some(m)) = (kind, &view, address_partial()) {
+        let t = v.text.as_str();
+        let mut vw = t.len().saturating_sub(GROWING_WINDOW);
+        while !t.is_char_boundary(vw) {
+            vw += 1;
+        }
+        for a in address_starts(&t[vw..]) {
+            if m.live_from(t.as_bytes(), vw + a) {
+                if let Some(o) = v.source_start(vw + a) {
+                    pending = pending.min(o);
+                }
+            }
+        }
+    }
     Growing { view, pending }
+}
+
+/// The value view of `text` with every numeral syllable from `run` on read as a digit,
+/// however short its run is yet (see [`growing_uncached`]).
+fn speculative_values(text: &str, run: usize) -> Option<Folded> {
+    let mut units = compose_jamo({
+        let mut units = map_chars(text);
+        fold_homoglyphs(&mut units);
+        units
+    });
+    fold_korean_numerals(&mut units);
+    for u in &mut units {
+        if u.start as usize >= run {
+            if let Some(d) = korean_digit(u.c) {
+                u.c = d;
+            }
+        }
+    }
+    finish(text, join_spaced(units, false).0)
 }
 
 /// Start of a run of spaced single characters at the end of `t` (`f.u.`, `a b c`, and,
@@ -1110,8 +1167,16 @@ fn mapped_char(c: char) -> Option<char> {
 /// Start of the token at the end of `t` when it holds a leetspeak character (its fold
 /// depends on the rest of the token: `$` may become `s` once a letter follows).
 fn leet_token_start(t: &str) -> Option<usize> {
+    token_start(t, true)
+}
+
+/// Start of the token of leetspeak characters at the end of `t` (when `mapped`, only if
+/// it holds a character leetspeak maps).
+fn token_start(t: &str, need_mapped: bool) -> Option<usize> {
     let mut start = None;
     let mut mapped = false;
+    // A `.` at the very end may still turn out to end an address's local part and host.
+    let t = t.strip_suffix('.').unwrap_or(t);
     for (i, c) in t.char_indices().rev() {
         match mapped_char(c) {
             None => {}
@@ -1122,7 +1187,7 @@ fn leet_token_start(t: &str) -> Option<usize> {
             Some(_) => break,
         }
     }
-    start.filter(|_| mapped)
+    start.filter(|_| mapped || !need_mapped)
 }
 
 /// Start of a run of digits, Korean numeral syllables (or jamo that may compose into

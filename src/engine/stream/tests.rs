@@ -431,6 +431,9 @@ output:
         "번호 공일공-1234-5678로 연락",
         "전화 일이삼사\u{200B} ㅇㅗ육칠팔 주세요",
         "Open $\u{200B}3$4m3 and a\u{200B}$$ now",
+        "mail kim@일이삼사오육칠.com or kim at 일이삼사오육칠.com, +82 일공-일이삼사-오육칠팔",
+        "card 4111 1111 일일일일 일일일일 ok",
+        " AKIAIOSFODNN7EXAMPLE  at  일이삼사4111.1111.1111.1111f.r.o.b.n.i.c.a.t.e in 2024",
     ];
     for policy in &policies {
         for text in texts {
