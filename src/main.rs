@@ -253,6 +253,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("binding {addr}"))?;
         let local = listener.local_addr()?;
+        let admin = match config.admin_listen_addr().map_err(anyhow::Error::msg)? {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the admin listener {addr}"))?,
+            ),
+            None => None,
+        };
         let telemetry_file = config.telemetry.clone();
         let gateway = proxy::Gateway::new(config)?;
         // Logs to stderr (HAECHI_LOG or RUST_LOG filter) and, when an OTLP endpoint is
@@ -275,7 +283,27 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         spawn_sighup_reload(gateway.policies.clone());
         let scheme = if tls.is_some() { "https" } else { "http" };
         eprintln!("haechi listening on {scheme}://{local}");
+        // The admin listener (metrics, health) stops after the client listener has
+        // drained, so that `/readyz` answers "draining" meanwhile.
+        let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        let admin = match admin {
+            Some(admin) => {
+                eprintln!("haechi admin listening on http://{}", admin.local_addr()?);
+                let gateway = gateway.clone();
+                Some(tokio::spawn(async move {
+                    proxy::serve_admin(admin, gateway, async move {
+                        let _ = admin_stopped.await;
+                    })
+                    .await
+                }))
+            }
+            None => None,
+        };
         proxy::serve(listener, gateway.clone(), tls, shutdown_signal()).await?;
+        let _ = stop_admin.send(());
+        if let Some(admin) = admin {
+            admin.await??;
+        }
         gateway.close_audit().await;
         drop(telemetry);
         anyhow::Ok(())

@@ -46,7 +46,9 @@ const ROWS: &[Row] = &[
     ("e-mail spelled with \" at \" / \" dot \"", "pii-in", &["mail kim at example dot com please"], "kim at example dot com", Caught),
     ("e-mail spelled with [at] / [dot]", "pii-in", &["mail kim [at] example [dot] co [dot] kr"], "kim [at] example [dot] co [dot] kr", Caught),
     ("card number split across two messages (each half is pseudonymized, not as a card)", "pii-in", &["card starts 4111 1111", "and ends 1111 1111"], "", Caught),
-    ("phone number written in Korean numerals", "pii-in", &["전화 공일공 일이삼사 오육칠팔"], "", Missed),
+    ("phone number written in Korean numerals", "pii-in", &["전화 공일공 일이삼사 오육칠팔"], "공일공 일이삼사 오육칠팔", Caught),
+    ("phone number in Korean numerals and digits", "pii-in", &["전화 공일공-1234-5678로 주세요"], "공일공-1234-5678", Caught),
+    ("card number in Korean numerals", "pii-in", &["카드 사일일일 일일일일 일일일일 일일일일"], "사일일일 일일일일 일일일일 일일일일", Caught),
     // Secrets (rule secrets-in).
     ("baseline AWS access key", "secrets-in", &["key AKIAQ3EGRXVPNHWLZT5Y ok"], "AKIAQ3EGRXVPNHWLZT5Y", Caught),
     ("zero-width joiners inside an AWS key", "secrets-in", &["key AKIA\u{200D}Q3EGRXVP\u{200D}NHWLZT5Y ok"], "AKIA\u{200D}Q3EGRXVP\u{200D}NHWLZT5Y", Caught),
@@ -61,7 +63,8 @@ const ROWS: &[Row] = &[
     ("letters spaced out", "profanity-in", &["what the f u c k is this"], "f u c k", Caught),
     ("letters dotted", "profanity-in", &["what the f.u.c.k is this"], "f.u.c.k", Caught),
     ("leetspeak spellings the list has (fvck, sh1t)", "profanity-in", &["what the fvck and sh1t"], "", Caught),
-    ("leetspeak the list lacks (f4ck)", "profanity-in", &["what the f4ck"], "", Missed),
+    ("leetspeak the list lacks (f4ck)", "profanity-in", &["what the f4ck"], "f4ck", Caught),
+    ("leetspeak with symbols (a$$, @ss)", "profanity-in", &["you a$$ and @ss"], "a$$", Caught),
     ("Korean baseline", "profanity-in", &["이 시발 뭐야"], "시발", Caught),
     ("Korean jamo written one by one", "profanity-in", &["이 ㅅㅣㅂㅏㄹ 뭐야"], "ㅅㅣㅂㅏㄹ", Caught),
     ("Korean syllables spaced out", "profanity-in", &["야 시 발 뭐야"], "시 발", Caught),
@@ -137,4 +140,53 @@ fn evasion_table() {
         wrong.len(),
         wrong.join("\n")
     );
+}
+
+/// The leetspeak and Korean-numeral folds must not turn ordinary text into findings:
+/// numbers next to words, product and unit names, and Korean prose full of 이/일/사/오.
+#[test]
+fn leetspeak_and_korean_numeral_folds_add_no_false_positives() {
+    let store = PolicyStore::embedded();
+    let policy = store.current().default_policy();
+    let opts = EvalOptions {
+        hash_key: b"evasions",
+        language: None,
+        run_all: true,
+        trusted: &[],
+        select: None,
+        judged: &[],
+    };
+    let texts = [
+        "In 2024 we sold 4 apples and 3 pears for $5, 10 $ each.",
+        "Meet at 5pm in room 101; bring the A4 paper and the 3D glasses.",
+        "The x86_64 build of the covid19 tracker v1.3 plays mp3 files; 1st and 3rd runs passed.",
+        "h264 and 4k video on s3 and ec2 for b2b, 10am to 7pm, 2fa codes, 5G, 7z, g5, t3, 1on1.",
+        "Version 3.14.15 of web3 ships with a55b30c1 as its hash and the 0x1f mask.",
+        "이 사람이 일을 사랑합니다.",
+        "오늘 이사 가는 날이에요. 구월 일일까지 일이 많아요.",
+        "이 사이 공사 일이 많다. 일일이 사오 구이 이야기.",
+        "2024년 3월 1일 오후 2시에 만나요. 사과 오이 구두 일곱 개.",
+        "일이삼 사오 하나 둘 셋",
+    ];
+    for text in texts {
+        let decision = evaluate(
+            &policy,
+            Stage::Input,
+            &[text],
+            &DetectContext::default(),
+            &opts,
+            &mut PseudonymMap::new(),
+        );
+        let spans: Vec<_> = decision
+            .hits
+            .iter()
+            .filter(|h| matches!(h.rule.as_str(), "profanity-in" | "pii-in" | "secrets-in"))
+            .flat_map(|h| {
+                h.findings
+                    .iter()
+                    .map(move |f| (h.rule.clone(), &text[f.start..f.end]))
+            })
+            .collect();
+        assert!(spans.is_empty(), "{text:?}: {spans:?}");
+    }
 }

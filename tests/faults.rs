@@ -540,54 +540,54 @@ async fn audit_log_on_a_full_disk_follows_its_fail_mode_and_recovers() {
         // Sync once so the head checkpoint file exists before the disk fills.
         gw.gateway.recorder.log.flush().await.expect("flush");
         let filler = fs.fill();
-        // The log's last page may still hold a few records: send until one fails.
-        let mut failed = None;
-        let mut served_while_full = 0;
+        // 1. The log's last page may still hold a few records: stream until one record
+        //    fails. The log is not yet known to fail, so that stream reached the
+        //    upstream; fail closed cuts it before its end.
+        let mut cut_at_failure = None;
         for _ in 0..40 {
-            let r = post_json(&url, &chat_body(false)).await;
-            let before = records_by_id(&path);
-            let id = r.header("x-haechi-request-id").expect("id");
-            if before.contains_key(&id) {
+            let (id, _, cut) = stream_chat(&url).await;
+            if records_by_id(&path).contains_key(&id) {
+                assert!(!cut, "{mode:?}: a recorded stream ends normally");
                 continue;
             }
-            failed = Some(r);
+            cut_at_failure = Some(cut);
             break;
         }
-        let failed = failed.expect("a write failed on the full disk");
-        match mode {
-            FailMode::Closed => assert_openai_error(&failed, 503),
-            FailMode::Open => assert_eq!(failed.status, 200),
-        }
-        // A stream whose record cannot be written: fail closed cuts it before its end.
-        let streamed = send(
-            "POST",
-            &url,
-            &[("content-type", "application/json")],
-            chat_body(true),
-        )
-        .await;
-        let mut body = streamed.into_body();
-        let mut text = Vec::new();
-        let mut cut = false;
-        loop {
-            match http_body_util::BodyExt::frame(&mut body).await {
-                None => break,
-                Some(Ok(f)) => {
-                    if let Ok(d) = f.into_data() {
-                        text.extend_from_slice(&d);
-                    }
-                }
-                Some(Err(_)) => {
-                    cut = true;
-                    break;
-                }
-            }
-        }
+        let cut = cut_at_failure.expect("a write failed on the full disk");
         assert_eq!(cut, mode == FailMode::Closed, "{mode:?}: stream ending");
+
+        // 2. The log is now known to fail. Fail closed refuses before the upstream (the
+        //    pre-flight: no tokens spent), JSON and streams alike; fail open serves.
+        let upstream_calls = mock.recorded().len();
+        let mut served_while_full = 0;
         for _ in 0..3 {
             let r = post_json(&url, &chat_body(false)).await;
+            match mode {
+                FailMode::Closed => assert_openai_error(&r, 503),
+                FailMode::Open => assert_eq!(r.status, 200),
+            }
             if r.status == 200 {
                 served_while_full += 1;
+            }
+        }
+        let (_, status, cut) = stream_chat(&url).await;
+        assert!(!cut, "{mode:?}: refused or served whole, not cut");
+        match mode {
+            FailMode::Closed => assert_eq!(status, 503, "stream refused before the upstream"),
+            FailMode::Open => assert_eq!(status, 200),
+        }
+        if status == 200 {
+            served_while_full += 1;
+        }
+        let reached_upstream = mock.recorded().len() - upstream_calls;
+        match mode {
+            FailMode::Closed => {
+                assert_eq!(served_while_full, 0);
+                assert_eq!(reached_upstream, 0, "refused before the upstream");
+            }
+            FailMode::Open => {
+                assert_eq!(served_while_full, 4);
+                assert_eq!(reached_upstream, 4);
             }
         }
         let text_m = metrics_text(&format!("http://{}", gw.addr)).await;
@@ -607,23 +607,79 @@ async fn audit_log_on_a_full_disk_follows_its_fail_mode_and_recovers() {
             "{mode:?}: write failures counted ({failures})"
         );
         assert_eq!(failures, events, "{mode:?}: one fail event per lost record");
-        match mode {
-            FailMode::Closed => assert_eq!(served_while_full, 0),
-            FailMode::Open => assert_eq!(served_while_full, 3),
-        }
 
-        // Space comes back: records are written again, and the chain is intact.
+        // 3. Space comes back: the pre-flight's probe sees it, records are written
+        //    again, and the chain is intact.
         std::fs::remove_file(&filler).expect("free space");
         let r = post_json(&url, &chat_body(false)).await;
         assert_eq!(r.status, 200, "{mode:?}: recovered");
         let id = r.header("x-haechi-request-id").expect("id");
         assert_eq!(records_by_id(&path)[&id].len(), 1, "its record is written");
+
+        // 4. Full again: a JSON answer whose record is the first to fail has reached the
+        //    upstream (nothing knew yet); fail closed refuses it after the fact.
+        let filler = fs.fill();
+        let mut failed = None;
+        for _ in 0..40 {
+            let calls = mock.recorded().len();
+            let r = post_json(&url, &chat_body(false)).await;
+            let id = r.header("x-haechi-request-id").expect("id");
+            if records_by_id(&path).contains_key(&id) {
+                continue;
+            }
+            assert_eq!(
+                mock.recorded().len(),
+                calls + 1,
+                "the first failure is found by writing"
+            );
+            failed = Some(r);
+            break;
+        }
+        let failed = failed.expect("a write failed on the full disk again");
+        match mode {
+            FailMode::Closed => assert_openai_error(&failed, 503),
+            FailMode::Open => assert_eq!(failed.status, 200),
+        }
+        std::fs::remove_file(&filler).expect("free space");
+        assert_eq!(post_json(&url, &chat_body(false)).await.status, 200);
         assert!(verify_chain(&path), "{mode:?}: chain intact");
         eprintln!(
-            "{mode:?}: {failures} records not written while full, {served_while_full}/3 served, recovered"
+            "{mode:?}: {failures} records not written while full, {served_while_full}/4 served, {reached_upstream}/4 reached the upstream, recovered"
         );
         gw.stop().await;
     }
+}
+
+/// Sends a streamed chat request and reads it to the end: its request id, status, and
+/// whether the body ended with an error (cut).
+async fn stream_chat(url: &str) -> (String, u16, bool) {
+    let streamed = send(
+        "POST",
+        url,
+        &[("content-type", "application/json")],
+        chat_body(true),
+    )
+    .await;
+    let id = streamed
+        .headers()
+        .get("x-haechi-request-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("id")
+        .to_string();
+    let status = streamed.status().as_u16();
+    let mut body = streamed.into_body();
+    let mut cut = false;
+    loop {
+        match http_body_util::BodyExt::frame(&mut body).await {
+            None => break,
+            Some(Ok(_)) => {}
+            Some(Err(_)) => {
+                cut = true;
+                break;
+            }
+        }
+    }
+    (id, status, cut)
 }
 
 const BLOCK_ALPHA: &str =

@@ -848,3 +848,110 @@ fn terminate(child: &mut std::process::Child) {
         .status();
     let _ = child.wait();
 }
+
+/// `admin_listen` serves `/metrics`, `/healthz` and `/readyz` on a listener of its own
+/// (and nothing else), and `metrics_on_client_listener: false` takes `/metrics` off the
+/// client port: the real binary, real sockets. The client port keeps its health routes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_listener_serves_metrics_apart_from_the_client_listener() {
+    let mock = MockUpstream::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let free_port = || {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let (port, admin_port) = (free_port(), free_port());
+    let config = format!(
+        "listen: 127.0.0.1:{port}\nadmin_listen: 127.0.0.1:{admin_port}\nmetrics_on_client_listener: false\nupstreams:\n  - {{name: mock, base_url: '{}'}}\naudit:\n  path: {}\n",
+        mock.openai_base(),
+        dir.path().join("audit.jsonl").display()
+    );
+    let config_path = dir.path().join("haechi.yaml");
+    std::fs::write(&config_path, config).expect("config");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_haechi"))
+        .args(["serve", "--config"])
+        .arg(&config_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn haechi");
+    let up = eventually(20, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && std::net::TcpStream::connect(("127.0.0.1", admin_port)).is_ok()
+    })
+    .await;
+    assert!(up, "both listeners up");
+    let client = format!("http://127.0.0.1:{port}");
+    let admin = format!("http://127.0.0.1:{admin_port}");
+
+    // A model call on the client port, counted in the admin port's metrics.
+    let r = post_json(
+        &format!("{client}/v1/chat/completions"),
+        &chat_body("hello"),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let metrics = call("GET", &format!("{admin}/metrics"), &[], "").await;
+    assert_eq!(metrics.status, 200);
+    assert!(metrics.header("x-haechi-request-id").is_some());
+    let text = String::from_utf8_lossy(&metrics.body).to_string();
+    assert!(
+        text.contains("haechi_requests_total{") && text.contains("route=\"/v1/chat/completions\""),
+        "{text}"
+    );
+    for path in ["/healthz", "/readyz"] {
+        assert_eq!(
+            call("GET", &format!("{admin}{path}"), &[], "").await.status,
+            200
+        );
+        assert_eq!(
+            call("GET", &format!("{client}{path}"), &[], "")
+                .await
+                .status,
+            200
+        );
+    }
+
+    // The client port no longer serves metrics: a provider-shaped 404 that does not
+    // list the route.
+    let hidden = call("GET", &format!("{client}/metrics"), &[], "").await;
+    assert_eq!(hidden.status, 404);
+    let body = String::from_utf8_lossy(&hidden.body).to_string();
+    assert!(hidden.json()["error"]["message"].is_string(), "{body}");
+    assert!(!body.contains("haechi_"), "{body}");
+    let listed = body.split("supported routes:").nth(1).unwrap_or_default();
+    assert!(!listed.contains("/metrics"), "{body}");
+
+    // The admin port serves nothing else: model routes are 404 and never reach the
+    // upstream.
+    let calls = mock.recorded().len();
+    for (method, path) in [
+        ("POST", "/v1/chat/completions"),
+        ("POST", "/v1/guardrail/apply"),
+        ("GET", "/v1/models"),
+        ("POST", "/metrics"),
+    ] {
+        let r = call(
+            method,
+            &format!("{admin}{path}"),
+            &[("content-type", "application/json")],
+            chat_body("hello"),
+        )
+        .await;
+        assert_eq!(r.status, 404, "{method} {path} on the admin listener");
+    }
+    assert_eq!(
+        mock.recorded().len(),
+        calls,
+        "nothing forwarded from the admin port"
+    );
+
+    // SIGTERM stops both listeners and the process exits cleanly.
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let exited = eventually(20, || matches!(child.try_wait(), Ok(Some(_)))).await;
+    assert!(exited, "gateway exited");
+    assert!(child.wait().expect("wait").success(), "exit code 0");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", admin_port)).is_err());
+}

@@ -25,11 +25,14 @@
 //! # Failures
 //! A failed write is truncated away (the file stays a valid chain), counted, logged at
 //! error level and returned as [`AuditError`] so the caller can apply its fail mode.
+//! The log remembers that its last record failed until one is written again
+//! ([`AuditLog::accepting`]), so that a fail-closed caller can refuse work *before* doing
+//! it; a probe (a block-sized scratch file next to the log) tells when space is back.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -186,7 +189,17 @@ pub struct AuditLog {
     /// the thread keeps the fsync interval, flushes and close.
     writer: Arc<std::sync::Mutex<Writer>>,
     inline: bool,
+    /// The last record failed to be written and none has been written since.
+    failing: AtomicBool,
+    /// One probe at a time, and when the last one ran (see [`AuditLog::accepting`]).
+    probe: std::sync::Mutex<Option<Instant>>,
 }
+
+/// Bytes the probe writes: one filesystem block, more than a typical record.
+const PROBE_BYTES: usize = 4096;
+
+/// Without a file to probe (stdout), how often a record is let through as the probe.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for AuditLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -223,14 +236,59 @@ impl AuditLog {
             path: opts.path,
             writer,
             inline,
+            failing: AtomicBool::new(false),
+            probe: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Remembers the outcome of a record write for [`AuditLog::accepting`].
+    fn note(&self, result: Result<(), AuditError>) -> Result<(), AuditError> {
+        match &result {
+            Ok(()) => self.failing.store(false, Ordering::Relaxed),
+            Err(AuditError::Closed) => {}
+            Err(_) => self.failing.store(true, Ordering::Relaxed),
+        }
+        result
+    }
+
+    /// Whether the log is expected to take the next record: `true` unless the last record
+    /// failed and none was written since. While failing, a file log is probed on every
+    /// call (one at a time; a concurrent call answers `false`): a scratch file of one
+    /// block is written next to the log and removed, and success clears the failing
+    /// state, so the log recovers by itself when space returns. A stdout log has nothing
+    /// to probe; it answers `true` once per second so that one record tries. Blocking
+    /// (a few small file operations, only while failing).
+    pub fn accepting(&self) -> bool {
+        if !self.failing.load(Ordering::Relaxed) {
+            return true;
+        }
+        let Ok(mut last) = self.probe.try_lock() else {
+            return false;
+        };
+        match &self.path {
+            Some(path) => {
+                let ok = probe_space(path);
+                *last = Some(Instant::now());
+                if ok {
+                    self.failing.store(false, Ordering::Relaxed);
+                }
+                ok
+            }
+            None => {
+                let due = last.is_none_or(|t| t.elapsed() >= PROBE_INTERVAL);
+                if due {
+                    *last = Some(Instant::now());
+                }
+                due
+            }
+        }
     }
 
     /// Appends one record; resolves once it is written (and synced under `always`).
     /// `prev_hash` and `hash` are set by the log. Never blocks the async runtime.
     pub async fn append(&self, record: AuditRecord) -> Result<(), AuditError> {
         if self.inline {
-            return self.append_inline(record);
+            return self.note(self.append_inline(record));
         }
         let _permit = self
             .permits
@@ -241,7 +299,7 @@ impl AuditLog {
         self.tx
             .send(Msg::Append(Box::new(record), ack))
             .map_err(|_| AuditError::Closed)?;
-        done.await.map_err(|_| AuditError::Closed)?
+        self.note(done.await.map_err(|_| AuditError::Closed)?)
     }
 
     /// Writes one record from the calling thread under the writer lock: serialized into
@@ -259,13 +317,13 @@ impl AuditLog {
     /// Panics if called from inside an async context (tokio's `blocking_recv` rule).
     pub fn append_blocking(&self, record: AuditRecord) -> Result<(), AuditError> {
         if self.inline {
-            return self.append_inline(record);
+            return self.note(self.append_inline(record));
         }
         let (ack, done) = oneshot::channel();
         self.tx
             .send(Msg::Append(Box::new(record), ack))
             .map_err(|_| AuditError::Closed)?;
-        done.blocking_recv().map_err(|_| AuditError::Closed)?
+        self.note(done.blocking_recv().map_err(|_| AuditError::Closed)?)
     }
 
     /// Syncs the file and updates the head sidecar now (e.g. before a planned shutdown).
@@ -306,6 +364,21 @@ impl AuditLog {
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
     }
+}
+
+/// Whether a block can be written next to the log file `path` (same filesystem): writes
+/// `<path>.probe`, then removes it.
+fn probe_space(path: &Path) -> bool {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(".probe");
+    let probe = PathBuf::from(s);
+    let written = File::create(&probe).and_then(|mut f| {
+        f.write_all(&[0u8; PROBE_BYTES])?;
+        f.flush()
+    });
+    // Removed either way (a failed write may leave an empty or partial file).
+    let _ = std::fs::remove_file(&probe);
+    written.is_ok()
 }
 
 /// Path of the head sidecar of a log file.

@@ -46,6 +46,16 @@ pub struct GatewayConfig {
     /// TLS for the listener; absent means plain HTTP.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// A second, plain-HTTP listener for operators, e.g. `127.0.0.1:9464`, serving only
+    /// `GET /metrics`, `/healthz` and `/readyz`; absent means none (they are served on
+    /// `listen` only). Bind it to loopback or an internal interface.
+    #[serde(default)]
+    pub admin_listen: Option<String>,
+    /// Whether `listen` (the client listener) also serves `GET /metrics` (default
+    /// `true`). Set `false` to keep tenant ids, rule ids and upstream names off the
+    /// client port; scrape `admin_listen` instead. `/healthz` and `/readyz` stay on both.
+    #[serde(default = "default_true")]
+    pub metrics_on_client_listener: bool,
     /// Policy directory, watched for hot reload; absent means the embedded default policy.
     #[serde(default)]
     pub policies: Option<PathBuf>,
@@ -305,6 +315,9 @@ fn default_vault_ttl() -> u64 {
 fn default_listen() -> String {
     DEFAULT_LISTEN.to_string()
 }
+fn default_true() -> bool {
+    true
+}
 fn default_dialect() -> UpstreamDialect {
     UpstreamDialect::Openai
 }
@@ -424,6 +437,8 @@ impl Default for GatewayConfig {
         Self {
             listen: default_listen(),
             tls: None,
+            admin_listen: None,
+            metrics_on_client_listener: true,
             policies: None,
             upstreams: default_upstreams(),
             tenants: Vec::new(),
@@ -472,7 +487,14 @@ impl GatewayConfig {
 
     /// Semantic checks the types cannot express.
     pub fn validate(&self) -> Result<(), String> {
-        self.listen_addr()?;
+        let listen = self.listen_addr()?;
+        if let Some(admin) = self.admin_listen_addr()? {
+            if admin == listen {
+                return Err(format!(
+                    "admin_listen `{admin}` is the same address as listen; give the admin listener its own port"
+                ));
+            }
+        }
         let mut names = std::collections::HashSet::new();
         for upstream in &self.upstreams {
             upstream.validate()?;
@@ -547,6 +569,14 @@ impl GatewayConfig {
             .parse()
             .map_err(|e| format!("listen `{}`: {e}", self.listen))
     }
+
+    /// The admin listener's address, when one is configured.
+    pub fn admin_listen_addr(&self) -> Result<Option<SocketAddr>, String> {
+        self.admin_listen
+            .as_deref()
+            .map(|a| a.parse().map_err(|e| format!("admin_listen `{a}`: {e}")))
+            .transpose()
+    }
 }
 
 fn first_line(s: &str) -> String {
@@ -613,6 +643,34 @@ audit:
         assert_eq!(config.listen, DEFAULT_LISTEN);
         assert_eq!(config.upstreams.len(), 2);
         assert_eq!(config.upstreams[0].base_url, DEFAULT_OPENAI_BASE_URL);
+        // No admin listener, and metrics stay on the client listener.
+        assert_eq!(config.admin_listen, None);
+        assert!(config.metrics_on_client_listener);
+    }
+
+    #[test]
+    fn admin_listener_keys_parse_and_are_checked() {
+        let config = parse(
+            "listen: 0.0.0.0:8080\nadmin_listen: 127.0.0.1:9464\nmetrics_on_client_listener: false\n",
+        )
+        .expect("parses");
+        assert_eq!(
+            config.admin_listen_addr(),
+            Ok(Some("127.0.0.1:9464".parse().expect("addr")))
+        );
+        assert!(!config.metrics_on_client_listener);
+        for (yaml, needle) in [
+            ("admin_listen: nowhere\n", "admin_listen `nowhere`"),
+            (
+                "listen: 127.0.0.1:8080\nadmin_listen: 127.0.0.1:8080\n",
+                "same address as listen",
+            ),
+            ("metrics_on_client_listener: maybe\n", "1:29"),
+            ("admin_listener: 127.0.0.1:9464\n", "admin_listener"),
+        ] {
+            let err = parse(yaml).expect_err(yaml).to_string();
+            assert!(err.contains(needle), "{yaml:?} gave {err:?}");
+        }
     }
 
     #[test]

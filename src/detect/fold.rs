@@ -22,7 +22,15 @@
 //!   and so are runs of two or
 //!   more single Hangul syllables separated by single spaces (`시 발`);
 //! - dotted digit groups that look like card or phone numbers get dashes;
-//! - `name at host dot com` (also `[at]`, `(at)`, `{at}`, `[dot]`, ...) becomes an address.
+//! - `name at host dot com` (also `[at]`, `(at)`, `{at}`, `[dot]`, ...) becomes an address;
+//! - word view only: leetspeak (`4`→a, `3`→e, `1`→i, `0`→o, `5`/`$`→s, `7`→t, `@`→a)
+//!   inside tokens of ASCII letters, digits, `$` and `@` that hold both a letter and one
+//!   of those (`f4ck`, `a$$`); tokens without a letter (`2024`, `4 apples`) stay;
+//! - value view only: Sino-Korean digit syllables (`공`/`영` 0, `일` 1, `이` 2, `삼` 3,
+//!   `사` 4, `오` 5, `육`/`륙` 6, `칠` 7, `팔` 8, `구` 9) become digits in a run of 7 or
+//!   more digits and such syllables, made of whole words (a particle may follow the
+//!   last) separated by one space, `-` or `.`, with a group of three or more or seven
+//!   single ones (`공일공-1234-5678`, `공일공 일이삼사 오육칠팔`).
 //!
 //! Texts longer than [`MAX_FOLD_BYTES`] are not folded (their original is still
 //! scanned): the view costs 9 bytes of memory per byte of text.
@@ -188,9 +196,10 @@ fn fold_views(text: &str) -> Views {
         return Views::default();
     }
     let simple = text.is_ascii() || text.chars().all(is_plain);
-    let values_plain = simple && no_value_folds(text);
-    let spaced = has_spaced_syllables(text);
-    if values_plain && !spaced {
+    let numerals = has_korean_numerals(text);
+    let values_plain = simple && !numerals && no_value_folds(text);
+    let words_plain = values_plain && !has_spaced_syllables(text) && !has_leet(text);
+    if values_plain && words_plain {
         return Views::default();
     }
     let units = if simple {
@@ -207,14 +216,25 @@ fn fold_views(text: &str) -> Views {
         fold_homoglyphs(&mut units);
         compose_jamo(units)
     };
-    let (words, joined_hangul) = join_spaced(units.clone(), true);
-    let words = finish(text, words).map(Rc::new);
+    let (mut joined, joined_hangul) = join_spaced(units.clone(), true);
+    let leet = fold_leet(&mut joined);
+    let words = finish(text, joined).map(Rc::new);
+    // Korean numerals: `numerals` is exact on plain text; other text is checked after
+    // the per-character passes (a zero-width space may hide inside a run).
+    let mut read_numerals = None;
+    if !values_plain && (numerals || !simple) {
+        let mut v = units.clone();
+        if fold_korean_numerals(&mut v) {
+            read_numerals = Some(v);
+        }
+    }
     let values = if values_plain {
         None
-    } else if joined_hangul {
+    } else if joined_hangul || leet || read_numerals.is_some() {
+        let units = read_numerals.unwrap_or(units);
         finish(text, join_spaced(units, false).0).map(Rc::new)
     } else {
-        // No spaced Hangul was joined: the two views are the same.
+        // Nothing only one view folds was found: the two views are the same.
         words.clone()
     };
     Views { words, values }
@@ -584,6 +604,231 @@ fn join_spaced(units: Vec<Unit>, hangul_runs: bool) -> (Vec<Unit>, bool) {
     (out, joined_hangul)
 }
 
+/// A character of a leetspeak token: ASCII letters and digits, `$` and `@`.
+fn is_leet_token(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '$' | '@')
+}
+
+/// The letter a leetspeak character stands for.
+fn leet(c: char) -> Option<char> {
+    Some(match c {
+        '4' | '@' => 'a',
+        '3' => 'e',
+        '1' => 'i',
+        '0' => 'o',
+        '5' | '$' => 's',
+        '7' => 't',
+        _ => return None,
+    })
+}
+
+/// Calls `f` with each token of leetspeak characters that holds an ASCII letter and a
+/// character [`leet`] maps (index range into `cs`). A token with `@` followed by `.` and
+/// a letter or digit is the front of an e-mail address, not leetspeak.
+fn leet_tokens(cs: &[char], mut f: impl FnMut(usize, usize)) {
+    let mut i = 0;
+    while i < cs.len() {
+        if !is_leet_token(cs[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let (mut letter, mut mapped, mut at) = (false, false, false);
+        while i < cs.len() && is_leet_token(cs[i]) {
+            letter |= cs[i].is_ascii_alphabetic();
+            mapped |= leet(cs[i]).is_some();
+            at |= cs[i] == '@';
+            i += 1;
+        }
+        let address = at && cs.get(i) == Some(&'.') && cs.get(i + 1).is_some_and(|c| is_alnum(*c));
+        if letter && mapped && !address {
+            f(start, i);
+        }
+    }
+}
+
+/// Whether the word view would fold leetspeak in `text` ([`leet_tokens`] on the text as
+/// written, without allocating: leetspeak tokens are ASCII).
+fn has_leet(text: &str) -> bool {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if !is_leet_token(char::from(b[i])) {
+            i += 1;
+            continue;
+        }
+        let (mut letter, mut mapped, mut at) = (false, false, false);
+        while i < b.len() && is_leet_token(char::from(b[i])) {
+            let c = char::from(b[i]);
+            letter |= c.is_ascii_alphabetic();
+            mapped |= leet(c).is_some();
+            at |= c == '@';
+            i += 1;
+        }
+        let address = at
+            && b.get(i) == Some(&b'.')
+            && text
+                .get(i + 1..)
+                .and_then(|t| t.chars().next())
+                .is_some_and(is_alnum);
+        if letter && mapped && !address {
+            return true;
+        }
+    }
+    false
+}
+
+/// Folds leetspeak inside tokens that mix letters with digits or symbols (see the
+/// module docs); `true` when something changed.
+fn fold_leet(units: &mut [Unit]) -> bool {
+    let mut spans = Vec::new();
+    let cs: Vec<char> = units.iter().map(|u| u.c).collect();
+    leet_tokens(&cs, |s, e| spans.push((s, e)));
+    for &(s, e) in &spans {
+        for u in &mut units[s..e] {
+            if let Some(l) = leet(u.c) {
+                u.c = l;
+            }
+        }
+    }
+    !spans.is_empty()
+}
+
+/// The digit a Sino-Korean numeral syllable reads as.
+fn korean_digit(c: char) -> Option<char> {
+    Some(match c {
+        '공' | '영' => '0',
+        '일' => '1',
+        '이' => '2',
+        '삼' => '3',
+        '사' => '4',
+        '오' => '5',
+        '육' | '륙' => '6',
+        '칠' => '7',
+        '팔' => '8',
+        '구' => '9',
+        _ => return None,
+    })
+}
+
+/// Fewest digits and numeral syllables a run needs before it is read as a number.
+const NUMERAL_RUN: usize = 7;
+
+/// Syllables that may follow the last group of a numeral run (a particle:
+/// `오육칠팔로`, `…으로`, `…번`, `…입니다`).
+fn is_particle_start(c: char) -> bool {
+    matches!(
+        c,
+        '로' | '으'
+            | '은'
+            | '는'
+            | '을'
+            | '를'
+            | '에'
+            | '와'
+            | '과'
+            | '도'
+            | '만'
+            | '번'
+            | '입'
+            | '예'
+            | '까'
+    )
+}
+
+/// Runs of Sino-Korean numerals and ASCII digits that read as a number (see the module
+/// docs): index ranges into `cs`, each holding at least one numeral syllable.
+fn numeral_runs(cs: &[char]) -> Vec<(usize, usize)> {
+    let numeral = |c: char| c.is_ascii_digit() || korean_digit(c).is_some();
+    let hangul = |c: char| ('\u{AC00}'..='\u{D7A3}').contains(&c);
+    let n = cs.len();
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < n {
+        if !numeral(cs[i]) || (i > 0 && is_alnum(cs[i - 1])) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        // Numerals in groups of three or more, groups, the longest group.
+        let (mut count, mut groups, mut longest, mut end) = (0, 0, 0, i);
+        let mut j = i;
+        loop {
+            let mut k = j;
+            while k < n && numeral(cs[k]) {
+                k += 1;
+            }
+            let whole = k == n || !is_alnum(cs[k]);
+            let particle = !whole && hangul(cs[k]) && is_particle_start(cs[k]);
+            if !(whole || particle) {
+                break;
+            }
+            if k - j >= 3 {
+                count += k - j;
+            }
+            groups += 1;
+            longest = longest.max(k - j);
+            end = k;
+            if particle {
+                break;
+            }
+            if k + 1 < n && matches!(cs[k], ' ' | '-' | '.') && numeral(cs[k + 1]) {
+                j = k + 1;
+            } else {
+                break;
+            }
+        }
+        // Groups of three or more (`공일공 일이삼사`), or seven single syllables or
+        // digits spaced out (`공 일 공 …`); words of one or two syllables (`이 사이`,
+        // `일이`) do not add up to a number.
+        let shaped = count >= NUMERAL_RUN || (longest == 1 && groups >= NUMERAL_RUN);
+        if shaped && cs[start..end].iter().any(|&c| korean_digit(c).is_some()) {
+            runs.push((start, end));
+        }
+        i = end.max(i + 1);
+    }
+    runs
+}
+
+/// Whether the value view would read Korean numerals in `text` as digits.
+fn has_korean_numerals(text: &str) -> bool {
+    if text.is_ascii() {
+        return false;
+    }
+    may_hold_numerals(text.chars()) && !numeral_runs(&text.chars().collect::<Vec<_>>()).is_empty()
+}
+
+/// Enough numeral syllables and digits for a run, one syllable at least.
+fn may_hold_numerals(cs: impl Iterator<Item = char>) -> bool {
+    let (mut syllables, mut digits) = (0, 0);
+    for c in cs {
+        if korean_digit(c).is_some() {
+            syllables += 1;
+        } else if c.is_ascii_digit() {
+            digits += 1;
+        }
+    }
+    syllables > 0 && syllables + digits >= NUMERAL_RUN
+}
+
+/// Reads Sino-Korean numerals as digits in runs that form a number (see the module
+/// docs); `true` when something changed.
+fn fold_korean_numerals(units: &mut [Unit]) -> bool {
+    if !may_hold_numerals(units.iter().map(|u| u.c)) {
+        return false;
+    }
+    let cs: Vec<char> = units.iter().map(|u| u.c).collect();
+    let runs = numeral_runs(&cs);
+    for &(s, e) in &runs {
+        for u in &mut units[s..e] {
+            if let Some(d) = korean_digit(u.c) {
+                u.c = d;
+            }
+        }
+    }
+    !runs.is_empty()
+}
+
 /// A spelled-out address (`kim at example dot com`, `kim[at]example.com`) and its
 /// separators. `None` only if they fail to compile (they are constants).
 fn address_regexes() -> Option<(&'static regex::Regex, &'static regex::Regex)> {
@@ -701,7 +946,8 @@ pub struct Growing {
     pub view: Option<Rc<Folded>>,
     /// Earliest byte of the text from which more text could still change its view (a
     /// word with look-alikes or jamo, spaced single characters, a digit run, a spelled
-    /// address in progress); the text's length when none.
+    /// address, a leetspeak token or a run of Korean numerals in progress); the text's
+    /// length when none.
     pub pending: usize,
 }
 
@@ -755,7 +1001,7 @@ pub fn growing(text: &str, kind: ViewKind) -> Growing {
 }
 
 fn growing_uncached(text: &str, kind: ViewKind) -> Growing {
-    let view = folded_shared(text, kind);
+    let mut view = folded_shared(text, kind);
     let mut pending = text.len();
     // Where the tail starts (the last GROWING_WINDOW bytes, on a char boundary).
     let mut w = text.len().saturating_sub(GROWING_WINDOW);
@@ -784,6 +1030,13 @@ fn growing_uncached(text: &str, kind: ViewKind) -> Growing {
     if let Some(s) = digit_run_start(tail) {
         pending = pending.min(w + s);
     }
+    let trailing = match kind {
+        ViewKind::Words => leet_token_start(tail),
+        ViewKind::Values => numeral_run_start(tail),
+    };
+    if let Some(s) = trailing {
+        pending = pending.min(w + s);
+    }
     if let Some(m) = address_partial() {
         for s in address_starts(tail) {
             if w + s < pending && m.live_from(text.as_bytes(), w + s) {
@@ -791,7 +1044,64 @@ fn growing_uncached(text: &str, kind: ViewKind) -> Growing {
             }
         }
     }
+    // A numeral run still growing may become digits that complete a value begun before
+    // it (`kim@일이삼…`, `+82 일공-…`, `x at 일이삼…`), which no scan of the text as
+    // written can see: the view handed back reads the run as digits already, so that the
+    // detectors' partial matches on it hold from where such a value starts, and spelled
+    // addresses are looked for in it too.
+    if let (ViewKind::Values, Some(s)) = (kind, trailing) {
+        if let Some(spec) = speculative_values(text, w + s) {
+            view = Some(Rc::new(spec));
+        }
+    }
+    // A leetspeak token of the word view may have been joined from spaced singles
+    // (`f.r.o.b.n.i.c.a.t.e$…`): its start is where the view's last token starts.
+    if let (ViewKind::Words, Some(v)) = (kind, &view) {
+        let t = v.text.as_str();
+        let mut vw = t.len().saturating_sub(GROWING_WINDOW);
+        while !t.is_char_boundary(vw) {
+            vw += 1;
+        }
+        // The view has folded the token's leetspeak already: any token at its end counts.
+        if let Some(o) = token_start(&t[vw..], false).and_then(|a| v.source_start(vw + a)) {
+            pending = pending.min(o);
+        }
+    }
+    // Spelled addresses whose parts only the view reads as such (digits from numerals).
+    if let (ViewKind::Values, Some(v), Some(m)) = (kind, &view, address_partial()) {
+        let t = v.text.as_str();
+        let mut vw = t.len().saturating_sub(GROWING_WINDOW);
+        while !t.is_char_boundary(vw) {
+            vw += 1;
+        }
+        for a in address_starts(&t[vw..]) {
+            if m.live_from(t.as_bytes(), vw + a) {
+                if let Some(o) = v.source_start(vw + a) {
+                    pending = pending.min(o);
+                }
+            }
+        }
+    }
     Growing { view, pending }
+}
+
+/// The value view of `text` with every numeral syllable from `run` on read as a digit,
+/// however short its run is yet (see [`growing_uncached`]).
+fn speculative_values(text: &str, run: usize) -> Option<Folded> {
+    let mut units = compose_jamo({
+        let mut units = map_chars(text);
+        fold_homoglyphs(&mut units);
+        units
+    });
+    fold_korean_numerals(&mut units);
+    for u in &mut units {
+        if u.start as usize >= run {
+            if let Some(d) = korean_digit(u.c) {
+                u.c = d;
+            }
+        }
+    }
+    finish(text, join_spaced(units, false).0)
 }
 
 /// Start of a run of spaced single characters at the end of `t` (`f.u.`, `a b c`, and,
@@ -826,6 +1136,78 @@ fn digit_run_start(t: &str) -> Option<usize> {
         i -= 1;
     }
     b[i..].iter().any(u8::is_ascii_digit).then_some(i)
+}
+
+/// What the per-character passes make of `c`, for the scans of a growing text's end:
+/// `None` when it is dropped (invisible, combining mark); look-alikes count as the
+/// letter they may become.
+fn mapped_char(c: char) -> Option<char> {
+    if c.is_ascii() || ('\u{AC00}'..='\u{D7A3}').contains(&c) || is_jamo(c) {
+        return Some(c);
+    }
+    if is_invisible(c) || is_combining_mark(c) {
+        return None;
+    }
+    if let Some(d) = foreign_digit(c) {
+        return Some(d);
+    }
+    if c.is_whitespace() {
+        return Some(' ');
+    }
+    if let Some(l) = homoglyph(c.to_lowercase().next().unwrap_or(c)) {
+        return Some(l);
+    }
+    let mut nfkc = std::iter::once(c).nfkc();
+    match (nfkc.next(), nfkc.next()) {
+        (Some(a), None) if a.is_ascii() => Some(a),
+        _ => Some(c),
+    }
+}
+
+/// Start of the token at the end of `t` when it holds a leetspeak character (its fold
+/// depends on the rest of the token: `$` may become `s` once a letter follows).
+fn leet_token_start(t: &str) -> Option<usize> {
+    token_start(t, true)
+}
+
+/// Start of the token of leetspeak characters at the end of `t` (when `mapped`, only if
+/// it holds a character leetspeak maps).
+fn token_start(t: &str, need_mapped: bool) -> Option<usize> {
+    let mut start = None;
+    let mut mapped = false;
+    // A `.` at the very end may still turn out to end an address's local part and host.
+    let t = t.strip_suffix('.').unwrap_or(t);
+    for (i, c) in t.char_indices().rev() {
+        match mapped_char(c) {
+            None => {}
+            Some(m) if is_leet_token(m) => {
+                start = Some(i);
+                mapped |= leet(m).is_some();
+            }
+            Some(_) => break,
+        }
+    }
+    start.filter(|_| mapped || !need_mapped)
+}
+
+/// Start of a run of digits, Korean numeral syllables (or jamo that may compose into
+/// one) and separators at the end of `t` when it holds a syllable or jamo (more of them
+/// may still make it a number).
+fn numeral_run_start(t: &str) -> Option<usize> {
+    let mut start = None;
+    let mut syllable = false;
+    for (i, c) in t.char_indices().rev() {
+        match mapped_char(c) {
+            None | Some(' ' | '-' | '.') => {}
+            Some(m) if m.is_ascii_digit() => start = Some(i),
+            Some(m) if korean_digit(m).is_some() || is_jamo(m) => {
+                start = Some(i);
+                syllable = true;
+            }
+            Some(_) => break,
+        }
+    }
+    start.filter(|_| syllable)
 }
 
 /// Where a spelled-out address may start in `t`: the local part before each spelled
@@ -922,6 +1304,94 @@ mod tests {
         assert!(fold("한국어 문장입니다").is_none());
     }
 
+    fn values_view(text: &str) -> String {
+        fold_for(text, ViewKind::Values)
+            .map(|f| f.text)
+            .unwrap_or_else(|| text.to_string())
+    }
+
+    #[test]
+    fn leetspeak_is_folded_only_in_tokens_that_mix_letters_and_symbols() {
+        let cases: &[(&str, &str)] = &[
+            ("what the f4ck", "what the fack"),
+            ("sh1t happens", "shit happens"),
+            ("you a$$", "you ass"),
+            ("@ss and 5h17", "ass and shit"),
+            ("f 4 c k", "fack"),
+            // Tokens without a letter stay numbers.
+            ("in 2024 we had 4 apples", "in 2024 we had 4 apples"),
+            ("pay $5 or 10 $", "pay $5 or 10 $"),
+            ("room 101, 3.14", "room 101, 3.14"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(view(input), *want, "input {input:?}");
+        }
+        // Only the word view folds leetspeak: values keep their digits.
+        assert!(fold_for("call 010-1234-5678 or kim4@example.com", ViewKind::Values).is_none());
+        assert!(fold("in 2024 we had 4 apples and 3 pears").is_none());
+        let text = "oh f4ck!";
+        let f = fold(text).expect("folds");
+        let (s, e) = f.original(3, 7).expect("maps");
+        assert_eq!(&text[s..e], "f4ck");
+        assert_eq!(&f.text[3..7], "fack");
+    }
+
+    #[test]
+    fn korean_numerals_are_read_as_digits_only_in_number_shaped_runs() {
+        let cases: &[(&str, &str)] = &[
+            ("전화 공일공-1234-5678", "전화 010-1234-5678"),
+            ("전화 공일공 일이삼사 오육칠팔", "전화 010 1234 5678"),
+            ("공일공 일이삼사 오육칠팔로 연락", "010 1234 5678로 연락"),
+            ("번호 영일영.일이삼사.오육칠팔", "번호 010-1234-5678"),
+            ("공 일 공 일 이 삼 사 오 육 칠 팔", "01012345678"),
+            (
+                "카드 사일일일 일일일일 일일일일 일일일일",
+                "카드 4111 1111 1111 1111",
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(values_view(input), *want, "input {input:?}");
+        }
+        // Ordinary Korean: words holding 이/일/사/오/구 are words, not digits.
+        for text in [
+            "이 사람이 일을 사랑합니다",
+            "오늘 이사 가는 날이에요. 구월 일일까지 일이 많아요",
+            "이 사이 공사 일이 많다",
+            "일일이 사오 구이 이야기",
+            "사과 오이 구두 일곱 이십 삼십 사십",
+            "공일공 일이",
+            "전화공일공일이삼사오육칠팔",
+            "2024년 3월 1일 오후 2시",
+        ] {
+            assert!(fold_for(text, ViewKind::Values).is_none(), "{text:?}");
+            assert!(!has_korean_numerals(text), "{text:?}");
+        }
+        // Offsets map back to the syllables.
+        let text = "전화 공일공-1234-5678";
+        let f = fold_for(text, ViewKind::Values).expect("folds");
+        let s = f.text.find("010").expect("digits");
+        let (os, oe) = f.original(s, s + "010-1234-5678".len()).expect("maps");
+        assert_eq!(&text[os..oe], "공일공-1234-5678");
+        // The word view leaves them (profanity lists hold Korean words).
+        assert!(fold("전화 공일공 일이삼사 오육칠팔").is_none());
+    }
+
+    #[test]
+    fn growing_holds_leet_tokens_and_numeral_runs_in_progress() {
+        let g = growing("what the f4", ViewKind::Words);
+        assert_eq!(g.pending, "what the ".len());
+        let g = growing("you a$", ViewKind::Words);
+        assert_eq!(g.pending, "you ".len());
+        let g = growing("you $", ViewKind::Words);
+        assert_eq!(g.pending, "you ".len());
+        let g = growing("plain words", ViewKind::Words);
+        assert_eq!(g.pending, "plain words".len());
+        let g = growing("전화 공일공 일이", ViewKind::Values);
+        assert_eq!(g.pending, "전화 ".len());
+        let g = growing("전화 주세요", ViewKind::Values);
+        assert_eq!(g.pending, "전화 주세요".len());
+    }
+
     #[test]
     fn spans_map_back_to_the_original() {
         let text = "write to kim\u{200B}@exa\u{2060}mple.com now";
@@ -952,7 +1422,18 @@ mod shared_pass_tests {
         let mut units = map_chars(text);
         fold_homoglyphs(&mut units);
         let units = compose_jamo(units);
-        let (units, _) = join_spaced(units, kind == ViewKind::Words);
+        let units = match kind {
+            ViewKind::Words => {
+                let (mut units, _) = join_spaced(units, true);
+                fold_leet(&mut units);
+                units
+            }
+            ViewKind::Values => {
+                let mut units = units;
+                fold_korean_numerals(&mut units);
+                join_spaced(units, false).0
+            }
+        };
         let units = dotted_digit_groups(units);
         let units = join_spelled_addresses(units);
         let out: String = units.iter().map(|u| u.c).collect();
@@ -980,6 +1461,10 @@ mod shared_pass_tests {
             "한국어 문장입니다. 오늘 날씨가 좋네요.",
             "ㅅㅣ ㅂㅏㄹ 시 발",
             "ｋｉｍ at ｅｘａｍｐｌｅ dot com",
+            "what the f4ck, a$$ and sh1t in 2024",
+            "전화 공일공 일이삼사 오육칠팔",
+            "공일공-1234-5678로 전화",
+            "이 사람이 일을 사랑해",
         ] {
             check(t);
         }
@@ -993,6 +1478,7 @@ mod shared_pass_tests {
                 "a", "b", "Z", "1", "4111", "0", " ", " ", ".", "-", "@", " at ", " dot ", "[at]",
                 "com", "\u{000B}at\t", " AT ", "( at )", "시", "발", "더", "잘", "한국어", "ㅅ", "ㅣ", "ㅂ", "ㅏ", "ㄹ", "\u{200B}",
                 "а", "ｋ", "é", "e\u{0301}", "–", "٣", "\u{3000}", "·", "漢", "word",
+                "f4ck", "$", "3", "7", "a$$", "2024", "공", "일", "이삼사", "오육칠팔", "영", "로", "사람",
             ]),
             0..24,
         )) {

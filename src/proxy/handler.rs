@@ -234,6 +234,24 @@ impl Gateway {
         self.draining.store(true, Ordering::SeqCst);
     }
 
+    /// Serves one request of the admin listener (`admin_listen`): `GET /metrics`,
+    /// `/healthz` and `/readyz`; anything else is a 404. No audit record, no upstream.
+    pub fn handle_admin(&self, req: Request<Incoming>) -> Response<Body> {
+        let request_id = request_id(req.headers());
+        let mut response = match (req.method(), req.uri().path()) {
+            (&Method::GET, "/metrics") => self.metrics_response(),
+            (&Method::GET, "/healthz") => json_response(StatusCode::OK, r#"{"status":"ok"}"#),
+            (&Method::GET, "/readyz") => self.readiness(),
+            (method, path) => {
+                not_found(method, path, ADMIN_ROUTES).into_response(routes::provider_for_path(path))
+            }
+        };
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert(REQUEST_ID, value);
+        }
+        response
+    }
+
     /// Serves one request; never fails (errors become provider-shaped responses). Model
     /// calls and guardrail checks leave one audit record.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
@@ -288,6 +306,11 @@ impl Gateway {
         }
         let record = info.to_record(&request_id, status, started, false);
         info.observe(&self.recorder.metrics, status);
+        if info.audit_refused {
+            // Already a 503 refusal, counted by the pre-flight.
+            let _ = self.recorder.append_refused(record).await;
+            return response;
+        }
         if self.recorder.append(record).await.is_err() && self.recorder.fail_closed {
             let mut refused =
                 GatewayError::Unavailable("the audit log cannot be written (fail_closed)".into())
@@ -310,6 +333,9 @@ impl Gateway {
         match route {
             Route::Health => Ok(json_response(StatusCode::OK, r#"{"status":"ok"}"#)),
             Route::Ready => Ok(self.readiness()),
+            Route::Metrics if !self.config.metrics_on_client_listener => {
+                Err(not_found(req.method(), req.uri().path(), &client_routes()))
+            }
             Route::Metrics => Ok(self.metrics_response()),
             Route::ListModels => {
                 // With tenants this is a call like any other: a gateway key is required,
@@ -362,6 +388,26 @@ impl Gateway {
                 self.model_call(operation, req, request_id, info).await
             }
         }
+    }
+
+    /// Audit pre-flight (`audit.fail_mode: fail_closed`): while the audit log is known to
+    /// be failing, a model call is refused with a 503 before any quota is reserved or
+    /// upstream called, since its record could not be written anyway (and fail closed
+    /// would refuse the answer after the tokens were spent). The log's probe clears the
+    /// state when space returns (`AuditLog::accepting`).
+    fn audit_preflight(&self, info: &mut RequestInfo) -> Result<(), GatewayError> {
+        if self.recorder.preflight() {
+            return Ok(());
+        }
+        info.audit_refused = true;
+        info.fail_events.push(crate::audit::record::FailEvent {
+            mode: "fail_closed".into(),
+            component: "audit".into(),
+            reason: "unavailable".into(),
+        });
+        Err(GatewayError::Unavailable(
+            "the audit log cannot be written (fail_closed)".into(),
+        ))
     }
 
     /// Tenant mode: the caller's tenant, from its gateway key (401 without one); the key
@@ -515,6 +561,9 @@ impl Gateway {
         // Identify and admit (tenant mode only).
         let mut tenant_cfg = None;
         let mut admitted = None;
+        if self.tenancy.is_none() {
+            self.audit_preflight(info)?;
+        }
         if let Some(tenancy) = &self.tenancy {
             let identity = super::bedrock::identify(tenancy, &self.config, &parts.headers)?;
             info.tenant = Some(identity.tenant.to_string());
@@ -527,6 +576,7 @@ impl Gateway {
                 &parts.headers,
             )?;
             self.routable(provider, model, regions.as_deref())?;
+            self.audit_preflight(info)?;
             let result = tenancy.admit(&identity, &exchange).await;
             match &result {
                 Err(GatewayError::RateLimited { local_fallback, .. }) => {
@@ -1361,6 +1411,26 @@ fn json_response(status: StatusCode, body: &'static str) -> Response<Body> {
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+/// The routes of the admin listener.
+const ADMIN_ROUTES: &[&str] = &["GET /metrics", "GET /healthz", "GET /readyz"];
+
+/// The client listener's routes when it does not serve `/metrics`.
+fn client_routes() -> Vec<&'static str> {
+    routes::SUPPORTED
+        .iter()
+        .copied()
+        .filter(|r| *r != "GET /metrics")
+        .collect()
+}
+
+fn not_found(method: &Method, path: &str, supported: &[&str]) -> GatewayError {
+    GatewayError::NotFound {
+        method: method.to_string(),
+        path: path.to_string(),
+        supported: supported.join(", "),
+    }
 }
 
 /// The client's `x-request-id` when it sent a usable one, else a fresh random id.

@@ -19,4 +19,4 @@ pub mod stream_guard;
 pub mod upstream;
 
 pub use handler::{Gateway, REQUEST_ID};
-pub use server::{serve, tls_acceptor};
+pub use server::{serve, serve_admin, tls_acceptor};

@@ -63,6 +63,9 @@ pub struct RequestInfo {
     pub fault: FaultSlot,
     /// Stores that failed during the request (quota store, ...) and the fail mode applied.
     pub fail_events: Vec<FailEvent>,
+    /// Refused before the upstream because the audit log is failing (fail closed): the
+    /// refusal is already counted, so its own record's fate is not counted again.
+    pub audit_refused: bool,
 }
 
 impl RequestInfo {
@@ -222,6 +225,31 @@ impl Recorder {
             tracing::error!(error = %e, disk_full = e.is_disk_full(), fail_closed = self.fail_closed, "audit record not written");
             self.metrics
                 .record_fail_event("audit", if self.fail_closed { "closed" } else { "open" });
+        }
+        result
+    }
+
+    /// Audit pre-flight: `false` when the log fails closed and is known to be failing
+    /// (its last record was not written and none has been since; see
+    /// [`AuditLog::accepting`]). Counted as an `audit` fail event in closed mode.
+    pub fn preflight(&self) -> bool {
+        if !self.fail_closed || self.log.accepting() {
+            return true;
+        }
+        tracing::error!(
+            fail_closed = true,
+            "audit log failing: request refused before the upstream"
+        );
+        self.metrics.record_fail_event("audit", "closed");
+        false
+    }
+
+    /// Appends the record of a request the pre-flight refused: a failure is logged and
+    /// counted as a lost record by the log, but not as a second fail event.
+    pub async fn append_refused(&self, record: AuditRecord) -> Result<(), AuditError> {
+        let result = self.log.append(record).await;
+        if let Err(e) = &result {
+            tracing::error!(error = %e, disk_full = e.is_disk_full(), "audit record of a refused request not written");
         }
         result
     }

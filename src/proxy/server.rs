@@ -68,6 +68,34 @@ pub async fn serve(
     tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    serve_as(listener, gateway, tls, shutdown, Listener::Client).await
+}
+
+/// Serves the admin listener (`admin_listen`: `/metrics`, `/healthz`, `/readyz` only,
+/// plain HTTP, same limits and timeouts) until `shutdown` resolves. Stop it after the
+/// client listener has drained, so that `/readyz` keeps answering during the drain.
+pub async fn serve_admin(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    serve_as(listener, gateway, None, shutdown, Listener::Admin).await
+}
+
+/// Which routes a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listener {
+    Client,
+    Admin,
+}
+
+async fn serve_as(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    tls: Option<TlsAcceptor>,
+    shutdown: impl Future<Output = ()>,
+    kind: Listener,
+) -> std::io::Result<()> {
     let limits = gateway.config.limits;
     let grace = Duration::from_secs(gateway.config.shutdown_grace_secs);
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -106,7 +134,12 @@ pub async fn serve(
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let gateway = gateway.clone();
-                async move { Ok::<_, Infallible>(gateway.handle(req).await) }
+                async move {
+                    Ok::<_, Infallible>(match kind {
+                        Listener::Client => gateway.handle(req).await,
+                        Listener::Admin => gateway.handle_admin(req),
+                    })
+                }
             });
             let result = match tls {
                 None => {
@@ -145,6 +178,11 @@ pub async fn serve(
     }
 
     drop(listener);
+    if kind == Listener::Admin {
+        // Scrapes and probes are short; the client listener owns the drain.
+        let _ = tokio::time::timeout(Duration::from_secs(1), graceful.shutdown()).await;
+        return Ok(());
+    }
     gateway.start_draining();
     tracing::info!(
         grace_secs = grace.as_secs(),

@@ -202,6 +202,14 @@ const FRAGMENTS: &[&str] = &[
     " dot ",
     "f.r.o.b.n.i.c.a.t.e",
     "4111.1111.1111.1111",
+    "fr0bn1c4te",
+    "$",
+    "f4ck",
+    "공일공",
+    " 일이삼사",
+    " 오육칠팔",
+    "사일일일-일일일일-일일일일-일일일일",
+    "ㅇㅗ",
 ];
 
 fn text_of(ix: &[usize]) -> String {
@@ -391,7 +399,7 @@ fn folded_evasions_are_held_like_plain_values() {
 output:
   - id: denied
     detector: word
-    words: [frobnicate]
+    words: [frobnicate, sesame]
     action: block
   - id: card
     detector: regex
@@ -414,6 +422,18 @@ output:
         "card 4111.1111.1111.1111 ok",
         "Call 0\u{200B}1\u{200B}0-1234-5678 now",
         "Key: АКIАIOSFODNN7EXAMPLE ok",
+        "Do not fr0bn1c4te it, a$$",
+        "say $h1t or f4ck $",
+        "Open $3$4m3 now",
+        "Open $e$@me",
+        "전화 공일공 일이삼사 오육칠팔 주세요",
+        "카드 사일일일-일일일일-일일일일-일일일일 ok",
+        "번호 공일공-1234-5678로 연락",
+        "전화 일이삼사\u{200B} ㅇㅗ육칠팔 주세요",
+        "Open $\u{200B}3$4m3 and a\u{200B}$$ now",
+        "mail kim@일이삼사오육칠.com or kim at 일이삼사오육칠.com, +82 일공-일이삼사-오육칠팔",
+        "card 4111 1111 일일일일 일일일일 ok",
+        " AKIAIOSFODNN7EXAMPLE  at  일이삼사4111.1111.1111.1111f.r.o.b.n.i.c.a.t.e in 2024",
     ];
     for policy in &policies {
         for text in texts {
