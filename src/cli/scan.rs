@@ -99,14 +99,24 @@ pub fn scan<R: BufRead, W: Write>(
     scan_threads(policy, input, output, opts, 0)
 }
 
-/// Lines read ahead and evaluated in parallel at most (bounded memory: also at most
-/// [`BATCH_BYTES`] of input per batch).
-const BATCH_LINES: usize = 1024;
-const BATCH_BYTES: usize = 8 * 1024 * 1024;
+/// Lines per chunk handed to a worker: small enough that the workers finish together,
+/// large enough that the hand-over costs nothing next to evaluating the lines.
+const CHUNK_LINES: usize = 64;
+/// Input bytes per chunk at most (a chunk of huge lines closes early).
+const CHUNK_BYTES: usize = 1024 * 1024;
+/// Chunks read ahead per worker at most: memory stays bounded (a few MiB per worker)
+/// while the reader keeps every worker busy.
+const CHUNKS_AHEAD_PER_WORKER: usize = 4;
 
-/// [`scan`] on `threads` worker threads (`0` = one per available core). Lines are read in
-/// bounded batches, evaluated in parallel and written in input order, so the output is
-/// the same as one thread's. Policies with `llm_judge` rules run on one thread (their
+/// One chunk of non-blank input lines with their line numbers.
+type Chunk = Vec<(u64, Vec<u8>)>;
+/// A worker's answer for one chunk: its output lines and how many were error lines.
+type ChunkResult = io::Result<(Vec<u8>, u64)>;
+
+/// [`scan`] on `threads` worker threads (`0` = one per available core). The calling thread
+/// reads chunks of lines and writes the results in input order (so the output is the
+/// same as one thread's) while the workers, started once for the whole run, evaluate
+/// them: each keeps its thread-local and per-thread regex caches warm for the whole input. Policies with `llm_judge` rules run on one thread (their
 /// calls go through a runtime of the scan's own).
 pub fn scan_threads<R: BufRead, W: Write>(
     policy: &CompiledPolicy,
@@ -153,61 +163,111 @@ pub fn scan_threads<R: BufRead, W: Write>(
         out.flush()?;
         return Ok(stats);
     }
-    let mut batch: Vec<(u64, Vec<u8>)> = Vec::new();
-    let mut eof = false;
-    while !eof {
-        batch.clear();
-        let mut bytes = 0;
-        while batch.len() < BATCH_LINES && bytes < BATCH_BYTES {
-            let mut buf = Vec::new();
-            if input.read_until(b'\n', &mut buf)? == 0 {
-                eof = true;
-                break;
-            }
-            line_no += 1;
-            if buf.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            bytes += buf.len();
-            batch.push((line_no, buf));
+    let jobs_limit = threads * CHUNKS_AHEAD_PER_WORKER;
+    let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<(u64, Chunk)>(jobs_limit);
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<(u64, u64, ChunkResult)>();
+    let job_rx = std::sync::Mutex::new(job_rx);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            let (job_rx, done_tx) = (&job_rx, done_tx.clone());
+            s.spawn(move || loop {
+                // The lock is held only to take one chunk off the queue.
+                let job = match job_rx.lock() {
+                    Ok(rx) => rx.recv(),
+                    Err(_) => return,
+                };
+                let Ok((seq, chunk)) = job else { return };
+                // A panic must still answer for its chunk, or the writer would wait for it.
+                // The policy is only read: a panic cannot leave it half-changed.
+                let evaluate = std::panic::AssertUnwindSafe(|| scan_chunk(policy, &chunk, opts));
+                let result = std::panic::catch_unwind(evaluate)
+                    .unwrap_or_else(|_| Err(io::Error::other("scan worker panicked")));
+                if done_tx.send((seq, chunk.len() as u64, result)).is_err() {
+                    return;
+                }
+            });
         }
-        if batch.is_empty() {
-            continue;
-        }
-        let per = batch.len().div_ceil(threads);
-        let results: Vec<io::Result<(Vec<u8>, u64)>> = std::thread::scope(|s| {
-            let handles: Vec<_> = batch
-                .chunks(per)
-                .map(|part| {
-                    s.spawn(move || {
-                        let mut buf = Vec::with_capacity(part.len() * 512);
-                        let mut errors = 0;
-                        for (no, line) in part {
-                            if !scan_line(policy, line, *no, None, opts, &mut buf)? {
-                                errors += 1;
-                            }
-                        }
-                        Ok((buf, errors))
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(io::Error::other("scan worker panicked")))
-                })
-                .collect()
-        });
-        stats.lines += batch.len() as u64;
-        for r in results {
-            let (buf, errors) = r?;
-            out.write_all(&buf)?;
-            stats.errors += errors;
-        }
-    }
+        drop(done_tx);
+        let run = feed_and_collect(
+            &mut input,
+            &mut out,
+            &mut stats,
+            &mut line_no,
+            &job_tx,
+            &done_rx,
+            jobs_limit,
+        );
+        // Closing the queue ends the workers (also when reading or writing failed).
+        drop(job_tx);
+        run
+    })?;
     out.flush()?;
     Ok(stats)
+}
+
+/// Evaluates one chunk: its output lines and how many of them are error lines.
+fn scan_chunk(policy: &CompiledPolicy, chunk: &Chunk, opts: &ScanOptions) -> ChunkResult {
+    let mut buf = Vec::with_capacity(chunk.len() * 512);
+    let mut errors = 0;
+    for (no, line) in chunk {
+        if !scan_line(policy, line, *no, None, opts, &mut buf)? {
+            errors += 1;
+        }
+    }
+    Ok((buf, errors))
+}
+
+/// The calling thread's side of [`scan_threads`]: reads chunks and queues them while
+/// fewer than `limit` are in flight, and writes finished chunks in input order.
+fn feed_and_collect<R: BufRead, W: Write>(
+    input: &mut R,
+    out: &mut W,
+    stats: &mut ScanStats,
+    line_no: &mut u64,
+    jobs: &std::sync::mpsc::SyncSender<(u64, Chunk)>,
+    done: &std::sync::mpsc::Receiver<(u64, u64, ChunkResult)>,
+    limit: usize,
+) -> io::Result<()> {
+    let worker_gone = || io::Error::other("scan worker stopped");
+    let (mut next_seq, mut next_out) = (0u64, 0u64);
+    let mut finished: BTreeMap<u64, (u64, ChunkResult)> = BTreeMap::new();
+    let mut eof = false;
+    loop {
+        while !eof && next_seq - next_out < limit as u64 {
+            let mut chunk: Chunk = Vec::new();
+            let mut bytes = 0;
+            while chunk.len() < CHUNK_LINES && bytes < CHUNK_BYTES {
+                let mut buf = Vec::new();
+                if input.read_until(b'\n', &mut buf)? == 0 {
+                    eof = true;
+                    break;
+                }
+                *line_no += 1;
+                if buf.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                bytes += buf.len();
+                chunk.push((*line_no, buf));
+            }
+            if chunk.is_empty() {
+                continue;
+            }
+            jobs.send((next_seq, chunk)).map_err(|_| worker_gone())?;
+            next_seq += 1;
+        }
+        if next_out == next_seq {
+            return Ok(());
+        }
+        let (seq, lines, result) = done.recv().map_err(|_| worker_gone())?;
+        finished.insert(seq, (lines, result));
+        while let Some((lines, result)) = finished.remove(&next_out) {
+            let (buf, errors) = result?;
+            out.write_all(&buf)?;
+            stats.lines += lines;
+            stats.errors += errors;
+            next_out += 1;
+        }
+    }
 }
 
 /// Evaluates one non-blank input line and writes its output line; `Ok(false)` when the
