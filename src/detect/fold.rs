@@ -52,18 +52,49 @@ pub const MAX_FOLD_BYTES: usize = 1 << 20;
 #[derive(Debug)]
 pub struct Folded {
     pub text: String,
-    /// Per byte of `text`: start and end byte of the original character(s) it came from.
-    src: Vec<(u32, u32)>,
+    src: SourceMap,
+}
+
+/// Where the bytes of a view came from.
+#[derive(Debug)]
+enum SourceMap {
+    /// Per byte of the view: start and end byte of the original character(s) it came from.
+    Bytes(Vec<(u32, u32)>),
+    /// The view has the original's byte layout (only ASCII characters were replaced by
+    /// ASCII characters): each byte comes from the character at the same place.
+    SameLayout,
 }
 
 impl Folded {
     /// The original span of the view's span `start..end` (byte offsets into `text`).
     pub fn original(&self, start: usize, end: usize) -> Option<(usize, usize)> {
-        if start >= end || end > self.src.len() {
+        if start >= end || end > self.text.len() {
             return None;
         }
-        Some((self.src[start].0 as usize, self.src[end - 1].1 as usize))
+        match &self.src {
+            SourceMap::Bytes(src) => Some((src[start].0 as usize, src[end - 1].1 as usize)),
+            SourceMap::SameLayout => Some((
+                floor_boundary(&self.text, start),
+                ceil_boundary(&self.text, end),
+            )),
+        }
     }
+}
+
+/// The char boundary at or before `at` (`at <= text.len()`).
+fn floor_boundary(text: &str, mut at: usize) -> usize {
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+/// The char boundary at or after `at` (`at <= text.len()`).
+fn ceil_boundary(text: &str, mut at: usize) -> usize {
+    while !text.is_char_boundary(at) {
+        at += 1;
+    }
+    at
 }
 
 /// Which detectors a view is for. Korean prose is full of one-syllable words side by
@@ -202,6 +233,44 @@ fn fold_views(text: &str) -> Views {
     if values_plain && words_plain {
         return Views::default();
     }
+    if values_plain && !has_spaced_syllables(text) {
+        // Only leetspeak folds here (most English prose that reaches this point holds a
+        // token like `1990s`): the word view is the text with letters for leetspeak
+        // characters, byte for byte, unless that spells out an address.
+        if let Some(words) = leet_only_view(text) {
+            return Views {
+                words: Some(Rc::new(words)),
+                values: None,
+            };
+        }
+    }
+    fold_views_general(text, simple, numerals, values_plain)
+}
+
+/// The word view of a text in which only leetspeak folds ([`fold_views`] decides that),
+/// built on bytes with the original's layout; `None` when the general passes are needed
+/// after all (the folded text spells an address, which the word view joins).
+fn leet_only_view(text: &str) -> Option<Folded> {
+    let mut bytes = text.as_bytes().to_vec();
+    leet_token_spans(text, |s, e| {
+        for b in &mut bytes[s..e] {
+            if let Some(l) = leet(char::from(*b)) {
+                *b = l as u8;
+            }
+        }
+    });
+    let view = String::from_utf8(bytes).ok()?;
+    if may_spell_at(&view) && address_regexes().is_none_or(|(address, _)| address.is_match(&view)) {
+        return None;
+    }
+    (view != text).then_some(Folded {
+        text: view,
+        src: SourceMap::SameLayout,
+    })
+}
+
+/// [`fold_views`] through the per-character passes (any text).
+fn fold_views_general(text: &str, simple: bool, numerals: bool, values_plain: bool) -> Views {
     let units = if simple {
         // Nothing here is mapped, a look-alike or a loose jamo: the identity.
         text.char_indices()
@@ -253,7 +322,10 @@ fn finish(text: &str, units: Vec<Unit>) -> Option<Folded> {
             src.push((u.start, u.end));
         }
     }
-    (out != text).then_some(Folded { text: out, src })
+    (out != text).then_some(Folded {
+        text: out,
+        src: SourceMap::Bytes(src),
+    })
 }
 
 /// For text made only of characters the per-character passes leave alone ([`is_plain`]:
@@ -647,9 +719,16 @@ fn leet_tokens(cs: &[char], mut f: impl FnMut(usize, usize)) {
     }
 }
 
-/// Whether the word view would fold leetspeak in `text` ([`leet_tokens`] on the text as
-/// written, without allocating: leetspeak tokens are ASCII).
+/// Whether the word view would fold leetspeak in `text`.
 fn has_leet(text: &str) -> bool {
+    let mut found = false;
+    leet_token_spans(text, |_, _| found = true);
+    found
+}
+
+/// [`leet_tokens`] on the text as written, in byte offsets, without allocating
+/// (leetspeak tokens are ASCII).
+fn leet_token_spans(text: &str, mut f: impl FnMut(usize, usize)) {
     let b = text.as_bytes();
     let mut i = 0;
     while i < b.len() {
@@ -657,6 +736,7 @@ fn has_leet(text: &str) -> bool {
             i += 1;
             continue;
         }
+        let start = i;
         let (mut letter, mut mapped, mut at) = (false, false, false);
         while i < b.len() && is_leet_token(char::from(b[i])) {
             let c = char::from(b[i]);
@@ -672,10 +752,9 @@ fn has_leet(text: &str) -> bool {
                 .and_then(|t| t.chars().next())
                 .is_some_and(is_alnum);
         if letter && mapped && !address {
-            return true;
+            f(start, i);
         }
     }
-    false
 }
 
 /// Folds leetspeak inside tokens that mix letters with digits or symbols (see the
@@ -954,7 +1033,10 @@ pub struct Growing {
 impl Folded {
     /// The original byte where the view's byte `at` came from (`None` past the end).
     pub fn source_start(&self, at: usize) -> Option<usize> {
-        self.src.get(at).map(|&(s, _)| s as usize)
+        match &self.src {
+            SourceMap::Bytes(src) => src.get(at).map(|&(s, _)| s as usize),
+            SourceMap::SameLayout => (at < self.text.len()).then(|| floor_boundary(&self.text, at)),
+        }
     }
 }
 
@@ -1259,6 +1341,63 @@ fn address_partial() -> Option<&'static PartialMatcher> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leet_only_views_equal_the_general_passes() {
+        // Pseudo-random texts of words, leetspeak tokens, addresses, spelled `at`/`dot`,
+        // Hangul and separators; every text the byte path takes must give the same view
+        // and the same source of every span as the per-character passes.
+        let pieces = [
+            "f4ck", "a$$", "1990s", "sh1t", "kim4", "@", ".", "com", " at ", " dot ", "x", "ab",
+            "한국", "가", " ", " ", "-", "7", "2024", "h3ll0", "mail", "é", "4t", "d0t",
+        ];
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut taken = 0;
+        for _ in 0..20_000 {
+            let n = 1 + (next() % 8) as usize;
+            let text: String = (0..n)
+                .map(|_| pieces[(next() % pieces.len() as u64) as usize])
+                .collect();
+            let simple = text.is_ascii() || text.chars().all(is_plain);
+            let numerals = has_korean_numerals(&text);
+            let values_plain = simple && !numerals && no_value_folds(&text);
+            if !(values_plain && !has_spaced_syllables(&text) && has_leet(&text)) {
+                continue;
+            }
+            let Some(fast) = leet_only_view(&text) else {
+                continue;
+            };
+            taken += 1;
+            let general = fold_views_general(&text, simple, numerals, values_plain);
+            assert!(general.values.is_none(), "{text:?}");
+            let general = general.words.expect("the general passes fold it too");
+            assert_eq!(fast.text, general.text, "{text:?}");
+            let bounds: Vec<usize> = (0..=fast.text.len())
+                .filter(|&i| fast.text.is_char_boundary(i))
+                .collect();
+            for (k, &a) in bounds.iter().enumerate() {
+                assert_eq!(
+                    fast.source_start(a),
+                    general.source_start(a),
+                    "{text:?} {a}"
+                );
+                for &b in &bounds[k + 1..] {
+                    assert_eq!(
+                        fast.original(a, b),
+                        general.original(a, b),
+                        "{text:?} {a}..{b}"
+                    );
+                }
+            }
+        }
+        assert!(taken > 1_000, "only {taken} texts took the byte path");
+    }
 
     fn view(text: &str) -> String {
         fold(text)
