@@ -116,8 +116,9 @@ type ChunkResult = io::Result<(Vec<u8>, u64)>;
 /// [`scan`] on `threads` worker threads (`0` = one per available core). The calling thread
 /// reads chunks of lines and writes the results in input order (so the output is the
 /// same as one thread's) while the workers, started once for the whole run, evaluate
-/// them: each keeps its thread-local and per-thread regex caches warm for the whole input. Policies with `llm_judge` rules run on one thread (their
-/// calls go through a runtime of the scan's own).
+/// them: each keeps its thread-local and per-thread regex caches warm for the whole
+/// input. Policies with `llm_judge` rules run on one thread (their calls go through a
+/// runtime of the scan's own).
 pub fn scan_threads<R: BufRead, W: Write>(
     policy: &CompiledPolicy,
     mut input: R,

@@ -1342,63 +1342,6 @@ fn address_partial() -> Option<&'static PartialMatcher> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn leet_only_views_equal_the_general_passes() {
-        // Pseudo-random texts of words, leetspeak tokens, addresses, spelled `at`/`dot`,
-        // Hangul and separators; every text the byte path takes must give the same view
-        // and the same source of every span as the per-character passes.
-        let pieces = [
-            "f4ck", "a$$", "1990s", "sh1t", "kim4", "@", ".", "com", " at ", " dot ", "x", "ab",
-            "한국", "가", " ", " ", "-", "7", "2024", "h3ll0", "mail", "é", "4t", "d0t",
-        ];
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        let mut taken = 0;
-        for _ in 0..20_000 {
-            let n = 1 + (next() % 8) as usize;
-            let text: String = (0..n)
-                .map(|_| pieces[(next() % pieces.len() as u64) as usize])
-                .collect();
-            let simple = text.is_ascii() || text.chars().all(is_plain);
-            let numerals = has_korean_numerals(&text);
-            let values_plain = simple && !numerals && no_value_folds(&text);
-            if !(values_plain && !has_spaced_syllables(&text) && has_leet(&text)) {
-                continue;
-            }
-            let Some(fast) = leet_only_view(&text) else {
-                continue;
-            };
-            taken += 1;
-            let general = fold_views_general(&text, simple, numerals, values_plain);
-            assert!(general.values.is_none(), "{text:?}");
-            let general = general.words.expect("the general passes fold it too");
-            assert_eq!(fast.text, general.text, "{text:?}");
-            let bounds: Vec<usize> = (0..=fast.text.len())
-                .filter(|&i| fast.text.is_char_boundary(i))
-                .collect();
-            for (k, &a) in bounds.iter().enumerate() {
-                assert_eq!(
-                    fast.source_start(a),
-                    general.source_start(a),
-                    "{text:?} {a}"
-                );
-                for &b in &bounds[k + 1..] {
-                    assert_eq!(
-                        fast.original(a, b),
-                        general.original(a, b),
-                        "{text:?} {a}..{b}"
-                    );
-                }
-            }
-        }
-        assert!(taken > 1_000, "only {taken} texts took the byte path");
-    }
-
     fn view(text: &str) -> String {
         fold(text)
             .map(|f| f.text)
@@ -1609,6 +1552,20 @@ mod shared_pass_tests {
         }
     }
 
+    #[test]
+    fn prose_with_only_leetspeak_takes_the_byte_path() {
+        for text in [
+            "songs of the 1990s",
+            "what the f4ck, a$$ and sh1t",
+            "h3ll0 kim4",
+        ] {
+            assert!(no_value_folds(text) && !has_spaced_syllables(text) && has_leet(text));
+            let view = leet_only_view(text).expect("the byte path gives the view");
+            let general = fold_views_general(text, true, false, true).words;
+            assert_eq!(Some(view.text), general.map(|f| f.text.clone()), "{text:?}");
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
         #[test]
@@ -1622,6 +1579,38 @@ mod shared_pass_tests {
             0..24,
         )) {
             check(&parts.concat());
+        }
+
+        /// Every text the byte path of [`leet_only_view`] takes gives the view and the
+        /// source of every span that the per-character passes give.
+        #[test]
+        fn leet_only_views_equal_the_general_passes(parts in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "f4ck", "a$$", "1990s", "sh1t", "kim4", "@", ".", "com", " at ", " dot ", "x",
+                "ab", "한국", "가", " ", " ", "-", "7", "2024", "h3ll0", "mail", "é", "4t", "d0t",
+            ]),
+            1..9,
+        )) {
+            let text = parts.concat();
+            let simple = text.is_ascii() || text.chars().all(is_plain);
+            let numerals = has_korean_numerals(&text);
+            let values_plain = simple && !numerals && no_value_folds(&text);
+            let byte_path = values_plain && !has_spaced_syllables(&text) && has_leet(&text);
+            if let Some(fast) = leet_only_view(&text).filter(|_| byte_path) {
+                let general = fold_views_general(&text, simple, numerals, values_plain);
+                prop_assert!(general.values.is_none(), "{text:?}");
+                let general = general.words.expect("the general passes fold it too");
+                prop_assert_eq!(&fast.text, &general.text, "{:?}", text);
+                let bounds: Vec<usize> = (0..=fast.text.len())
+                    .filter(|&i| fast.text.is_char_boundary(i))
+                    .collect();
+                for (k, &a) in bounds.iter().enumerate() {
+                    prop_assert_eq!(fast.source_start(a), general.source_start(a), "{:?} {}", text, a);
+                    for &b in &bounds[k + 1..] {
+                        prop_assert_eq!(fast.original(a, b), general.original(a, b), "{:?} {}..{}", text, a, b);
+                    }
+                }
+            }
         }
     }
 }
