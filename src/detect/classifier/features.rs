@@ -92,91 +92,102 @@ pub fn hash_features(cfg: &FeatureConfig, text: &str, out: &mut Vec<u32>) {
 /// Calls `f` with every hashed feature of an already normalised text, in the order
 /// [`hash_features`] lists them. Scoring consumes features as they are produced instead of
 /// storing them first (one pass, no feature vector).
+///
+/// The text is decoded once into code points (digits already masked); the word pass and the
+/// character n-grams both read that array, and an all-ASCII word takes a loop whose n-gram
+/// lengths are known up front (the 1- and 2-gram rule below only concerns non-ASCII).
 #[inline]
 pub fn for_each_feature(cfg: &FeatureConfig, text: &str, mut f: impl FnMut(u32)) {
     let mask = (cfg.buckets() - 1) as u32;
     let mask_digits = cfg.has(FeatureConfig::MASK_DIGITS);
-    // Words: runs of alphanumerics; punctuation runs count as their own token because
-    // prompt attacks use markup (`###`, `<|im_start|>`, `}}`).
+    let ascii = text.is_ascii();
+    let units: Vec<u32> = if ascii {
+        text.bytes()
+            .map(|b| u32::from(if mask_digits && b.is_ascii_digit() { b'0' } else { b }))
+            .collect()
+    } else {
+        text.chars()
+            .map(|c| {
+                if mask_digits && c.is_ascii_digit() {
+                    '0' as u32
+                } else {
+                    c as u32
+                }
+            })
+            .collect()
+    };
     if cfg.word_max > 0 {
-        let mut words: Vec<u32> = Vec::with_capacity(text.len() / 4 + 1);
-        let mut cur: Option<(u32, bool)> = None;
-        for c in text.chars() {
-            let kind_alnum = crate::detect::normalize::is_alnum(c);
-            let c = if mask_digits && c.is_ascii_digit() {
-                '0'
-            } else {
-                c
-            };
-            if c == ' ' {
-                if let Some((h, _)) = cur.take() {
-                    words.push(h);
-                }
-                continue;
-            }
-            match cur {
-                Some((h, alnum)) if alnum == kind_alnum => cur = Some((step(h, c as u32), alnum)),
-                Some((h, _)) => {
-                    words.push(h);
-                    cur = Some((step(0x811c_9dc5, c as u32), kind_alnum));
-                }
-                None => cur = Some((step(0x811c_9dc5, c as u32), kind_alnum)),
-            }
-        }
-        if let Some((h, _)) = cur {
-            words.push(h);
-        }
-        if cfg.has(FeatureConfig::SHORT_PRIOR) && words.len() <= FeatureConfig::SHORT_WORDS {
-            f(mix(0x5eed_0000 ^ words.len() as u32) & mask);
-        }
-        let word_max = cfg.word_max as usize;
-        for (i, &w) in words.iter().enumerate() {
-            f(mix(w ^ 0x1111_1111) & mask);
-            let mut h = w;
-            let upto = words.len().min(i + word_max);
-            for (j, &next) in words[..upto].iter().enumerate().skip(i + 1) {
-                let n = (j - i + 1) as u32;
-                h = step(h.rotate_left(5), next);
-                f(mix(h ^ 0x2222_2222u32.wrapping_mul(n)) & mask);
-            }
-        }
+        word_features(cfg, &units, mask, &mut f);
     }
     if cfg.char_max > 0 {
-        let mut chars: Vec<u32> = Vec::with_capacity(text.len() + 2);
-        let digit = |c: char| {
-            if mask_digits && c.is_ascii_digit() {
-                '0' as u32
-            } else {
-                c as u32
-            }
-        };
+        let (lo, hi) = (cfg.char_min.max(1) as usize, cfg.char_max as usize);
         if cfg.has(FeatureConfig::WORD_CHARS) {
-            for word in crate::detect::normalize::split_spaces(text).filter(|w| !w.is_empty()) {
-                chars.clear();
-                chars.push(BOUNDARY);
-                push_chars(&mut chars, word, digit);
-                chars.push(BOUNDARY);
-                char_ngrams(cfg, &chars, mask, &mut f);
+            // Each word framed by boundary markers; the buffer is reused across words.
+            let mut framed: Vec<u32> = Vec::with_capacity(64);
+            for word in units.split(|&u| u == u32::from(b' ')).filter(|w| !w.is_empty()) {
+                framed.clear();
+                framed.push(BOUNDARY);
+                framed.extend_from_slice(word);
+                framed.push(BOUNDARY);
+                if ascii || word.iter().all(|&u| u < 0x80) {
+                    ascii_ngrams(&framed, lo.max(3), hi, mask, &mut f);
+                } else {
+                    char_ngrams(&framed, lo, hi, mask, &mut f);
+                }
             }
         } else {
-            chars.push(' ' as u32);
-            push_chars(&mut chars, text, digit);
-            chars.push(' ' as u32);
-            char_ngrams(cfg, &chars, mask, &mut f);
+            let mut framed: Vec<u32> = Vec::with_capacity(units.len() + 2);
+            framed.push(u32::from(b' '));
+            framed.extend_from_slice(&units);
+            framed.push(u32::from(b' '));
+            char_ngrams(&framed, lo, hi, mask, &mut f);
         }
     }
 }
 
-/// Appends the code points of `s` (mapped by `map`) to `out`; ASCII bytes skip UTF-8
-/// decoding.
+/// Words: runs of alphanumerics; punctuation runs count as their own token because prompt
+/// attacks use markup (`###`, `<|im_start|>`, `}}`). Emits word 1- to `word_max`-grams.
 #[inline]
-fn push_chars(out: &mut Vec<u32>, s: &str, map: impl Fn(char) -> u32) {
-    out.reserve(s.len());
-    if s.is_ascii() {
-        out.extend(s.bytes().map(|b| map(b as char)));
-    } else {
-        for c in s.chars() {
-            out.push(map(c));
+fn word_features(cfg: &FeatureConfig, units: &[u32], mask: u32, f: &mut impl FnMut(u32)) {
+    let mut words: Vec<u32> = Vec::with_capacity(units.len() / 4 + 1);
+    let mut cur: Option<(u32, bool)> = None;
+    for &u in units {
+        if u == u32::from(b' ') {
+            if let Some((h, _)) = cur.take() {
+                words.push(h);
+            }
+            continue;
+        }
+        // A masked digit is `0`, alphanumeric like the digit it replaced.
+        let kind_alnum = if u < 0x80 {
+            (u as u8).is_ascii_alphanumeric()
+        } else {
+            char::from_u32(u).is_some_and(crate::detect::normalize::is_alnum)
+        };
+        match cur {
+            Some((h, alnum)) if alnum == kind_alnum => cur = Some((step(h, u), alnum)),
+            Some((h, _)) => {
+                words.push(h);
+                cur = Some((step(0x811c_9dc5, u), kind_alnum));
+            }
+            None => cur = Some((step(0x811c_9dc5, u), kind_alnum)),
+        }
+    }
+    if let Some((h, _)) = cur {
+        words.push(h);
+    }
+    if cfg.has(FeatureConfig::SHORT_PRIOR) && words.len() <= FeatureConfig::SHORT_WORDS {
+        f(mix(0x5eed_0000 ^ words.len() as u32) & mask);
+    }
+    let word_max = cfg.word_max as usize;
+    for (i, &w) in words.iter().enumerate() {
+        f(mix(w ^ 0x1111_1111) & mask);
+        let mut h = w;
+        let upto = words.len().min(i + word_max);
+        for (j, &next) in words[..upto].iter().enumerate().skip(i + 1) {
+            let n = (j - i + 1) as u32;
+            h = step(h.rotate_left(5), next);
+            f(mix(h ^ 0x2222_2222u32.wrapping_mul(n)) & mask);
         }
     }
 }
@@ -185,11 +196,31 @@ fn push_chars(out: &mut Vec<u32>, s: &str, map: impl Fn(char) -> u32) {
 /// normaliser never leaves in text).
 const BOUNDARY: u32 = 0x02;
 
+/// Per-length salt of the character n-gram hash.
 #[inline]
-fn char_ngrams(cfg: &FeatureConfig, chars: &[u32], mask: u32, f: &mut impl FnMut(u32)) {
-    let (lo, hi) = (cfg.char_min.max(1) as usize, cfg.char_max as usize);
-    // Per-length salt of the n-gram hash.
-    let salt = |n: usize| (n as u32).wrapping_mul(0x3333_3333);
+fn salt(n: usize) -> u32 {
+    (n as u32).wrapping_mul(0x3333_3333)
+}
+
+/// Character n-grams of lengths `first..=hi` from every start: the case where every
+/// unit is ASCII, so no start gets the short n-grams of non-ASCII text.
+#[inline]
+fn ascii_ngrams(chars: &[u32], first: usize, hi: usize, mask: u32, f: &mut impl FnMut(u32)) {
+    let len = chars.len();
+    for i in 0..len {
+        let window = &chars[i..len.min(i + hi)];
+        let mut h = 0x9e37_79b9u32;
+        for (j, &c) in window.iter().enumerate() {
+            h = step(h, c);
+            if j + 1 >= first {
+                f(mix(h ^ salt(j + 1)) & mask);
+            }
+        }
+    }
+}
+
+#[inline]
+fn char_ngrams(chars: &[u32], lo: usize, hi: usize, mask: u32, f: &mut impl FnMut(u32)) {
     let len = chars.len();
     for i in 0..len {
         // 1- and 2-grams only for non-ASCII (a Hangul syllable or two is a morpheme; a

@@ -270,11 +270,14 @@ impl LinearModel {
     fn sums<const K: usize>(&self, normalized: &str) -> ([i64; K], usize) {
         let mut acc = [0i64; K];
         let mut n = 0usize;
-        let weights = self.weights.as_slice();
+        let mask = self.config.buckets() - 1;
+        // Rows of exactly `2^bits` entries: a masked feature indexes them without a
+        // bounds check. A short weight vector (never made by `from_bytes` or `zeros`)
+        // scores every feature as zero.
+        let rows = self.weights.as_chunks::<K>().0.get(..=mask).unwrap_or(&[]);
         features::for_each_feature(&self.config, normalized, |h| {
             n += 1;
-            let base = h as usize * K;
-            if let Some(row) = weights.get(base..base + K) {
+            if let Some(row) = rows.get(h as usize & mask) {
                 for (a, w) in acc.iter_mut().zip(row) {
                     *a += i64::from(*w);
                 }
