@@ -877,17 +877,44 @@ fn has_korean_numerals(text: &str) -> bool {
     may_hold_numerals(text.chars()) && !numeral_runs(&text.chars().collect::<Vec<_>>()).is_empty()
 }
 
-/// Enough numeral syllables and digits for a run, one syllable at least.
+/// Whether [`numeral_runs`] can find a run: some chain of numeral groups joined by single
+/// ` `, `-` or `.` holds a numeral syllable and either seven numerals in groups of three or
+/// more, or seven groups. A run lies inside one such chain, so `false` is exact; one pass,
+/// no allocation (Korean prose is full of `이`, `일`, `사`, which a count alone cannot
+/// tell from a number).
 fn may_hold_numerals(cs: impl Iterator<Item = char>) -> bool {
-    let (mut syllables, mut digits) = (0, 0);
+    // The group being read, and the chain it belongs to.
+    let (mut group, mut groups, mut in_long_groups, mut syllable) = (0usize, 0usize, 0usize, false);
+    // The last character closed a group and may join it to the next one.
+    let mut joiner = false;
+    /// Ends the group being read; `true` when its chain is shaped like a run.
+    fn close(group: &mut usize, groups: &mut usize, long: &mut usize, syllable: bool) -> bool {
+        *groups += 1;
+        if *group >= 3 {
+            *long += *group;
+        }
+        *group = 0;
+        syllable && (*long >= NUMERAL_RUN || *groups >= NUMERAL_RUN)
+    }
     for c in cs {
-        if korean_digit(c).is_some() {
-            syllables += 1;
-        } else if c.is_ascii_digit() {
-            digits += 1;
+        let numeral = korean_digit(c).is_some();
+        if numeral || c.is_ascii_digit() {
+            if group == 0 && !joiner {
+                (groups, in_long_groups, syllable) = (0, 0, false);
+            }
+            joiner = false;
+            group += 1;
+            syllable |= numeral;
+        } else if group > 0 {
+            if close(&mut group, &mut groups, &mut in_long_groups, syllable) {
+                return true;
+            }
+            joiner = matches!(c, ' ' | '-' | '.');
+        } else {
+            joiner = false;
         }
     }
-    syllables > 0 && syllables + digits >= NUMERAL_RUN
+    group > 0 && close(&mut group, &mut groups, &mut in_long_groups, syllable)
 }
 
 /// Reads Sino-Korean numerals as digits in runs that form a number (see the module
@@ -1566,6 +1593,22 @@ mod shared_pass_tests {
         }
     }
 
+    /// Prose whose numeral syllables are words skips the full reading.
+    #[test]
+    fn numeral_precheck_passes_over_ordinary_prose() {
+        for text in [
+            "이 사람이 일을 사랑합니다",
+            "오늘 이사 가는 날이에요. 구월 일일까지 일이 많아요",
+            "일일이 사오 구이 이야기",
+            "2024년 3월 1일 오후 2시",
+        ] {
+            assert!(!may_hold_numerals(text.chars()), "{text:?}");
+        }
+        for text in ["공 일 공 일 이 삼 사", "공일공-1234-5678", "사일일일 1111"] {
+            assert!(may_hold_numerals(text.chars()), "{text:?}");
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
         #[test]
@@ -1579,6 +1622,22 @@ mod shared_pass_tests {
             0..24,
         )) {
             check(&parts.concat());
+        }
+
+        /// The one-pass numeral pre-check never says "no" where the full reading finds a
+        /// run (it only spares texts the reading would find nothing in).
+        #[test]
+        fn numeral_precheck_never_misses_a_run(parts in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "공", "일", "이", "삼", "사", "오", "육", "칠", "팔", "구", "영", "1", "23", "456",
+                " ", "-", ".", "로", "은", "번", "사람", "가", "a", "  ", ",",
+            ]),
+            0..30,
+        )) {
+            let cs: Vec<char> = parts.concat().chars().collect();
+            if !numeral_runs(&cs).is_empty() {
+                prop_assert!(may_hold_numerals(cs.iter().copied()), "{:?}", parts.concat());
+            }
         }
 
         /// Every text the byte path of [`leet_only_view`] takes gives the view and the

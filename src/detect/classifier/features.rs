@@ -103,7 +103,13 @@ pub fn for_each_feature(cfg: &FeatureConfig, text: &str, mut f: impl FnMut(u32))
     let ascii = text.is_ascii();
     let units: Vec<u32> = if ascii {
         text.bytes()
-            .map(|b| u32::from(if mask_digits && b.is_ascii_digit() { b'0' } else { b }))
+            .map(|b| {
+                u32::from(if mask_digits && b.is_ascii_digit() {
+                    b'0'
+                } else {
+                    b
+                })
+            })
             .collect()
     } else {
         text.chars()
@@ -124,7 +130,10 @@ pub fn for_each_feature(cfg: &FeatureConfig, text: &str, mut f: impl FnMut(u32))
         if cfg.has(FeatureConfig::WORD_CHARS) {
             // Each word framed by boundary markers; the buffer is reused across words.
             let mut framed: Vec<u32> = Vec::with_capacity(64);
-            for word in units.split(|&u| u == u32::from(b' ')).filter(|w| !w.is_empty()) {
+            for word in units
+                .split(|&u| u == u32::from(b' '))
+                .filter(|w| !w.is_empty())
+            {
                 framed.clear();
                 framed.push(BOUNDARY);
                 framed.extend_from_slice(word);
