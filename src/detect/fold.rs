@@ -63,6 +63,10 @@ enum SourceMap {
     /// The view has the original's byte layout (only ASCII characters were replaced by
     /// ASCII characters): each byte comes from the character at the same place.
     SameLayout,
+    /// The view is the original without some one-byte spaces: for each removed space, in
+    /// order, the view offset it stood before. View byte `k` came from original byte
+    /// `k + (number of these offsets <= k)`.
+    SpacesRemoved(Vec<u32>),
 }
 
 impl Folded {
@@ -77,8 +81,19 @@ impl Folded {
                 floor_boundary(&self.text, start),
                 ceil_boundary(&self.text, end),
             )),
+            // Characters are whole in both texts: map the first byte of the first
+            // character and the last byte of the last one.
+            SourceMap::SpacesRemoved(gaps) => Some((
+                source_byte(gaps, floor_boundary(&self.text, start)),
+                source_byte(gaps, ceil_boundary(&self.text, end) - 1) + 1,
+            )),
         }
     }
+}
+
+/// The original byte of view byte `at` under [`SourceMap::SpacesRemoved`].
+fn source_byte(gaps: &[u32], at: usize) -> usize {
+    at + gaps.partition_point(|&g| g as usize <= at)
 }
 
 /// The char boundary at or before `at` (`at <= text.len()`).
@@ -229,22 +244,76 @@ fn fold_views(text: &str) -> Views {
     let simple = text.is_ascii() || text.chars().all(is_plain);
     let numerals = has_korean_numerals(text);
     let values_plain = simple && !numerals && no_value_folds(text);
-    let words_plain = values_plain && !has_spaced_syllables(text) && !has_leet(text);
-    if values_plain && words_plain {
-        return Views::default();
-    }
-    if values_plain && !has_spaced_syllables(text) {
-        // Only leetspeak folds here (most English prose that reaches this point holds a
-        // token like `1990s`): the word view is the text with letters for leetspeak
-        // characters, byte for byte, unless that spells out an address.
-        if let Some(words) = leet_only_view(text) {
+    if values_plain {
+        // Only the word view can differ from the text. Two common cases are built on the
+        // original's bytes: leetspeak alone (English prose holding a token like `1990s`:
+        // letters for leetspeak characters, byte for byte) and spaced Hangul syllables
+        // alone (Korean prose: the spaces between one-syllable words dropped). Either
+        // falls back to the general passes when its view spells out an address.
+        let words = match (has_spaced_syllables(text), has_leet(text)) {
+            (false, false) => return Views::default(),
+            (false, true) => leet_only_view(text).map(Some),
+            (true, false) => spaced_hangul_view(text),
+            (true, true) => None,
+        };
+        if let Some(words) = words {
             return Views {
-                words: Some(Rc::new(words)),
+                words: words.map(Rc::new),
                 values: None,
             };
         }
     }
     fold_views_general(text, simple, numerals, values_plain)
+}
+
+/// The word view of a text in which only spaced Hangul syllables fold ([`fold_views`]
+/// decides that): runs of two or more syllables that stand alone, one space apart, lose
+/// those spaces, exactly as [`join_spaced`] joins them. `Some(None)` when no run joins;
+/// `None` when the general passes are needed after all (the view spells an address).
+fn spaced_hangul_view(text: &str) -> Option<Option<Folded>> {
+    let chars: Vec<(u32, char)> = text.char_indices().map(|(i, c)| (i as u32, c)).collect();
+    let char_at = |k: usize| chars.get(k).map(|&(_, c)| c);
+    let alnum = |k: usize| char_at(k).is_some_and(is_alnum);
+    let word = |k: usize| alnum(k) || char_at(k) == Some('@');
+    let single = |k: usize| alnum(k) && !word(k + 1) && (k == 0 || !word(k - 1));
+    let hangul = |k: usize| char_at(k).is_some_and(|c| ('\u{AC00}'..='\u{D7A3}').contains(&c));
+    // View offsets before which a space was dropped (see `SourceMap::SpacesRemoved`).
+    let mut gaps: Vec<u32> = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if hangul(i) && single(i) {
+            let mut j = i;
+            while char_at(j + 1) == Some(' ') && single(j + 2) && hangul(j + 2) {
+                j += 2;
+            }
+            if j > i {
+                for k in (i + 1..j).step_by(2) {
+                    gaps.push(chars[k].0 - gaps.len() as u32);
+                }
+                i = j + 1;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    if gaps.is_empty() {
+        return Some(None);
+    }
+    let mut view = String::with_capacity(text.len());
+    let mut from = 0;
+    for (n, &g) in gaps.iter().enumerate() {
+        let space = g as usize + n;
+        view.push_str(&text[from..space]);
+        from = space + 1;
+    }
+    view.push_str(&text[from..]);
+    if may_spell_at(&view) && address_regexes().is_none_or(|(address, _)| address.is_match(&view)) {
+        return None;
+    }
+    Some(Some(Folded {
+        text: view,
+        src: SourceMap::SpacesRemoved(gaps),
+    }))
 }
 
 /// The word view of a text in which only leetspeak folds ([`fold_views`] decides that),
@@ -338,31 +407,55 @@ fn no_value_folds(text: &str) -> bool {
     // here: ASCII characters then look single more often, which only sends more texts to
     // the full fold.
     let b = text.as_bytes();
-    // End of the last single alphanumeric (a run of length one), and the current run.
+    // End of the last single alphanumeric (a run of length one), how many singles one
+    // byte apart end there, and the current run.
     let mut last_single_end: Option<usize> = None;
+    let mut chained = 0usize;
     let mut run = 0usize;
+    // Digit groups joined by single dots: digits and dots of the current chain.
+    let (mut digits, mut dots) = (0usize, 0usize);
     for i in 0..=b.len() {
-        let alnum = b.get(i).is_some_and(u8::is_ascii_alphanumeric);
-        if alnum {
+        let c = b.get(i).copied();
+        if c.is_some_and(|c| c.is_ascii_alphanumeric()) {
             run += 1;
             continue;
         }
         if run == 1 {
-            // `x?y`: two singles with one byte between them.
-            if last_single_end.is_some_and(|e| e + 1 == i - 1) {
+            // `x?y?z`: three singles one byte apart, the shortest run spacing joins.
+            chained = if last_single_end.is_some_and(|e| e + 1 == i - 1) {
+                chained + 1
+            } else {
+                1
+            };
+            if chained >= 3 {
                 return false;
             }
             last_single_end = Some(i);
         }
-        run = 0;
-        // `d.d`: digits around a dot.
-        if b.get(i) == Some(&b'.')
-            && i > 0
-            && b[i - 1].is_ascii_digit()
-            && b.get(i + 1).is_some_and(u8::is_ascii_digit)
-        {
-            return false;
+        // `d.d.d` with ten digits: the least a dotted number the number patterns are
+        // given with dashes has (two dots, ten digits).
+        let group = if i >= run && b[i - run..i].iter().all(u8::is_ascii_digit) {
+            run
+        } else {
+            0
+        };
+        if group > 0 {
+            digits += group;
+            if c == Some(b'.') && b.get(i + 1).is_some_and(u8::is_ascii_digit) {
+                dots += 1;
+                if dots >= 2 && digits >= 10 {
+                    return false;
+                }
+            } else {
+                if dots >= 2 && digits >= 10 {
+                    return false;
+                }
+                (digits, dots) = (0, 0);
+            }
+        } else {
+            (digits, dots) = (0, 0);
         }
+        run = 0;
     }
     !(may_spell_at(text) && address_regexes().is_some_and(|(address, _)| address.is_match(text)))
 }
@@ -1063,6 +1156,9 @@ impl Folded {
         match &self.src {
             SourceMap::Bytes(src) => src.get(at).map(|&(s, _)| s as usize),
             SourceMap::SameLayout => (at < self.text.len()).then(|| floor_boundary(&self.text, at)),
+            SourceMap::SpacesRemoved(gaps) => {
+                (at < self.text.len()).then(|| source_byte(gaps, floor_boundary(&self.text, at)))
+            }
         }
     }
 }
@@ -1574,6 +1670,11 @@ mod shared_pass_tests {
             "전화 공일공 일이삼사 오육칠팔",
             "공일공-1234-5678로 전화",
             "이 사람이 일을 사랑해",
+            "카드 4111.1111.1111.1111 결제",
+            "call 010.1234.5678 now",
+            "version 1.2.3 and 10.0.0.1",
+            "the U.S. rate is 3.5 and x y",
+            "1 2 3 4 5 6 7 and a.b.c",
         ] {
             check(t);
         }
@@ -1622,6 +1723,53 @@ mod shared_pass_tests {
             0..24,
         )) {
             check(&parts.concat());
+        }
+
+        /// The byte pre-checks (spaced singles, dotted digit groups) send every text whose
+        /// value view folds to the passes that fold it.
+        #[test]
+        fn digit_and_single_mixes_agree_with_the_reference(parts in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "1", "22", "333", "4111", "0101", ".", ".", " ", "-", "a", "b", "가", "/", "*",
+            ]),
+            0..16,
+        )) {
+            check(&parts.concat());
+        }
+
+        /// Every text the byte path of [`spaced_hangul_view`] takes gives the view and the
+        /// source of every span that the per-character passes give.
+        #[test]
+        fn spaced_hangul_views_equal_the_general_passes(parts in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "시", "발", "더", "잘", "한국어", "그", " ", " ", "  ", "@", ".", "-", "a", "x",
+                "kim", " at ", "example", " dot ", "com", "7", "é", "漢", "사람", "1", "\n",
+            ]),
+            1..14,
+        )) {
+            let text = parts.concat();
+            let simple = text.is_ascii() || text.chars().all(is_plain);
+            let numerals = has_korean_numerals(&text);
+            let values_plain = simple && !numerals && no_value_folds(&text);
+            let byte_path = values_plain && has_spaced_syllables(&text) && !has_leet(&text);
+            if let Some(fast) = spaced_hangul_view(&text).filter(|_| byte_path) {
+                let general = fold_views_general(&text, simple, numerals, values_plain);
+                prop_assert!(general.values.is_none(), "{text:?}");
+                prop_assert_eq!(fast.is_some(), general.words.is_some(), "{:?}", text);
+                let (Some(fast), Some(general)) = (fast, general.words) else {
+                    return Ok(());
+                };
+                prop_assert_eq!(&fast.text, &general.text, "{:?}", text);
+                let bounds: Vec<usize> = (0..=fast.text.len())
+                    .filter(|&i| fast.text.is_char_boundary(i))
+                    .collect();
+                for (k, &a) in bounds.iter().enumerate() {
+                    prop_assert_eq!(fast.source_start(a), general.source_start(a), "{:?} {}", text, a);
+                    for &b in &bounds[k + 1..] {
+                        prop_assert_eq!(fast.original(a, b), general.original(a, b), "{:?} {}..{}", text, a, b);
+                    }
+                }
+            }
         }
 
         /// The one-pass numeral pre-check never says "no" where the full reading finds a
