@@ -500,24 +500,19 @@ fn has_spaced_syllables(text: &str) -> bool {
     if text.is_ascii() {
         return false;
     }
-    let hangul = |c: char| ('\u{AC00}'..='\u{D7A3}').contains(&c);
-    // A window of five characters: `a x ' ' y b`, where x and y are syllables standing
-    // alone (a and b are not letters or digits; `None` = the text's edge).
-    let mut w: [Option<char>; 5] = [None; 5];
-    let alone_at = |w: &[Option<char>; 5]| {
-        w[1].is_some_and(hangul)
-            && w[2] == Some(' ')
-            && w[3].is_some_and(hangul)
-            && !w[0].is_some_and(is_alnum)
-            && !w[4].is_some_and(is_alnum)
+    // `a x ' ' y b`, where x and y are syllables standing alone (a and b are not letters
+    // or digits, or the text's edge): looked for around each space, on bytes.
+    let syllable = |s: Option<&str>| {
+        s.and_then(|s| s.chars().next())
+            .is_some_and(|c| ('\u{AC00}'..='\u{D7A3}').contains(&c))
     };
-    for c in text.chars().map(Some).chain([None]) {
-        w = [w[1], w[2], w[3], w[4], c];
-        if alone_at(&w) {
-            return true;
-        }
-    }
-    false
+    memchr::memchr_iter(b' ', text.as_bytes()).any(|p| {
+        p >= 3
+            && syllable(text.get(p - 3..p))
+            && syllable(text.get(p + 1..p + 4))
+            && !text[..p - 3].chars().next_back().is_some_and(is_alnum)
+            && !text[p + 4..].chars().next().is_some_and(is_alnum)
+    })
 }
 
 /// Whether `text` may hold a spelled-out `at` separator (` at `, `[at]`, `( at )`...):
@@ -528,11 +523,13 @@ fn may_spell_at(text: &str) -> bool {
     let space = |c: u8| c.is_ascii_whitespace() || c == 0x0B;
     let open = |c: u8| space(c) || matches!(c, b'[' | b'(' | b'{' | b'<');
     let close = |c: u8| space(c) || matches!(c, b']' | b')' | b'}' | b'>');
-    b.windows(4).any(|w| {
-        open(w[0])
-            && w[1].eq_ignore_ascii_case(&b'a')
-            && w[2].eq_ignore_ascii_case(&b't')
-            && close(w[3])
+    // Around each `t`: an opener, `a`, `t`, a closer.
+    memchr::memchr2_iter(b't', b'T', b).any(|p| {
+        p >= 2
+            && p + 1 < b.len()
+            && open(b[p - 2])
+            && b[p - 1].eq_ignore_ascii_case(&b'a')
+            && close(b[p + 1])
     })
 }
 
@@ -1770,6 +1767,39 @@ mod shared_pass_tests {
                     }
                 }
             }
+        }
+
+        /// The byte scans around spaces and `t`s say what the character windows they
+        /// replaced said.
+        #[test]
+        fn byte_prechecks_equal_character_windows(parts in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "시", "발", "한국", " ", " ", "a", "at", "AT", "t", "[", "]", "(", ")", "\t", "\u{000B}",
+                "1", "é", "漢", "@", "\u{00A0}", "x", "<", ">",
+            ]),
+            0..16,
+        )) {
+            let text = parts.concat();
+            let hangul = |c: char| ('\u{AC00}'..='\u{D7A3}').contains(&c);
+            let mut w: [Option<char>; 5] = [None; 5];
+            let mut spaced = false;
+            for c in text.chars().map(Some).chain([None]) {
+                w = [w[1], w[2], w[3], w[4], c];
+                spaced |= w[1].is_some_and(hangul)
+                    && w[2] == Some(' ')
+                    && w[3].is_some_and(hangul)
+                    && !w[0].is_some_and(is_alnum)
+                    && !w[4].is_some_and(is_alnum);
+            }
+            prop_assert_eq!(has_spaced_syllables(&text), spaced, "{:?}", text);
+            let space = |c: u8| c.is_ascii_whitespace() || c == 0x0B;
+            let spelled = text.as_bytes().windows(4).any(|w| {
+                (space(w[0]) || matches!(w[0], b'[' | b'(' | b'{' | b'<'))
+                    && w[1].eq_ignore_ascii_case(&b'a')
+                    && w[2].eq_ignore_ascii_case(&b't')
+                    && (space(w[3]) || matches!(w[3], b']' | b')' | b'}' | b'>'))
+            });
+            prop_assert_eq!(may_spell_at(&text), spelled, "{:?}", text);
         }
 
         /// The one-pass numeral pre-check never says "no" where the full reading finds a

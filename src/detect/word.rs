@@ -325,7 +325,8 @@ fn fold(text: &str) -> Cow<'_, str> {
     let needs = |c: char| {
         !c.is_ascii() && !is_unspaced(c) && c.is_uppercase() && same_len_lower(c).is_some()
     };
-    if !text.chars().any(needs) {
+    // ASCII case is the automaton's; most texts have no other cased letter.
+    if text.is_ascii() || !text.chars().any(needs) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());
