@@ -84,7 +84,49 @@ trait Unit: Copy + PartialEq {
     fn ch(self) -> char;
     /// `c` is ASCII or comes from [`Unit::ch`] of a unit of this type.
     fn from_char(c: char) -> Self;
+    /// The unit as an ASCII byte, `None` for other characters.
+    fn ascii(self) -> Option<u8>;
+    /// The finished text of these units.
+    fn collect_string(units: &[Self]) -> String;
+
+    /// [`is_alnum`], with ASCII from a table.
+    #[inline]
+    fn is_alnum(self) -> bool {
+        match self.ascii() {
+            Some(b) => ASCII_CLASS[usize::from(b & 0x7F)] & ALNUM != 0,
+            None => is_alnum(self.ch()),
+        }
+    }
+    /// [`is_word_char`], with ASCII from a table.
+    #[inline]
+    fn is_word(self) -> bool {
+        match self.ascii() {
+            Some(b) => ASCII_CLASS[usize::from(b & 0x7F)] & WORD != 0,
+            None => is_word_char(self.ch()),
+        }
+    }
 }
+
+/// [`ASCII_CLASS`] bits.
+const ALNUM: u8 = 1;
+const WORD: u8 = 2;
+
+/// Classes of the ASCII characters for the word passes: a lookup instead of a chain of
+/// comparisons per character.
+static ASCII_CLASS: [u8; 128] = {
+    let mut table = [0u8; 128];
+    let mut i = 0;
+    while i < 128 {
+        let b = i as u8;
+        if b.is_ascii_alphanumeric() {
+            table[i] = ALNUM | WORD;
+        } else if matches!(b, b'@' | b'$' | b'!' | b'|' | b'+') {
+            table[i] = WORD;
+        }
+        i += 1;
+    }
+    table
+};
 
 impl Unit for char {
     #[inline]
@@ -94,6 +136,13 @@ impl Unit for char {
     #[inline]
     fn from_char(c: char) -> Self {
         c
+    }
+    #[inline]
+    fn ascii(self) -> Option<u8> {
+        u8::try_from(self).ok().filter(u8::is_ascii)
+    }
+    fn collect_string(units: &[Self]) -> String {
+        units.iter().collect()
     }
 }
 
@@ -107,6 +156,14 @@ impl Unit for u8 {
         // Every mapping applied to ASCII text (leetspeak, look-alikes) gives ASCII.
         u8::try_from(c).unwrap_or(b'?')
     }
+    #[inline]
+    fn ascii(self) -> Option<u8> {
+        self.is_ascii().then_some(self)
+    }
+    fn collect_string(units: &[Self]) -> String {
+        // The byte path only ever holds ASCII; anything else would be replaced, not lost.
+        String::from_utf8_lossy(units).into_owned()
+    }
 }
 
 /// The steps after per-character folding: leetspeak and look-alikes per word, spaced
@@ -115,7 +172,8 @@ fn finish_words<U: Unit>(chars: &mut [U]) -> String {
     fold_words(chars);
     let chars = collapse_spaced_letters(chars);
     // 2. Collapse whitespace runs and long character repeats ("sooooo" -> "soo").
-    let mut out = String::with_capacity(chars.len());
+    let space = U::from_char(' ');
+    let mut out: Vec<U> = Vec::with_capacity(chars.len());
     let mut prev: Option<U> = None;
     let mut run = 0usize;
     for &u in chars.iter() {
@@ -125,18 +183,18 @@ fn finish_words<U: Unit>(chars: &mut [U]) -> String {
             run = 1;
         }
         prev = Some(u);
-        let c = u.ch();
-        if (c == ' ' && run > 1) || run > 2 {
+        if (u == space && run > 1) || run > 2 {
             continue;
         }
-        out.push(c);
+        out.push(u);
     }
-    let trimmed = out.trim();
-    if trimmed.len() == out.len() {
-        out
-    } else {
-        trimmed.to_string()
-    }
+    // Trim: the only whitespace left is the space.
+    let start = out.iter().position(|&u| u != space).unwrap_or(out.len());
+    let end = out
+        .iter()
+        .rposition(|&u| u != space)
+        .map_or(start, |e| e + 1);
+    U::collect_string(&out[start..end])
 }
 
 /// Placeholder words of [`mask_entities`].
@@ -376,7 +434,7 @@ fn is_word_char(c: char) -> bool {
 fn fold_words<U: Unit>(chars: &mut [U]) {
     let mut i = 0;
     while i < chars.len() {
-        if !is_word_char(chars[i].ch()) {
+        if !chars[i].is_word() {
             i += 1;
             continue;
         }
@@ -384,7 +442,7 @@ fn fold_words<U: Unit>(chars: &mut [U]) {
         // A word of ASCII letters and Hangul syllables only (most words) has no
         // look-alike and no leetspeak: nothing below can change it.
         let mut plain = true;
-        while i < chars.len() && is_word_char(chars[i].ch()) {
+        while i < chars.len() && chars[i].is_word() {
             let c = chars[i].ch();
             plain &= c.is_ascii_alphabetic() || ('\u{AC00}'..='\u{D7A3}').contains(&c);
             i += 1;
@@ -457,7 +515,7 @@ fn collapse_spaced_letters<U: Unit>(chars: &[U]) -> Cow<'_, [U]> {
     if !has_spaced_singles(chars, is_sep) {
         return Cow::Borrowed(chars);
     }
-    let an: Vec<bool> = chars.iter().map(|u| is_alnum(u.ch())).collect();
+    let an: Vec<bool> = chars.iter().map(|u| u.is_alnum()).collect();
     // A single ASCII letter/digit with no alphanumeric neighbour.
     let is_single = |i: usize| -> bool {
         an[i]
@@ -497,10 +555,10 @@ fn has_spaced_singles<U: Unit>(chars: &[U], is_sep: impl Fn(U) -> bool) -> bool 
     let mut run = 0usize;
     let mut run_ascii = true;
     for i in 0..=chars.len() {
-        let c = chars.get(i).map(|u| u.ch());
-        if c.is_some_and(is_alnum) {
+        let u = chars.get(i).copied();
+        if u.is_some_and(U::is_alnum) {
             run += 1;
-            run_ascii &= c.is_some_and(|c| c.is_ascii());
+            run_ascii &= u.and_then(U::ascii).is_some();
             continue;
         }
         if run == 1 && run_ascii {
