@@ -99,11 +99,19 @@ impl PartialMatcher {
         memo.live.retain(|&s| s >= from);
         memo.matched.retain(|&(s, _)| s >= from);
         let mut cache = self.caches.get();
-        let mut still_live = Vec::with_capacity(memo.live.len());
         let starts: Vec<usize> = memo.live.drain(..).chain(memo.scanned..len).collect();
-        for start in starts {
+        // Starts are probed in order up to the first one still alive: that one is the
+        // hold, and nothing after it can change the answer (a candidate counts only
+        // before the hold). The starts after it stay unprobed, kept as if alive; a start
+        // probed later with more text dies where it would have died now, with the same
+        // last match, so the answer is the one a full probe gives, without probing every
+        // start of a word in progress again on each delta.
+        for (k, &start) in starts.iter().enumerate() {
             match self.probe(&mut cache, text, start) {
-                Probe::Live => still_live.push(start),
+                Probe::Live => {
+                    memo.live.extend_from_slice(&starts[k..]);
+                    break;
+                }
                 Probe::Dead {
                     last_match_end: Some(end),
                 } => memo.matched.push((start, end)),
@@ -112,7 +120,6 @@ impl PartialMatcher {
                 } => {}
             }
         }
-        memo.live = still_live;
         memo.scanned = len;
         memo.matched.sort_unstable();
         let mut hold = memo.live.first().copied().unwrap_or(len);
@@ -262,6 +269,35 @@ mod tests {
                 assert_eq!(m.tail_memo(t, from, right, &mut memo), want, "end {end}");
                 // Release up to the hold now and then, as the streaming stage does.
                 if end % 7 == 0 {
+                    from = want.hold;
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the text and the release points, the memo answers like a scan of
+        /// every start.
+        #[test]
+        fn memo_equals_a_full_scan(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "bob", "@", "example", ".", "com", " ", "555", "-", "1234", "x", "\n", "io",
+                ]),
+                1..16,
+            ),
+            releases in proptest::collection::vec(0usize..8, 1..16),
+            right in proptest::sample::select(vec![0usize, 3, 24]),
+        ) {
+            let m = matcher(&[r"[a-z]+@[a-z]+\.[a-z]{2,}", r"\b\d{3}-\d{4}\b"]);
+            let text = parts.concat();
+            let mut memo = TailMemo::default();
+            let mut from = 0;
+            for end in 1..=text.len() {
+                let t = &text.as_bytes()[..end];
+                let want = m.tail(t, from, right);
+                proptest::prop_assert_eq!(m.tail_memo(t, from, right, &mut memo), want, "{:?} {}", text, end);
+                if releases[end % releases.len()] == 0 {
                     from = want.hold;
                 }
             }
