@@ -215,7 +215,15 @@ pub fn folded_shared(text: &str, kind: ViewKind) -> Option<Rc<Folded>> {
     let v = views.get(kind);
     CACHE.with(|c| {
         if let Ok(mut c) = c.try_borrow_mut() {
-            *c = Some((text.to_string(), views));
+            // The key's buffer is reused: streams ask about a new short text per delta.
+            match c.as_mut() {
+                Some((key, cached)) => {
+                    key.clear();
+                    key.push_str(text);
+                    *cached = views;
+                }
+                None => *c = Some((text.to_string(), views)),
+            }
         }
     });
     v
@@ -1196,7 +1204,15 @@ pub fn growing(text: &str, kind: ViewKind) -> Growing {
     let g = growing_uncached(text, kind);
     LAST.with(|c| {
         if let Ok(mut c) = c.try_borrow_mut() {
-            c[slot] = Some((text.to_string(), g.pending, g.view.clone()));
+            match c[slot].as_mut() {
+                Some((key, pending, view)) => {
+                    key.clear();
+                    key.push_str(text);
+                    *pending = g.pending;
+                    *view = g.view.clone();
+                }
+                None => c[slot] = Some((text.to_string(), g.pending, g.view.clone())),
+            }
         }
     });
     g
