@@ -70,9 +70,10 @@ impl Tail {
 /// dead whatever follows, so only starts still alive and new starts are probed again.
 #[derive(Debug, Clone, Default)]
 pub struct TailMemo {
-    /// Starts below this were probed (the dead ones are not probed again).
+    /// Starts from this one on are still to be probed (the first of them may be known
+    /// alive); below it only the starts in `live` may still match.
     scanned: usize,
-    /// Starts alive at the end of the text last time.
+    /// Starts below `scanned` alive at the end of the text last time.
     live: Vec<usize>,
     /// Dead starts with a complete match: (start, end of its longest match).
     matched: Vec<(usize, usize)>,
@@ -99,30 +100,52 @@ impl PartialMatcher {
         memo.live.retain(|&s| s >= from);
         memo.matched.retain(|&(s, _)| s >= from);
         let mut cache = self.caches.get();
-        let starts: Vec<usize> = memo.live.drain(..).chain(memo.scanned..len).collect();
-        // Starts are probed in order up to the first one still alive: that one is the
-        // hold, and nothing after it can change the answer (a candidate counts only
-        // before the hold). The starts after it stay unprobed, kept as if alive; a start
-        // probed later with more text dies where it would have died now, with the same
-        // last match, so the answer is the one a full probe gives, without probing every
-        // start of a word in progress again on each delta.
-        for (k, &start) in starts.iter().enumerate() {
+        // Starts are probed in order (the live ones, then the new ones) up to the first
+        // one still alive: that one is the hold, and nothing after it can change the
+        // answer (a candidate counts only before the hold). The starts after it stay
+        // unprobed, kept as if alive; a start probed later with more text dies where it
+        // would have died now, with the same last match, so the answer is the one a
+        // full probe gives, without probing every start of a word in progress again on
+        // each delta. No list is built: the live starts are consumed in place and the
+        // new ones are the range from `scanned`.
+        let mut dead = 0;
+        let mut alive = None;
+        for &start in &memo.live {
             match self.probe(&mut cache, text, start) {
                 Probe::Live => {
-                    memo.live.extend_from_slice(&starts[k..]);
+                    alive = Some(start);
                     break;
                 }
-                Probe::Dead {
-                    last_match_end: Some(end),
-                } => memo.matched.push((start, end)),
-                Probe::Dead {
-                    last_match_end: None,
-                } => {}
+                Probe::Dead { last_match_end } => {
+                    if let Some(end) = last_match_end {
+                        memo.matched.push((start, end));
+                    }
+                    dead += 1;
+                }
             }
         }
-        memo.scanned = len;
+        memo.live.drain(..dead);
+        if alive.is_none() {
+            // Every known live start died: go on with the new starts.
+            for start in memo.scanned..len {
+                match self.probe(&mut cache, text, start) {
+                    Probe::Live => {
+                        alive = Some(start);
+                        break;
+                    }
+                    Probe::Dead { last_match_end } => {
+                        if let Some(end) = last_match_end {
+                            memo.matched.push((start, end));
+                        }
+                    }
+                }
+            }
+            // `scanned` moves to the live start found (probed again next time) or the end.
+            memo.scanned = alive.unwrap_or(len);
+        }
         memo.matched.sort_unstable();
-        let mut hold = memo.live.first().copied().unwrap_or(len);
+        // The first start not known to be dead: a live one, or the first unprobed one.
+        let mut hold = memo.live.first().copied().unwrap_or(memo.scanned);
         if let Some(&(s, _)) = memo.matched.iter().find(|&&(_, e)| e + right > len) {
             hold = hold.min(s);
         }
