@@ -1635,6 +1635,48 @@ mod shared_pass_tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Texts of `len` pieces drawn from `pieces`.
+    fn texts(
+        pieces: &[&'static str],
+        len: std::ops::Range<usize>,
+    ) -> impl Strategy<Value = String> {
+        proptest::collection::vec(proptest::sample::select(pieces.to_vec()), len)
+            .prop_map(|parts| parts.concat())
+    }
+
+    /// A byte-built view has the text and the source of every span that the
+    /// per-character passes give.
+    fn same_view_and_sources(
+        text: &str,
+        fast: &Folded,
+        general: &Folded,
+    ) -> Result<(), TestCaseError> {
+        prop_assert_eq!(&fast.text, &general.text, "{:?}", text);
+        let bounds: Vec<usize> = (0..=fast.text.len())
+            .filter(|&i| fast.text.is_char_boundary(i))
+            .collect();
+        for (k, &a) in bounds.iter().enumerate() {
+            prop_assert_eq!(
+                fast.source_start(a),
+                general.source_start(a),
+                "{:?} {}",
+                text,
+                a
+            );
+            for &b in &bounds[k + 1..] {
+                prop_assert_eq!(
+                    fast.original(a, b),
+                    general.original(a, b),
+                    "{:?} {}..{}",
+                    text,
+                    a,
+                    b
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// The straightforward pipeline, one view at a time, as the reference.
     fn reference(text: &str, kind: ViewKind) -> Option<String> {
         let mut units = map_chars(text);
@@ -1726,41 +1768,31 @@ mod shared_pass_tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
         #[test]
-        fn any_mix_agrees_with_the_reference(parts in proptest::collection::vec(
-            proptest::sample::select(vec![
+        fn any_mix_agrees_with_the_reference(text in texts(&[
                 "a", "b", "Z", "1", "4111", "0", " ", " ", ".", "-", "@", " at ", " dot ", "[at]",
                 "com", "\u{000B}at\t", " AT ", "( at )", "시", "발", "더", "잘", "한국어", "ㅅ", "ㅣ", "ㅂ", "ㅏ", "ㄹ", "\u{200B}",
                 "а", "ｋ", "é", "e\u{0301}", "–", "٣", "\u{3000}", "·", "漢", "word",
                 "f4ck", "$", "3", "7", "a$$", "2024", "공", "일", "이삼사", "오육칠팔", "영", "로", "사람",
-            ]),
-            0..24,
-        )) {
-            check(&parts.concat());
+        ], 0..24)) {
+            check(&text);
         }
 
         /// The byte pre-checks (spaced singles, dotted digit groups) send every text whose
         /// value view folds to the passes that fold it.
         #[test]
-        fn digit_and_single_mixes_agree_with_the_reference(parts in proptest::collection::vec(
-            proptest::sample::select(vec![
+        fn digit_and_single_mixes_agree_with_the_reference(text in texts(&[
                 "1", "22", "333", "4111", "0101", ".", ".", " ", "-", "a", "b", "가", "/", "*",
-            ]),
-            0..16,
-        )) {
-            check(&parts.concat());
+        ], 0..16)) {
+            check(&text);
         }
 
         /// Every text the byte path of [`spaced_hangul_view`] takes gives the view and the
         /// source of every span that the per-character passes give.
         #[test]
-        fn spaced_hangul_views_equal_the_general_passes(parts in proptest::collection::vec(
-            proptest::sample::select(vec![
+        fn spaced_hangul_views_equal_the_general_passes(text in texts(&[
                 "시", "발", "더", "잘", "한국어", "그", " ", " ", "  ", "@", ".", "-", "a", "x",
                 "kim", " at ", "example", " dot ", "com", "7", "é", "漢", "사람", "1", "\n",
-            ]),
-            1..14,
-        )) {
-            let text = parts.concat();
+        ], 1..14)) {
             let simple = text.is_ascii() || text.chars().all(is_plain);
             let numerals = has_korean_numerals(&text);
             let values_plain = simple && !numerals && no_value_folds(&text);
@@ -1772,30 +1804,17 @@ mod shared_pass_tests {
                 let (Some(fast), Some(general)) = (fast, general.words) else {
                     return Ok(());
                 };
-                prop_assert_eq!(&fast.text, &general.text, "{:?}", text);
-                let bounds: Vec<usize> = (0..=fast.text.len())
-                    .filter(|&i| fast.text.is_char_boundary(i))
-                    .collect();
-                for (k, &a) in bounds.iter().enumerate() {
-                    prop_assert_eq!(fast.source_start(a), general.source_start(a), "{:?} {}", text, a);
-                    for &b in &bounds[k + 1..] {
-                        prop_assert_eq!(fast.original(a, b), general.original(a, b), "{:?} {}..{}", text, a, b);
-                    }
-                }
+                same_view_and_sources(&text, &fast, &general)?;
             }
         }
 
         /// The byte scans around spaces and `t`s say what the character windows they
         /// replaced said.
         #[test]
-        fn byte_prechecks_equal_character_windows(parts in proptest::collection::vec(
-            proptest::sample::select(vec![
+        fn byte_prechecks_equal_character_windows(text in texts(&[
                 "시", "발", "한국", " ", " ", "a", "at", "AT", "t", "[", "]", "(", ")", "\t", "\u{000B}",
                 "1", "é", "漢", "@", "\u{00A0}", "x", "<", ">",
-            ]),
-            0..16,
-        )) {
-            let text = parts.concat();
+        ], 0..16)) {
             let hangul = |c: char| ('\u{AC00}'..='\u{D7A3}').contains(&c);
             let mut w: [Option<char>; 5] = [None; 5];
             let mut spaced = false;
@@ -1821,30 +1840,23 @@ mod shared_pass_tests {
         /// The one-pass numeral pre-check never says "no" where the full reading finds a
         /// run (it only spares texts the reading would find nothing in).
         #[test]
-        fn numeral_precheck_never_misses_a_run(parts in proptest::collection::vec(
-            proptest::sample::select(vec![
+        fn numeral_precheck_never_misses_a_run(text in texts(&[
                 "공", "일", "이", "삼", "사", "오", "육", "칠", "팔", "구", "영", "1", "23", "456",
                 " ", "-", ".", "로", "은", "번", "사람", "가", "a", "  ", ",",
-            ]),
-            0..30,
-        )) {
-            let cs: Vec<char> = parts.concat().chars().collect();
+        ], 0..30)) {
+            let cs: Vec<char> = text.chars().collect();
             if !numeral_runs(&cs).is_empty() {
-                prop_assert!(may_hold_numerals(cs.iter().copied()), "{:?}", parts.concat());
+                prop_assert!(may_hold_numerals(cs.iter().copied()), "{:?}", text);
             }
         }
 
         /// Every text the byte path of [`leet_only_view`] takes gives the view and the
         /// source of every span that the per-character passes give.
         #[test]
-        fn leet_only_views_equal_the_general_passes(parts in proptest::collection::vec(
-            proptest::sample::select(vec![
+        fn leet_only_views_equal_the_general_passes(text in texts(&[
                 "f4ck", "a$$", "1990s", "sh1t", "kim4", "@", ".", "com", " at ", " dot ", "x",
                 "ab", "한국", "가", " ", " ", "-", "7", "2024", "h3ll0", "mail", "é", "4t", "d0t",
-            ]),
-            1..9,
-        )) {
-            let text = parts.concat();
+        ], 1..9)) {
             let simple = text.is_ascii() || text.chars().all(is_plain);
             let numerals = has_korean_numerals(&text);
             let values_plain = simple && !numerals && no_value_folds(&text);
@@ -1853,16 +1865,7 @@ mod shared_pass_tests {
                 let general = fold_views_general(&text, simple, numerals, values_plain);
                 prop_assert!(general.values.is_none(), "{text:?}");
                 let general = general.words.expect("the general passes fold it too");
-                prop_assert_eq!(&fast.text, &general.text, "{:?}", text);
-                let bounds: Vec<usize> = (0..=fast.text.len())
-                    .filter(|&i| fast.text.is_char_boundary(i))
-                    .collect();
-                for (k, &a) in bounds.iter().enumerate() {
-                    prop_assert_eq!(fast.source_start(a), general.source_start(a), "{:?} {}", text, a);
-                    for &b in &bounds[k + 1..] {
-                        prop_assert_eq!(fast.original(a, b), general.original(a, b), "{:?} {}..{}", text, a, b);
-                    }
-                }
+                same_view_and_sources(&text, &fast, &general)?;
             }
         }
     }

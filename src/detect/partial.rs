@@ -108,40 +108,19 @@ impl PartialMatcher {
         // full probe gives, without probing every start of a word in progress again on
         // each delta. No list is built: the live starts are consumed in place and the
         // new ones are the range from `scanned`.
-        let mut dead = 0;
-        let mut alive = None;
-        for &start in &memo.live {
-            match self.probe(&mut cache, text, start) {
-                Probe::Live => {
-                    alive = Some(start);
-                    break;
-                }
-                Probe::Dead { last_match_end } => {
-                    if let Some(end) = last_match_end {
-                        memo.matched.push((start, end));
-                    }
-                    dead += 1;
-                }
-            }
-        }
+        let known = self.first_alive(
+            &mut cache,
+            text,
+            memo.live.iter().copied(),
+            &mut memo.matched,
+        );
+        let dead = known.map_or(memo.live.len(), |s| memo.live.partition_point(|&l| l < s));
         memo.live.drain(..dead);
-        if alive.is_none() {
-            // Every known live start died: go on with the new starts.
-            for start in memo.scanned..len {
-                match self.probe(&mut cache, text, start) {
-                    Probe::Live => {
-                        alive = Some(start);
-                        break;
-                    }
-                    Probe::Dead { last_match_end } => {
-                        if let Some(end) = last_match_end {
-                            memo.matched.push((start, end));
-                        }
-                    }
-                }
-            }
-            // `scanned` moves to the live start found (probed again next time) or the end.
-            memo.scanned = alive.unwrap_or(len);
+        if known.is_none() {
+            // Every known live start died: go on with the new starts. `scanned` moves to
+            // the live start found (probed again next time) or the end.
+            let new = self.first_alive(&mut cache, text, memo.scanned..len, &mut memo.matched);
+            memo.scanned = new.unwrap_or(len);
         }
         memo.matched.sort_unstable();
         // The first start not known to be dead: a live one, or the first unprobed one.
@@ -151,6 +130,24 @@ impl PartialMatcher {
         }
         let candidate = memo.matched.iter().any(|&(s, _)| s < hold);
         Tail { hold, candidate }
+    }
+
+    /// The first of `starts` whose match may still be in progress; the dead starts
+    /// before it that completed a match are added to `matched`.
+    fn first_alive(
+        &self,
+        cache: &mut Cache,
+        text: &[u8],
+        mut starts: impl Iterator<Item = usize>,
+        matched: &mut Vec<(usize, usize)>,
+    ) -> Option<usize> {
+        starts.find(|&start| match self.probe(cache, text, start) {
+            Probe::Live => true,
+            Probe::Dead { last_match_end } => {
+                matched.extend(last_match_end.map(|end| (start, end)));
+                false
+            }
+        })
     }
 
     /// Builds the matcher for `patterns` with the same syntax as the detector's regexes.
