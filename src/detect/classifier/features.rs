@@ -94,14 +94,12 @@ pub fn hash_features(cfg: &FeatureConfig, text: &str, out: &mut Vec<u32>) {
 /// storing them first (one pass, no feature vector).
 ///
 /// The text is decoded once into code points (digits already masked); the word pass and the
-/// character n-grams both read that array, and an all-ASCII word takes a loop whose n-gram
-/// lengths are known up front (the 1- and 2-gram rule below only concerns non-ASCII).
+/// character n-grams both read that array.
 #[inline]
 pub fn for_each_feature(cfg: &FeatureConfig, text: &str, mut f: impl FnMut(u32)) {
     let mask = (cfg.buckets() - 1) as u32;
     let mask_digits = cfg.has(FeatureConfig::MASK_DIGITS);
-    let ascii = text.is_ascii();
-    let units: Vec<u32> = if ascii {
+    let units: Vec<u32> = if text.is_ascii() {
         text.bytes()
             .map(|b| {
                 u32::from(if mask_digits && b.is_ascii_digit() {
@@ -138,11 +136,7 @@ pub fn for_each_feature(cfg: &FeatureConfig, text: &str, mut f: impl FnMut(u32))
                 framed.push(BOUNDARY);
                 framed.extend_from_slice(word);
                 framed.push(BOUNDARY);
-                if ascii || word.iter().all(|&u| u < 0x80) {
-                    ascii_ngrams(&framed, lo.max(3), hi, mask, &mut f);
-                } else {
-                    char_ngrams(&framed, lo, hi, mask, &mut f);
-                }
+                char_ngrams(&framed, lo, hi, mask, &mut f);
             }
         } else {
             let mut framed: Vec<u32> = Vec::with_capacity(units.len() + 2);
@@ -209,23 +203,6 @@ const BOUNDARY: u32 = 0x02;
 #[inline]
 fn salt(n: usize) -> u32 {
     (n as u32).wrapping_mul(0x3333_3333)
-}
-
-/// Character n-grams of lengths `first..=hi` from every start: the case where every
-/// unit is ASCII, so no start gets the short n-grams of non-ASCII text.
-#[inline]
-fn ascii_ngrams(chars: &[u32], first: usize, hi: usize, mask: u32, f: &mut impl FnMut(u32)) {
-    let len = chars.len();
-    for i in 0..len {
-        let window = &chars[i..len.min(i + hi)];
-        let mut h = 0x9e37_79b9u32;
-        for (j, &c) in window.iter().enumerate() {
-            h = step(h, c);
-            if j + 1 >= first {
-                f(mix(h ^ salt(j + 1)) & mask);
-            }
-        }
-    }
 }
 
 #[inline]
