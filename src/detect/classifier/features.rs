@@ -4,6 +4,8 @@
 //! misspellings, inflections and Korean morphology. Each n-gram is hashed with a seed per
 //! kind (so word `ab` and char `ab` differ) into `2^bits` buckets.
 
+use std::cell::RefCell;
+
 /// What to extract; stored in the model file so the trainer and the detector agree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FeatureConfig {
@@ -98,28 +100,7 @@ pub fn hash_features(cfg: &FeatureConfig, text: &str, out: &mut Vec<u32>) {
 #[inline]
 pub fn for_each_feature(cfg: &FeatureConfig, text: &str, mut f: impl FnMut(u32)) {
     let mask = (cfg.buckets() - 1) as u32;
-    let mask_digits = cfg.has(FeatureConfig::MASK_DIGITS);
-    let units: Vec<u32> = if text.is_ascii() {
-        text.bytes()
-            .map(|b| {
-                u32::from(if mask_digits && b.is_ascii_digit() {
-                    b'0'
-                } else {
-                    b
-                })
-            })
-            .collect()
-    } else {
-        text.chars()
-            .map(|c| {
-                if mask_digits && c.is_ascii_digit() {
-                    '0' as u32
-                } else {
-                    c as u32
-                }
-            })
-            .collect()
-    };
+    let units = decode(cfg, text);
     if cfg.word_max > 0 {
         word_features(cfg, &units, mask, &mut f);
     }
@@ -148,11 +129,200 @@ pub fn for_each_feature(cfg: &FeatureConfig, text: &str, mut f: impl FnMut(u32))
     }
 }
 
+/// The code points of a normalised text, digits masked when the config asks for it.
+fn decode(cfg: &FeatureConfig, text: &str) -> Vec<u32> {
+    let mask_digits = cfg.has(FeatureConfig::MASK_DIGITS);
+    if text.is_ascii() {
+        text.bytes()
+            .map(|b| {
+                u32::from(if mask_digits && b.is_ascii_digit() {
+                    b'0'
+                } else {
+                    b
+                })
+            })
+            .collect()
+    } else {
+        text.chars()
+            .map(|c| {
+                if mask_digits && c.is_ascii_digit() {
+                    '0' as u32
+                } else {
+                    c as u32
+                }
+            })
+            .collect()
+    }
+}
+
+/// The hashes of one normalised text that do not depend on the model reading it: word
+/// hashes and, per n-gram length, the hash of every character n-gram feature. Kept per
+/// thread for the last text, so the prompt-attack and toxicity models, which read the same
+/// normalised text in the same way, decode and hash it once.
+#[derive(Debug, Default)]
+struct TextHashes {
+    /// The text and the flags ([`TextHashes::KEY_FLAGS`]) these hashes are of.
+    text: String,
+    flags: u8,
+    /// Word hashes, in order ([`word_hashes`]).
+    words: Vec<u32>,
+    /// Every frame (a word between boundary markers, or the whole text between spaces)
+    /// back to back, then padding.
+    framed: Vec<u32>,
+    /// Per start in `framed`: characters from it to its frame's end (saturated), so the
+    /// n-gram there counts when `room >= n`.
+    room: Vec<u8>,
+    /// Per start: whether its 1- and 2-grams count (non-ASCII there or next, see
+    /// `char_ngrams`). The character after a frame is ASCII (a marker or padding), so a
+    /// start that passes this has room for its 2-gram.
+    short: Vec<bool>,
+    /// Hash of the first `lengths` characters from every start, before the length's salt.
+    chain: Vec<u32>,
+    /// How many lengths `chain` has taken in.
+    lengths: usize,
+    /// `grams[n - 1][..kept[n - 1]]`: the mixed hash of every n-gram feature, in start
+    /// order, unmasked (the buffers keep their length from text to text, so they are not
+    /// cleared and refilled each time).
+    grams: Vec<Vec<u32>>,
+    kept: Vec<usize>,
+}
+
+impl TextHashes {
+    /// The flags that change how a text is decoded and framed.
+    const KEY_FLAGS: u8 = FeatureConfig::WORD_CHARS | FeatureConfig::MASK_DIGITS;
+
+    /// Makes these the hashes of `text` as `cfg` reads it (kept when they already are).
+    fn load(&mut self, cfg: &FeatureConfig, text: &str) {
+        let flags = cfg.flags & Self::KEY_FLAGS;
+        if self.flags == flags && self.text == text && !self.text.is_empty() {
+            return;
+        }
+        self.text.clear();
+        self.text.push_str(text);
+        self.flags = flags;
+        let units = decode(cfg, text);
+        word_hashes(&units, &mut self.words);
+        self.framed.clear();
+        self.room.clear();
+        let (framed, room) = (&mut self.framed, &mut self.room);
+        let mut frame = |body: &[u32], edge: u32| {
+            framed.push(edge);
+            framed.extend_from_slice(body);
+            framed.push(edge);
+            let size = body.len() + 2;
+            room.extend((1..=size).rev().map(|r| r.min(usize::from(u8::MAX)) as u8));
+        };
+        if cfg.has(FeatureConfig::WORD_CHARS) {
+            for word in units
+                .split(|&u| u == u32::from(b' '))
+                .filter(|w| !w.is_empty())
+            {
+                frame(word, BOUNDARY);
+            }
+        } else {
+            frame(&units, u32::from(b' '));
+        }
+        let len = self.framed.len();
+        self.framed.push(0);
+        self.short.clear();
+        self.short
+            .extend(self.framed.windows(2).map(|p| p[0] >= 0x80 || p[1] >= 0x80));
+        self.chain.clear();
+        self.chain.resize(len, 0x9e37_79b9);
+        self.lengths = 0;
+    }
+
+    /// The hashes of the n-gram features of length `n`, computing the lengths up to `n`
+    /// that are not there yet.
+    ///
+    /// Why a whole length at a time: hashing one start at a time is a chain of dependent
+    /// multiplications per n-gram; advancing every start's hash by one character, keeping
+    /// the starts whose n-gram counts and mixing those are flat loops over arrays, which
+    /// the compiler turns into vector or branch-free code.
+    fn grams(&mut self, n: usize) -> &[u32] {
+        let len = self.chain.len();
+        if self.grams.len() < n {
+            self.grams.resize_with(n, Vec::new);
+            self.kept.resize(n, 0);
+        }
+        while self.lengths < n {
+            let next = self.lengths + 1;
+            // Padding: the last starts read past the end (their n-grams do not count)
+            // without a bounds check in the loop.
+            self.framed.resize(len + next, 0);
+            let ahead = &self.framed[next - 1..next - 1 + len];
+            for (h, &c) in self.chain.iter_mut().zip(ahead) {
+                *h = step(*h, c);
+            }
+            // Keep the starts whose n-gram counts (branch-free: every hash is written, the
+            // count moves on when it is kept), then mix the kept ones.
+            let out = &mut self.grams[next - 1];
+            if out.len() < len {
+                out.resize(len, 0);
+            }
+            let slots = &mut out[..len];
+            let mut kept = 0;
+            for ((&h, &room), &short) in self.chain.iter().zip(&self.room).zip(&self.short) {
+                let keep = if next >= 3 {
+                    usize::from(room) >= next
+                } else {
+                    short
+                };
+                slots[kept] = h;
+                kept += usize::from(keep);
+            }
+            self.kept[next - 1] = kept;
+            let salt = salt(next);
+            for h in &mut slots[..kept] {
+                *h = mix(*h ^ salt);
+            }
+            self.lengths = next;
+        }
+        &self.grams[n - 1][..self.kept[n - 1]]
+    }
+}
+
+thread_local! {
+    static LAST_TEXT: RefCell<TextHashes> = RefCell::default();
+}
+
+/// Calls `f` with runs of hashed features of an already normalised text: the multiset of
+/// [`hash_features`], in another order (a sum of weights does not care about order). The
+/// hashes in a run may carry bits above the bucket mask: `h & (buckets - 1)` is the
+/// feature.
+///
+/// The model-independent hashes come from a per-thread memo of the last text
+/// ([`TextHashes`]), so a second model reading the same text only hashes its word n-grams
+/// and looks up its weights.
+#[inline]
+pub fn for_each_feature_run(cfg: &FeatureConfig, text: &str, mut f: impl FnMut(&[u32])) {
+    let mask = (cfg.buckets() - 1) as u32;
+    LAST_TEXT.with_borrow_mut(|memo| {
+        memo.load(cfg, text);
+        if cfg.word_max > 0 {
+            word_ngrams(cfg, &memo.words, mask, &mut |h| f(&[h]));
+        }
+        if cfg.char_max > 0 {
+            for n in cfg.char_min.max(1)..=cfg.char_max {
+                f(memo.grams(usize::from(n)));
+            }
+        }
+    });
+}
+
 /// Words: runs of alphanumerics; punctuation runs count as their own token because prompt
 /// attacks use markup (`###`, `<|im_start|>`, `}}`). Emits word 1- to `word_max`-grams.
 #[inline]
 fn word_features(cfg: &FeatureConfig, units: &[u32], mask: u32, f: &mut impl FnMut(u32)) {
-    let mut words: Vec<u32> = Vec::with_capacity(units.len() / 4 + 1);
+    let mut words: Vec<u32> = Vec::new();
+    word_hashes(units, &mut words);
+    word_ngrams(cfg, &words, mask, f);
+}
+
+/// Replaces `words` with the hash of every word of `units` (see [`word_features`]).
+fn word_hashes(units: &[u32], words: &mut Vec<u32>) {
+    words.clear();
+    words.reserve(units.len() / 4 + 1);
     let mut cur: Option<(u32, bool)> = None;
     for &u in units {
         if u == u32::from(b' ') {
@@ -179,6 +349,11 @@ fn word_features(cfg: &FeatureConfig, units: &[u32], mask: u32, f: &mut impl FnM
     if let Some((h, _)) = cur {
         words.push(h);
     }
+}
+
+/// The word 1- to `word_max`-gram features of a text's word hashes.
+#[inline]
+fn word_ngrams(cfg: &FeatureConfig, words: &[u32], mask: u32, f: &mut impl FnMut(u32)) {
     if cfg.has(FeatureConfig::SHORT_PRIOR) && words.len() <= FeatureConfig::SHORT_WORDS {
         f(mix(0x5eed_0000 ^ words.len() as u32) & mask);
     }
@@ -228,6 +403,7 @@ fn char_ngrams(chars: &[u32], lo: usize, hi: usize, mask: u32, f: &mut impl FnMu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn norm_floor_only_shrinks_short_texts() {
@@ -375,6 +551,77 @@ mod tests {
                     hash_features(&cfg, t, &mut got);
                     assert_eq!(got, reference(&cfg, t), "{cfg:?} {t:?}");
                 }
+            }
+        }
+    }
+
+    fn run_multiset(cfg: &FeatureConfig, text: &str) -> Vec<u32> {
+        let mask = (cfg.buckets() - 1) as u32;
+        let mut got = Vec::new();
+        for_each_feature_run(cfg, text, |run| got.extend(run.iter().map(|&h| h & mask)));
+        got.sort_unstable();
+        got
+    }
+
+    fn configs() -> impl Strategy<Value = FeatureConfig> {
+        (8u8..=18, 0u8..=3, 0u8..=3, 0u8..=6, 0u8..16).prop_map(
+            |(bits, word_max, char_min, span, flags)| FeatureConfig {
+                bits,
+                word_max,
+                char_min,
+                char_max: if span == 0 {
+                    0
+                } else {
+                    char_min.max(1) + span - 1
+                },
+                flags,
+            },
+        )
+    }
+
+    fn texts() -> impl Strategy<Value = String> {
+        let pieces = [
+            " ",
+            "  ",
+            "a",
+            "ab",
+            "Cat",
+            "7",
+            "42",
+            "#",
+            "}}",
+            "é",
+            "한",
+            "국어",
+            "ㅋㅋ",
+            "中",
+            "🎉",
+            "x1",
+            "-",
+            "long-word-without-spaces",
+        ];
+        proptest::collection::vec(proptest::sample::select(pieces.to_vec()), 0..40)
+            .prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// The per-length runs of the shared memo are the reference features, as a
+        /// multiset, whatever the memo held before: another config on the same text (a
+        /// hit, lengths computed by an earlier model) or another text (a miss).
+        #[test]
+        fn feature_runs_are_the_reference_multiset(
+            first in configs(),
+            second in configs(),
+            a in texts(),
+            b in texts(),
+        ) {
+            for (cfg, text) in [(&first, &a), (&second, &a), (&first, &b), (&first, &a)] {
+                let mut want = Vec::new();
+                hash_features(cfg, text, &mut want);
+                want.sort_unstable();
+                prop_assert_eq!(run_multiset(cfg, text), want, "{:?} {:?}", cfg, text);
             }
         }
     }

@@ -275,11 +275,13 @@ impl LinearModel {
         // bounds check. A short weight vector (never made by `from_bytes` or `zeros`)
         // scores every feature as zero.
         let rows = self.weights.as_chunks::<K>().0.get(..=mask).unwrap_or(&[]);
-        features::for_each_feature(&self.config, normalized, |h| {
-            n += 1;
-            if let Some(row) = rows.get(h as usize & mask) {
-                for (a, w) in acc.iter_mut().zip(row) {
-                    *a += i64::from(*w);
+        features::for_each_feature_run(&self.config, normalized, |run| {
+            n += run.len();
+            for &h in run {
+                if let Some(row) = rows.get(h as usize & mask) {
+                    for (a, w) in acc.iter_mut().zip(row) {
+                        *a += i64::from(*w);
+                    }
                 }
             }
         });
