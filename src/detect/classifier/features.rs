@@ -166,6 +166,13 @@ struct TextHashes {
     flags: u8,
     /// Word hashes, in order ([`word_hashes`]).
     words: Vec<u32>,
+    /// Hash of the first `word_lengths` words from every word, before the length's salt
+    /// (lengths are computed in order, on demand).
+    word_chain: Vec<u32>,
+    word_lengths: usize,
+    /// `word_grams[n - 1]`: the mixed hash of every word n-gram, in order, unmasked (the
+    /// first `words.len() + 1 - n` entries; the rest start too late).
+    word_grams: Vec<Vec<u32>>,
     /// Every frame (a word between boundary markers, or the whole text between spaces)
     /// back to back, then padding.
     framed: Vec<u32>,
@@ -202,6 +209,9 @@ impl TextHashes {
         self.flags = flags;
         let units = decode(cfg, text);
         word_hashes(&units, &mut self.words);
+        self.word_chain.clear();
+        self.word_chain.extend_from_slice(&self.words);
+        self.word_lengths = 0;
         self.framed.clear();
         self.room.clear();
         let (framed, room) = (&mut self.framed, &mut self.room);
@@ -280,6 +290,37 @@ impl TextHashes {
         }
         &self.grams[n - 1][..self.kept[n - 1]]
     }
+
+    /// The hashes of the word n-grams of length `n` (as [`TextHashes::grams`] for
+    /// characters): one per start from the first word to the `n`-th last.
+    fn word_grams(&mut self, n: usize) -> &[u32] {
+        if self.word_grams.len() < n {
+            self.word_grams.resize_with(n, Vec::new);
+        }
+        while self.word_lengths < n {
+            let len = self.word_lengths + 1;
+            if len > 1 {
+                // Every start takes in the word `len - 1` places on (the last starts have
+                // none: their n-grams do not count).
+                let words = &self.words;
+                for (i, h) in self.word_chain.iter_mut().enumerate() {
+                    let next = words.get(i + len - 1).copied().unwrap_or(0);
+                    *h = step(h.rotate_left(5), next);
+                }
+            }
+            let salt = if len == 1 {
+                0x1111_1111
+            } else {
+                0x2222_2222u32.wrapping_mul(len as u32)
+            };
+            let out = &mut self.word_grams[len - 1];
+            out.clear();
+            out.extend(self.word_chain.iter().map(|&h| mix(h ^ salt)));
+            self.word_lengths = len;
+        }
+        let count = (self.words.len() + 1).saturating_sub(n);
+        &self.word_grams[n - 1][..count]
+    }
 }
 
 thread_local! {
@@ -300,7 +341,13 @@ pub fn for_each_feature_run(cfg: &FeatureConfig, text: &str, mut f: impl FnMut(&
     LAST_TEXT.with_borrow_mut(|memo| {
         memo.load(cfg, text);
         if cfg.word_max > 0 {
-            word_ngrams(cfg, &memo.words, mask, &mut |h| f(&[h]));
+            let words = memo.words.len();
+            if cfg.has(FeatureConfig::SHORT_PRIOR) && words <= FeatureConfig::SHORT_WORDS {
+                f(&[short_prior(words) & mask]);
+            }
+            for n in 1..=usize::from(cfg.word_max).min(words) {
+                f(memo.word_grams(n));
+            }
         }
         if cfg.char_max > 0 {
             for n in cfg.char_min.max(1)..=cfg.char_max {
@@ -351,11 +398,16 @@ fn word_hashes(units: &[u32], words: &mut Vec<u32>) {
     }
 }
 
+/// The [`FeatureConfig::SHORT_PRIOR`] feature of a text of `words` words, unmasked.
+fn short_prior(words: usize) -> u32 {
+    mix(0x5eed_0000 ^ words as u32)
+}
+
 /// The word 1- to `word_max`-gram features of a text's word hashes.
 #[inline]
 fn word_ngrams(cfg: &FeatureConfig, words: &[u32], mask: u32, f: &mut impl FnMut(u32)) {
     if cfg.has(FeatureConfig::SHORT_PRIOR) && words.len() <= FeatureConfig::SHORT_WORDS {
-        f(mix(0x5eed_0000 ^ words.len() as u32) & mask);
+        f(short_prior(words.len()) & mask);
     }
     let word_max = cfg.word_max as usize;
     for (i, &w) in words.iter().enumerate() {
