@@ -65,21 +65,53 @@ impl Entry {
 const DFA_MAX_WORDS: usize = 5_000;
 
 /// One automaton and its per-pattern data. Words are split by script: ASCII words in
-/// one automaton, words with other characters in another that is skipped on ASCII text,
-/// since none of its words can occur there.
+/// one automaton, words with other characters in another. Each is skipped on text that
+/// holds none of its [`Automaton::needles`] (English text with an accent or a dash cannot
+/// hold a Korean word; Korean text without Latin letters cannot hold an English one).
 #[derive(Debug, Clone)]
 struct Automaton {
     ac: AhoCorasick,
     entries: Vec<Entry>,
-    /// Every word has a non-ASCII byte: an ASCII haystack cannot match.
-    non_ascii: bool,
+    /// Bytes of which every match holds one: for ASCII words their first bytes (both
+    /// cases: the automaton is ASCII case-insensitive), for the others the leading bytes
+    /// of their non-ASCII characters (matched exactly).
+    needles: [bool; 256],
+}
+
+impl Automaton {
+    /// Whether some word could occur in `hay`: a byte-table scan that stops at the first
+    /// hit, much cheaper than running the automaton over text that cannot match.
+    fn may_match(&self, hay: &[u8]) -> bool {
+        hay.iter().any(|&b| self.needles[usize::from(b)])
+    }
+}
+
+/// [`Automaton::needles`] of a group of words (every byte when a word folded to nothing).
+fn needles(patterns: &[String], ascii: bool) -> [bool; 256] {
+    if patterns.iter().any(String::is_empty) {
+        return [true; 256];
+    }
+    let mut table = [false; 256];
+    for p in patterns {
+        if ascii {
+            if let Some(b) = p.bytes().next() {
+                table[usize::from(b.to_ascii_lowercase())] = true;
+                table[usize::from(b.to_ascii_uppercase())] = true;
+            }
+        } else {
+            for b in p.bytes().filter(|&b| b >= 0xC0) {
+                table[usize::from(b)] = true;
+            }
+        }
+    }
+    table
 }
 
 /// Automata for a list of (folded word, entry) pairs.
 fn build_automata(words: Vec<(String, Entry)>) -> Result<Vec<Automaton>, WordError> {
     let (ascii, other): (Vec<_>, Vec<_>) = words.into_iter().partition(|(w, _)| w.is_ascii());
     let mut automata = Vec::new();
-    for (group, non_ascii) in [(ascii, false), (other, true)] {
+    for (group, is_ascii) in [(ascii, true), (other, false)] {
         if group.is_empty() {
             continue;
         }
@@ -91,9 +123,9 @@ fn build_automata(words: Vec<(String, Entry)>) -> Result<Vec<Automaton>, WordErr
             .kind(kind)
             .build(&patterns)?;
         automata.push(Automaton {
+            needles: needles(&patterns, is_ascii),
             ac,
             entries,
-            non_ascii,
         });
     }
     Ok(automata)
@@ -236,10 +268,9 @@ impl WordDetector {
         let folded = fold(text);
         let hay = folded.as_ref();
         let bytes = hay.as_bytes();
-        let ascii = hay.is_ascii();
         let mut cands: Vec<(usize, usize, u16)> = Vec::new();
         for automaton in self.own.iter().chain(self.profanity) {
-            if ascii && automaton.non_ascii {
+            if !automaton.may_match(bytes) {
                 continue;
             }
             for m in automaton.ac.find_overlapping_iter(hay) {
@@ -349,6 +380,41 @@ fn same_len_lower(c: char) -> Option<char> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// An automaton skipped by its needles has no match in the text: the skip only
+        /// saves work. The words mix scripts the way list words do: ASCII in any case,
+        /// Korean starting with ASCII digits or letters, loose jamo, accents.
+        #[test]
+        fn skipped_automata_have_no_match(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    " ", "the ", "FUCK", "fu", "ck", "Shit", "10발놈", "X발", "x", "발",
+                    "ㅗㅗ", "ㅗ", "naïve", "na", "ï", "é", "—", "Иван", "中", "1",
+                ]),
+                0..12,
+            )
+        ) {
+            let list = ["fuck", "shit", "10발놈", "x발", "ㅗㅗ", "naïve", "ива"];
+            let automata = build_automata(
+                list.iter().map(|w| (w.to_string(), Entry::new(w, 0))).collect(),
+            )
+            .expect("automata build");
+            let hay = parts.concat();
+            for automaton in &automata {
+                if !automaton.may_match(hay.as_bytes()) {
+                    prop_assert!(
+                        automaton.ac.find_overlapping_iter(&hay).next().is_none(),
+                        "{:?}",
+                        hay
+                    );
+                }
+            }
+        }
+    }
 
     fn spans(d: &WordDetector, text: &str) -> Vec<(String, String)> {
         d.detect(text, &DetectContext::default())
