@@ -420,12 +420,17 @@ fn no_value_folds(text: &str) -> bool {
     let mut last_single_end: Option<usize> = None;
     let mut chained = 0usize;
     let mut run = 0usize;
+    // Whether the current run is all digits (kept as it grows: no second look at it).
+    let mut run_digits = true;
     // Digit groups joined by single dots: digits and dots of the current chain.
     let (mut digits, mut dots) = (0usize, 0usize);
-    for i in 0..=b.len() {
+    let mut i = 0;
+    while i <= b.len() {
         let c = b.get(i).copied();
-        if c.is_some_and(|c| c.is_ascii_alphanumeric()) {
+        if let Some(x) = c.filter(u8::is_ascii_alphanumeric) {
             run += 1;
+            run_digits &= x.is_ascii_digit();
+            i += 1;
             continue;
         }
         if run == 1 {
@@ -442,11 +447,7 @@ fn no_value_folds(text: &str) -> bool {
         }
         // `d.d.d` with ten digits: the least a dotted number the number patterns are
         // given with dashes has (two dots, ten digits).
-        let group = if i >= run && b[i - run..i].iter().all(u8::is_ascii_digit) {
-            run
-        } else {
-            0
-        };
+        let group = if run_digits { run } else { 0 };
         if group > 0 {
             digits += group;
             if c == Some(b'.') && b.get(i + 1).is_some_and(u8::is_ascii_digit) {
@@ -463,7 +464,13 @@ fn no_value_folds(text: &str) -> bool {
         } else {
             (digits, dots) = (0, 0);
         }
-        run = 0;
+        (run, run_digits) = (0, true);
+        // Further separators with no run before them change nothing (Korean text is
+        // mostly such bytes): skip to the next alphanumeric.
+        i += 1;
+        while b.get(i).is_some_and(|x| !x.is_ascii_alphanumeric()) {
+            i += 1;
+        }
     }
     !(may_spell_at(text) && address_regexes().is_some_and(|(address, _)| address.is_match(text)))
 }
