@@ -895,6 +895,31 @@ fn korean_digit(c: char) -> Option<char> {
     })
 }
 
+/// Whether [`korean_digit`] reads `c`: one bit per Hangul syllable, so the pre-check
+/// that runs over every character of Korean text tests a bit instead of walking the
+/// comparisons of a `match`.
+fn is_numeral_syllable(c: char) -> bool {
+    const FIRST: u32 = 0xAC00;
+    const BITS: [u64; 175] = {
+        let mut bits = [0u64; 175];
+        let numerals = [
+            '공', '영', '일', '이', '삼', '사', '오', '육', '륙', '칠', '팔', '구',
+        ];
+        let mut k = 0;
+        while k < numerals.len() {
+            let i = (numerals[k] as u32 - FIRST) as usize;
+            bits[i / 64] |= 1 << (i % 64);
+            k += 1;
+        }
+        bits
+    };
+    let Some(i) = (c as u32).checked_sub(FIRST) else {
+        return false;
+    };
+    BITS.get(i as usize / 64)
+        .is_some_and(|word| word & (1 << (i % 64)) != 0)
+}
+
 /// Fewest digits and numeral syllables a run needs before it is read as a number.
 const NUMERAL_RUN: usize = 7;
 
@@ -1002,7 +1027,7 @@ fn may_hold_numerals(cs: impl Iterator<Item = char>) -> bool {
         syllable && (*long >= NUMERAL_RUN || *groups >= NUMERAL_RUN)
     }
     for c in cs {
-        let numeral = korean_digit(c).is_some();
+        let numeral = is_numeral_syllable(c);
         if numeral || c.is_ascii_digit() {
             if group == 0 && !joiner {
                 (groups, in_long_groups, syllable) = (0, 0, false);
@@ -1484,6 +1509,14 @@ fn address_partial() -> Option<&'static PartialMatcher> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numeral_bitset_is_korean_digit() {
+        let chars = ('\u{0}'..='\u{FFFF}').chain(['\u{1F600}', '\u{10FFFF}']);
+        for c in chars {
+            assert_eq!(is_numeral_syllable(c), korean_digit(c).is_some(), "{c:?}");
+        }
+    }
 
     fn view(text: &str) -> String {
         fold(text)
