@@ -41,6 +41,8 @@ pub mod model;
 pub mod text;
 pub mod train;
 
+use std::sync::{Arc, OnceLock};
+
 use super::{DetectContext, Detection, Finding};
 use features::{ContextIndex, QueryIndex, Rarity, GROUNDING_FEATURES, RELEVANCE_FEATURES};
 use model::{Logistic, Weights};
@@ -81,6 +83,18 @@ impl Scorer {
     /// The scorer with the weights shipped in the binary.
     pub fn embedded() -> Result<Self, GroundingError> {
         Self::from_parts(WEIGHTS_JSON, RARITY_TSV)
+    }
+
+    /// [`Scorer::embedded`], built once per process and shared by every grounding and
+    /// relevance rule of every policy load (parsing the rarity table is most of a policy
+    /// compile's time; a failed build is not kept, so the error shows on every attempt).
+    pub fn embedded_shared() -> Result<Arc<Self>, GroundingError> {
+        static EMBEDDED: OnceLock<Arc<Scorer>> = OnceLock::new();
+        if let Some(scorer) = EMBEDDED.get() {
+            return Ok(Arc::clone(scorer));
+        }
+        let built = Arc::new(Self::embedded()?);
+        Ok(Arc::clone(EMBEDDED.get_or_init(|| built)))
     }
 
     /// A scorer from a weights file and a rarity table (used by the trainer).
@@ -288,13 +302,13 @@ fn predict_claim(head: &Logistic, x: &[f32]) -> f32 {
 /// convention: `Detection::score` is the grounding score (1 = grounded).
 #[derive(Debug, Clone)]
 pub struct GroundingDetector {
-    scorer: Scorer,
+    scorer: Arc<Scorer>,
 }
 
 impl GroundingDetector {
     pub fn new() -> Result<Self, GroundingError> {
         Ok(Self {
-            scorer: Scorer::embedded()?,
+            scorer: Scorer::embedded_shared()?,
         })
     }
 
@@ -347,13 +361,13 @@ fn finding(s: &SentenceScore, kind: &'static str, label: &str) -> Finding {
 /// (1 = relevant); 1.0 and no findings without a query.
 #[derive(Debug, Clone)]
 pub struct RelevanceDetector {
-    scorer: Scorer,
+    scorer: Arc<Scorer>,
 }
 
 impl RelevanceDetector {
     pub fn new() -> Result<Self, GroundingError> {
         Ok(Self {
-            scorer: Scorer::embedded()?,
+            scorer: Scorer::embedded_shared()?,
         })
     }
 
