@@ -73,7 +73,7 @@ pub enum CompiledDetector {
     Word(WordDetector),
     Regex(RegexDetector),
     Pii(Box<PiiDetector>),
-    Secret(SecretDetector),
+    Secret(Box<SecretDetector>),
     Toxicity(ToxicityDetector, Calibration),
     PromptAttack(PromptAttackDetector, Calibration),
     Topic(Box<TopicDetector>, Calibration),
@@ -186,7 +186,7 @@ impl CompiledDetector {
                 rule.entities.as_deref(),
                 rule.custom.as_deref().unwrap_or_default(),
             )?))),
-            DetectorKind::Secret => Ok(Self::Secret(SecretDetector::new()?)),
+            DetectorKind::Secret => Ok(Self::Secret(Box::new(SecretDetector::new()?))),
             DetectorKind::Toxicity => Ok(Self::Toxicity(
                 ToxicityDetector::new(rule.categories.as_deref())?
                     .with_strength(classifier_strength(rule.strength)),
