@@ -265,8 +265,14 @@ impl TextHashes {
             if out.len() < len {
                 out.resize(len, 0);
             }
-            let (chain, room, short) = (&mut self.chain[..], &self.room[..], &self.short[..]);
-            self.kept[next - 1] = take_length(chain, ahead, room, short, next, &mut out[..len]);
+            self.kept[next - 1] = take_length(LengthStep {
+                chain: &mut self.chain,
+                ahead,
+                room: &self.room,
+                short: &self.short,
+                n: next,
+                out: &mut out[..len],
+            });
             self.lengths = next;
         }
         &self.grams[n - 1][..self.kept[n - 1]]
@@ -304,47 +310,45 @@ impl TextHashes {
     }
 }
 
-/// One n-gram length of [`TextHashes::grams`]: advances every start's hash by the
-/// character `ahead` of it, writes the hashes of the starts whose n-gram counts to the
-/// front of `out`, mixed, and returns how many. On x86-64 CPUs with AVX2 the same code is
-/// compiled for 8-lane vectors (the mixing multiplies are half the work), chosen at run
-/// time.
-fn take_length(
-    chain: &mut [u32],
-    ahead: &[u32],
-    room: &[u8],
-    short: &[bool],
+/// The arrays of one n-gram length of [`TextHashes::grams`]: every start's hash, the
+/// character `ahead` of each start, its room and 1-/2-gram flag, the length, and the
+/// buffer the kept hashes go to.
+struct LengthStep<'a> {
+    chain: &'a mut [u32],
+    ahead: &'a [u32],
+    room: &'a [u8],
+    short: &'a [bool],
     n: usize,
-    out: &mut [u32],
-) -> usize {
+    out: &'a mut [u32],
+}
+
+/// One n-gram length: advances every start's hash by the character ahead of it, writes
+/// the hashes of the starts whose n-gram counts to the front of `out`, mixed, and
+/// returns how many. On x86-64 CPUs with AVX2 the same code is compiled for 8-lane
+/// vectors (the mixing multiplies are half the work), chosen at run time.
+fn take_length(length: LengthStep<'_>) -> usize {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         #[target_feature(enable = "avx2")]
-        fn with_avx2(
-            chain: &mut [u32],
-            ahead: &[u32],
-            room: &[u8],
-            short: &[bool],
-            n: usize,
-            out: &mut [u32],
-        ) -> usize {
-            take_length_body(chain, ahead, room, short, n, out)
+        fn with_avx2(length: LengthStep<'_>) -> usize {
+            take_length_body(length)
         }
         // SAFETY: the CPU has AVX2, checked just above; the function is otherwise safe.
-        return unsafe { with_avx2(chain, ahead, room, short, n, out) };
+        return unsafe { with_avx2(length) };
     }
-    take_length_body(chain, ahead, room, short, n, out)
+    take_length_body(length)
 }
 
 #[inline(always)]
-fn take_length_body(
-    chain: &mut [u32],
-    ahead: &[u32],
-    room: &[u8],
-    short: &[bool],
-    n: usize,
-    out: &mut [u32],
-) -> usize {
+fn take_length_body(length: LengthStep<'_>) -> usize {
+    let LengthStep {
+        chain,
+        ahead,
+        room,
+        short,
+        n,
+        out,
+    } = length;
     for (h, &c) in chain.iter_mut().zip(ahead) {
         *h = step(*h, c);
     }
@@ -719,9 +723,22 @@ mod tests {
             let short: Vec<bool> = cells.iter().map(|c| c.3).collect();
             let mut chain_portable = chain.clone();
             let (mut out, mut out_portable) = (vec![0; cells.len()], vec![0; cells.len()]);
-            let kept = take_length(&mut chain, &ahead, &room, &short, n, &mut out);
-            let kept_portable =
-                take_length_body(&mut chain_portable, &ahead, &room, &short, n, &mut out_portable);
+            let kept = take_length(LengthStep {
+                chain: &mut chain,
+                ahead: &ahead,
+                room: &room,
+                short: &short,
+                n,
+                out: &mut out,
+            });
+            let kept_portable = take_length_body(LengthStep {
+                chain: &mut chain_portable,
+                ahead: &ahead,
+                room: &room,
+                short: &short,
+                n,
+                out: &mut out_portable,
+            });
             prop_assert_eq!(kept, kept_portable);
             prop_assert_eq!(chain, chain_portable);
             prop_assert_eq!(&out[..kept], &out_portable[..kept]);
