@@ -378,6 +378,12 @@ thread_local! {
     static LAST_TEXT: RefCell<TextHashes> = RefCell::default();
 }
 
+/// Largest text whose hashes stay in [`LAST_TEXT`] after use (prompts and answers of
+/// ordinary size; the windows the prompt-attack model scores are smaller). A longer one is
+/// hashed in the same buffers, which are then released: a 1 MB answer would otherwise pin
+/// some 30 MB per thread.
+const MEMO_MAX_BYTES: usize = 16 * 1024;
+
 /// Calls `f` with runs of hashed features of an already normalised text: the multiset of
 /// [`hash_features`], in another order (a sum of weights does not care about order). The
 /// hashes in a run may carry bits above the bucket mask: `h & (buckets - 1)` is the
@@ -404,6 +410,9 @@ pub fn for_each_feature_run(cfg: &FeatureConfig, text: &str, mut f: impl FnMut(&
             for n in cfg.char_min.max(1)..=cfg.char_max {
                 f(memo.grams(usize::from(n)));
             }
+        }
+        if memo.text.len() > MEMO_MAX_BYTES {
+            *memo = TextHashes::default();
         }
     });
 }
@@ -761,6 +770,28 @@ mod tests {
                 prop_assert_eq!(run_multiset(cfg, text), want, "{:?} {:?}", cfg, text);
             }
         }
+    }
+
+    #[test]
+    fn long_texts_do_not_stay_in_the_memo() {
+        let cfg = FeatureConfig {
+            bits: 12,
+            word_max: 2,
+            char_min: 2,
+            char_max: 4,
+            flags: FeatureConfig::WORD_CHARS,
+        };
+        let long = "가나다 abc ".repeat(MEMO_MAX_BYTES / 8);
+        assert_eq!(run_multiset(&cfg, &long).len(), {
+            let mut want = Vec::new();
+            hash_features(&cfg, &long, &mut want);
+            want.len()
+        });
+        LAST_TEXT.with_borrow(|memo| {
+            assert!(memo.text.is_empty() && memo.framed.capacity() == 0 && memo.grams.is_empty())
+        });
+        run_multiset(&cfg, "short text");
+        LAST_TEXT.with_borrow(|memo| assert_eq!(memo.text, "short text"));
     }
 
     #[test]
