@@ -879,7 +879,7 @@ fn fold_leet(units: &mut [Unit]) -> bool {
 }
 
 /// The digit a Sino-Korean numeral syllable reads as.
-fn korean_digit(c: char) -> Option<char> {
+const fn korean_digit(c: char) -> Option<char> {
     Some(match c {
         '공' | '영' => '0',
         '일' => '1',
@@ -900,16 +900,17 @@ fn korean_digit(c: char) -> Option<char> {
 /// comparisons of a `match`.
 fn is_numeral_syllable(c: char) -> bool {
     const FIRST: u32 = 0xAC00;
+    // Built from `korean_digit` itself at compile time (one list of numerals).
     const BITS: [u64; 175] = {
         let mut bits = [0u64; 175];
-        let numerals = [
-            '공', '영', '일', '이', '삼', '사', '오', '육', '륙', '칠', '팔', '구',
-        ];
-        let mut k = 0;
-        while k < numerals.len() {
-            let i = (numerals[k] as u32 - FIRST) as usize;
-            bits[i / 64] |= 1 << (i % 64);
-            k += 1;
+        let mut i = 0;
+        while i < 175 * 64 {
+            if let Some(c) = char::from_u32(FIRST + i as u32) {
+                if korean_digit(c).is_some() {
+                    bits[i / 64] |= 1 << (i % 64);
+                }
+            }
+            i += 1;
         }
         bits
     };
