@@ -19,19 +19,109 @@ pub fn normalize(text: &str) -> String {
         // ASCII is its own NFKC and has no invisible, accented or look-alike characters:
         // only whitespace and case change before the word passes, which then run on
         // bytes (a quarter of the memory of `char`s, no Unicode table lookups).
-        let mut bytes: Vec<u8> = text
-            .bytes()
-            .map(|b| {
-                if matches!(b, b'\t'..=b'\r' | b' ') {
-                    b' '
-                } else {
-                    b.to_ascii_lowercase()
-                }
-            })
-            .collect();
-        return finish_words(&mut bytes);
+        let mut bytes: Vec<u8> = text.bytes().map(fold_ascii).collect();
+        // The byte path only ever holds ASCII here.
+        return finish_words(&mut bytes, |u| String::from_utf8_lossy(u).into_owned());
     }
-    normalize_chars(text)
+    normalize_mostly_ascii(text).unwrap_or_else(|| normalize_chars(text))
+}
+
+/// How the per-character step treats a non-ASCII character whose result needs no
+/// context (see [`normalize_mostly_ascii`]).
+enum Standalone {
+    /// Dropped (invisible).
+    Drop,
+    /// Becomes this ASCII character (accented Latin letters, tag characters).
+    Ascii(u8),
+    /// Stays one non-ASCII character that is not a letter or digit, not a look-alike and
+    /// not a space (dashes, curly quotes, most symbols): every word pass treats it as an
+    /// opaque separator, so it can travel through the byte passes as a placeholder byte.
+    Opaque(char),
+}
+
+/// What [`fold_char`] makes of `c` alone, when that is also what it makes of `c` inside
+/// any text: `c` is left alone by NFKC in every context (quick-check `Yes`, so it never
+/// composes with the character before it, and a starter, so nothing reorders around it)
+/// and the result is one of [`Standalone`]. `None` for anything else.
+fn standalone(c: char) -> Option<Standalone> {
+    use unicode_normalization::{char::canonical_combining_class, is_nfkc_quick, IsNormalized};
+    if canonical_combining_class(c) != 0
+        || is_nfkc_quick(std::iter::once(c)) != IsNormalized::Yes
+        || ('\u{3131}'..='\u{318E}').contains(&c)
+    {
+        return None;
+    }
+    let mut out = [None; 2];
+    let mut n = 0;
+    fold_char(c, |r| {
+        if let Some(slot) = out.get_mut(n) {
+            *slot = Some(r);
+        }
+        n += 1;
+    });
+    match (n, out[0]) {
+        (0, _) => Some(Standalone::Drop),
+        (1, Some(r)) if r.is_ascii() => Some(Standalone::Ascii(r as u8)),
+        (1, Some(r)) if !is_alnum(r) && !r.is_whitespace() && homoglyph(r).is_none() => {
+            Some(Standalone::Opaque(r))
+        }
+        _ => None,
+    }
+}
+
+/// [`normalize`] on bytes for text whose non-ASCII characters are all [`standalone`]
+/// (English prose with a dash, a curly quote or an accented name): those become their
+/// ASCII letter, nothing, or a placeholder byte `0x80 + k` for the k-th opaque character,
+/// and the word passes run on bytes as for ASCII text. `None` when some character is not
+/// standalone (Korean, Cyrillic, combining marks, compatibility forms) or the text holds
+/// more than 128 different opaque characters; [`normalize_chars`] then does the work.
+fn normalize_mostly_ascii(text: &str) -> Option<String> {
+    let b = text.as_bytes();
+    let mut bytes: Vec<u8> = Vec::with_capacity(text.len());
+    let mut opaque: Vec<char> = Vec::new();
+    let mut i = 0;
+    while let Some(&x) = b.get(i) {
+        if x.is_ascii() {
+            bytes.push(fold_ascii(x));
+            i += 1;
+            continue;
+        }
+        let c = text.get(i..)?.chars().next()?;
+        i += c.len_utf8();
+        match standalone(c)? {
+            Standalone::Drop => {}
+            Standalone::Ascii(a) => bytes.push(a),
+            Standalone::Opaque(r) => {
+                let k = match opaque.iter().position(|&o| o == r) {
+                    Some(k) => k,
+                    None => {
+                        opaque.push(r);
+                        opaque.len() - 1
+                    }
+                };
+                bytes.push(0x80 | u8::try_from(k).ok().filter(|k| *k < 0x80)?);
+            }
+        }
+    }
+    Some(finish_words(&mut bytes, |units| {
+        units
+            .iter()
+            .map(|&u| match u {
+                0x80.. => opaque.get(usize::from(u & 0x7F)).copied().unwrap_or('?'),
+                _ => char::from(u),
+            })
+            .collect()
+    }))
+}
+
+/// The per-character step for an ASCII byte: whitespace to a space, letters to lower case.
+#[inline]
+fn fold_ascii(b: u8) -> u8 {
+    if matches!(b, b'\t'..=b'\r' | b' ') {
+        b' '
+    } else {
+        b.to_ascii_lowercase()
+    }
 }
 
 /// [`normalize`] over `char`s: any text (ASCII text gives the same as the byte path).
@@ -40,54 +130,59 @@ fn normalize_chars(text: &str) -> String {
     //    strip Latin accents, lowercase, fold look-alikes.
     let mut chars: Vec<char> = Vec::with_capacity(text.len());
     for c in nfkc_keep_jamo(text) {
-        // Fast paths (same result as the general steps below): ASCII is never invisible
-        // and its whitespace is `\t`..`\r` and space; Hangul syllables are neither
-        // invisible, space, accented nor cased.
-        if c.is_ascii() {
-            chars.push(if matches!(c, '\t'..='\r' | ' ') {
-                ' '
-            } else {
-                c.to_ascii_lowercase()
-            });
-            continue;
-        }
-        if ('\u{AC00}'..='\u{D7A3}').contains(&c) {
-            chars.push(c);
-            continue;
-        }
-        // Unicode tag characters spell ASCII that renders as nothing but that models
-        // read ("ASCII smuggling"): the classifiers get the hidden text.
-        if ('\u{E0020}'..='\u{E007E}').contains(&c) {
-            if let Some(a) = char::from_u32(c as u32 - 0xE0000) {
-                chars.push(a.to_ascii_lowercase());
-            }
-            continue;
-        }
-        if is_invisible(c) {
-            continue;
-        }
-        if c.is_whitespace() {
-            chars.push(' ');
-            continue;
-        }
-        let base = strip_latin_accent(c);
-        for l in base.to_lowercase() {
-            chars.push(l);
-        }
+        fold_char(c, |r| chars.push(r));
     }
-    finish_words(&mut chars)
+    finish_words(&mut chars, |u| u.iter().collect())
 }
 
-/// A character of the text being normalised: a `char`, or a byte of an ASCII text. The
-/// word passes are written once over this and run on bytes for ASCII text.
+/// The per-character step of [`normalize_chars`] for one character after NFKC: drop
+/// invisibles, spaces to ` `, strip Latin accents, lower-case; `push` gets the result.
+#[inline]
+fn fold_char(c: char, mut push: impl FnMut(char)) {
+    // Fast paths (same result as the general steps below): ASCII is never invisible
+    // and its whitespace is `\t`..`\r` and space; Hangul syllables are neither
+    // invisible, space, accented nor cased.
+    if c.is_ascii() {
+        push(if matches!(c, '\t'..='\r' | ' ') {
+            ' '
+        } else {
+            c.to_ascii_lowercase()
+        });
+        return;
+    }
+    if ('\u{AC00}'..='\u{D7A3}').contains(&c) {
+        push(c);
+        return;
+    }
+    // Unicode tag characters spell ASCII that renders as nothing but that models
+    // read ("ASCII smuggling"): the classifiers get the hidden text.
+    if ('\u{E0020}'..='\u{E007E}').contains(&c) {
+        if let Some(a) = char::from_u32(c as u32 - 0xE0000) {
+            push(a.to_ascii_lowercase());
+        }
+        return;
+    }
+    if is_invisible(c) {
+        return;
+    }
+    if c.is_whitespace() {
+        push(' ');
+        return;
+    }
+    let base = strip_latin_accent(c);
+    for l in base.to_lowercase() {
+        push(l);
+    }
+}
+
+/// A character of the text being normalised: a `char`, or a byte of a text mapped to
+/// bytes. The word passes are written once over this and run on bytes for ASCII text.
 trait Unit: Copy + PartialEq {
     fn ch(self) -> char;
     /// `c` is ASCII or comes from [`Unit::ch`] of a unit of this type.
     fn from_char(c: char) -> Self;
     /// The unit as an ASCII byte, `None` for other characters.
     fn ascii(self) -> Option<u8>;
-    /// The finished text of these units.
-    fn collect_string(units: &[Self]) -> String;
 
     /// [`is_alnum`], with ASCII from a table.
     #[inline]
@@ -141,34 +236,36 @@ impl Unit for char {
     fn ascii(self) -> Option<u8> {
         u8::try_from(self).ok().filter(u8::is_ascii)
     }
-    fn collect_string(units: &[Self]) -> String {
-        units.iter().collect()
-    }
 }
 
+/// Bytes of ASCII text, and of the text [`normalize_mostly_ascii`] maps to bytes, where
+/// `0x80..` are placeholders of opaque characters: each reads as U+FFFD, which the word
+/// passes treat the way they treat any opaque character (not a letter, digit, space or
+/// separator), and two placeholders are equal only for the same character.
 impl Unit for u8 {
     #[inline]
     fn ch(self) -> char {
-        char::from(self)
+        if self.is_ascii() {
+            char::from(self)
+        } else {
+            char::REPLACEMENT_CHARACTER
+        }
     }
     #[inline]
     fn from_char(c: char) -> Self {
-        // Every mapping applied to ASCII text (leetspeak, look-alikes) gives ASCII.
-        u8::try_from(c).unwrap_or(b'?')
+        // Every mapping the word passes apply on bytes (leetspeak, look-alikes) gives
+        // ASCII; anything else must not turn into a placeholder.
+        u8::try_from(c).ok().filter(u8::is_ascii).unwrap_or(b'?')
     }
     #[inline]
     fn ascii(self) -> Option<u8> {
         self.is_ascii().then_some(self)
     }
-    fn collect_string(units: &[Self]) -> String {
-        // The byte path only ever holds ASCII; anything else would be replaced, not lost.
-        String::from_utf8_lossy(units).into_owned()
-    }
 }
 
 /// The steps after per-character folding: leetspeak and look-alikes per word, spaced
 /// letters joined, whitespace runs and long repeats collapsed, edges trimmed.
-fn finish_words<U: Unit>(chars: &mut [U]) -> String {
+fn finish_words<U: Unit>(chars: &mut [U], collect: impl FnOnce(&[U]) -> String) -> String {
     fold_words(chars);
     let chars = collapse_spaced_letters(chars);
     // 2. Collapse whitespace runs and long character repeats ("sooooo" -> "soo").
@@ -194,7 +291,7 @@ fn finish_words<U: Unit>(chars: &mut [U]) -> String {
         .iter()
         .rposition(|&u| u != space)
         .map_or(start, |e| e + 1);
-    U::collect_string(&out[start..end])
+    collect(&out[start..end])
 }
 
 /// Placeholder words of [`mask_entities`].
@@ -614,6 +711,53 @@ mod tests {
         )) {
             let text: String = chars.into_iter().collect();
             proptest::prop_assert_eq!(normalize(&text), normalize_chars(&text), "{:?}", text);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(5000))]
+        /// Mostly-ASCII text on bytes gives what the char path gives: dashes, quotes and
+        /// other opaque characters (also repeated, next to separators and inside
+        /// would-be words), accented letters, invisibles and tag characters, mixed with
+        /// what is not standalone (Cyrillic, combining marks, compatibility forms, no-break
+        /// spaces, Korean), which must send the text to the char path.
+        #[test]
+        fn mostly_ascii_bytes_path_equals_the_char_path(parts in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "a", "A", "e", "i", "s", "t", "o", " ", ".", "-", "_", "*", "@", "$", "!", "|",
+                "+", "0", "1", "3", "\n", "\u{2013}", "\u{2014}", "\u{2019}", "\u{201C}", "\u{00B7}",
+                "\u{00E9}", "\u{00C9}", "\u{00DF}", "\u{0131}", "\u{00F8}", "\u{200B}",
+                "\u{200E}", "\u{E0041}", "\u{2122}", "\u{00A0}", "\u{2026}", "\u{0301}",
+                "\u{0430}", "\u{03BF}", "\u{FF21}", "\u{00B2}", "\u{3131}", "\u{D55C}",
+                "\u{00E6}", "\u{00BF}", "\u{20AC}", "\u{2665}",
+            ]),
+            0..30,
+        )) {
+            let text: String = parts.concat();
+            if let Some(bytes) = normalize_mostly_ascii(&text) {
+                proptest::prop_assert_eq!(bytes, normalize_chars(&text), "{:?}", text);
+            }
+        }
+    }
+
+    #[test]
+    fn mostly_ascii_text_takes_the_bytes_path() {
+        for text in [
+            "Kim Jong\u{2013}un \u{201C}said\u{201D} caf\u{00E9} na\u{00EF}ve \u{2013}\u{2013}\u{2013} x",
+            "r\u{00E9}sum\u{00E9} \u{2014} p\u{200E}@$$w0rd i \u{2013} g n o r e",
+        ] {
+            let bytes = normalize_mostly_ascii(text);
+            assert!(bytes.is_some(), "{text:?}");
+            assert_eq!(bytes.as_deref(), Some(normalize_chars(text).as_str()));
+        }
+        for text in [
+            "caf\u{0065}\u{0301}",
+            "\u{0456}gnore",
+            "\u{FF21}",
+            "a\u{00A0}b",
+            "한",
+        ] {
+            assert_eq!(normalize_mostly_ascii(text), None, "{text:?}");
         }
     }
 

@@ -353,22 +353,58 @@ fn is_unspaced(c: char) -> bool {
 /// Lower-cases non-ASCII chars whose lower-case form is one char of the same UTF-8
 /// length, so offsets are preserved; ASCII case is handled by the automaton.
 fn fold(text: &str) -> Cow<'_, str> {
-    let needs = |c: char| {
-        !c.is_ascii() && !is_unspaced(c) && c.is_uppercase() && same_len_lower(c).is_some()
-    };
     // ASCII case is the automaton's; most texts have no other cased letter.
-    if text.is_ascii() || !text.chars().any(needs) {
+    if !has_foldable_letter(text) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        out.push(if needs(c) {
+        out.push(if needs_fold(c) {
             same_len_lower(c).unwrap_or(c)
         } else {
             c
         });
     }
     Cow::Owned(out)
+}
+
+/// A character [`fold`] lower-cases: a non-ASCII upper-case letter of a spaced script
+/// whose lower-case form has the same UTF-8 length.
+fn needs_fold(c: char) -> bool {
+    !c.is_ascii() && !is_unspaced(c) && c.is_uppercase() && same_len_lower(c).is_some()
+}
+
+/// Whether some character of `text` [`needs_fold`]. Walks the bytes and skips, without
+/// decoding, ASCII and the three-byte characters of U+3000..U+9FFF and U+AC00..U+EFFF
+/// (CJK, kana, Hangul syllables, private use: no upper-case letter there, which a test
+/// checks character by character), so Korean prose costs a byte test per character.
+fn has_foldable_letter(text: &str) -> bool {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while let Some(&lead) = b.get(i) {
+        let caseless = match lead {
+            0x00..=0x7F => {
+                i += 1;
+                continue;
+            }
+            0xE3..=0xE9 | 0xEB..=0xEE => true,
+            0xEA => b.get(i + 1).is_some_and(|&x| x >= 0xB0),
+            _ => false,
+        };
+        if caseless {
+            i += 3;
+            continue;
+        }
+        let Some(c) = text.get(i..).and_then(|t| t.chars().next()) else {
+            // Not at a character boundary: cannot happen on a `str` walked by lengths.
+            return text.chars().any(needs_fold);
+        };
+        if needs_fold(c) {
+            return true;
+        }
+        i += c.len_utf8();
+    }
+    false
 }
 
 fn same_len_lower(c: char) -> Option<char> {
@@ -413,6 +449,24 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// The byte skip of [`has_foldable_letter`] is exact: no character it skips needs
+    /// folding.
+    #[test]
+    fn skipped_characters_are_caseless() {
+        for c in ('\u{3000}'..='\u{9FFF}').chain('\u{AC00}'..='\u{EFFF}') {
+            assert!(!needs_fold(c), "{c:?} ({:X})", c as u32);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn foldable_letter_check_is_the_char_scan(
+            text in "[a-zA-Z 가-힣ÀÉÖäßΣσДд中ｶＡａꙀꙁ\u{A7B0}\u{10400}\u{1E900}]{0,24}"
+        ) {
+            prop_assert_eq!(has_foldable_letter(&text), text.chars().any(needs_fold));
         }
     }
 
