@@ -44,6 +44,7 @@ use unicode_normalization::UnicodeNormalization;
 use super::normalize::{homoglyph, is_invisible};
 use super::partial::PartialMatcher;
 use super::{Detection, Finding};
+use crate::text::non_ascii_chars;
 
 /// Longest text that gets a folded view.
 pub const MAX_FOLD_BYTES: usize = 1 << 20;
@@ -249,7 +250,8 @@ fn fold_views(text: &str) -> Views {
     if text.len() > MAX_FOLD_BYTES {
         return Views::default();
     }
-    let simple = text.is_ascii() || text.chars().all(is_plain);
+    // ASCII is plain: only the other characters need a look.
+    let simple = non_ascii_chars(text).all(|(_, c)| is_plain(c));
     let numerals = has_korean_numerals(text);
     let values_plain = simple && !numerals && no_value_folds(text);
     if values_plain {
@@ -782,12 +784,45 @@ fn join_spaced(units: Vec<Unit>, hangul_runs: bool) -> (Vec<Unit>, bool) {
 }
 
 /// A character of a leetspeak token: ASCII letters and digits, `$` and `@`.
-fn is_leet_token(c: char) -> bool {
+const fn is_leet_token(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '$' | '@')
 }
 
+/// [`LEET_CLASS`] bits: a byte of a leetspeak token, an ASCII letter, a byte [`leet`]
+/// maps, `@`.
+const LEET_TOKEN: u8 = 1;
+const LEET_LETTER: u8 = 2;
+const LEET_MAPPED: u8 = 4;
+const LEET_AT: u8 = 8;
+
+/// What [`leet_token_spans`] asks of each byte, looked up once instead of a chain of
+/// comparisons (it runs over every byte of every text).
+static LEET_CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8 as char;
+        let mut class = 0;
+        if is_leet_token(c) {
+            class |= LEET_TOKEN;
+        }
+        if c.is_ascii_alphabetic() {
+            class |= LEET_LETTER;
+        }
+        if leet(c).is_some() {
+            class |= LEET_MAPPED;
+        }
+        if c == '@' {
+            class |= LEET_AT;
+        }
+        table[b] = class;
+        b += 1;
+    }
+    table
+};
+
 /// The letter a leetspeak character stands for.
-fn leet(c: char) -> Option<char> {
+const fn leet(c: char) -> Option<char> {
     Some(match c {
         '4' | '@' => 'a',
         '3' => 'e',
@@ -835,21 +870,24 @@ fn has_leet(text: &str) -> bool {
 /// (leetspeak tokens are ASCII).
 fn leet_token_spans(text: &str, mut f: impl FnMut(usize, usize)) {
     let b = text.as_bytes();
+    let class = |i: usize| b.get(i).map_or(0, |&x| LEET_CLASS[usize::from(x)]);
     let mut i = 0;
     while i < b.len() {
-        if !is_leet_token(char::from(b[i])) {
+        if class(i) & LEET_TOKEN == 0 {
             i += 1;
             continue;
         }
         let start = i;
-        let (mut letter, mut mapped, mut at) = (false, false, false);
-        while i < b.len() && is_leet_token(char::from(b[i])) {
-            let c = char::from(b[i]);
-            letter |= c.is_ascii_alphabetic();
-            mapped |= leet(c).is_some();
-            at |= c == '@';
+        let mut seen = 0;
+        while class(i) & LEET_TOKEN != 0 {
+            seen |= class(i);
             i += 1;
         }
+        let (letter, mapped, at) = (
+            seen & LEET_LETTER != 0,
+            seen & LEET_MAPPED != 0,
+            seen & LEET_AT != 0,
+        );
         let address = at
             && b.get(i) == Some(&b'.')
             && text
@@ -1002,10 +1040,21 @@ fn numeral_runs(cs: &[char]) -> Vec<(usize, usize)> {
 
 /// Whether the value view would read Korean numerals in `text` as digits.
 fn has_korean_numerals(text: &str) -> bool {
-    if text.is_ascii() {
+    if !has_syllable_lead_byte(text) {
         return false;
     }
     may_hold_numerals(text.chars()) && !numeral_runs(&text.chars().collect::<Vec<_>>()).is_empty()
+}
+
+/// Whether `text` holds a byte 0xEA..=0xED, with which every Hangul syllable (U+AC00..
+/// U+D7A3) starts: a numeral run holds a syllable, so text without one (English with a
+/// dash) needs no reading. Chunked so that the test compiles to vector compares.
+fn has_syllable_lead_byte(text: &str) -> bool {
+    text.as_bytes().chunks(32).any(|chunk| {
+        chunk
+            .iter()
+            .fold(false, |any, &b| any | (b.wrapping_sub(0xEA) < 4))
+    })
 }
 
 /// Whether [`numeral_runs`] can find a run: some chain of numeral groups joined by single
@@ -1519,6 +1568,19 @@ mod tests {
         }
     }
 
+    /// The byte pre-check of [`has_korean_numerals`] lets through every text holding a
+    /// numeral syllable: a run of only `공` and `구` (lead byte 0xEA) is still read.
+    #[test]
+    fn numeral_prefilter_keeps_every_numeral_syllable() {
+        for c in '\u{AC00}'..='\u{D7A3}' {
+            assert!(has_syllable_lead_byte(&format!("abc {c} 123")), "{c:?}");
+        }
+        assert!(!has_syllable_lead_byte(
+            "ab\u{2013}cd \u{3131} \u{E000} \u{9FFF}"
+        ));
+        assert!(has_korean_numerals("공공구 구공공 공구공공"));
+    }
+
     fn view(text: &str) -> String {
         fold(text)
             .map(|f| f.text)
@@ -1889,6 +1951,22 @@ mod shared_pass_tests {
             if !numeral_runs(&cs).is_empty() {
                 prop_assert!(may_hold_numerals(cs.iter().copied()), "{:?}", text);
             }
+        }
+
+        /// The byte scan of leetspeak tokens finds the tokens the character scan finds.
+        #[test]
+        fn leet_token_bytes_equal_the_char_scan(text in texts(&[
+                "f4ck", "a$$", "1990s", "sh1t", "@", ".", "com", "x", "ab", "한", "é", " ", "7",
+                "h3ll0", "$", "|", "!", "Z", "@.", "4@", "-", "_",
+        ], 0..12)) {
+            let cs: Vec<char> = text.chars().collect();
+            let offsets: Vec<usize> =
+                text.char_indices().map(|(i, _)| i).chain([text.len()]).collect();
+            let mut chars = Vec::new();
+            leet_tokens(&cs, |s, e| chars.push((offsets[s], offsets[e])));
+            let mut bytes = Vec::new();
+            leet_token_spans(&text, |s, e| bytes.push((s, e)));
+            prop_assert_eq!(bytes, chars, "{:?}", text);
         }
 
         /// Every text the byte path of [`leet_only_view`] takes gives the view and the
