@@ -608,10 +608,20 @@ fn fold_words<U: Unit>(chars: &mut [U]) {
 /// Joins runs of 3+ single letters separated by one space or `.`/`-`/`_`/`*`
 /// ("i g n o r e" -> "ignore"). Separators are dropped only inside such runs.
 fn collapse_spaced_letters<U: Unit>(chars: &[U]) -> Cow<'_, [U]> {
-    let is_sep = |u: U| matches!(u.ch(), ' ' | '.' | '-' | '_' | '*');
-    if !has_spaced_singles(chars, is_sep) {
+    if !has_spaced_singles(chars, is_spacing_sep) {
         return Cow::Borrowed(chars);
     }
+    Cow::Owned(join_spaced_singles(chars))
+}
+
+/// Separators [`collapse_spaced_letters`] drops between single letters.
+fn is_spacing_sep<U: Unit>(u: U) -> bool {
+    matches!(u.ch(), ' ' | '.' | '-' | '_' | '*')
+}
+
+/// The joining of [`collapse_spaced_letters`], on any text.
+fn join_spaced_singles<U: Unit>(chars: &[U]) -> Vec<U> {
+    let is_sep = is_spacing_sep::<U>;
     let an: Vec<bool> = chars.iter().map(|u| u.is_alnum()).collect();
     // A single ASCII letter/digit with no alphanumeric neighbour.
     let is_single = |i: usize| -> bool {
@@ -640,15 +650,18 @@ fn collapse_spaced_letters<U: Unit>(chars: &[U]) -> Cow<'_, [U]> {
         out.push(chars[i]);
         i += 1;
     }
-    Cow::Owned(out)
+    out
 }
 
-/// Whether some single ASCII letter or digit (no alphanumeric neighbour) is followed by a
-/// separator and another such single: the least [`collapse_spaced_letters`] joins (it
-/// needs three). One pass, no allocation; most texts have none.
+/// Whether three single ASCII letters or digits (no alphanumeric neighbour) follow each
+/// other one separator apart: exactly when [`collapse_spaced_letters`] joins something
+/// (initials such as `J. R. Smith` have two and are common in prose). One pass, no
+/// allocation.
 fn has_spaced_singles<U: Unit>(chars: &[U], is_sep: impl Fn(U) -> bool) -> bool {
-    // End (exclusive) of the last single seen, and the length of the current run.
+    // End (exclusive) of the last single seen, how many singles the chain ending there
+    // holds, and the length of the current run.
     let mut last_single_end: Option<usize> = None;
+    let mut chain = 0usize;
     let mut run = 0usize;
     let mut run_ascii = true;
     for i in 0..=chars.len() {
@@ -659,7 +672,12 @@ fn has_spaced_singles<U: Unit>(chars: &[U], is_sep: impl Fn(U) -> bool) -> bool 
             continue;
         }
         if run == 1 && run_ascii {
-            if last_single_end.is_some_and(|e| e + 1 == i - 1 && is_sep(chars[e])) {
+            chain = if last_single_end.is_some_and(|e| e + 1 == i - 1 && is_sep(chars[e])) {
+                chain + 1
+            } else {
+                1
+            };
+            if chain >= 3 {
                 return true;
             }
             last_single_end = Some(i);
@@ -737,6 +755,21 @@ mod tests {
             if let Some(bytes) = normalize_mostly_ascii(&text) {
                 proptest::prop_assert_eq!(bytes, normalize_chars(&text), "{:?}", text);
             }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+        /// The pre-check says "join" exactly when joining changes the text.
+        #[test]
+        fn spaced_singles_check_is_exact(chars in proptest::collection::vec(
+            proptest::sample::select("ab1 .-_*é가".chars().collect::<Vec<_>>()),
+            0..24,
+        )) {
+            let joined = join_spaced_singles(&chars) != chars;
+            proptest::prop_assert_eq!(
+                has_spaced_singles(&chars, is_spacing_sep), joined, "{:?}", chars
+            );
         }
     }
 

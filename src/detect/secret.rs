@@ -5,7 +5,7 @@
 //! high-entropy) and sets the score. Labels name the kind (`AWS_ACCESS_KEY`, `JWT`, ...).
 
 use base64::Engine;
-use regex_automata::{meta::Regex, util::syntax, Input};
+use regex_automata::{meta::Regex, util::syntax, Input, Match};
 
 use super::partial::{PartialMatcher, StreamMemo, Tail};
 use super::{DetectContext, Detection, Finding};
@@ -108,25 +108,85 @@ pub enum SecretError {
     Build(String),
 }
 
+/// The rules searched apart, only in text that holds their literal: connection strings
+/// need `://`, and their scheme (`[A-Za-z][A-Za-z0-9+.\-]{1,20}`) may start at any letter,
+/// which in the shared automaton multiplied the states every word of prose walks through
+/// (measured: the other rules together searched English prose ~1.8x faster without it).
+const APART: &[(Kind, &[u8])] = &[(Kind::UrlPassword, b"://")];
+
 /// The compiled secret detector.
 #[derive(Debug)]
 pub struct SecretDetector {
+    /// Every rule but the [`APART`] ones; pattern id -> index into [`RULES`].
     re: Regex,
+    shared_rules: Vec<usize>,
+    /// The [`APART`] rules: (index into [`RULES`], its literal, its regex).
+    apart: Vec<(usize, &'static [u8], Regex)>,
     partial: Option<PartialMatcher>,
+}
+
+/// The rules' shared byte-regex configuration.
+fn build(patterns: &[&str]) -> Result<Regex, SecretError> {
+    Regex::builder()
+        .syntax(syntax::Config::new().unicode(false).utf8(false))
+        .build_many(patterns)
+        .map_err(|e| SecretError::Build(e.to_string()))
 }
 
 impl SecretDetector {
     /// Compiles the built-in patterns (a fixed list: failure would be a bug, reported as an error).
     pub fn new() -> Result<Self, SecretError> {
+        let is_apart = |kind: Kind| APART.iter().any(|(k, _)| *k == kind);
+        let shared_rules: Vec<usize> = (0..RULES.len())
+            .filter(|&i| !is_apart(RULES[i].0))
+            .collect();
+        let shared: Vec<&str> = shared_rules.iter().map(|&i| RULES[i].1).collect();
+        let mut apart = Vec::new();
+        for &(kind, literal) in APART {
+            if let Some(i) = RULES.iter().position(|(k, _)| *k == kind) {
+                apart.push((i, literal, build(&[RULES[i].1])?));
+            }
+        }
         let patterns: Vec<String> = RULES.iter().map(|(_, p)| p.to_string()).collect();
-        let re = Regex::builder()
-            .syntax(syntax::Config::new().unicode(false).utf8(false))
-            .build_many(&patterns)
-            .map_err(|e| SecretError::Build(e.to_string()))?;
         Ok(Self {
-            re,
+            re: build(&shared)?,
+            shared_rules,
+            apart,
             partial: PartialMatcher::new(&patterns, false),
         })
+    }
+
+    /// The next match at or after `at` of all rules together, as one leftmost-first
+    /// multi-pattern regex of [`RULES`] would report it: the leftmost start, and at equal
+    /// starts the earlier rule. `apart_next` caches each apart rule's next match (a match
+    /// starting at or after `at` is also the next one from any later `at` before it).
+    fn next_match(
+        &self,
+        b: &[u8],
+        at: usize,
+        apart_next: &mut [Option<Option<Match>>],
+    ) -> Option<(Match, Kind)> {
+        let mut best = self
+            .re
+            .search(&Input::new(b).range(at..))
+            .and_then(|m| Some((m, *self.shared_rules.get(m.pattern().as_usize())?)));
+        for ((rule, _, re), next) in self.apart.iter().zip(apart_next.iter_mut()) {
+            let stale = match next {
+                Some(Some(m)) => m.start() < at,
+                Some(None) => false,
+                None => true,
+            };
+            if stale {
+                *next = Some(re.search(&Input::new(b).range(at..)));
+            }
+            let Some(Some(m)) = *next else {
+                continue;
+            };
+            if best.is_none_or(|(b, r)| (m.start(), *rule) < (b.start(), r)) {
+                best = Some((m, *rule));
+            }
+        }
+        best.map(|(m, rule)| (m, RULES[rule].0))
     }
 
     /// Where a secret may still be in progress at the end of a growing text. A private
@@ -160,34 +220,46 @@ impl SecretDetector {
     /// Finds secrets in `text`.
     pub fn detect(&self, text: &str, _ctx: &DetectContext) -> Detection {
         let b = text.as_bytes();
-        let mut out = Vec::new();
-        let mut at = 0;
-        while at < b.len() {
-            let Some(m) = self.re.search(&Input::new(b).range(at..)) else {
-                break;
-            };
-            let kind = RULES[m.pattern().as_usize()].0;
-            let mut next = m.end();
-            if let Some((label, score, s, e)) = classify(text, kind, m.start(), m.end()) {
-                // Spans must lie on char boundaries (a value may run into UTF-8 text).
-                if text.is_char_boundary(s) && text.is_char_boundary(e) {
-                    out.push(Finding {
-                        kind: "secret",
-                        label: label.to_string(),
-                        score,
-                        start: s,
-                        end: e,
-                    });
-                }
-                next = next.max(e);
-            }
-            while next < b.len() && !text.is_char_boundary(next) {
-                next += 1;
-            }
-            at = next.max(m.start() + 1);
-        }
-        Detection::from_findings(out)
+        // An apart rule whose literal is absent has no match: `Some(None)` up front.
+        let mut apart_next: Vec<Option<Option<Match>>> = self
+            .apart
+            .iter()
+            .map(|(_, literal, _)| memchr::memmem::find(b, literal).is_none().then_some(None))
+            .collect();
+        scan(text, |at| self.next_match(b, at, &mut apart_next))
     }
+}
+
+/// The detector's loop over the matches `next_match(at)` reports: classify each, and go
+/// on after it (or after the span its check extended it to).
+fn scan(text: &str, mut next_match: impl FnMut(usize) -> Option<(Match, Kind)>) -> Detection {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < b.len() {
+        let Some((m, kind)) = next_match(at) else {
+            break;
+        };
+        let mut next = m.end();
+        if let Some((label, score, s, e)) = classify(text, kind, m.start(), m.end()) {
+            // Spans must lie on char boundaries (a value may run into UTF-8 text).
+            if text.is_char_boundary(s) && text.is_char_boundary(e) {
+                out.push(Finding {
+                    kind: "secret",
+                    label: label.to_string(),
+                    score,
+                    start: s,
+                    end: e,
+                });
+            }
+            next = next.max(e);
+        }
+        while next < b.len() && !text.is_char_boundary(next) {
+            next += 1;
+        }
+        at = next.max(m.start() + 1);
+    }
+    Detection::from_findings(out)
 }
 
 /// Shannon entropy in bits per byte.
@@ -358,6 +430,52 @@ mod tests {
     /// Joins fragments at run time so that no complete fake key sits in the source.
     fn k(parts: &[&str]) -> String {
         parts.concat()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+        /// Searching the apart rules on their own gives the findings one regex of all
+        /// rules gives: same matches, same order, same ties (a connection string and a
+        /// `token:` value starting at one letter, keys inside URLs, URLs without `://`).
+        #[test]
+        fn apart_rules_find_what_one_regex_finds(parts in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "token", "password", "pwd", "=", ":", "://", "//", "user", "p4ssW0rd", "@",
+                "db.example.com", " ", "\n", "Xy7Qp2Lm9Rt4Vb8Nc1Kd6Fh3", "sk-", "postgres",
+                "AK", "IAZ7Q3KX9TLMW2PVB4", "/", "한", "é", "aws", "secret", "-----BEGIN ",
+                "IAZ7Q3KX9TLMW2PVB4://u:p4ss@h",
+            ]),
+            0..16,
+        )) {
+            static BUILT: std::sync::OnceLock<(SecretDetector, Regex)> = std::sync::OnceLock::new();
+            let (d, one) = BUILT.get_or_init(|| {
+                let all: Vec<&str> = RULES.iter().map(|(_, p)| *p).collect();
+                (
+                    SecretDetector::new().expect("built-in patterns"),
+                    build(&all).expect("built-in patterns"),
+                )
+            });
+            let text = parts.concat();
+            let b = text.as_bytes();
+            let reference = scan(&text, |at| {
+                let m = one.search(&Input::new(b).range(at..))?;
+                Some((m, RULES[m.pattern().as_usize()].0))
+            });
+            let got = d.detect(&text, &DetectContext::default());
+            let spans = |d: &Detection| -> Vec<(usize, usize, String)> {
+                d.findings.iter().map(|f| (f.start, f.end, f.label.clone())).collect()
+            };
+            proptest::prop_assert_eq!(spans(&got), spans(&reference), "{:?}", text);
+        }
+    }
+
+    /// An access key that is also a URL scheme: the earlier rule wins the tie, as in
+    /// one regex of all rules.
+    #[test]
+    fn a_tie_at_one_start_goes_to_the_earlier_rule() {
+        let text = k(&["AK", "IAZ7Q3KX9TLMW2PVB4", "://u:p4ssW0rd@db.example.com"]);
+        let got: Vec<String> = labels(&text).into_iter().map(|(l, _)| l).collect();
+        assert_eq!(got, vec!["AWS_ACCESS_KEY"]);
     }
 
     fn labels(text: &str) -> Vec<(String, String)> {
