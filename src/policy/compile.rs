@@ -325,7 +325,7 @@ pub fn compile_sources(sources: &[Source]) -> Result<PolicySet, PolicyErrors> {
         }
     }
 
-    let mut cache: HashMap<(String, &'static str, String), Arc<CompiledDetector>> = HashMap::new();
+    let mut cache = prebuild_detectors(&parsed, &by_id);
     let mut compiled: BTreeMap<String, Arc<CompiledPolicy>> = BTreeMap::new();
     for (id, &idx) in &by_id {
         let Some(chain) = resolve_chain(idx, &parsed, &by_id, &mut problems) else {
@@ -422,6 +422,61 @@ pub fn compile_sources(sources: &[Source]) -> Result<PolicySet, PolicyErrors> {
 }
 
 /// The chain of files from the root base to `idx`, or `None` after recording a problem.
+/// Compiled detectors shared by the policies, keyed by (file, stage, rule id).
+type DetectorCache = HashMap<(String, &'static str, String), Arc<CompiledDetector>>;
+
+/// Builds the detectors of every unpatched rule of every policy on all cores, before
+/// the rules are checked one by one: detector builds are most of a policy compile (word
+/// automata, pattern sets, models, the grounding table; ~40 ms for the shipped default,
+/// the first thing `haechi scan` and `haechi serve` wait for). What fails to build here
+/// is left out: the rule's own compile builds it again and reports the problem in
+/// order, with everything else it checks.
+fn prebuild_detectors(parsed: &[Parsed], by_id: &HashMap<String, usize>) -> DetectorCache {
+    let mut jobs: Vec<((String, &'static str, String), DetectorKind, RuleDto)> = Vec::new();
+    let mut seen = HashSet::new();
+    for &idx in by_id.values() {
+        let Some(chain) = resolve_chain(idx, parsed, by_id, &mut Vec::new()) else {
+            continue;
+        };
+        for stage in [Stage::Input, Stage::Output] {
+            for eff in effective_rules(&chain, parsed, stage) {
+                let kind = eff
+                    .dto
+                    .detector
+                    .as_ref()
+                    .and_then(|d| DetectorKind::parse(&d.value));
+                let key = (eff.file.clone(), stage.as_str(), eff.dto.id.value.clone());
+                if let (Some(kind), false) = (kind, eff.patched) {
+                    if seen.insert(key.clone()) {
+                        jobs.push((key, kind, eff.dto));
+                    }
+                }
+            }
+        }
+    }
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(jobs.len());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let built = std::sync::Mutex::new(DetectorCache::new());
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                while let Some((key, kind, rule)) =
+                    jobs.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                {
+                    if let Ok(d) = CompiledDetector::build(*kind, rule) {
+                        if let Ok(mut built) = built.lock() {
+                            built.insert(key.clone(), Arc::new(d));
+                        }
+                    }
+                }
+            });
+        }
+    });
+    built.into_inner().unwrap_or_default()
+}
+
 fn resolve_chain(
     idx: usize,
     parsed: &[Parsed],
@@ -532,7 +587,7 @@ fn compile_rule(
     eff: &Effective,
     stage: Stage,
     order: usize,
-    cache: &mut HashMap<(String, &'static str, String), Arc<CompiledDetector>>,
+    cache: &mut DetectorCache,
     problems: &mut Vec<Problem>,
 ) -> Option<CompiledRule> {
     let r = &eff.dto;
