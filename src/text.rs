@@ -9,32 +9,6 @@ pub fn char_offset(text: &str, byte: usize) -> usize {
     text[..byte].chars().count()
 }
 
-/// The non-ASCII characters of `text` with their byte offsets, skipping ASCII eight
-/// bytes at a time: pre-checks that only ask about non-ASCII characters cost little on
-/// English text that holds a dash or a curly quote.
-pub fn non_ascii_chars(text: &str) -> impl Iterator<Item = (usize, char)> + '_ {
-    let b = text.as_bytes();
-    let mut i = 0;
-    std::iter::from_fn(move || loop {
-        if let Some(word) = b.get(i..i + 8) {
-            let mut chunk = [0u8; 8];
-            chunk.copy_from_slice(word);
-            if u64::from_ne_bytes(chunk) & 0x8080_8080_8080_8080 == 0 {
-                i += 8;
-                continue;
-            }
-        }
-        if b.get(i)?.is_ascii() {
-            i += 1;
-            continue;
-        }
-        let c = text.get(i..)?.chars().next()?;
-        let at = i;
-        i += c.len_utf8();
-        return Some((at, c));
-    })
-}
-
 /// A serde_json error message without the client's values in it.
 ///
 /// serde_json quotes the offending value (`invalid type: string "4111 1111 …", expected a
@@ -77,17 +51,6 @@ fn scrub_quoted(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    proptest::proptest! {
-        #[test]
-        fn non_ascii_chars_are_the_non_ascii_char_indices(
-            text in "[a-z .\u{2013}\u{E9}\u{D55C}\u{1F600}]{0,40}"
-        ) {
-            let want: Vec<(usize, char)> =
-                text.char_indices().filter(|(_, c)| !c.is_ascii()).collect();
-            proptest::prop_assert_eq!(non_ascii_chars(&text).collect::<Vec<_>>(), want);
-        }
-    }
 
     #[test]
     fn json_errors_lose_the_values_but_keep_the_shape() {

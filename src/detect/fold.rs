@@ -44,7 +44,6 @@ use unicode_normalization::UnicodeNormalization;
 use super::normalize::{homoglyph, is_invisible};
 use super::partial::PartialMatcher;
 use super::{Detection, Finding};
-use crate::text::non_ascii_chars;
 
 /// Longest text that gets a folded view.
 pub const MAX_FOLD_BYTES: usize = 1 << 20;
@@ -250,8 +249,7 @@ fn fold_views(text: &str) -> Views {
     if text.len() > MAX_FOLD_BYTES {
         return Views::default();
     }
-    // ASCII is plain: only the other characters need a look.
-    let simple = non_ascii_chars(text).all(|(_, c)| is_plain(c));
+    let simple = all_plain(text);
     let numerals = has_korean_numerals(text);
     let values_plain = simple && !numerals && no_value_folds(text);
     if values_plain {
@@ -470,11 +468,52 @@ fn no_value_folds(text: &str) -> bool {
         // Further separators with no run before them change nothing (Korean text is
         // mostly such bytes): skip to the next alphanumeric.
         i += 1;
-        while b.get(i).is_some_and(|x| !x.is_ascii_alphanumeric()) {
-            i += 1;
+        while let Some(&x) = b.get(i).filter(|x| !x.is_ascii_alphanumeric()) {
+            // A multi-byte character at once (its other bytes are not ASCII either).
+            i += match x {
+                0xF0.. => 4,
+                0xE0.. => 3,
+                0xC0.. => 2,
+                _ => 1,
+            };
         }
     }
     !(may_spell_at(text) && address_regexes().is_some_and(|(address, _)| address.is_match(text)))
+}
+
+/// Whether every character of `text` [`is_plain`], reading ASCII, Hangul syllables and
+/// most CJK ideographs from their bytes without decoding them (Korean prose is mostly
+/// syllables; English mostly ASCII).
+fn all_plain(text: &str) -> bool {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while let Some(&x) = b.get(i) {
+        let plain_by_bytes = match x {
+            0x00..=0x7F => {
+                i += 1;
+                continue;
+            }
+            // U+B000..U+CFFF: Hangul syllables.
+            0xEB | 0xEC => true,
+            // U+AC00..U+AFFF, U+D000..U+D77F: syllables; U+5000..U+9FFF: ideographs.
+            0xEA => b.get(i + 1).is_some_and(|&y| y >= 0xB0),
+            0xED => b.get(i + 1).is_some_and(|&y| y < 0x9E),
+            0xE5..=0xE9 => true,
+            _ => false,
+        };
+        if plain_by_bytes {
+            i += 3;
+            continue;
+        }
+        let Some(c) = text.get(i..).and_then(|t| t.chars().next()) else {
+            return text.chars().all(is_plain);
+        };
+        if !is_plain(c) {
+            return false;
+        }
+        i += c.len_utf8();
+    }
+    true
 }
 
 /// Characters the per-character passes leave as they are: ASCII, precomposed Hangul,
@@ -1565,6 +1604,25 @@ mod tests {
         let chars = ('\u{0}'..='\u{FFFF}').chain(['\u{1F600}', '\u{10FFFF}']);
         for c in chars {
             assert_eq!(is_numeral_syllable(c), korean_digit(c).is_some(), "{c:?}");
+        }
+    }
+
+    /// The byte shortcuts of [`all_plain`] hold for every character they skip.
+    #[test]
+    fn plain_by_bytes_is_plain() {
+        for c in ('\u{AC00}'..='\u{D77F}').chain('\u{5000}'..='\u{9FFF}') {
+            assert!(is_plain(c), "{c:?}");
+            assert!(all_plain(&format!("a{c}b")), "{c:?}");
+        }
+        for text in [
+            "\u{3131}",
+            "a\u{200B}b",
+            "\u{FF21}",
+            "가\u{0301}",
+            "\u{D7B0}",
+            "\u{4E00}\u{3000}",
+        ] {
+            assert_eq!(all_plain(text), text.chars().all(is_plain), "{text:?}");
         }
     }
 
