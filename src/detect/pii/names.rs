@@ -1053,7 +1053,7 @@ fn address_segment(text: &str, i: usize) -> Option<usize> {
     while let Some(t) = word_at(text, i + k) {
         let w = &text[t.s..t.e];
         let upper_first = w.chars().next().is_some_and(char::is_uppercase);
-        if !upper_first || stop(&w.to_lowercase()) {
+        if !upper_first || with_lower(w, stop) {
             break;
         }
         words += 1;
@@ -1098,12 +1098,27 @@ const STREET_ENDINGS: &[&str] = &[
 ];
 
 fn street_like(w: &str) -> bool {
-    let l = w.trim_end_matches(['.', ',']).to_lowercase();
-    regex_street_words().contains(l.as_str())
-        || STREET_FIRST.contains(&l.as_str())
-        || STREET_ENDINGS
-            .iter()
-            .any(|e| l.len() > e.len() + 2 && l.ends_with(e))
+    with_lower(w.trim_end_matches(['.', ',']), |l| {
+        regex_street_words().contains(l)
+            || STREET_FIRST.contains(&l)
+            || STREET_ENDINGS
+                .iter()
+                .any(|e| l.len() > e.len() + 2 && l.ends_with(e))
+    })
+}
+
+/// Calls `f` with `w` in lower case: on the stack for short ASCII words (every number in
+/// prose looks at the words around it, so this runs per word), allocated otherwise.
+fn with_lower<R>(w: &str, f: impl FnOnce(&str) -> R) -> R {
+    let mut buf = [0u8; 32];
+    if let Some(b) = buf.get_mut(..w.len()).filter(|_| w.is_ascii()) {
+        b.copy_from_slice(w.as_bytes());
+        b.make_ascii_lowercase();
+        if let Ok(l) = std::str::from_utf8(b) {
+            return f(l);
+        }
+    }
+    f(&w.to_lowercase())
 }
 
 /// Words that open a street name ("Rua Igreja 25", "Via Franscini 71").
@@ -1208,7 +1223,7 @@ pub fn address_around_number(
     let mut end = None;
     for (k, &(ws, we)) in after.iter().enumerate() {
         let w = &text[ws..we];
-        if stop(&w.to_lowercase()) && !street_like(w) {
+        if with_lower(w, stop) && !street_like(w) {
             break;
         }
         let all_cap = after[..k]
@@ -1324,7 +1339,22 @@ pub fn address_candidate(text: &str, f: Family, s: usize, e: usize) -> Option<Cl
 
 #[cfg(test)]
 mod swar_tests {
-    use super::chunk_may_start_word;
+    use super::{chunk_may_start_word, with_lower};
+
+    #[test]
+    fn lower_case_on_the_stack_is_to_lowercase() {
+        for w in [
+            "Avenue",
+            "STRASSE",
+            "straße",
+            "Søndergade",
+            "",
+            "x".repeat(40).as_str(),
+            "İ",
+        ] {
+            assert_eq!(with_lower(w, str::to_string), w.to_lowercase(), "{w:?}");
+        }
+    }
 
     #[test]
     fn chunk_test_matches_bytewise_rule() {
