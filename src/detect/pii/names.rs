@@ -1217,7 +1217,10 @@ pub fn address_around_number(
     s: usize,
     e: usize,
 ) -> Option<Classified> {
-    let cue = cues.cues(text, s, e, 48, 0) & Cue::Address.bit() != 0;
+    // Whether an address cue is near, looked up only when a decision needs it: most
+    // numbers in prose are followed by a stop word and settled without it.
+    let cue_near = std::cell::OnceCell::new();
+    let cue = || *cue_near.get_or_init(|| cues.cues(text, s, e, 48, 0) & Cue::Address.bit() != 0);
     // Forward: words then a street word, or a capitalised street name then a number.
     let after = words_after(text, e, 5);
     let mut end = None;
@@ -1229,7 +1232,10 @@ pub fn address_around_number(
         let all_cap = after[..k]
             .iter()
             .all(|&(a, b)| capitalised(&text[a..b]) || street_like(&text[a..b]));
-        if k > 0 && street_like(w) && all_cap && (capitalised(&text[after[0].0..after[0].1]) || cue)
+        if k > 0
+            && street_like(w)
+            && all_cap
+            && (capitalised(&text[after[0].0..after[0].1]) || cue())
         {
             end = Some(we);
             break;
@@ -1242,12 +1248,12 @@ pub fn address_around_number(
                 || ["apt", "suite", "unit", "ste", "box"]
                     .iter()
                     .any(|u| tail.to_ascii_lowercase().starts_with(u));
-            if delim && (capitalised(&text[after[0].0..after[0].1]) || cue) {
+            if delim && (capitalised(&text[after[0].0..after[0].1]) || cue()) {
                 end = Some(we);
             }
             break;
         }
-        if !(capitalised(w) || street_like(w) || cue) {
+        if !(capitalised(w) || street_like(w) || cue()) {
             break;
         }
         if k == 0 && street_like(w) && after.len() == 1 {
@@ -1286,7 +1292,7 @@ pub fn address_around_number(
     while end > start && matches!(b[end - 1], b' ' | b',' | b'\n') {
         end -= 1;
     }
-    let score = if cue { 0.85 } else { 0.75 };
+    let score = if cue() { 0.85 } else { 0.75 };
     Some(Classified {
         findings: vec![finding("ADDRESS", score, start, end)],
         resume: end.max(e),
