@@ -34,40 +34,59 @@ pub struct PromptAttackDetector {
     strength: Strength,
 }
 
+/// Shortest base64 / hex run that is decoded.
+const MIN_RUN: usize = 16;
+
+/// Bytes of a base64 (standard or URL-safe) or hex run.
+const B64: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=' | b'-' | b'_');
+        b += 1;
+    }
+    t
+};
+
 /// Decodes base64 / hex runs of at least 16 characters that decode to mostly printable
 /// UTF-8; returns `(start, end, decoded)` with byte offsets into `text`.
 pub fn decode_encoded_runs(text: &str) -> Vec<(usize, usize, String)> {
+    long_runs(text.as_bytes())
+        .into_iter()
+        .filter_map(|(start, end)| Some((start, end, try_decode(text.get(start..end)?)?)))
+        .collect()
+}
+
+/// The maximal runs of [`B64`] bytes of at least [`MIN_RUN`] bytes, in order. Such a run
+/// covers sixteen consecutive offsets, so it holds one of every sixteenth offset: only
+/// those are tested, and a run is measured from one in both directions (prose, whose
+/// words are base64 bytes too, costs about a third of a byte-by-byte scan).
+fn long_runs(b: &[u8]) -> Vec<(usize, usize)> {
+    let is_b64 = |i: usize| b.get(i).is_some_and(|&x| B64[usize::from(x)]);
     let mut out = Vec::new();
-    let bytes = text.as_bytes();
-    // Byte class table: this scan touches every byte of every prompt.
-    const B64: [bool; 256] = {
-        let mut t = [false; 256];
-        let mut b = 0;
-        while b < 256 {
-            let c = b as u8;
-            t[b] = c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=' | b'-' | b'_');
-            b += 1;
-        }
-        t
-    };
-    let is_b64 = |b: u8| B64[b as usize];
-    let mut i = 0;
-    while i < bytes.len() {
-        if !is_b64(bytes[i]) {
-            i += 1;
+    let mut probe = MIN_RUN - 1;
+    // Nothing before `done` belongs to a run still to be found.
+    let mut done = 0;
+    while probe < b.len() {
+        if !is_b64(probe) {
+            probe += MIN_RUN;
             continue;
         }
-        let start = i;
-        while i < bytes.len() && is_b64(bytes[i]) {
-            i += 1;
+        let mut start = probe;
+        while start > done && is_b64(start - 1) {
+            start -= 1;
         }
-        let run = &text[start..i];
-        if run.len() < 16 {
-            continue;
+        let mut end = probe + 1;
+        while is_b64(end) {
+            end += 1;
         }
-        if let Some(s) = try_decode(run) {
-            out.push((start, i, s));
+        if end - start >= MIN_RUN {
+            out.push((start, end));
         }
+        done = end;
+        // The first probe offset at or after `end` (`end` itself is not in a run).
+        probe = end / MIN_RUN * MIN_RUN + MIN_RUN - 1;
     }
     out
 }
@@ -261,6 +280,46 @@ impl PromptAttackDetector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every maximal run of base64 bytes, kept when long enough: the byte-by-byte
+    /// definition the strided scan must agree with.
+    fn long_runs_reference(b: &[u8]) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            if !B64[usize::from(b[i])] {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < b.len() && B64[usize::from(b[i])] {
+                i += 1;
+            }
+            if i - start >= MIN_RUN {
+                out.push((start, i));
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+        #[test]
+        fn strided_runs_are_the_byte_scan(parts in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "a", "Zz9+/", "aGVsbG8gd29ybGQ", "=", " ", ".", "한", "-_", "0123456789abcdef",
+                "x", "\n",
+            ]),
+            0..40,
+        )) {
+            let text = parts.concat();
+            proptest::prop_assert_eq!(
+                long_runs(text.as_bytes()),
+                long_runs_reference(text.as_bytes()),
+                "{:?}", text
+            );
+        }
+    }
 
     fn det() -> PromptAttackDetector {
         PromptAttackDetector::new().unwrap()
