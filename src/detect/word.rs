@@ -82,7 +82,15 @@ impl Automaton {
     /// Whether some word could occur in `hay`: a byte-table scan that stops at the first
     /// hit, much cheaper than running the automaton over text that cannot match.
     fn may_match(&self, hay: &[u8]) -> bool {
-        hay.iter().any(|&b| self.needles[usize::from(b)])
+        let needle = |b: &u8| self.needles[usize::from(*b)];
+        if self.needles[..0x80].contains(&true) {
+            return hay.iter().any(needle);
+        }
+        // Needles are non-ASCII bytes only: look into the 32-byte chunks holding one (a
+        // vectorised compare), which English text with a dash or two barely has.
+        hay.chunks(32).any(|chunk| {
+            chunk.iter().fold(false, |any, &b| any | (b >= 0x80)) && chunk.iter().any(needle)
+        })
     }
 }
 
