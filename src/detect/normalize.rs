@@ -608,7 +608,7 @@ fn fold_words<U: Unit>(chars: &mut [U]) {
 /// Joins runs of 3+ single letters separated by one space or `.`/`-`/`_`/`*`
 /// ("i g n o r e" -> "ignore"). Separators are dropped only inside such runs.
 fn collapse_spaced_letters<U: Unit>(chars: &[U]) -> Cow<'_, [U]> {
-    if !has_spaced_singles(chars, is_spacing_sep) {
+    if !has_spaced_singles(chars) {
         return Cow::Borrowed(chars);
     }
     Cow::Owned(join_spaced_singles(chars))
@@ -657,7 +657,7 @@ fn join_spaced_singles<U: Unit>(chars: &[U]) -> Vec<U> {
 /// other one separator apart: exactly when [`collapse_spaced_letters`] joins something
 /// (initials such as `J. R. Smith` have two and are common in prose). One pass, no
 /// allocation.
-fn has_spaced_singles<U: Unit>(chars: &[U], is_sep: impl Fn(U) -> bool) -> bool {
+fn has_spaced_singles<U: Unit>(chars: &[U]) -> bool {
     // End (exclusive) of the last single seen, how many singles the chain ending there
     // holds, and the length of the current run.
     let mut last_single_end: Option<usize> = None;
@@ -672,7 +672,7 @@ fn has_spaced_singles<U: Unit>(chars: &[U], is_sep: impl Fn(U) -> bool) -> bool 
             continue;
         }
         if run == 1 && run_ascii {
-            chain = if last_single_end.is_some_and(|e| e + 1 == i - 1 && is_sep(chars[e])) {
+            chain = if last_single_end.is_some_and(|e| e + 1 == i - 1 && is_spacing_sep(chars[e])) {
                 chain + 1
             } else {
                 1
@@ -768,7 +768,7 @@ mod tests {
         )) {
             let joined = join_spaced_singles(&chars) != chars;
             proptest::prop_assert_eq!(
-                has_spaced_singles(&chars, is_spacing_sep), joined, "{:?}", chars
+                has_spaced_singles(&chars), joined, "{:?}", chars
             );
         }
     }
