@@ -123,5 +123,69 @@ fn scan_lines(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, engine, scan_lines);
+/// The word-list walk on its own: the shipped profanity lists' DFAs over the 1 KB prompts
+/// of `benches/data` in the script they hold, one overlapping search (`aho-corasick`'s,
+/// the baseline) against the lane walk the `word` detector uses (`detect::overlapping`).
+/// Same matches, same order.
+fn word_list_walk(c: &mut Criterion) {
+    use aho_corasick::{dfa, AhoCorasick, MatchKind};
+    let list = |text: &str, ascii: bool| -> Vec<String> {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#') && l.is_ascii() == ascii)
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let en_words = list(include_str!("../src/detect/lists/profanity_en.txt"), true);
+    let ko_words = list(include_str!("../src/detect/lists/profanity_ko.txt"), false);
+    let mut g = c.benchmark_group("word_list_walk_1kb");
+    let prompts = [
+        include_str!("data/prompt_en_1k.txt"),
+        include_str!("data/prompt_ko_1k.txt"),
+    ];
+    for ((name, words), prompt) in [("en", en_words), ("ko", ko_words)]
+        .into_iter()
+        .zip(prompts)
+    {
+        let texts = [prompt.to_string()];
+        g.throughput(Throughput::Bytes(prompt.len() as u64));
+        let one = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(&words)
+            .expect("list automaton");
+        let lanes = dfa::Builder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .prefilter(false)
+            .build(&words)
+            .expect("list DFA");
+        g.bench_with_input(
+            BenchmarkId::new("one_walk_baseline", name),
+            &texts,
+            |b, texts| {
+                let mut next = texts.iter().cycle();
+                b.iter(|| {
+                    let t = next.next().map_or("", String::as_str);
+                    black_box(one.find_overlapping_iter(t).map(|m| m.end()).sum::<usize>())
+                })
+            },
+        );
+        g.bench_with_input(BenchmarkId::new("lanes", name), &texts, |b, texts| {
+            let mut next = texts.iter().cycle();
+            b.iter(|| {
+                let t = next.next().map_or("", String::as_str);
+                let mut sum = 0usize;
+                haechi::detect::overlapping::for_each_match(&lanes, t.as_bytes(), |_, _, e| {
+                    sum += e
+                });
+                black_box(sum)
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, engine, scan_lines, word_list_walk);
 criterion_main!(benches);

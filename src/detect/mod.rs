@@ -57,6 +57,7 @@ impl Detection {
 pub mod classifier;
 pub mod fold;
 pub mod normalize;
+pub mod overlapping;
 pub mod partial;
 pub mod pieces;
 pub mod pii;

@@ -12,8 +12,9 @@ use std::borrow::Cow;
 
 use std::sync::OnceLock;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use aho_corasick::{dfa, nfa, MatchKind, PatternID};
 
+use super::overlapping;
 use super::partial::Tail;
 use super::{DetectContext, Detection, Finding};
 
@@ -63,6 +64,9 @@ impl Entry {
 /// takes 1.5 MB and scans ~1.9x faster than the NFA; the 801 Korean words take 3.4 MB
 /// (`AhoCorasick::memory_usage`) and scan Korean text ~1.6x faster. Built once per process.
 const DFA_MAX_WORDS: usize = 5_000;
+/// Allow lists up to this many phrases are compiled to a DFA (the `aho-corasick` crate's
+/// own choice); the 424 Korean phrases are a contiguous NFA.
+const ALLOW_DFA_MAX_WORDS: usize = 100;
 
 /// One automaton and its per-pattern data. Words are split by script: ASCII words in
 /// one automaton, words with other characters in another. Each is skipped on text that
@@ -70,12 +74,52 @@ const DFA_MAX_WORDS: usize = 5_000;
 /// hold a Korean word; Korean text without Latin letters cannot hold an English one).
 #[derive(Debug, Clone)]
 struct Automaton {
-    ac: AhoCorasick,
+    search: Search,
     entries: Vec<Entry>,
     /// Bytes of which every match holds one: for ASCII words their first bytes (both
     /// cases: the automaton is ASCII case-insensitive), for the others the leading bytes
     /// of their non-ASCII characters (matched exactly).
     needles: [bool; 256],
+}
+
+/// The automaton of a word group or allow list, searched by
+/// [`overlapping::for_each_match`].
+#[derive(Debug, Clone)]
+enum Search {
+    Dfa(Box<dfa::DFA>),
+    Nfa(Box<nfa::contiguous::NFA>),
+}
+
+impl Search {
+    /// ASCII case-insensitive, unanchored, standard semantics and no prefilter (what the
+    /// lane walk expects); a DFA up to `dfa_max` patterns, a contiguous NFA above.
+    fn new(patterns: &[String], dfa_max: usize) -> Result<Self, aho_corasick::BuildError> {
+        Ok(if patterns.len() <= dfa_max {
+            Self::Dfa(Box::new(
+                dfa::Builder::new()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    .prefilter(false)
+                    .build(patterns)?,
+            ))
+        } else {
+            Self::Nfa(Box::new(
+                nfa::contiguous::Builder::new()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    .prefilter(false)
+                    .build(patterns)?,
+            ))
+        })
+    }
+
+    /// Calls `f(pattern, start, end)` for every match in `hay`, overlapping ones too.
+    fn for_each_match(&self, hay: &[u8], f: impl FnMut(PatternID, usize, usize)) {
+        match self {
+            Self::Dfa(d) => overlapping::for_each_match(d.as_ref(), hay, f),
+            Self::Nfa(n) => overlapping::for_each_match(n.as_ref(), hay, f),
+        }
+    }
 }
 
 impl Automaton {
@@ -123,16 +167,10 @@ fn build_automata(words: Vec<(String, Entry)>) -> Result<Vec<Automaton>, WordErr
         if group.is_empty() {
             continue;
         }
-        let kind = (group.len() <= DFA_MAX_WORDS).then_some(AhoCorasickKind::DFA);
         let (patterns, entries): (Vec<String>, Vec<Entry>) = group.into_iter().unzip();
-        let ac = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .kind(kind)
-            .build(&patterns)?;
         automata.push(Automaton {
             needles: needles(&patterns, is_ascii),
-            ac,
+            search: Search::new(&patterns, DFA_MAX_WORDS)?,
             entries,
         });
     }
@@ -167,7 +205,7 @@ pub struct WordDetector {
     /// The shared managed profanity list, when the rule enables it.
     profanity: &'static [Automaton],
     labels: Vec<String>,
-    allow: Option<AhoCorasick>,
+    allow: Option<Search>,
     /// Every word and allowed phrase, folded and ASCII-lower-cased, sorted: a growing
     /// text's tail that is a prefix of one of them may still become (or cancel) a hit.
     prefixes: Vec<String>,
@@ -227,12 +265,9 @@ impl WordDetector {
         let allow = if allow_list.is_empty() {
             None
         } else {
-            Some(
-                AhoCorasickBuilder::new()
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::Standard)
-                    .build(&allow_list)?,
-            )
+            // Only read where there are candidates: the compact NFA (as the crate picks
+            // for lists of this size) rather than a DFA of megabytes.
+            Some(Search::new(&allow_list, ALLOW_DFA_MAX_WORDS)?)
         };
         Ok(Self {
             own,
@@ -281,32 +316,30 @@ impl WordDetector {
             if !automaton.may_match(bytes) {
                 continue;
             }
-            for m in automaton.ac.find_overlapping_iter(hay) {
-                let Some(e) = automaton.entries.get(m.pattern().as_usize()) else {
-                    continue;
-                };
-                if e.whole_start
-                    && hay[..m.start()]
-                        .chars()
-                        .next_back()
-                        .is_some_and(is_word_char)
-                {
-                    continue;
-                }
-                if e.whole_end && hay[m.end()..].chars().next().is_some_and(is_word_char) {
-                    continue;
-                }
-                cands.push((m.start(), m.end(), e.label));
-            }
+            automaton
+                .search
+                .for_each_match(bytes, |pattern, start, end| {
+                    let Some(e) = automaton.entries.get(pattern.as_usize()) else {
+                        return;
+                    };
+                    let (Some(before), Some(after)) = (hay.get(..start), hay.get(end..)) else {
+                        return;
+                    };
+                    if e.whole_start && before.chars().next_back().is_some_and(is_word_char) {
+                        return;
+                    }
+                    if e.whole_end && after.chars().next().is_some_and(is_word_char) {
+                        return;
+                    }
+                    cands.push((start, end, e.label));
+                });
         }
         if cands.is_empty() {
             return Detection::default();
         }
         if let Some(allow) = &self.allow {
-            let allowed: Vec<(usize, usize)> = allow
-                .find_overlapping_iter(hay)
-                .map(|m| (m.start(), m.end()))
-                .collect();
+            let mut allowed: Vec<(usize, usize)> = Vec::new();
+            allow.for_each_match(bytes, |_, start, end| allowed.push((start, end)));
             if !allowed.is_empty() {
                 cands.retain(|&(s, e, _)| !allowed.iter().any(|&(a, b)| a <= s && e <= b));
             }
@@ -450,11 +483,9 @@ mod tests {
             let hay = parts.concat();
             for automaton in &automata {
                 if !automaton.may_match(hay.as_bytes()) {
-                    prop_assert!(
-                        automaton.ac.find_overlapping_iter(&hay).next().is_none(),
-                        "{:?}",
-                        hay
-                    );
+                    let mut any = false;
+                    automaton.search.for_each_match(hay.as_bytes(), |_, _, _| any = true);
+                    prop_assert!(!any, "{:?}", hay);
                 }
             }
         }
