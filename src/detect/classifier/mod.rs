@@ -277,13 +277,17 @@ impl LinearModel {
         let rows = self.weights.as_chunks::<K>().0.get(..=mask).unwrap_or(&[]);
         features::for_each_feature_run(&self.config, normalized, |run| {
             n += run.len();
+            // Sums in a local copy: `acc` itself lives behind the closure's capture, and
+            // adding to it in memory chains every feature's add to the last one's store.
+            let mut sums = acc;
             for &h in run {
                 if let Some(row) = rows.get(h as usize & mask) {
-                    for (a, w) in acc.iter_mut().zip(row) {
+                    for (a, w) in sums.iter_mut().zip(row) {
                         *a += i64::from(*w);
                     }
                 }
             }
+            acc = sums;
         });
         (acc, n)
     }
