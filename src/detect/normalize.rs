@@ -80,11 +80,13 @@ fn normalize_mostly_ascii(text: &str) -> Option<String> {
     let mut bytes: Vec<u8> = Vec::with_capacity(text.len());
     let mut opaque: Vec<char> = Vec::new();
     let mut i = 0;
-    while let Some(&x) = b.get(i) {
-        if x.is_ascii() {
-            bytes.push(fold_ascii(x));
-            i += 1;
-            continue;
+    while i < b.len() {
+        // The ASCII run up to the next other character, mapped in one go.
+        let run = b[i..].iter().position(|x| !x.is_ascii()).unwrap_or(b.len() - i);
+        bytes.extend(b[i..i + run].iter().map(|&x| fold_ascii(x)));
+        i += run;
+        if i == b.len() {
+            break;
         }
         let c = text.get(i..)?.chars().next()?;
         i += c.len_utf8();
@@ -104,13 +106,17 @@ fn normalize_mostly_ascii(text: &str) -> Option<String> {
         }
     }
     Some(finish_words(&mut bytes, |units| {
-        units
-            .iter()
-            .map(|&u| match u {
-                0x80.. => opaque.get(usize::from(u & 0x7F)).copied().unwrap_or('?'),
-                _ => char::from(u),
-            })
-            .collect()
+        // ASCII runs copied as they are; each placeholder becomes its character.
+        let mut out = String::with_capacity(units.len() + 2 * opaque.len());
+        let mut rest = units;
+        while let Some(p) = rest.iter().position(|u| !u.is_ascii()) {
+            out.push_str(std::str::from_utf8(&rest[..p]).unwrap_or_default());
+            let k = usize::from(rest[p] & 0x7F);
+            out.push(opaque.get(k).copied().unwrap_or('?'));
+            rest = &rest[p + 1..];
+        }
+        out.push_str(std::str::from_utf8(rest).unwrap_or_default());
+        out
     }))
 }
 
