@@ -48,9 +48,97 @@ fn scrub_quoted(message: &str) -> String {
     out
 }
 
+/// Whether three single ASCII letters or digits (each with no ASCII letter or digit on
+/// either side) stand one byte apart, `x?y?z`, each byte between passing `between`: the
+/// shortest run the spaced-letter folds join (`i g n`, `a.b.c`). Bytes of other
+/// characters count as neither.
+///
+/// Why not a walk over the runs: that walk branches at every word edge of prose. Here
+/// every start is tested on the seven bytes around it with comparisons only, which the
+/// compiler turns into vector code (about a tenth of the walk's instructions).
+#[inline]
+pub fn has_spaced_singles(b: &[u8], between: impl Fn(u8) -> bool) -> bool {
+    let n = b.len();
+    if n < 5 {
+        return false;
+    }
+    let al = |x: u8| x.is_ascii_alphanumeric();
+    // The seven bytes around singles at p, p + 2 and p + 4, where the text has them.
+    let at = |i: isize| usize::try_from(i).ok().and_then(|i| b.get(i)).copied();
+    let chain_at = |p: isize| {
+        let not_al = |i: isize| !at(i).is_some_and(al);
+        let single = |i: isize| at(i).is_some_and(al) && not_al(i - 1) && not_al(i + 1);
+        single(p)
+            && single(p + 2)
+            && single(p + 4)
+            && at(p + 1).is_some_and(&between)
+            && at(p + 3).is_some_and(&between)
+    };
+    // Starts whose seven bytes all lie in the text: branch-free over shifted views.
+    let m = n.saturating_sub(6);
+    let w = |k: usize| b.get(k..k + m).unwrap_or_default();
+    let (c0, c1, c2, c3, c4, c5, c6) = (w(0), w(1), w(2), w(3), w(4), w(5), w(6));
+    // Equal lengths, visible to the compiler: no bounds checks in the loop.
+    let k = c0.len();
+    let (c1, c2, c3, c4, c5, c6) = (&c1[..k], &c2[..k], &c3[..k], &c4[..k], &c5[..k], &c6[..k]);
+    let mut any = false;
+    for j in 0..k {
+        any |= !al(c0[j])
+            & al(c1[j])
+            & !al(c2[j])
+            & between(c2[j])
+            & al(c3[j])
+            & !al(c4[j])
+            & between(c4[j])
+            & al(c5[j])
+            & !al(c6[j]);
+    }
+    // The first and last start, which touch an edge of the text.
+    any || chain_at(0) || chain_at(n as isize - 5)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// The shifted-view test finds a chain exactly where the runs of letters and
+        /// digits hold three of length one, one byte apart, with passing bytes between.
+        #[test]
+        fn spaced_singles_equal_the_runs(parts in proptest::collection::vec(
+            proptest::sample::select(vec!["a", "b", "7", "ab", " ", ".", "-", ",", "é", "가"]),
+            0..30,
+        )) {
+            let text = parts.concat();
+            let b = text.as_bytes();
+            let sep = |x: u8| matches!(x, b' ' | b'.' | b'-');
+            // Starts of runs of length one.
+            let mut singles = Vec::new();
+            let mut i = 0;
+            while i < b.len() {
+                let start = i;
+                while i < b.len() && b[i].is_ascii_alphanumeric() {
+                    i += 1;
+                }
+                if i - start == 1 {
+                    singles.push(start);
+                }
+                i = i.max(start + 1);
+            }
+            for between in [&sep as &dyn Fn(u8) -> bool, &|_| true] {
+                let want = singles.iter().any(|&p| {
+                    singles.contains(&(p + 2))
+                        && singles.contains(&(p + 4))
+                        && between(b[p + 1])
+                        && between(b[p + 3])
+                });
+                prop_assert_eq!(has_spaced_singles(b, between), want, "{:?}", text);
+            }
+        }
+    }
 
     #[test]
     fn json_errors_lose_the_values_but_keep_the_shape() {

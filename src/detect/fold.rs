@@ -411,10 +411,38 @@ fn finish(text: &str, units: Vec<Unit>) -> Option<Folded> {
 /// syllables, which only the word view joins) can be present; a `false` only means "fold
 /// to find out".
 fn no_value_folds(text: &str) -> bool {
-    // One pass over the bytes. Bytes of non-ASCII letters count as "not alphanumeric"
-    // here: ASCII characters then look single more often, which only sends more texts to
-    // the full fold.
+    // Bytes of non-ASCII letters count as "not alphanumeric" here: ASCII characters then
+    // look single more often, which only sends more texts to the full fold.
     let b = text.as_bytes();
+    // `x?y?z`: three singles one byte apart, the shortest run spacing joins.
+    if crate::text::has_spaced_singles(b, |_| true) {
+        return false;
+    }
+    // Dotted digit groups need a digit, a dot and a digit somewhere (prose rarely has
+    // one: the walk below is skipped).
+    if has_digit_dot_digit(b) && !no_singles_or_dotted_numbers(b) {
+        return false;
+    }
+    !(may_spell_at(text) && address_regexes().is_some_and(|(address, _)| address.is_match(text)))
+}
+
+/// Whether some `d.d` (ASCII digits around a dot) is in `b`, branch-free.
+fn has_digit_dot_digit(b: &[u8]) -> bool {
+    let m = b.len().saturating_sub(2);
+    let w = |k: usize| b.get(k..k + m).unwrap_or_default();
+    let (c0, c1, c2) = (w(0), w(1), w(2));
+    let k = c0.len();
+    let (c1, c2) = (&c1[..k], &c2[..k]);
+    let mut any = false;
+    for j in 0..k {
+        any |= c0[j].is_ascii_digit() & (c1[j] == b'.') & c2[j].is_ascii_digit();
+    }
+    any
+}
+
+/// The walk behind [`no_value_folds`], one pass over the bytes: `false` on three spaced
+/// singles or on a dotted number the number patterns would read (two dots, ten digits).
+fn no_singles_or_dotted_numbers(b: &[u8]) -> bool {
     // End of the last single alphanumeric (a run of length one), how many singles one
     // byte apart end there, and the current run.
     let mut last_single_end: Option<usize> = None;
@@ -478,7 +506,7 @@ fn no_value_folds(text: &str) -> bool {
             };
         }
     }
-    !(may_spell_at(text) && address_regexes().is_some_and(|(address, _)| address.is_match(text)))
+    true
 }
 
 /// Whether every character of `text` [`is_plain`], reading ASCII, Hangul syllables and
@@ -1945,6 +1973,11 @@ mod shared_pass_tests {
                 "1", "22", "333", "4111", "0101", ".", ".", " ", "-", "a", "b", "가", "/", "*",
         ], 0..16)) {
             check(&text);
+            // The vector pre-checks say what the one walk over the bytes says.
+            let walk = no_singles_or_dotted_numbers(text.as_bytes())
+                && !(may_spell_at(&text)
+                    && address_regexes().is_some_and(|(a, _)| a.is_match(&text)));
+            prop_assert_eq!(no_value_folds(&text), walk, "{:?}", text);
         }
 
         /// Every text the byte path of [`spaced_hangul_view`] takes gives the view and the

@@ -82,7 +82,10 @@ fn normalize_mostly_ascii(text: &str) -> Option<String> {
     let mut i = 0;
     while i < b.len() {
         // The ASCII run up to the next other character, mapped in one go.
-        let run = b[i..].iter().position(|x| !x.is_ascii()).unwrap_or(b.len() - i);
+        let run = b[i..]
+            .iter()
+            .position(|x| !x.is_ascii())
+            .unwrap_or(b.len() - i);
         bytes.extend(b[i..i + run].iter().map(|&x| fold_ascii(x)));
         i += run;
         if i == b.len() {
@@ -190,6 +193,11 @@ trait Unit: Copy + PartialEq {
     /// The unit as an ASCII byte, `None` for other characters.
     fn ascii(self) -> Option<u8>;
 
+    /// [`has_spaced_singles`] (bytes answer it without walking the runs).
+    fn any_spaced_singles(units: &[Self]) -> bool {
+        has_spaced_singles(units)
+    }
+
     /// [`is_alnum`], with ASCII from a table.
     #[inline]
     fn is_alnum(self) -> bool {
@@ -266,6 +274,10 @@ impl Unit for u8 {
     #[inline]
     fn ascii(self) -> Option<u8> {
         self.is_ascii().then_some(self)
+    }
+    fn any_spaced_singles(units: &[u8]) -> bool {
+        // Placeholders are not ASCII: neither letters nor separators, as for the walk.
+        crate::text::has_spaced_singles(units, is_spacing_sep)
     }
 }
 
@@ -614,7 +626,7 @@ fn fold_words<U: Unit>(chars: &mut [U]) {
 /// Joins runs of 3+ single letters separated by one space or `.`/`-`/`_`/`*`
 /// ("i g n o r e" -> "ignore"). Separators are dropped only inside such runs.
 fn collapse_spaced_letters<U: Unit>(chars: &[U]) -> Cow<'_, [U]> {
-    if !has_spaced_singles(chars) {
+    if !U::any_spaced_singles(chars) {
         return Cow::Borrowed(chars);
     }
     Cow::Owned(join_spaced_singles(chars))
@@ -775,6 +787,17 @@ mod tests {
             let joined = join_spaced_singles(&chars) != chars;
             proptest::prop_assert_eq!(
                 has_spaced_singles(&chars), joined, "{:?}", chars
+            );
+            // The same on bytes (`é` and `가` as placeholders), where the byte test answers.
+            let bytes: Vec<u8> = chars
+                .iter()
+                .map(|&c| u8::try_from(c).ok().filter(u8::is_ascii).unwrap_or(0x80))
+                .collect();
+            proptest::prop_assert_eq!(
+                u8::any_spaced_singles(&bytes),
+                join_spaced_singles(&bytes) != bytes,
+                "{:?}",
+                chars
             );
         }
     }
