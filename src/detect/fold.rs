@@ -945,14 +945,19 @@ fn has_leet(text: &str) -> bool {
     false
 }
 
+/// Whether [`leet`] maps byte `x`, by comparisons (vectorised where [`LEET_CLASS`] is a
+/// lookup); a test holds the two equal.
+fn leet_maps(x: u8) -> bool {
+    matches!(x, b'0' | b'1' | b'3' | b'4' | b'5' | b'7' | b'@' | b'$')
+}
+
 /// The first byte at or after `from` that [`leet`] maps.
 fn next_mapped(b: &[u8], from: usize) -> Option<usize> {
-    let mapped = |x: u8| matches!(x, b'0' | b'1' | b'3' | b'4' | b'5' | b'7' | b'@' | b'$');
     let rest = b.get(from..)?;
     let mut base = from;
     for chunk in rest.chunks(32) {
-        if chunk.iter().fold(false, |any, &x| any | mapped(x)) {
-            return chunk.iter().position(|&x| mapped(x)).map(|q| base + q);
+        if chunk.iter().fold(false, |any, &x| any | leet_maps(x)) {
+            return chunk.iter().position(|&x| leet_maps(x)).map(|q| base + q);
         }
         base += chunk.len();
     }
@@ -1661,6 +1666,18 @@ fn address_partial() -> Option<&'static PartialMatcher> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leet_byte_test_is_the_leet_table() {
+        for x in 0..=u8::MAX {
+            assert_eq!(leet_maps(x), leet(char::from(x)).is_some(), "{x:#x}");
+            assert_eq!(
+                leet_maps(x),
+                LEET_CLASS[usize::from(x)] & LEET_MAPPED != 0,
+                "{x:#x}"
+            );
+        }
+    }
 
     #[test]
     fn numeral_bitset_is_korean_digit() {
