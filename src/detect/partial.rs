@@ -37,6 +37,10 @@ pub struct Tail {
     pub hold: usize,
     /// Whether a complete match starts in `from..hold` (the detector must run there).
     pub candidate: bool,
+    /// The hold cannot move past `hold` before the text is this long (a complete match
+    /// waiting for the bytes after it); 0 when nothing is known beyond the text so far.
+    /// The streaming stage skips deltas that cannot release anything.
+    pub firm_until: usize,
 }
 
 /// How far back a detector without a partial-match model holds a growing text: the
@@ -54,14 +58,22 @@ impl Tail {
         Self {
             hold,
             candidate: true,
+            firm_until: 0,
         }
     }
 
-    /// The more cautious of two answers.
+    /// The more cautious of two answers. The earlier hold stays as long as the answer
+    /// that asks for it stays (either one's, when both ask for the same byte).
     pub fn min(self, other: Self) -> Self {
+        let firm_until = match self.hold.cmp(&other.hold) {
+            std::cmp::Ordering::Less => self.firm_until,
+            std::cmp::Ordering::Greater => other.firm_until,
+            std::cmp::Ordering::Equal => self.firm_until.max(other.firm_until),
+        };
         Self {
             hold: self.hold.min(other.hold),
             candidate: self.candidate || other.candidate,
+            firm_until,
         }
     }
 }
@@ -125,11 +137,21 @@ impl PartialMatcher {
         memo.matched.sort_unstable();
         // The first start not known to be dead: a live one, or the first unprobed one.
         let mut hold = memo.live.first().copied().unwrap_or(memo.scanned);
-        if let Some(&(s, _)) = memo.matched.iter().find(|&&(_, e)| e + right > len) {
-            hold = hold.min(s);
+        let mut firm_until = 0;
+        // A complete match waiting for its right context holds its start until that
+        // context has arrived, whatever the bytes are.
+        if let Some(&(s, e)) = memo.matched.iter().find(|&&(_, e)| e + right > len) {
+            if s <= hold {
+                hold = s;
+                firm_until = e + right;
+            }
         }
         let candidate = memo.matched.iter().any(|&(s, _)| s < hold);
-        Tail { hold, candidate }
+        Tail {
+            hold,
+            candidate,
+            firm_until,
+        }
     }
 
     /// The first of `starts` whose match may still be in progress; the dead starts
@@ -183,6 +205,7 @@ impl PartialMatcher {
                     return Tail {
                         hold: start,
                         candidate,
+                        firm_until: 0,
                     }
                 }
                 Probe::Dead { last_match_end } => {
@@ -191,6 +214,7 @@ impl PartialMatcher {
                             return Tail {
                                 hold: start,
                                 candidate,
+                                firm_until: end + right,
                             };
                         }
                         candidate = true;
@@ -201,6 +225,7 @@ impl PartialMatcher {
         Tail {
             hold: len,
             candidate,
+            firm_until: 0,
         }
     }
 

@@ -261,6 +261,7 @@ impl CompiledDetector {
                 return Tail {
                     hold: from,
                     candidate: true,
+                    firm_until: 0,
                 }
             }
         };
@@ -278,6 +279,7 @@ impl CompiledDetector {
         let mut tail = Tail {
             hold: from + growing.pending,
             candidate: false,
+            firm_until: 0,
         };
         if let Some(view) = &growing.view {
             let v = view.text.as_str();
@@ -295,6 +297,7 @@ impl CompiledDetector {
             tail = tail.min(Tail {
                 hold,
                 candidate: in_view.candidate,
+                firm_until: 0,
             });
         }
         tail

@@ -209,7 +209,9 @@ impl SecretDetector {
             let closed = memchr::memmem::find(&bytes[begin..], b"-----END ")
                 .is_some_and(|j| memchr::memmem::find(&bytes[begin + j + 9..], b"-----").is_some());
             if !closed {
+                // Held until its END line, which no length bounds.
                 tail.hold = begin;
+                tail.firm_until = 0;
                 break;
             }
             at = begin + 11;

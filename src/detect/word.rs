@@ -295,6 +295,7 @@ impl WordDetector {
                     return Tail {
                         hold: start,
                         candidate: true,
+                        firm_until: 0,
                     };
                 }
             }
@@ -303,6 +304,7 @@ impl WordDetector {
         Tail {
             hold: text.len(),
             candidate: true,
+            firm_until: 0,
         }
     }
 

@@ -30,7 +30,7 @@ use super::{
     evaluate, restore, restore_json_escaped, rewrite, Decision, EvalOptions, HitFinding, Lang,
     PseudonymMap, RuleHit, Stage, Verdict,
 };
-use crate::detect::partial::StreamMemo;
+use crate::detect::partial::{StreamMemo, Tail};
 use crate::detect::registry::StreamScope;
 use crate::detect::DetectContext;
 use crate::policy::compile::{CompiledPolicy, CompiledRule};
@@ -76,6 +76,10 @@ struct TextState {
     out: String,
     /// Per output rule: what partial-match scans of this text learned.
     memos: Vec<StreamMemo>,
+    /// Until the text is this long nothing more can be released (the last scan found a
+    /// hold that only more bytes lift, such as a complete match waiting for the bytes
+    /// after it): deltas until then are only appended.
+    wake: usize,
 }
 
 /// The output stage of one streamed answer.
@@ -96,6 +100,9 @@ pub struct StreamGuard {
     blocked: Option<Decision>,
     /// The record's decision, once every text ended (see [`StreamGuard::annotation`]).
     decided: Option<Decision>,
+    /// Whether deltas before a text's `wake` length skip the scan (off only in tests that
+    /// compare the two).
+    skip_until_wake: bool,
 }
 
 fn gates(rule: &CompiledRule) -> bool {
@@ -157,6 +164,7 @@ impl StreamGuard {
             span_scores: BTreeMap::new(),
             blocked: None,
             decided: None,
+            skip_until_wake: true,
         }
     }
 
@@ -175,6 +183,7 @@ impl StreamGuard {
             judged: 0,
             out: String::new(),
             memos: vec![StreamMemo::default(); self.policy.rules(Stage::Output).len()],
+            wake: 0,
         });
         self.texts.len() - 1
     }
@@ -255,24 +264,43 @@ impl StreamGuard {
             (s.kind, s.text.len(), s.released)
         };
         let c = released;
+        if !at_end && self.skip_until_wake && len < self.texts[id].wake {
+            return Ok(String::new());
+        }
         let mut p = len;
         let mut forced = false;
         let mut candidate = at_end;
 
         if kind == TextKind::Text && !at_end {
+            // Until a hold is known to stay, nothing is known beyond this delta.
+            let mut firm_until = 0;
             if self.whole_gating {
                 p = c;
+                firm_until = usize::MAX;
             }
             let TextState { text, memos, .. } = &mut self.texts[id];
             if self.span_gating {
+                let mut span = Tail {
+                    hold: len,
+                    candidate: false,
+                    firm_until: 0,
+                };
                 for (rule, memo) in rules.iter().zip(memos.iter_mut()) {
                     if !span_gate(rule) {
                         continue;
                     }
-                    let tail = rule.detector.stream_tail(text, c, memo);
-                    p = p.min(tail.hold);
-                    candidate |= tail.candidate;
+                    span = span.min(rule.detector.stream_tail(text, c, memo));
                 }
+                p = p.min(span.hold);
+                candidate |= span.candidate;
+                if span.hold <= c {
+                    firm_until = firm_until.max(span.firm_until);
+                }
+            }
+            // Nothing is released before the text reaches `firm_until` (or the bound
+            // forces a release): the deltas until then need no scan.
+            if p <= c {
+                self.texts[id].wake = firm_until.min(c + MAX_HOLD + 1);
             }
             let text = &self.texts[id].text;
             if self.sentence_gating && p > c {

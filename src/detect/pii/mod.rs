@@ -292,6 +292,7 @@ impl PiiDetector {
         let mut tail = Tail {
             hold: text.len(),
             candidate: false,
+            firm_until: 0,
         };
         if self.free_text {
             tail = tail.min(Tail::fixed_window(text, from));
