@@ -10,8 +10,9 @@
 //! fire there and is not run at all).
 
 use regex_automata::hybrid::dfa::{Cache, DFA};
+use regex_automata::hybrid::LazyStateID;
 use regex_automata::util::pool::Pool;
-use regex_automata::util::syntax;
+use regex_automata::util::{start, syntax};
 use regex_automata::{Anchored, Input};
 
 type CachePool = Pool<Cache, Box<dyn Fn() -> Cache + Send + Sync + std::panic::UnwindSafe>>;
@@ -20,6 +21,70 @@ type CachePool = Pool<Cache, Box<dyn Fn() -> Cache + Send + Sync + std::panic::U
 pub struct PartialMatcher {
     dfa: DFA,
     caches: CachePool,
+    /// Which first bytes can begin a match, per look-behind byte: most starts in a
+    /// text die on their first byte, and this answers that without the DFA.
+    first_bytes: Option<Box<FirstBytes>>,
+}
+
+/// For each look-behind (a byte, or the start of the text at index 256), the set of
+/// bytes on which the anchored start state does not die. Built once per matcher from
+/// the DFA itself, so it answers exactly as the DFA's first step would.
+struct FirstBytes {
+    /// Index into `sets` per look-behind; `u8::MAX` where the DFA has no start state
+    /// (it cannot decide; such starts are probed).
+    start_kind: [u8; 257],
+    sets: Vec<[u64; 4]>,
+}
+
+impl FirstBytes {
+    fn build(dfa: &DFA) -> Option<Box<Self>> {
+        let mut cache = dfa.create_cache();
+        let mut states: Vec<LazyStateID> = Vec::new();
+        let mut start_kind = [u8::MAX; 257];
+        for (lb, kind) in start_kind.iter_mut().enumerate() {
+            let look_behind = u8::try_from(lb).ok();
+            let config = start::Config::new()
+                .anchored(Anchored::Yes)
+                .look_behind(look_behind);
+            let Ok(sid) = dfa.start_state(&mut cache, &config) else {
+                continue;
+            };
+            let at = match states.iter().position(|&s| s == sid) {
+                Some(at) => at,
+                None => {
+                    states.push(sid);
+                    states.len() - 1
+                }
+            };
+            *kind = u8::try_from(at).ok().filter(|&k| k != u8::MAX)?;
+        }
+        let mut sets = Vec::with_capacity(states.len());
+        for &sid in &states {
+            let mut set = [0u64; 4];
+            for byte in 0..=255u8 {
+                // A byte the DFA cannot step on (an error) counts as a possible start.
+                let dies = dfa
+                    .next_state(&mut cache, sid, byte)
+                    .is_ok_and(|next| next.is_dead());
+                if !dies {
+                    set[usize::from(byte >> 6)] |= 1 << (byte & 63);
+                }
+            }
+            sets.push(set);
+        }
+        // State ids are only comparable within one cache generation.
+        (cache.clear_count() == 0).then(|| Box::new(Self { start_kind, sets }))
+    }
+
+    /// Whether a match can begin with `byte` after `look_behind` (`None`: the text's
+    /// start); `true` when the DFA has to be asked.
+    fn may_start(&self, look_behind: Option<u8>, byte: u8) -> bool {
+        let lb = look_behind.map_or(256, usize::from);
+        let Some(set) = self.sets.get(usize::from(self.start_kind[lb])) else {
+            return true;
+        };
+        set[usize::from(byte >> 6)] & (1 << (byte & 63)) != 0
+    }
 }
 
 impl std::fmt::Debug for PartialMatcher {
@@ -188,6 +253,7 @@ impl PartialMatcher {
         let create: Box<dyn Fn() -> Cache + Send + Sync + std::panic::UnwindSafe> =
             Box::new(move || for_pool.create_cache());
         Some(Self {
+            first_bytes: FirstBytes::build(&dfa),
             dfa,
             caches: Pool::new(create),
         })
@@ -237,6 +303,14 @@ impl PartialMatcher {
     }
 
     fn probe(&self, cache: &mut Cache, text: &[u8], start: usize) -> Probe {
+        if let (Some(first), Some(&byte)) = (&self.first_bytes, text.get(start)) {
+            let look_behind = start.checked_sub(1).and_then(|i| text.get(i)).copied();
+            if !first.may_start(look_behind, byte) {
+                return Probe::Dead {
+                    last_match_end: None,
+                };
+            }
+        }
         let input = Input::new(text).range(start..).anchored(Anchored::Yes);
         let Ok(mut sid) = self.dfa.start_state_forward(cache, &input) else {
             return Probe::Live;
@@ -345,6 +419,46 @@ mod tests {
                 if releases[end % releases.len()] == 0 {
                     from = want.hold;
                 }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// The first-byte sets answer as the DFA's first step does: scans with and
+        /// without them agree on any text, whatever precedes each start (word bytes,
+        /// line ends, non-ASCII, the text's start).
+        #[test]
+        fn first_byte_sets_answer_like_the_dfa(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "bob", "@", "ex", ".", "com", " ", "555", "-", "12", "\n", "\r", "김",
+                    "sk-", "AKIA", "_", "+82", "x",
+                ]),
+                1..14,
+            ),
+            right in proptest::sample::select(vec![0usize, 24]),
+        ) {
+            let patterns: Vec<String> = [
+                r"[a-z0-9._%+-]+@[a-z0-9-]+\.[a-z]{2,}",
+                r"\b\d{3}-\d{2,4}\b",
+                r"(?m)^AKIA[0-9A-Z]{4}",
+                r"\bsk-[a-z]{2,}",
+                r"\+82[0-9 -]{2,}",
+            ]
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+            let with = PartialMatcher::new(&patterns, true).expect("builds");
+            proptest::prop_assert!(with.first_bytes.is_some());
+            let mut without = PartialMatcher::new(&patterns, true).expect("builds");
+            without.first_bytes = None;
+            let text = parts.concat();
+            for from in 0..=text.len() {
+                proptest::prop_assert_eq!(
+                    with.tail(text.as_bytes(), from, right),
+                    without.tail(text.as_bytes(), from, right),
+                    "{:?} from {}", text, from
+                );
             }
         }
     }
