@@ -315,6 +315,66 @@ proptest! {
     }
 }
 
+/// A policy whose grounding rule blocks: a streamed answer to a request with context is
+/// buffered until its end (or the hold bound).
+fn buffering_policy() -> Arc<CompiledPolicy> {
+    set(r#"id: default
+output:
+  - {id: grounded, detector: grounding, threshold: 0.5, action: block}
+  - {id: pii, detector: pii, entities: [EMAIL], action: mask}
+"#)
+    .default_policy()
+}
+
+/// Per delta, what a guard over `context` releases, with or without skipping.
+fn buffered_releases(pieces: &[&str], skip_until_wake: bool) -> Vec<Result<String, usize>> {
+    let mut g = StreamGuard::new(
+        buffering_policy(),
+        vec!["The parcel was shipped on Monday and arrives on Friday.".to_string()],
+        Some("When does my parcel arrive?".to_string()),
+        Vec::new(),
+        None,
+        map(),
+    );
+    g.skip_until_wake = skip_until_wake;
+    let id = g.open(TextKind::Text);
+    let mut out: Vec<Result<String, usize>> = pieces
+        .iter()
+        .map(|p| g.push(id, p).map_err(|b| b.released))
+        .collect();
+    out.push(g.finish_text(id).map_err(|b| b.released));
+    out
+}
+
+#[test]
+fn a_buffered_answer_is_appended_until_its_end_or_the_bound() {
+    // Short: nothing before the end, then the whole answer (grounded: allowed).
+    let short = [
+        "The parcel ",
+        "was shipped on Monday ",
+        "and arrives on ",
+        "Friday.",
+    ];
+    let got = buffered_releases(&short, true);
+    assert_eq!(got, buffered_releases(&short, false));
+    assert!(got[..short.len()]
+        .iter()
+        .all(|r| r.as_ref().is_ok_and(|s| s.is_empty())));
+    assert_eq!(got.last().cloned(), Some(Ok(short.concat())));
+    // Longer than the bound: the oldest text is forced out at the same deltas either way.
+    let sentence = "The parcel arrives on Friday as planned. ";
+    let long: Vec<&str> = std::iter::repeat_n(sentence, 2 * MAX_HOLD / sentence.len()).collect();
+    let got = buffered_releases(&long, true);
+    assert_eq!(got, buffered_releases(&long, false));
+    let first = got
+        .iter()
+        .position(|r| r.as_ref().is_ok_and(|s| !s.is_empty()));
+    assert!(
+        first.is_some_and(|i| i < long.len()),
+        "forced out before the end"
+    );
+}
+
 #[test]
 fn a_complete_value_sleeps_until_its_right_context_arrived() {
     let policy = shipped_policy();
