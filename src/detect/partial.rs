@@ -437,6 +437,7 @@ mod tests {
                 1..14,
             ),
             right in proptest::sample::select(vec![0usize, 24]),
+            unicode in proptest::prelude::any::<bool>(),
         ) {
             let patterns: Vec<String> = [
                 r"[a-z0-9._%+-]+@[a-z0-9-]+\.[a-z]{2,}",
@@ -448,9 +449,9 @@ mod tests {
             .iter()
             .map(|p| p.to_string())
             .collect();
-            let with = PartialMatcher::new(&patterns, true).expect("builds");
+            let with = PartialMatcher::new(&patterns, unicode).expect("builds");
             proptest::prop_assert!(with.first_bytes.is_some());
-            let mut without = PartialMatcher::new(&patterns, true).expect("builds");
+            let mut without = PartialMatcher::new(&patterns, unicode).expect("builds");
             without.first_bytes = None;
             let text = parts.concat();
             for from in 0..=text.len() {
