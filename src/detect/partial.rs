@@ -295,6 +295,25 @@ impl PartialMatcher {
         }
     }
 
+    /// [`tail`](Self::tail) for the one start `start`: held from it when a match from it
+    /// may still be in progress or ends within `right` bytes of the end.
+    pub fn tail_at(&self, text: &[u8], start: usize, right: usize) -> Tail {
+        let len = text.len();
+        let mut cache = self.caches.get();
+        let (hold, candidate, firm_until) = match self.probe(&mut cache, text, start) {
+            Probe::Live => (start, false, 0),
+            Probe::Dead {
+                last_match_end: Some(end),
+            } if end + right > len => (start, false, end + right),
+            Probe::Dead { last_match_end } => (len, last_match_end.is_some(), 0),
+        };
+        Tail {
+            hold,
+            candidate,
+            firm_until,
+        }
+    }
+
     /// Whether a match starting at `start` may still be in progress at the end of
     /// `text` (one start only; [`tail`](Self::tail) scans them all).
     pub fn live_from(&self, text: &[u8], start: usize) -> bool {

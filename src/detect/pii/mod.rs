@@ -184,6 +184,9 @@ pub struct PiiDetector {
     /// The candidate patterns as lazy DFAs, for streamed answers.
     partial_builtin: Option<PartialMatcher>,
     partial_custom: Option<PartialMatcher>,
+    /// The e-mail pattern as written, for a scan that starts inside a word (see
+    /// [`rules::partial_pattern`]).
+    partial_email: Option<PartialMatcher>,
     /// Whether a free-text entity (names, addresses) is enabled: those are found by
     /// heuristics without a partial-match model, so streams hold a fixed window.
     free_text: bool,
@@ -227,7 +230,14 @@ impl PiiDetector {
             .into_iter()
             .filter(|(f, _)| rules::family_labels(*f).iter().any(|l| enabled.contains(l)))
             .collect();
-        let builtin_patterns: Vec<String> = used.iter().map(|(_, p)| p.clone()).collect();
+        let builtin_patterns: Vec<String> = used
+            .iter()
+            .map(|(f, p)| rules::partial_pattern(*f, p))
+            .collect();
+        let partial_email = used
+            .iter()
+            .find(|(f, _)| *f == rules::Family::Email)
+            .and_then(|(_, p)| PartialMatcher::new(std::slice::from_ref(p), false));
         let (digit, any): (Vec<_>, Vec<_>) =
             used.into_iter().partition(|(f, _)| rules::needs_digit(*f));
         let any = Group::build(any)?;
@@ -270,6 +280,7 @@ impl PiiDetector {
             } else {
                 PartialMatcher::new(&builtin_patterns, false)
             },
+            partial_email,
             partial_custom: if custom_patterns.is_empty() {
                 None
             } else {
@@ -312,6 +323,17 @@ impl PiiDetector {
                 Some(m) => m.tail_memo(bytes, from, context::LOOKAHEAD, part),
                 None => Tail::fixed_window(text, from),
             });
+        }
+        // The scan's e-mail pattern begins where no letter or digit precedes it; a scan
+        // that starts inside a word (text before it was released) asks the pattern as
+        // written about its first byte.
+        let inside_word = from
+            .checked_sub(1)
+            .and_then(|i| bytes.get(i))
+            .is_some_and(|&b| b.is_ascii_alphanumeric() || b == b'_')
+            && bytes.get(from).is_some_and(u8::is_ascii_alphanumeric);
+        if let (true, Some(m)) = (inside_word, &self.partial_email) {
+            tail = tail.min(m.tail_at(bytes, from, context::LOOKAHEAD));
         }
         tail
     }

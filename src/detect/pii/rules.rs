@@ -121,6 +121,22 @@ loop|row|path|pike|green|close|mews|gata|gatan|gade|gate|vej|vei|veien|vegen|str
 terrasse|plads|torv|vagen|gasse|\
 straat|rue|via|viale|calle|avenida|rua|ulica|utca|katu|tie|kuja";
 
+/// The pattern the streaming stage's partial-match scan uses for a family's pattern: the
+/// pattern itself, except for the e-mail pattern, which may begin at any letter of a
+/// word. Every letter of a word is then a start alive to the word's end, each walked there
+/// on each scan. For partial matching only, an address begins where no letter or digit
+/// precedes it: at a word boundary, or with the `_` before it (a local part may follow an
+/// underscore). A start inside a word then dies on its first byte, which the partial
+/// matcher answers without a walk. The earliest live start is the same (a run of letters
+/// and digits before an address belongs to its local part) or, after `_`, one byte
+/// earlier: never later.
+pub fn partial_pattern(family: Family, pattern: &str) -> String {
+    match family {
+        Family::Email => format!(r"(?-u:\b)(?:{pattern})|_(?:{pattern})"),
+        _ => pattern.to_string(),
+    }
+}
+
 /// Builds the pattern list: `(family, regex)`, in priority order.
 pub fn rules() -> Vec<(Family, String)> {
     use Family::*;

@@ -434,3 +434,100 @@ mod fuzz {
         }
     }
 }
+
+mod partial_patterns {
+    use super::*;
+    use crate::detect::partial::{PartialMatcher, StreamMemo};
+    use proptest::prelude::*;
+
+    /// The entities of the shipped output rule (no free-text ones, which hold a fixed
+    /// window).
+    const ENTITIES: &[&str] = &[
+        "EMAIL",
+        "PHONE",
+        "KR_PHONE",
+        "KR_RRN",
+        "CREDIT_DEBIT_CARD_NUMBER",
+        "US_SOCIAL_SECURITY_NUMBER",
+        "INTERNATIONAL_BANK_ACCOUNT_NUMBER",
+    ];
+
+    /// The detector, and a partial matcher of its built-in patterns as the rules write
+    /// them (the reference the scan's patterns are held to).
+    fn setup() -> &'static (PiiDetector, PartialMatcher) {
+        static S: std::sync::OnceLock<(PiiDetector, PartialMatcher)> = std::sync::OnceLock::new();
+        S.get_or_init(|| {
+            let names: Vec<String> = ENTITIES.iter().map(|e| e.to_string()).collect();
+            let detector = PiiDetector::new(Some(&names), &[]).expect("builds");
+            let written: Vec<String> = rules::rules()
+                .into_iter()
+                .filter(|(f, _)| {
+                    rules::family_labels(*f)
+                        .iter()
+                        .any(|l| ENTITIES.contains(l))
+                })
+                .map(|(_, p)| p)
+                .collect();
+            (
+                detector,
+                PartialMatcher::new(&written, false).expect("builds"),
+            )
+        })
+    }
+
+    fn hold(text: &str, from: usize) -> usize {
+        setup()
+            .0
+            .stream_tail(text, from, &mut StreamMemo::default())
+            .hold
+    }
+
+    #[test]
+    fn an_address_is_held_from_where_its_local_part_begins() {
+        let cases: &[(&str, usize, usize)] = &[
+            ("write to bob", 0, 9),
+            ("write to bob.smith@exa", 0, 9),
+            ("x_bob@exa", 0, 0),
+            ("say hi_bob@exa", 0, 4),
+            ("say -_bob@exa", 0, 5),
+            ("문의bob@exa", 0, 6),
+            ("bob@exa", 0, 0),
+            // A scan that starts inside a word (released text before it).
+            ("bobsmith@exa", 3, 3),
+            ("bob_smith@exa", 4, 4),
+            ("bobsmith, ok", 3, 10),
+            ("bobsmith; ", 3, 10),
+        ];
+        for &(text, from, want) in cases {
+            assert_eq!(hold(text, from), want, "{text:?} from {from}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// Whatever the text and wherever the scan starts, the detector holds a growing
+        /// text from the byte the patterns as written would, or earlier: never later.
+        #[test]
+        fn never_held_later_than_the_written_patterns(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "bob", "@", "ex", ".", "com", " ", "_", "x", "1", "-", "+", "김", "\n",
+                    "010", "a.b", "%", "55",
+                ]),
+                1..14,
+            ),
+            from_at in 0usize..64,
+        ) {
+            let text = parts.concat();
+            let mut from = from_at.min(text.len());
+            while !text.is_char_boundary(from) {
+                from -= 1;
+            }
+            let want = setup().1.tail(text.as_bytes(), from, 64).hold;
+            let got = hold(&text, from);
+            prop_assert!(got <= want, "{:?} from {}: {} > {}", text, from, got, want);
+            prop_assert!(text.is_char_boundary(got));
+        }
+    }
+}
