@@ -15,41 +15,9 @@ use haechi::engine::{evaluate, restore, EvalOptions, PseudonymMap, Stage, Stream
 use haechi::policy::{embedded_default, CompiledPolicy};
 use haechi::proxy::stream_guard::GuardedEvents;
 
-const EN: &str = "Thanks for reaching out. I looked at your order history and the delivery \
-was delayed by the carrier, not by our warehouse. You can expect the parcel by Friday; if it \
-does not arrive, reply to this message and we will send a replacement at no cost. For billing \
-questions write to billing@example.com or call 010-2345-6789 during office hours. ";
-const KO: &str = "문의해 주셔서 감사합니다. 주문 내역을 확인해 보니 배송은 창고가 아니라 택배사 \
-사정으로 늦어졌습니다. 금요일까지 받으실 수 있으며, 도착하지 않으면 이 메시지에 답장해 주시면 \
-무료로 다시 보내 드리겠습니다. 결제 문의는 010-2345-6789 로 연락 주세요. ";
-
-fn text(seed: &str, n: usize) -> String {
-    let mut s = String::new();
-    while s.len() < n {
-        s.push_str(seed);
-    }
-    let mut cut = n;
-    while !s.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    s.truncate(cut);
-    s
-}
-
-/// `text` cut into deltas of about `size` bytes (on char boundaries), as a model streams.
-fn deltas(text: &str, size: usize) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at < text.len() {
-        let mut end = (at + size).min(text.len());
-        while !text.is_char_boundary(end) {
-            end += 1;
-        }
-        out.push(&text[at..end]);
-        at = end;
-    }
-    out
-}
+#[path = "common/stream_answer.rs"]
+mod stream_answer;
+use stream_answer::{deltas, text, EN, KO};
 
 fn openai_sse(pieces: &[&str]) -> Vec<u8> {
     let mut s = String::new();

@@ -257,23 +257,35 @@ proptest! {
         cuts in proptest::collection::vec(0usize..4096, 0..40),
         shipped in any::<bool>(),
     ) {
-        let policy = if shipped {
-            shipped_policy()
-        } else {
-            custom_policy()
-        };
+        let policy = policy_of(shipped);
         let text = text_of(&ix);
         check(&policy, &text, &cut(&text, &cuts));
     }
 }
 
-/// Per delta, what a guard releases (or the offset of its block).
+/// Per delta, what guard `g` releases (or the offset of its block), with or without
+/// skipping the deltas that cannot release anything.
+fn releases_of<S: AsRef<str>>(
+    mut g: StreamGuard,
+    pieces: &[S],
+    skip_until_wake: bool,
+) -> Vec<Result<String, usize>> {
+    g.skip_until_wake = skip_until_wake;
+    let id = g.open(TextKind::Text);
+    let mut out: Vec<Result<String, usize>> = pieces
+        .iter()
+        .map(|p| g.push(id, p.as_ref()).map_err(|b| b.released))
+        .collect();
+    out.push(g.finish_text(id).map_err(|b| b.released));
+    out
+}
+
 fn releases(
     policy: &Arc<CompiledPolicy>,
     pieces: &[String],
     skip_until_wake: bool,
 ) -> Vec<Result<String, usize>> {
-    let mut g = StreamGuard::new(
+    let g = StreamGuard::new(
         Arc::clone(policy),
         Vec::new(),
         None,
@@ -281,14 +293,16 @@ fn releases(
         None,
         map(),
     );
-    g.skip_until_wake = skip_until_wake;
-    let id = g.open(TextKind::Text);
-    let mut out: Vec<Result<String, usize>> = pieces
-        .iter()
-        .map(|p| g.push(id, p).map_err(|b| b.released))
-        .collect();
-    out.push(g.finish_text(id).map_err(|b| b.released));
-    out
+    releases_of(g, pieces, skip_until_wake)
+}
+
+/// The shipped policy or the custom one.
+fn policy_of(shipped: bool) -> Arc<CompiledPolicy> {
+    if shipped {
+        shipped_policy()
+    } else {
+        custom_policy()
+    }
 }
 
 proptest! {
@@ -304,11 +318,7 @@ proptest! {
         cuts in proptest::collection::vec(0usize..4096, 0..60),
         shipped in any::<bool>(),
     ) {
-        let policy = if shipped {
-            shipped_policy()
-        } else {
-            custom_policy()
-        };
+        let policy = policy_of(shipped);
         let text = text_of(&ix);
         let pieces = cut(&text, &cuts);
         prop_assert_eq!(releases(&policy, &pieces, true), releases(&policy, &pieces, false));
@@ -326,9 +336,9 @@ output:
     .default_policy()
 }
 
-/// Per delta, what a guard over `context` releases, with or without skipping.
+/// Per delta, what a guard over a request with context releases.
 fn buffered_releases(pieces: &[&str], skip_until_wake: bool) -> Vec<Result<String, usize>> {
-    let mut g = StreamGuard::new(
+    let g = StreamGuard::new(
         buffering_policy(),
         vec!["The parcel was shipped on Monday and arrives on Friday.".to_string()],
         Some("When does my parcel arrive?".to_string()),
@@ -336,14 +346,7 @@ fn buffered_releases(pieces: &[&str], skip_until_wake: bool) -> Vec<Result<Strin
         None,
         map(),
     );
-    g.skip_until_wake = skip_until_wake;
-    let id = g.open(TextKind::Text);
-    let mut out: Vec<Result<String, usize>> = pieces
-        .iter()
-        .map(|p| g.push(id, p).map_err(|b| b.released))
-        .collect();
-    out.push(g.finish_text(id).map_err(|b| b.released));
-    out
+    releases_of(g, pieces, skip_until_wake)
 }
 
 #[test]
