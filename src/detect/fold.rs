@@ -1408,6 +1408,58 @@ pub fn growing(text: &str, kind: ViewKind) -> Growing {
 }
 
 fn growing_uncached(text: &str, kind: ViewKind) -> Growing {
+    if kind == ViewKind::Values {
+        if let Some(g) = prose_growing(text) {
+            return g;
+        }
+    }
+    growing_general(text, kind)
+}
+
+/// [`growing_general`] for the value view of ASCII prose in which nothing folds: letters,
+/// spaces and sentence punctuation, no digits (no numbers, dotted or spelled), no `@` or
+/// `$` (no leetspeak, no address), no spaced single letters and no spelled `at`. Its view
+/// is the text itself, so only the scans for runs still growing are left: spaced single
+/// letters and spelled addresses in progress. `None` for any other text. A streamed
+/// answer's undecided part is mostly such prose; the general passes cost a few
+/// pre-checks and two per-thread caches for every delta.
+fn prose_growing(text: &str) -> Option<Growing> {
+    let b = text.as_bytes();
+    let prose = |c: u8| {
+        c.is_ascii_alphabetic()
+            || matches!(
+                c,
+                b' ' | b'.' | b',' | b';' | b':' | b'!' | b'?' | b'\'' | b'"' | b'-' | b'_'
+            )
+    };
+    if !b.iter().all(|&c| prose(c))
+        || crate::text::has_spaced_singles(b, |_| true)
+        || may_spell_at(text)
+    {
+        return None;
+    }
+    let mut pending = text.len();
+    // ASCII: every byte is a character boundary.
+    let w = text.len().saturating_sub(GROWING_WINDOW);
+    let tail = &text[w..];
+    if let Some(s) = spaced_run_start(tail, false) {
+        pending = pending.min(w + s);
+    }
+    if let Some(m) = address_partial() {
+        for s in address_starts(tail) {
+            if w + s < pending && m.live_from(b, w + s) {
+                pending = w + s;
+            }
+        }
+    }
+    Some(Growing {
+        view: None,
+        pending,
+    })
+}
+
+/// [`growing`] through the folds themselves (any text).
+fn growing_general(text: &str, kind: ViewKind) -> Growing {
     let mut view = folded_shared(text, kind);
     let mut pending = text.len();
     // Where the tail starts (the last GROWING_WINDOW bytes, on a char boundary).
@@ -2130,6 +2182,42 @@ mod shared_pass_tests {
                 let general = general.words.expect("the general passes fold it too");
                 same_view_and_sources(&text, &fast, &general)?;
             }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// The prose shortcut of a growing text's value view answers as the folds do:
+        /// no view, the same bytes held; and it declines the texts it cannot answer.
+        #[test]
+        fn prose_growing_equals_the_general_passes(
+            text in texts(
+                &["a", "b", "x", "t", "at", "AT", " ", "  ", ".", ",", "'", "-", "_", "kim",
+                  "fuck", "the cat", " a", "Thanks ", "reach", "!", "?", "\"", ":", ";"],
+                0..14,
+            ),
+        ) {
+            if let Some(fast) = prose_growing(&text) {
+                let general = growing_general(&text, ViewKind::Values);
+                prop_assert!(general.view.is_none(), "{:?}", text);
+                prop_assert_eq!(fast.pending, general.pending, "{:?}", text);
+            }
+        }
+    }
+
+    #[test]
+    fn prose_growing_takes_prose_and_declines_what_folds() {
+        for text in [
+            "Thanks for reaching out",
+            "Thanks f",
+            "write to kim",
+            "ok. ",
+        ] {
+            assert!(prose_growing(text).is_some(), "{text:?}");
+        }
+        for text in ["call 010-", "kim at ", "f u c", "mail a@", "won $5", "a\tb"] {
+            assert!(prose_growing(text).is_none(), "{text:?}");
         }
     }
 }
