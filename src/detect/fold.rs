@@ -1445,17 +1445,25 @@ fn prose_growing(text: &str) -> Option<Growing> {
     if let Some(s) = spaced_run_start(tail, false) {
         pending = pending.min(w + s);
     }
-    if let Some(m) = address_partial() {
-        for s in address_starts(tail) {
-            if w + s < pending && m.live_from(b, w + s) {
-                pending = w + s;
-            }
-        }
-    }
+    pending = spelled_address_pending(text, w, pending);
     Some(Growing {
         view: None,
         pending,
     })
+}
+
+/// The start of the earliest spelled address still in progress in `text` from byte `w`
+/// on, when it is before `pending`; `pending` otherwise.
+fn spelled_address_pending(text: &str, w: usize, mut pending: usize) -> usize {
+    let Some(m) = address_partial() else {
+        return pending;
+    };
+    for s in address_starts(&text[w..]) {
+        if w + s < pending && m.live_from(text.as_bytes(), w + s) {
+            pending = w + s;
+        }
+    }
+    pending
 }
 
 /// [`growing`] through the folds themselves (any text).
@@ -1496,13 +1504,7 @@ fn growing_general(text: &str, kind: ViewKind) -> Growing {
     if let Some(s) = trailing {
         pending = pending.min(w + s);
     }
-    if let Some(m) = address_partial() {
-        for s in address_starts(tail) {
-            if w + s < pending && m.live_from(text.as_bytes(), w + s) {
-                pending = w + s;
-            }
-        }
-    }
+    pending = spelled_address_pending(text, w, pending);
     // A numeral run still growing may become digits that complete a value begun before
     // it (`kim@일이삼…`, `+82 일공-…`, `x at 일이삼…`), which no scan of the text as
     // written can see: the view handed back reads the run as digits already, so that the
