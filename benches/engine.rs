@@ -11,6 +11,10 @@ use haechi::detect::DetectContext;
 use haechi::engine::{evaluate, EvalOptions, PseudonymMap, Stage};
 use haechi::policy::{compile_sources, embedded_default, Source};
 
+#[path = "common/repeat.rs"]
+mod repeat;
+use repeat::text;
+
 const EN: &str = "Could you summarise the attached quarterly report for our support team? \
 Focus on customer complaints about delivery times, the refund policy changes introduced in March, \
 and any recurring issues with the mobile app login flow. Please keep it under two hundred words, \
@@ -35,20 +39,6 @@ fn variants(seed: &str, n: usize) -> Vec<String> {
             text(&[&words[k..], &words[..k]].concat().concat(), n)
         })
         .collect()
-}
-
-/// About `n` bytes of `seed` repeated, cut on a char boundary.
-fn text(seed: &str, n: usize) -> String {
-    let mut s = String::new();
-    while s.len() < n {
-        s.push_str(seed);
-    }
-    let mut cut = n;
-    while !s.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    s.truncate(cut);
-    s
 }
 
 fn engine(c: &mut Criterion) {

@@ -15,9 +15,12 @@ use haechi::engine::{evaluate, restore, EvalOptions, PseudonymMap, Stage, Stream
 use haechi::policy::{embedded_default, CompiledPolicy};
 use haechi::proxy::stream_guard::GuardedEvents;
 
+#[path = "common/repeat.rs"]
+mod repeat;
 #[path = "common/stream_answer.rs"]
 mod stream_answer;
-use stream_answer::{deltas, text, EN, KO};
+use repeat::text;
+use stream_answer::{deltas, EN, KO};
 
 fn openai_sse(pieces: &[&str]) -> Vec<u8> {
     let mut s = String::new();

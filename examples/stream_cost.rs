@@ -20,9 +20,12 @@ use std::time::Instant;
 use haechi::engine::{PseudonymMap, StreamGuard, TextKind};
 use haechi::policy::embedded_default;
 
+#[path = "../benches/common/repeat.rs"]
+mod repeat;
 #[path = "../benches/common/stream_answer.rs"]
 mod stream_answer;
-use stream_answer::{deltas, text, EN, KO};
+use repeat::text;
+use stream_answer::{deltas, EN, KO};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -1,6 +1,6 @@
 //! The answer the streaming benches send through the output stage (`benches/stream.rs`,
 //! `examples/stream_cost.rs`): support-desk prose with an e-mail address and a phone
-//! number, in English or Korean, repeated to a size and cut into deltas.
+//! number, in English or Korean (repeated to a size with `repeat.rs`), cut into deltas.
 
 pub const EN: &str = "Thanks for reaching out. I looked at your order history and the delivery \
 was delayed by the carrier, not by our warehouse. You can expect the parcel by Friday; if it \
@@ -10,20 +10,6 @@ pub const KO: &str =
     "문의해 주셔서 감사합니다. 주문 내역을 확인해 보니 배송은 창고가 아니라 택배사 \
 사정으로 늦어졌습니다. 금요일까지 받으실 수 있으며, 도착하지 않으면 이 메시지에 답장해 주시면 \
 무료로 다시 보내 드리겠습니다. 결제 문의는 010-2345-6789 로 연락 주세요. ";
-
-/// `seed` repeated to `n` bytes, cut on a char boundary.
-pub fn text(seed: &str, n: usize) -> String {
-    let mut s = String::new();
-    while s.len() < n {
-        s.push_str(seed);
-    }
-    let mut cut = n;
-    while !s.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    s.truncate(cut);
-    s
-}
 
 /// `text` cut into deltas of about `size` bytes (on char boundaries), as a model streams.
 pub fn deltas(text: &str, size: usize) -> Vec<&str> {
