@@ -324,9 +324,15 @@ struct LengthStep<'a> {
 
 /// One n-gram length: advances every start's hash by the character ahead of it, writes
 /// the hashes of the starts whose n-gram counts to the front of `out`, mixed, and
-/// returns how many. On x86-64 CPUs with AVX2 the same code is compiled for 8-lane
-/// vectors (the mixing multiplies are half the work), chosen at run time.
+/// returns how many. On x86-64 CPUs with AVX-512 a 16-lane kernel does it
+/// ([`avx512::take_length`]); with AVX2 the portable code is compiled for 8-lane vectors
+/// (the mixing multiplies are half the work); chosen at run time.
 fn take_length(length: LengthStep<'_>) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F, checked just above.
+        return unsafe { avx512::take_length(length) };
+    }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         #[target_feature(enable = "avx2")]
@@ -372,6 +378,109 @@ fn take_length_body(length: LengthStep<'_>) -> usize {
         *h = mix(*h ^ salt);
     }
     kept
+}
+
+/// [`take_length_body`] in 16-lane AVX-512 vectors. The keep-and-compact step is the one
+/// the compiler cannot vectorise (each kept hash goes to the next free slot): here one
+/// compress-store writes the kept lanes of a whole vector, so every start is stepped and
+/// mixed in vectors and none is handled alone (the tail aside).
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::{
+        __m128i, __m512i, __mmask16, _mm512_cmpge_epu32_mask, _mm512_cvtepu8_epi32,
+        _mm512_loadu_si512, _mm512_mask_compressstoreu_epi32, _mm512_mullo_epi32,
+        _mm512_set1_epi32, _mm512_srli_epi32, _mm512_storeu_si512, _mm512_test_epi32_mask,
+        _mm512_xor_si512, _mm_loadu_si128,
+    };
+
+    use super::{mix, salt, step, LengthStep};
+
+    const LANES: usize = 16;
+
+    /// `mix` on every lane.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn mix16(h: __m512i) -> __m512i {
+        let h = _mm512_xor_si512(h, _mm512_srli_epi32::<16>(h));
+        let h = _mm512_mullo_epi32(h, _mm512_set1_epi32(0x85eb_ca6bu32 as i32));
+        let h = _mm512_xor_si512(h, _mm512_srli_epi32::<13>(h));
+        let h = _mm512_mullo_epi32(h, _mm512_set1_epi32(0xc2b2_ae35u32 as i32));
+        _mm512_xor_si512(h, _mm512_srli_epi32::<16>(h))
+    }
+
+    /// The same result as [`super::take_length_body`] (held equal by a property test).
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn take_length(length: LengthStep<'_>) -> usize {
+        let LengthStep {
+            chain,
+            ahead,
+            room,
+            short,
+            n,
+            out,
+        } = length;
+        // Every array is read for the first `len` starts only.
+        let len = chain
+            .len()
+            .min(ahead.len())
+            .min(room.len())
+            .min(short.len())
+            .min(out.len());
+        let prime = _mm512_set1_epi32(0x0100_0193);
+        let salt16 = _mm512_set1_epi32(salt(n) as i32);
+        let n16 = _mm512_set1_epi32(n as i32);
+        let mut kept = 0usize;
+        let mut i = 0;
+        while i + LANES <= len {
+            // SAFETY: `i + LANES <= len` and `len` is at most each array's length, so every
+            // load and the store read or write inside `chain`, `ahead`, `room` and `short`
+            // (`bool` is one byte, 0 or 1); unaligned accesses are what `loadu`/`storeu`
+            // are for.
+            let (h, c, keep_bytes) = unsafe {
+                let h = _mm512_loadu_si512(chain.as_ptr().add(i).cast());
+                let c = _mm512_loadu_si512(ahead.as_ptr().add(i).cast());
+                let keep_bytes: __m128i = if n >= 3 {
+                    _mm_loadu_si128(room.as_ptr().add(i).cast())
+                } else {
+                    _mm_loadu_si128(short.as_ptr().add(i).cast())
+                };
+                (h, c, keep_bytes)
+            };
+            let h = _mm512_mullo_epi32(_mm512_xor_si512(h, c), prime);
+            // SAFETY: as above, lanes `i..i + LANES` of `chain`.
+            unsafe { _mm512_storeu_si512(chain.as_mut_ptr().add(i).cast(), h) };
+            let wide = _mm512_cvtepu8_epi32(keep_bytes);
+            let keep: __mmask16 = if n >= 3 {
+                _mm512_cmpge_epu32_mask(wide, n16)
+            } else {
+                _mm512_test_epi32_mask(wide, wide)
+            };
+            let mixed = mix16(_mm512_xor_si512(h, salt16));
+            // SAFETY: the store writes `keep.count_ones()` lanes from `out[kept]`; `kept`
+            // counts kept starts before `i`, so `kept + count_ones <= i + LANES <= len`,
+            // inside `out`.
+            unsafe {
+                _mm512_mask_compressstoreu_epi32(out.as_mut_ptr().add(kept).cast(), keep, mixed)
+            };
+            kept += keep.count_ones() as usize;
+            i += LANES;
+        }
+        let salt = salt(n);
+        for j in i..len {
+            let h = step(chain[j], ahead[j]);
+            chain[j] = h;
+            let keep = if n >= 3 {
+                usize::from(room[j]) >= n
+            } else {
+                short[j]
+            };
+            if keep {
+                out[kept] = mix(h ^ salt);
+                kept += 1;
+            }
+        }
+        kept
+    }
 }
 
 thread_local! {
