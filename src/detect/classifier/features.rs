@@ -229,8 +229,10 @@ impl TextHashes {
             // Markers and padding are ASCII too: no start has a 1- or 2-gram.
             self.short.resize(len, false);
         } else {
+            // `a | b >= 0x80` is `a >= 0x80 || b >= 0x80`, in a form that vectorises.
+            let (here, next) = (&self.framed[..len], &self.framed[1..]);
             self.short
-                .extend(self.framed.windows(2).map(|p| p[0] >= 0x80 || p[1] >= 0x80));
+                .extend(here.iter().zip(next).map(|(&a, &b)| a | b >= 0x80));
         }
         self.chain.clear();
         self.chain.resize(len, 0x9e37_79b9);
