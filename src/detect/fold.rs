@@ -509,11 +509,40 @@ fn no_singles_or_dotted_numbers(b: &[u8]) -> bool {
     true
 }
 
+/// Whether every character of `b` is one that [`all_plain`] reads as plain from its bytes
+/// alone (ASCII, and the three-byte syllables and ideographs of its byte shortcuts), so
+/// that its walk could only answer `true`. Each byte is tested with the one after it,
+/// branch-free and 32 at a time, which the compiler vectorises: the walk took one step per
+/// ASCII byte and a tenth of the view building of Korean prose. `false` sends the text to
+/// the walk.
+fn plain_by_bytes_alone(b: &[u8]) -> bool {
+    let Some((&last, init)) = b.split_last() else {
+        return true;
+    };
+    // A continuation byte belongs to a lead byte tested on its own.
+    let fine = |x: u8, y: u8| {
+        (x < 0xC0)
+            | (x.wrapping_sub(0xE5) < 5)
+            | (x.wrapping_sub(0xEB) < 2)
+            | ((x == 0xEA) & (y >= 0xB0))
+            | ((x == 0xED) & (y < 0x9E))
+    };
+    last < 0xC0
+        && init.chunks(32).zip(b[1..].chunks(32)).all(|(xs, ys)| {
+            xs.iter()
+                .zip(ys)
+                .fold(true, |all, (&x, &y)| all & fine(x, y))
+        })
+}
+
 /// Whether every character of `text` [`is_plain`], reading ASCII, Hangul syllables and
 /// most CJK ideographs from their bytes without decoding them (Korean prose is mostly
 /// syllables; English mostly ASCII).
 fn all_plain(text: &str) -> bool {
     let b = text.as_bytes();
+    if plain_by_bytes_alone(b) {
+        return true;
+    }
     let mut i = 0;
     while let Some(&x) = b.get(i) {
         let plain_by_bytes = match x {
@@ -1758,6 +1787,20 @@ mod tests {
         ] {
             assert_eq!(all_plain(text), text.chars().all(is_plain), "{text:?}");
         }
+    }
+
+    /// [`all_plain`] (its vectorised byte test, and the walk when that test gives up) is
+    /// `is_plain` of every character, for every character of the BMP between ASCII
+    /// letters, and after a Hangul syllable (whose next byte the test reads).
+    #[test]
+    fn all_plain_is_is_plain_for_every_character() {
+        for c in ('\u{0}'..='\u{FFFF}').chain(['\u{1F600}', '\u{10FFFF}']) {
+            for text in [format!("a{c}b"), format!("가{c}"), format!("{c}")] {
+                assert_eq!(all_plain(&text), text.chars().all(is_plain), "{text:?}");
+            }
+        }
+        assert!(plain_by_bytes_alone("plain 한국어 text 文字".as_bytes()));
+        assert!(!plain_by_bytes_alone("caf\u{E9}".as_bytes()));
     }
 
     /// The byte pre-check of [`has_korean_numerals`] lets through every text holding a
