@@ -12,6 +12,10 @@ use crate::detect::Finding;
 pub struct Cx<'a> {
     pub text: &'a str,
     pub cues: &'a CueFinder,
+    /// Whether `ADDRESS` is enabled: a number no other rule claims is then looked at as
+    /// a house number or postcode (the most expensive question about prose numbers, and
+    /// one whose answer would be dropped otherwise).
+    pub addresses: bool,
 }
 
 impl Cx<'_> {
@@ -195,7 +199,7 @@ pub fn classify(f: Family, cx: &Cx, s: usize, e: usize) -> Option<Classified> {
         Family::Digits => {
             // A number no other rule claims may be a house number or a postcode.
             let got = digits(cx, s, e);
-            if got.as_ref().is_some_and(|c| !c.findings.is_empty()) {
+            if !cx.addresses || got.as_ref().is_some_and(|c| !c.findings.is_empty()) {
                 return got;
             }
             names::address_around_number(cx.text, cx.cues, s, e).or(got)

@@ -190,6 +190,8 @@ pub struct PiiDetector {
     /// Whether a free-text entity (names, addresses) is enabled: those are found by
     /// heuristics without a partial-match model, so streams hold a fixed window.
     free_text: bool,
+    /// Whether `ADDRESS` is enabled (see [`classify::Cx::addresses`]).
+    addresses: bool,
 }
 
 impl std::fmt::Debug for PiiDetector {
@@ -287,6 +289,7 @@ impl PiiDetector {
                 PartialMatcher::new(&custom_patterns, true)
             },
             free_text,
+            addresses: enabled.contains("ADDRESS"),
             any,
             digit,
             enabled,
@@ -374,6 +377,7 @@ impl PiiDetector {
             let cx = classify::Cx {
                 text,
                 cues: &self.cues,
+                addresses: self.addresses,
             };
             let got = families
                 .get(pid)
