@@ -69,7 +69,7 @@ fn engine(c: &mut Criterion) {
     .expect("empty policy");
     let empty = empty.default_policy();
     let mut g = c.benchmark_group("evaluate_1kb");
-    for (name, seed) in [("en", EN), ("ko", KO)] {
+    for (name, seed) in [("en", EN), ("ko", KO), ("en_prompts", EN)] {
         let real = prompts(name);
         let repeated = variants(seed, 1024);
         for (bench, policy, texts) in [
