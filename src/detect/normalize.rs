@@ -23,7 +23,9 @@ pub fn normalize(text: &str) -> String {
         // The byte path only ever holds ASCII here.
         return finish_words(&mut bytes, |u| String::from_utf8_lossy(u).into_owned());
     }
-    normalize_mostly_ascii(text).unwrap_or_else(|| normalize_chars(text))
+    normalize_mostly_ascii(text)
+        .or_else(|| normalize_bmp(text))
+        .unwrap_or_else(|| normalize_chars(text))
 }
 
 /// How the per-character step treats a non-ASCII character whose result needs no
@@ -119,6 +121,64 @@ fn normalize_mostly_ascii(text: &str) -> Option<String> {
             rest = &rest[p + 1..];
         }
         out.push_str(std::str::from_utf8(rest).unwrap_or_default());
+        out
+    }))
+}
+
+/// What the per-character step makes of `c`, when that is also what it makes of `c`
+/// inside any text and is a Hangul syllable, ASCII, or a BMP character that is not a
+/// letter or digit: `Some(None)` for a dropped character, `Some(Some(u))` for one unit.
+/// `None` otherwise (see [`standalone`] for the NFKC conditions). Letters of other
+/// scripts are left to the char path, so that a unit is alphanumeric exactly when it is
+/// an ASCII letter or digit or a Hangul syllable (no Unicode table in the word passes).
+fn bmp_standalone(c: char) -> Option<Option<u16>> {
+    use unicode_normalization::{char::canonical_combining_class, is_nfkc_quick, IsNormalized};
+    if canonical_combining_class(c) != 0
+        || is_nfkc_quick(std::iter::once(c)) != IsNormalized::Yes
+        || ('\u{3131}'..='\u{318E}').contains(&c)
+    {
+        return None;
+    }
+    let mut out = [None; 2];
+    let mut n = 0;
+    fold_char(c, |r| {
+        if let Some(slot) = out.get_mut(n) {
+            *slot = Some(r);
+        }
+        n += 1;
+    });
+    match (n, out[0]) {
+        (0, _) => Some(None),
+        (1, Some(r)) if r.is_ascii() || is_hangul_syllable(u32::from(r)) || !is_alnum(r) => {
+            u16::try_from(u32::from(r)).ok().map(Some)
+        }
+        _ => None,
+    }
+}
+
+/// [`normalize`] on UTF-16 units for text whose characters are all [`bmp_standalone`]
+/// (Korean prose: Hangul syllables, ASCII and punctuation): such text
+/// is its own NFKC, so the normaliser and the per-character table walk are skipped, and
+/// the word passes run on two bytes a character instead of four. `None` sends the text
+/// to [`normalize_chars`].
+fn normalize_bmp(text: &str) -> Option<String> {
+    let mut units: Vec<u16> = Vec::with_capacity(text.len());
+    for c in text.chars() {
+        let code = u32::from(c);
+        if code < 0x80 {
+            units.push(u16::from(fold_ascii(code as u8)));
+        } else if is_hangul_syllable(code) {
+            // Hangul syllables: NFKC-stable starters the per-character step keeps.
+            units.push(code as u16);
+        } else if let Some(u) = bmp_standalone(c)? {
+            units.push(u);
+        }
+    }
+    Some(finish_words(&mut units, |units| {
+        let mut out = String::with_capacity(units.len() * 3);
+        for &u in units {
+            out.push(u.ch());
+        }
         out
     }))
 }
@@ -249,6 +309,96 @@ impl Unit for char {
     #[inline]
     fn ascii(self) -> Option<u8> {
         u8::try_from(self).ok().filter(u8::is_ascii)
+    }
+}
+
+/// Whether a unit of [`normalize_bmp`] is a letter or digit: ASCII ones and Hangul
+/// syllables are the only ones it admits.
+#[inline]
+fn u16_is_alnum(u: u16) -> bool {
+    u16_is_ascii_alnum(u) | is_hangul_syllable(u32::from(u))
+}
+
+/// An ASCII letter or digit, by comparisons (they vectorise; a table lookup does not).
+#[inline]
+fn u16_is_ascii_alnum(u: u16) -> bool {
+    (u.wrapping_sub(u16::from(b'0')) < 10) | ((u | 0x20).wrapping_sub(u16::from(b'a')) < 26)
+}
+
+/// [`has_spaced_singles`] for [`normalize_bmp`]'s units, as `text::has_spaced_singles`
+/// does it for bytes: every start tested on the seven units around it with comparisons
+/// only (the walk branched at every word edge of Korean prose).
+fn u16_spaced_singles(b: &[u16]) -> bool {
+    let n = b.len();
+    if n < 5 {
+        return false;
+    }
+    let al = u16_is_alnum;
+    let ascii_al = u16_is_ascii_alnum;
+    let sep = |x: u16| matches!(x, 0x20 | 0x2E | 0x2D | 0x5F | 0x2A);
+    let at = |i: isize| usize::try_from(i).ok().and_then(|i| b.get(i)).copied();
+    let chain_at = |p: isize| {
+        let not_al = |i: isize| !at(i).is_some_and(al);
+        let single = |i: isize| at(i).is_some_and(ascii_al) && not_al(i - 1) && not_al(i + 1);
+        single(p)
+            && single(p + 2)
+            && single(p + 4)
+            && at(p + 1).is_some_and(sep)
+            && at(p + 3).is_some_and(sep)
+    };
+    let m = n.saturating_sub(6);
+    let w = |k: usize| b.get(k..k + m).unwrap_or_default();
+    let (c0, c1, c2, c3, c4, c5, c6) = (w(0), w(1), w(2), w(3), w(4), w(5), w(6));
+    let k = c0.len();
+    let (c1, c2, c3, c4, c5, c6) = (&c1[..k], &c2[..k], &c3[..k], &c4[..k], &c5[..k], &c6[..k]);
+    let mut any = false;
+    for j in 0..k {
+        any |= !al(c0[j])
+            & ascii_al(c1[j])
+            & !al(c2[j])
+            & sep(c2[j])
+            & ascii_al(c3[j])
+            & !al(c4[j])
+            & sep(c4[j])
+            & ascii_al(c5[j])
+            & !al(c6[j]);
+    }
+    any || chain_at(0) || chain_at(n as isize - 5)
+}
+
+/// U+AC00..=U+D7A3.
+#[inline]
+fn is_hangul_syllable(code: u32) -> bool {
+    // One comparison: below U+AC00 wraps around to a large number.
+    code.wrapping_sub(0xAC00) < 11_172
+}
+
+/// UTF-16 units of the text [`normalize_bmp`] maps: every unit is a character.
+impl Unit for u16 {
+    #[inline]
+    fn ch(self) -> char {
+        char::from_u32(u32::from(self)).unwrap_or(char::REPLACEMENT_CHARACTER)
+    }
+    #[inline]
+    fn from_char(c: char) -> Self {
+        // The word passes only ever map to ASCII (leetspeak, look-alikes).
+        u16::try_from(u32::from(c)).unwrap_or(u16::from(b'?'))
+    }
+    #[inline]
+    fn ascii(self) -> Option<u8> {
+        u8::try_from(self).ok().filter(u8::is_ascii)
+    }
+    #[inline]
+    fn is_alnum(self) -> bool {
+        u16_is_alnum(self)
+    }
+    #[inline]
+    fn is_word(self) -> bool {
+        (self < 0x80) & (ASCII_CLASS[usize::from(self & 0x7F)] & WORD != 0)
+            | is_hangul_syllable(u32::from(self))
+    }
+    fn any_spaced_singles(units: &[u16]) -> bool {
+        u16_spaced_singles(units)
     }
 }
 
@@ -781,6 +931,48 @@ mod tests {
             let text: String = parts.concat();
             if let Some(bytes) = normalize_mostly_ascii(&text) {
                 proptest::prop_assert_eq!(bytes, normalize_chars(&text), "{:?}", text);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(5000))]
+        /// Korean text on UTF-16 units gives what the char path gives: Hangul syllables
+        /// next to ASCII letters, digits, leetspeak, spaced singles and separators, opaque
+        /// punctuation, invisibles, and what must send the text to the char path
+        /// (compatibility jamo, a trailing conjoining jamo that composes with the syllable
+        /// before it, combining marks, full-width forms, ideographs, Cyrillic).
+        #[test]
+        fn hangul_units_path_equals_the_char_path(parts in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "\u{D55C}", "\u{AD6D}", "\u{C5B4}", "\u{AC00}", "\u{D7A3}", "\u{B2D8}",
+                " ", ".", "-", "_", "*", "@", "$", "!", "|", "+", "a", "B", "e", "i", "s",
+                "0", "1", "3", "4", "\n", "\t", "\u{2013}", "\u{201C}", "\u{00B7}",
+                "\u{200B}", "\u{E0041}", "\u{00E9}", "\u{3131}", "\u{11A8}", "\u{0301}",
+                "\u{FF21}", "\u{4E00}", "\u{0430}", "\u{3000}", "\u{00A0}", "\u{1F600}",
+            ]),
+            0..30,
+        )) {
+            let text: String = parts.concat();
+            if let Some(units) = normalize_bmp(&text) {
+                proptest::prop_assert_eq!(units, normalize_chars(&text), "{:?}", text);
+            }
+        }
+    }
+
+    #[test]
+    fn korean_prose_takes_the_units_path() {
+        for text in [
+            "첨부한 분기 보고서를 요약해 주세요. 3월에 바뀐 정책 \u{2013} i g n o r e",
+            "시1발 h@te 가 나 다 a.b.c",
+            "보고서\u{200B}를 ㅋ",
+        ] {
+            let units = normalize_bmp(text);
+            let expect_units = !text.contains('ㅋ');
+            assert_eq!(units.is_some(), expect_units, "{text:?}");
+            assert_eq!(normalize(text), normalize_chars(text), "{text:?}");
+            if let Some(u) = units {
+                assert_eq!(u, normalize_chars(text), "{text:?}");
             }
         }
     }
