@@ -58,23 +58,37 @@ fn scrub_quoted(message: &str) -> String {
 /// compiler turns into vector code (about a tenth of the walk's instructions).
 #[inline]
 pub fn has_spaced_singles(b: &[u8], between: impl Fn(u8) -> bool) -> bool {
+    let al = |x: u8| x.is_ascii_alphanumeric();
+    has_spaced_singles_by(b, al, al, between)
+}
+
+/// [`has_spaced_singles`] over any units: `single` says which units may stand alone
+/// (ASCII letters and digits), `al` which units a single must not touch (every letter
+/// and digit, in any script the units hold). Keep both to comparisons, so the loop
+/// stays vector code.
+#[inline]
+pub fn has_spaced_singles_by<T: Copy>(
+    b: &[T],
+    al: impl Fn(T) -> bool,
+    single: impl Fn(T) -> bool,
+    between: impl Fn(T) -> bool,
+) -> bool {
     let n = b.len();
     if n < 5 {
         return false;
     }
-    let al = |x: u8| x.is_ascii_alphanumeric();
-    // The seven bytes around singles at p, p + 2 and p + 4, where the text has them.
+    // The seven units around singles at p, p + 2 and p + 4, where the text has them.
     let at = |i: isize| usize::try_from(i).ok().and_then(|i| b.get(i)).copied();
     let chain_at = |p: isize| {
-        let not_al = |i: isize| !at(i).is_some_and(al);
-        let single = |i: isize| at(i).is_some_and(al) && not_al(i - 1) && not_al(i + 1);
-        single(p)
-            && single(p + 2)
-            && single(p + 4)
+        let not_al = |i: isize| !at(i).is_some_and(&al);
+        let one = |i: isize| at(i).is_some_and(&single) && not_al(i - 1) && not_al(i + 1);
+        one(p)
+            && one(p + 2)
+            && one(p + 4)
             && at(p + 1).is_some_and(&between)
             && at(p + 3).is_some_and(&between)
     };
-    // Starts whose seven bytes all lie in the text: branch-free over shifted views.
+    // Starts whose seven units all lie in the text: branch-free over shifted views.
     let m = n.saturating_sub(6);
     let w = |k: usize| b.get(k..k + m).unwrap_or_default();
     let (c0, c1, c2, c3, c4, c5, c6) = (w(0), w(1), w(2), w(3), w(4), w(5), w(6));
@@ -84,13 +98,13 @@ pub fn has_spaced_singles(b: &[u8], between: impl Fn(u8) -> bool) -> bool {
     let mut any = false;
     for j in 0..k {
         any |= !al(c0[j])
-            & al(c1[j])
+            & single(c1[j])
             & !al(c2[j])
             & between(c2[j])
-            & al(c3[j])
+            & single(c3[j])
             & !al(c4[j])
             & between(c4[j])
-            & al(c5[j])
+            & single(c5[j])
             & !al(c6[j]);
     }
     // The first and last start, which touch an edge of the text.

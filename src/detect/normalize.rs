@@ -41,11 +41,11 @@ enum Standalone {
     Opaque(char),
 }
 
-/// What [`fold_char`] makes of `c` alone, when that is also what it makes of `c` inside
-/// any text: `c` is left alone by NFKC in every context (quick-check `Yes`, so it never
-/// composes with the character before it, and a starter, so nothing reorders around it)
-/// and the result is one of [`Standalone`]. `None` for anything else.
-fn standalone(c: char) -> Option<Standalone> {
+/// What [`fold_char`] makes of `c` alone (`None` for nothing), when that is also what it
+/// makes of `c` inside any text and is at most one character: `c` is left alone by NFKC
+/// in every context (quick-check `Yes`, so it never composes with the character before
+/// it, and a starter, so nothing reorders around it). `None` for anything else.
+fn folded_alone(c: char) -> Option<Option<char>> {
     use unicode_normalization::{char::canonical_combining_class, is_nfkc_quick, IsNormalized};
     if canonical_combining_class(c) != 0
         || is_nfkc_quick(std::iter::once(c)) != IsNormalized::Yes
@@ -62,9 +62,18 @@ fn standalone(c: char) -> Option<Standalone> {
         n += 1;
     });
     match (n, out[0]) {
-        (0, _) => Some(Standalone::Drop),
-        (1, Some(r)) if r.is_ascii() => Some(Standalone::Ascii(r as u8)),
-        (1, Some(r)) if !is_alnum(r) && !r.is_whitespace() && homoglyph(r).is_none() => {
+        (0, _) => Some(None),
+        (1, Some(r)) => Some(Some(r)),
+        _ => None,
+    }
+}
+
+/// [`folded_alone`] as one of [`Standalone`], `None` for anything else.
+fn standalone(c: char) -> Option<Standalone> {
+    match folded_alone(c)? {
+        None => Some(Standalone::Drop),
+        Some(r) if r.is_ascii() => Some(Standalone::Ascii(r as u8)),
+        Some(r) if !is_alnum(r) && !r.is_whitespace() && homoglyph(r).is_none() => {
             Some(Standalone::Opaque(r))
         }
         _ => None,
@@ -125,31 +134,15 @@ fn normalize_mostly_ascii(text: &str) -> Option<String> {
     }))
 }
 
-/// What the per-character step makes of `c`, when that is also what it makes of `c`
-/// inside any text and is a Hangul syllable, ASCII, or a BMP character that is not a
-/// letter or digit: `Some(None)` for a dropped character, `Some(Some(u))` for one unit.
-/// `None` otherwise (see [`standalone`] for the NFKC conditions). Letters of other
-/// scripts are left to the char path, so that a unit is alphanumeric exactly when it is
-/// an ASCII letter or digit or a Hangul syllable (no Unicode table in the word passes).
+/// [`folded_alone`] as one UTF-16 unit, when the result is ASCII, a Hangul syllable or a
+/// BMP character that is not a letter or digit: `Some(None)` for a dropped character.
+/// Letters of other scripts are left to the char path, so that a unit is alphanumeric
+/// exactly when it is an ASCII letter or digit or a Hangul syllable (no Unicode table in
+/// the word passes).
 fn bmp_standalone(c: char) -> Option<Option<u16>> {
-    use unicode_normalization::{char::canonical_combining_class, is_nfkc_quick, IsNormalized};
-    if canonical_combining_class(c) != 0
-        || is_nfkc_quick(std::iter::once(c)) != IsNormalized::Yes
-        || ('\u{3131}'..='\u{318E}').contains(&c)
-    {
-        return None;
-    }
-    let mut out = [None; 2];
-    let mut n = 0;
-    fold_char(c, |r| {
-        if let Some(slot) = out.get_mut(n) {
-            *slot = Some(r);
-        }
-        n += 1;
-    });
-    match (n, out[0]) {
-        (0, _) => Some(None),
-        (1, Some(r)) if r.is_ascii() || is_hangul_syllable(u32::from(r)) || !is_alnum(r) => {
+    match folded_alone(c)? {
+        None => Some(None),
+        Some(r) if r.is_ascii() || is_hangul_syllable(u32::from(r)) || !is_alnum(r) => {
             u16::try_from(u32::from(r)).ok().map(Some)
         }
         _ => None,
@@ -325,45 +318,13 @@ fn u16_is_ascii_alnum(u: u16) -> bool {
     (u.wrapping_sub(u16::from(b'0')) < 10) | ((u | 0x20).wrapping_sub(u16::from(b'a')) < 26)
 }
 
-/// [`has_spaced_singles`] for [`normalize_bmp`]'s units, as `text::has_spaced_singles`
-/// does it for bytes: every start tested on the seven units around it with comparisons
-/// only (the walk branched at every word edge of Korean prose).
-fn u16_spaced_singles(b: &[u16]) -> bool {
-    let n = b.len();
-    if n < 5 {
-        return false;
-    }
-    let al = u16_is_alnum;
-    let ascii_al = u16_is_ascii_alnum;
-    let sep = |x: u16| matches!(x, 0x20 | 0x2E | 0x2D | 0x5F | 0x2A);
-    let at = |i: isize| usize::try_from(i).ok().and_then(|i| b.get(i)).copied();
-    let chain_at = |p: isize| {
-        let not_al = |i: isize| !at(i).is_some_and(al);
-        let single = |i: isize| at(i).is_some_and(ascii_al) && not_al(i - 1) && not_al(i + 1);
-        single(p)
-            && single(p + 2)
-            && single(p + 4)
-            && at(p + 1).is_some_and(sep)
-            && at(p + 3).is_some_and(sep)
-    };
-    let m = n.saturating_sub(6);
-    let w = |k: usize| b.get(k..k + m).unwrap_or_default();
-    let (c0, c1, c2, c3, c4, c5, c6) = (w(0), w(1), w(2), w(3), w(4), w(5), w(6));
-    let k = c0.len();
-    let (c1, c2, c3, c4, c5, c6) = (&c1[..k], &c2[..k], &c3[..k], &c4[..k], &c5[..k], &c6[..k]);
-    let mut any = false;
-    for j in 0..k {
-        any |= !al(c0[j])
-            & ascii_al(c1[j])
-            & !al(c2[j])
-            & sep(c2[j])
-            & ascii_al(c3[j])
-            & !al(c4[j])
-            & sep(c4[j])
-            & ascii_al(c5[j])
-            & !al(c6[j]);
-    }
-    any || chain_at(0) || chain_at(n as isize - 5)
+/// [`has_spaced_singles`] for [`normalize_bmp`]'s units, tested the vectorised way
+/// `text::has_spaced_singles` tests bytes (the walk branched at every word edge of
+/// Korean prose).
+fn u16_spaced_singles(units: &[u16]) -> bool {
+    crate::text::has_spaced_singles_by(units, u16_is_alnum, u16_is_ascii_alnum, |x| {
+        matches!(x, 0x20 | 0x2E | 0x2D | 0x5F | 0x2A)
+    })
 }
 
 /// U+AC00..=U+D7A3.
