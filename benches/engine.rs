@@ -42,9 +42,9 @@ fn variants(seed: &str, n: usize) -> Vec<String> {
 }
 
 /// The bench's real texts of one language (`benches/data/prompts_1k.jsonl`, see
-/// `benches/data/NOTICE`): 128 different ~1 KB passages each. Different texts matter:
+/// `benches/data/NOTICE`): 128 different ~1 KB texts per set. Different texts matter:
 /// one text (or rotations of one) keeps the lazy DFAs, the classifiers' weight rows and
-/// the branch predictors warm and measured a third of what a new prompt costs.
+/// the branch predictors warm, and measured about half of what a new text costs.
 fn prompts(lang: &str) -> Vec<String> {
     #[derive(serde::Deserialize)]
     struct Line {
@@ -81,7 +81,7 @@ fn engine(c: &mut Criterion) {
             if texts.is_empty() {
                 continue;
             }
-            let bytes = texts.iter().map(String::len).sum::<usize>() / texts.len().max(1);
+            let bytes = texts.iter().map(String::len).sum::<usize>() / texts.len();
             g.throughput(Throughput::Bytes(bytes as u64));
             g.bench_with_input(BenchmarkId::new(bench, name), texts, |b, texts| {
                 let mut next = texts.iter().cycle();
