@@ -212,7 +212,7 @@ fn fold_char(c: char, mut push: impl FnMut(char)) {
         });
         return;
     }
-    if ('\u{AC00}'..='\u{D7A3}').contains(&c) {
+    if is_hangul_syllable(u32::from(c)) {
         push(c);
         return;
     }
@@ -322,8 +322,9 @@ fn u16_is_ascii_alnum(u: u16) -> bool {
 /// `text::has_spaced_singles` tests bytes (the walk branched at every word edge of
 /// Korean prose).
 fn u16_spaced_singles(units: &[u16]) -> bool {
+    // `x as u8` only counts below 0x80, where it is exact.
     crate::text::has_spaced_singles_by(units, u16_is_alnum, u16_is_ascii_alnum, |x| {
-        matches!(x, 0x20 | 0x2E | 0x2D | 0x5F | 0x2A)
+        (x < 0x80) & is_spacing_byte(x as u8)
     })
 }
 
@@ -529,7 +530,7 @@ pub fn normalize_shared(text: &str) -> Rc<str> {
 /// compose with the ASCII letter or syllable before it ("e" + U+0301 → "é").
 fn nfkc_keep_jamo(text: &str) -> Vec<char> {
     let is_jamo = |c: char| ('\u{3131}'..='\u{318E}').contains(&c);
-    let is_stable = |c: char| c < '\u{A0}' || ('\u{AC00}'..='\u{D7A3}').contains(&c);
+    let is_stable = |c: char| c < '\u{A0}' || is_hangul_syllable(u32::from(c));
     let mut out = Vec::with_capacity(text.len());
     // Start of the run waiting for the normaliser, and of the previous stable char.
     let mut run: Option<usize> = None;
@@ -642,7 +643,7 @@ fn leet(c: char) -> Option<char> {
 pub fn is_alnum(c: char) -> bool {
     if c.is_ascii() {
         c.is_ascii_alphanumeric()
-    } else if ('\u{AC00}'..='\u{D7A3}').contains(&c) {
+    } else if is_hangul_syllable(u32::from(c)) {
         true
     } else {
         c.is_alphanumeric()
@@ -653,7 +654,7 @@ pub fn is_alnum(c: char) -> bool {
 fn is_alpha(c: char) -> bool {
     if c.is_ascii() {
         c.is_ascii_alphabetic()
-    } else if ('\u{AC00}'..='\u{D7A3}').contains(&c) {
+    } else if is_hangul_syllable(u32::from(c)) {
         true
     } else {
         c.is_alphabetic()
@@ -679,7 +680,7 @@ fn fold_words<U: Unit>(chars: &mut [U]) {
         let mut plain = true;
         while i < chars.len() && chars[i].is_word() {
             let c = chars[i].ch();
-            plain &= c.is_ascii_alphabetic() || ('\u{AC00}'..='\u{D7A3}').contains(&c);
+            plain &= c.is_ascii_alphabetic() || is_hangul_syllable(u32::from(c));
             i += 1;
         }
         if plain {
@@ -754,7 +755,13 @@ fn collapse_spaced_letters<U: Unit>(chars: &[U]) -> Cow<'_, [U]> {
 
 /// Separators [`collapse_spaced_letters`] drops between single letters.
 fn is_spacing_sep<U: Unit>(u: U) -> bool {
-    matches!(u.ch(), ' ' | '.' | '-' | '_' | '*')
+    u.ascii().is_some_and(is_spacing_byte)
+}
+
+/// The ASCII separators of [`is_spacing_sep`].
+#[inline]
+fn is_spacing_byte(b: u8) -> bool {
+    matches!(b, b' ' | b'.' | b'-' | b'_' | b'*')
 }
 
 /// The joining of [`collapse_spaced_letters`], on any text.
