@@ -24,7 +24,7 @@ pub fn normalize(text: &str) -> String {
         return finish_words(&mut bytes, |u| String::from_utf8_lossy(u).into_owned());
     }
     normalize_mostly_ascii(text)
-        .or_else(|| normalize_bmp(text))
+        .or_else(|| normalize_utf16(text))
         .unwrap_or_else(|| normalize_chars(text))
 }
 
@@ -134,28 +134,46 @@ fn normalize_mostly_ascii(text: &str) -> Option<String> {
     }))
 }
 
-/// [`folded_alone`] as one UTF-16 unit, when the result is ASCII, a Hangul syllable or a
-/// BMP character that is not a letter or digit: `Some(None)` for a dropped character.
-/// Letters of other scripts are left to the char path, so that a unit is alphanumeric
-/// exactly when it is an ASCII letter or digit or a Hangul syllable (no Unicode table in
-/// the word passes).
-fn bmp_standalone(c: char) -> Option<Option<u16>> {
-    match folded_alone(c)? {
-        None => Some(None),
-        Some(r) if r.is_ascii() || is_hangul_syllable(u32::from(r)) || !is_alnum(r) => {
-            u16::try_from(u32::from(r)).ok().map(Some)
-        }
-        _ => None,
+/// [`folded_alone`] as one unit of [`normalize_utf16`]: `Some(None)` for a dropped
+/// character, the character itself when it is in the BMP, and a placeholder (see
+/// [`OPAQUE_BASE`]) for a character beyond it that every word pass treats as opaque
+/// (emoji, most symbols). `None` sends the text to the char path.
+fn utf16_unit(c: char, opaque: &mut Vec<char>) -> Option<Option<u16>> {
+    let Some(r) = folded_alone(c)? else {
+        return Some(None);
+    };
+    if let Ok(u) = u16::try_from(u32::from(r)) {
+        return Some(Some(u));
     }
+    if is_alnum(r) || r.is_whitespace() || homoglyph(r).is_some() {
+        return None;
+    }
+    let k = match opaque.iter().position(|&o| o == r) {
+        Some(k) => k,
+        None => {
+            opaque.push(r);
+            opaque.len() - 1
+        }
+    };
+    let k = u16::try_from(k).ok().filter(|&k| k < OPAQUE_COUNT)?;
+    Some(Some(OPAQUE_BASE + k))
 }
 
-/// [`normalize`] on UTF-16 units for text whose characters are all [`bmp_standalone`]
-/// (Korean prose: Hangul syllables, ASCII and punctuation): such text
-/// is its own NFKC, so the normaliser and the per-character table walk are skipped, and
-/// the word passes run on two bytes a character instead of four. `None` sends the text
-/// to [`normalize_chars`].
-fn normalize_bmp(text: &str) -> Option<String> {
+/// Placeholders of [`normalize_utf16`] for opaque characters beyond the BMP: the surrogate
+/// code points, which no `str` holds, so a placeholder never meets a real character. Each
+/// reads as U+FFFD (not a letter, digit, space or separator), and two are equal only for
+/// the same character.
+const OPAQUE_BASE: u16 = 0xD800;
+const OPAQUE_COUNT: u16 = 0x800;
+
+/// [`normalize`] on UTF-16 units for text whose characters are all [`utf16_unit`]s
+/// (Korean prose, and prose of any script that is its own NFKC: Cyrillic and Greek
+/// names, kana, ideographs, emoji). Such text needs no normaliser and no per-character
+/// table walk, and the word passes run on two bytes a character instead of four. `None`
+/// sends the text to [`normalize_chars`].
+fn normalize_utf16(text: &str) -> Option<String> {
     let mut units: Vec<u16> = Vec::with_capacity(text.len());
+    let mut opaque: Vec<char> = Vec::new();
     for c in text.chars() {
         let code = u32::from(c);
         if code < 0x80 {
@@ -163,14 +181,17 @@ fn normalize_bmp(text: &str) -> Option<String> {
         } else if is_hangul_syllable(code) {
             // Hangul syllables: NFKC-stable starters the per-character step keeps.
             units.push(code as u16);
-        } else if let Some(u) = bmp_standalone(c)? {
+        } else if let Some(u) = utf16_unit(c, &mut opaque)? {
             units.push(u);
         }
     }
     Some(finish_words(&mut units, |units| {
         let mut out = String::with_capacity(units.len() * 3);
         for &u in units {
-            out.push(u.ch());
+            match u.checked_sub(OPAQUE_BASE).filter(|&k| k < OPAQUE_COUNT) {
+                Some(k) => out.push(opaque.get(usize::from(k)).copied().unwrap_or('?')),
+                None => out.push(u.ch()),
+            }
         }
         out
     }))
@@ -259,6 +280,11 @@ trait Unit: Copy + PartialEq {
             None => is_alnum(self.ch()),
         }
     }
+    /// [`is_alpha`].
+    #[inline]
+    fn is_alpha(self) -> bool {
+        is_alpha(self.ch())
+    }
     /// [`is_word_char`], with ASCII from a table.
     #[inline]
     fn is_word(self) -> bool {
@@ -269,9 +295,11 @@ trait Unit: Copy + PartialEq {
     }
 }
 
-/// [`ASCII_CLASS`] bits.
+/// [`ASCII_CLASS`] bits ([`ALPHA`] and [`LOOK_ALIKE`] only in [`char_class`]).
 const ALNUM: u8 = 1;
 const WORD: u8 = 2;
+const ALPHA: u8 = 4;
+const LOOK_ALIKE: u8 = 8;
 
 /// Classes of the ASCII characters for the word passes: a lookup instead of a chain of
 /// comparisons per character.
@@ -305,11 +333,62 @@ impl Unit for char {
     }
 }
 
-/// Whether a unit of [`normalize_bmp`] is a letter or digit: ASCII ones and Hangul
-/// syllables are the only ones it admits.
+/// Whether a unit of [`normalize_utf16`] is a letter or digit (placeholders are not).
 #[inline]
 fn u16_is_alnum(u: u16) -> bool {
-    u16_is_ascii_alnum(u) | is_hangul_syllable(u32::from(u))
+    if u < 0x80 {
+        ASCII_CLASS[usize::from(u)] & ALNUM != 0
+    } else {
+        is_hangul_syllable(u32::from(u)) || bmp_class(u) & ALNUM != 0
+    }
+}
+
+/// [`ALNUM`], [`ALPHA`] and [`LOOK_ALIKE`] bits of a character (`char::is_alphanumeric`,
+/// `char::is_alphabetic`, a [`homoglyph`] of its lower case). The word passes and the
+/// span folds ask these per character, where the char functions search Unicode tables:
+/// BMP characters are answered from a table of their 256-character block, built on first
+/// use (a text touches a few blocks).
+pub(crate) fn char_class(c: char) -> u8 {
+    static BLOCKS: [std::sync::OnceLock<Box<[u8; 256]>>; 256] =
+        [const { std::sync::OnceLock::new() }; 256];
+    let code = u32::from(c);
+    let Some(block) = BLOCKS.get((code >> 8) as usize) else {
+        return class_of(c);
+    };
+    let table = block.get_or_init(|| {
+        let mut table = Box::new([0u8; 256]);
+        for (low, slot) in table.iter_mut().enumerate() {
+            *slot = char::from_u32((code & !0xFF) | low as u32).map_or(0, class_of);
+        }
+        table
+    });
+    table[(code & 0xFF) as usize]
+}
+
+/// [`char_class`] computed.
+fn class_of(c: char) -> u8 {
+    let mut class = 0;
+    if c.is_alphanumeric() {
+        class |= ALNUM;
+    }
+    if c.is_alphabetic() {
+        class |= ALPHA;
+    }
+    if !c.is_ascii() && homoglyph(c.to_lowercase().next().unwrap_or(c)).is_some() {
+        class |= LOOK_ALIKE;
+    }
+    class
+}
+
+/// [`char_class`] of a UTF-16 unit of [`normalize_utf16`] (nothing for placeholders).
+#[inline]
+fn bmp_class(u: u16) -> u8 {
+    char::from_u32(u32::from(u)).map_or(0, char_class)
+}
+
+/// A Cyrillic or Greek letter that looks like a Latin one, in either case.
+pub(crate) fn is_look_alike(c: char) -> bool {
+    !c.is_ascii() && char_class(c) & LOOK_ALIKE != 0
 }
 
 /// An ASCII letter or digit, by comparisons (they vectorise; a table lookup does not).
@@ -318,14 +397,17 @@ fn u16_is_ascii_alnum(u: u16) -> bool {
     (u.wrapping_sub(u16::from(b'0')) < 10) | ((u | 0x20).wrapping_sub(u16::from(b'a')) < 26)
 }
 
-/// [`has_spaced_singles`] for [`normalize_bmp`]'s units, tested the vectorised way
-/// `text::has_spaced_singles` tests bytes (the walk branched at every word edge of
-/// Korean prose).
+/// [`has_spaced_singles`] for [`normalize_utf16`]'s units. First the vectorised test of
+/// `text::has_spaced_singles` (the walk branched at every word edge of Korean prose),
+/// taking only ASCII letters and digits and Hangul syllables as letters: with fewer
+/// letters there are only more singles, so its "no" is exact and its "yes" (exact for
+/// text of those alone) is confirmed by the walk.
 fn u16_spaced_singles(units: &[u16]) -> bool {
+    let hangul_or_ascii = |u: u16| u16_is_ascii_alnum(u) | is_hangul_syllable(u32::from(u));
     // `x as u8` only counts below 0x80, where it is exact.
-    crate::text::has_spaced_singles_by(units, u16_is_alnum, u16_is_ascii_alnum, |x| {
+    crate::text::has_spaced_singles_by(units, hangul_or_ascii, u16_is_ascii_alnum, |x| {
         (x < 0x80) & is_spacing_byte(x as u8)
-    })
+    }) && has_spaced_singles(units)
 }
 
 /// U+AC00..=U+D7A3.
@@ -335,7 +417,8 @@ fn is_hangul_syllable(code: u32) -> bool {
     code.wrapping_sub(0xAC00) < 11_172
 }
 
-/// UTF-16 units of the text [`normalize_bmp`] maps: every unit is a character.
+/// UTF-16 units of the text [`normalize_utf16`] maps: every unit is a BMP character or a
+/// placeholder (see [`OPAQUE_BASE`]).
 impl Unit for u16 {
     #[inline]
     fn ch(self) -> char {
@@ -356,8 +439,19 @@ impl Unit for u16 {
     }
     #[inline]
     fn is_word(self) -> bool {
-        (self < 0x80) & (ASCII_CLASS[usize::from(self & 0x7F)] & WORD != 0)
-            | is_hangul_syllable(u32::from(self))
+        if self < 0x80 {
+            ASCII_CLASS[usize::from(self)] & WORD != 0
+        } else {
+            u16_is_alnum(self)
+        }
+    }
+    #[inline]
+    fn is_alpha(self) -> bool {
+        if self < 0x80 {
+            (self | 0x20).wrapping_sub(u16::from(b'a')) < 26
+        } else {
+            is_hangul_syllable(u32::from(self)) || bmp_class(self) & ALPHA != 0
+        }
     }
     fn any_spaced_singles(units: &[u16]) -> bool {
         u16_spaced_singles(units)
@@ -646,7 +740,7 @@ pub fn is_alnum(c: char) -> bool {
     } else if is_hangul_syllable(u32::from(c)) {
         true
     } else {
-        c.is_alphanumeric()
+        char_class(c) & ALNUM != 0
     }
 }
 
@@ -657,7 +751,7 @@ fn is_alpha(c: char) -> bool {
     } else if is_hangul_syllable(u32::from(c)) {
         true
     } else {
-        c.is_alphabetic()
+        char_class(c) & ALPHA != 0
     }
 }
 
@@ -705,7 +799,8 @@ fn fold_words<U: Unit>(chars: &mut [U]) {
         let word = &mut chars[start..end];
         // One pass of counts; look-alike tables only for non-ASCII characters.
         let (mut latin, mut glyphs, mut letters, mut leets, mut all_ascii) = (0, 0, 0, 0, true);
-        for c in word.iter().map(|u| u.ch()) {
+        for &u in word.iter() {
+            let c = u.ch();
             if c.is_ascii() {
                 if c.is_ascii_alphabetic() {
                     latin += 1;
@@ -718,7 +813,7 @@ fn fold_words<U: Unit>(chars: &mut [U]) {
                 if homoglyph(c).is_some() {
                     glyphs += 1;
                 }
-                if is_alpha(c) {
+                if u.is_alpha() {
                     letters += 1;
                 }
             }
@@ -905,26 +1000,63 @@ mod tests {
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(5000))]
-        /// Korean text on UTF-16 units gives what the char path gives: Hangul syllables
-        /// next to ASCII letters, digits, leetspeak, spaced singles and separators, opaque
-        /// punctuation, invisibles, and what must send the text to the char path
-        /// (compatibility jamo, a trailing conjoining jamo that composes with the syllable
-        /// before it, combining marks, full-width forms, ideographs, Cyrillic).
+        /// Text on UTF-16 units gives what the char path gives: Hangul syllables, Cyrillic
+        /// and Greek letters with and without a Latin look-alike (upper case too), other
+        /// scripts' letters, digits and marks, next to ASCII letters, digits, leetspeak,
+        /// spaced singles and separators, opaque punctuation, emoji beyond the BMP,
+        /// invisibles, and what must send the text to the char path (compatibility jamo,
+        /// a trailing conjoining jamo that composes with the syllable before it, combining
+        /// marks, full-width and math forms, letters beyond the BMP).
         #[test]
-        fn hangul_units_path_equals_the_char_path(parts in proptest::collection::vec(
-            proptest::sample::select(vec![
-                "\u{D55C}", "\u{AD6D}", "\u{C5B4}", "\u{AC00}", "\u{D7A3}", "\u{B2D8}",
-                " ", ".", "-", "_", "*", "@", "$", "!", "|", "+", "a", "B", "e", "i", "s",
-                "0", "1", "3", "4", "\n", "\t", "\u{2013}", "\u{201C}", "\u{00B7}",
-                "\u{200B}", "\u{E0041}", "\u{00E9}", "\u{3131}", "\u{11A8}", "\u{0301}",
-                "\u{FF21}", "\u{4E00}", "\u{0430}", "\u{3000}", "\u{00A0}", "\u{1F600}",
-            ]),
+        fn utf16_units_path_equals_the_char_path(parts in proptest::collection::vec(
+            proptest::prop_oneof![
+                19 => proptest::sample::select(vec![
+                    "\u{D55C}", "\u{AD6D}", "\u{C5B4}", "\u{AC00}", "\u{D7A3}", "\u{B2D8}",
+                    " ", ".", "-", "_", "*", "@", "$", "!", "|", "+", "a", "B", "e", "i", "s",
+                    "0", "1", "3", "4", "\n", "\t", "\u{2013}", "\u{201C}", "\u{00B7}",
+                    "\u{200B}", "\u{E0041}", "\u{00E9}", "\u{4E00}", "\u{0430}",
+                    "\u{1F600}", "\u{0431}", "\u{0416}", "\u{043E}", "\u{0441}", "\u{03B1}",
+                    "\u{03A3}", "\u{0645}", "\u{0663}", "\u{30AB}", "\u{0915}", "\u{093F}",
+                    "\u{1F44D}", "\u{E000}", "\u{FFFD}",
+                ]),
+                1 => proptest::sample::select(vec![
+                    "\u{3131}", "\u{11A8}", "\u{0301}", "\u{FF21}", "\u{3000}", "\u{00A0}",
+                    "\u{1D400}", "\u{20000}", "\u{2160}", "\u{00B2}",
+                ]),
+            ],
             0..30,
         )) {
             let text: String = parts.concat();
-            if let Some(units) = normalize_bmp(&text) {
+            if let Some(units) = normalize_utf16(&text) {
                 proptest::prop_assert_eq!(units, normalize_chars(&text), "{:?}", text);
             }
+        }
+    }
+
+    /// The block tables answer what the char functions answer, for every character.
+    #[test]
+    fn char_classes_are_the_unicode_properties() {
+        for c in ('\u{0}'..=char::MAX).filter(|c| !c.is_ascii()) {
+            let class = char_class(c);
+            assert_eq!(class & ALNUM != 0, c.is_alphanumeric(), "{c:?}");
+            assert_eq!(class & ALPHA != 0, c.is_alphabetic(), "{c:?}");
+            assert_eq!(is_alnum(c), c.is_alphanumeric(), "{c:?}");
+            assert_eq!(is_alpha(c), c.is_alphabetic(), "{c:?}");
+            let look_alike = homoglyph(c.to_lowercase().next().unwrap_or(c)).is_some();
+            assert_eq!(is_look_alike(c), look_alike, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn prose_of_other_scripts_takes_the_units_path() {
+        for text in [
+            "Vladimir Putin (\u{0412}\u{043B}\u{0430}\u{0434}\u{0438}\u{043C}\u{0438}\u{0440}) said \u{1F600}\u{1F600}",
+            "\u{6771}\u{4EAC} (\u{30C8}\u{30A6}\u{30AD}\u{30E7}\u{30A6}) is a city: 1gn0re \u{0441}\u{043E}",
+            "\u{0627}\u{0644}\u{0639}\u{0631}\u{0628}\u{064A}\u{0629} \u{0663} i g n o r e \u{1F44D}",
+        ] {
+            let units = normalize_utf16(text);
+            assert!(units.is_some(), "{text:?}");
+            assert_eq!(units.as_deref(), Some(normalize_chars(text).as_str()), "{text:?}");
         }
     }
 
@@ -935,7 +1067,7 @@ mod tests {
             "시1발 h@te 가 나 다 a.b.c",
             "보고서\u{200B}를 ㅋ",
         ] {
-            let units = normalize_bmp(text);
+            let units = normalize_utf16(text);
             let expect_units = !text.contains('ㅋ');
             assert_eq!(units.is_some(), expect_units, "{text:?}");
             assert_eq!(normalize(text), normalize_chars(text), "{text:?}");
@@ -950,7 +1082,7 @@ mod tests {
         /// The pre-check says "join" exactly when joining changes the text.
         #[test]
         fn spaced_singles_check_is_exact(chars in proptest::collection::vec(
-            proptest::sample::select("ab1 .-_*é가".chars().collect::<Vec<_>>()),
+            proptest::sample::select("ab1 .-_*é가б٣".chars().collect::<Vec<_>>()),
             0..24,
         )) {
             let joined = join_spaced_singles(&chars) != chars;
@@ -965,6 +1097,15 @@ mod tests {
             proptest::prop_assert_eq!(
                 u8::any_spaced_singles(&bytes),
                 join_spaced_singles(&bytes) != bytes,
+                "{:?}",
+                chars
+            );
+            // The same on UTF-16 units, whose vectorised test counts only ASCII and
+            // Hangul as letters (`б` and `٣` are letters and digits it does not count).
+            let units: Vec<u16> = chars.iter().map(|&c| c as u16).collect();
+            proptest::prop_assert_eq!(
+                u16::any_spaced_singles(&units),
+                join_spaced_singles(&units) != units,
                 "{:?}",
                 chars
             );
