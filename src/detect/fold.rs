@@ -41,7 +41,7 @@ use std::sync::OnceLock;
 
 use unicode_normalization::UnicodeNormalization;
 
-use super::normalize::{homoglyph, is_invisible};
+use super::normalize::{homoglyph, is_alnum, is_invisible, is_look_alike};
 use super::partial::PartialMatcher;
 use super::{Detection, Finding};
 
@@ -541,14 +541,17 @@ fn plain_by_bytes_alone(b: &[u8]) -> bool {
         })
 }
 
-/// Whether every character of `text` [`is_plain`], reading ASCII, Hangul syllables and
-/// most CJK ideographs from their bytes without decoding them (Korean prose is mostly
+/// Whether the per-character passes leave `text` as it is: every character
+/// [`is_plain`], or a look-alike in a word without ASCII letters or digits (Russian or
+/// Greek words, which [`fold_homoglyphs`] keeps). ASCII, Hangul syllables and most CJK
+/// ideographs are read from their bytes without decoding them (Korean prose is mostly
 /// syllables; English mostly ASCII).
 fn all_plain(text: &str) -> bool {
     let b = text.as_bytes();
     if plain_by_bytes_alone(b) {
         return true;
     }
+    let mut look_alikes = false;
     let mut i = 0;
     while let Some(&x) = b.get(i) {
         if x.is_ascii() {
@@ -564,9 +567,31 @@ fn all_plain(text: &str) -> bool {
             return text.chars().all(is_plain);
         };
         if !is_plain(c) {
-            return false;
+            if !is_look_alike(c) {
+                return false;
+            }
+            look_alikes = true;
         }
         i += c.len_utf8();
+    }
+    !look_alikes || look_alikes_stay(text)
+}
+
+/// Whether no word of `text` (a run of [`is_word_unit`]s, as [`fold_homoglyphs`] reads
+/// it) holds both a look-alike and an ASCII letter or digit, so that no look-alike
+/// folds. For text whose other characters are all [`is_plain`].
+fn look_alikes_stay(text: &str) -> bool {
+    let (mut latin, mut glyph) = (false, false);
+    for c in text.chars() {
+        if !is_word_unit(c) {
+            (latin, glyph) = (false, false);
+            continue;
+        }
+        latin |= c.is_ascii_alphanumeric();
+        glyph |= is_look_alike(c);
+        if latin && glyph {
+            return false;
+        }
     }
     true
 }
@@ -588,7 +613,7 @@ fn is_plain(c: char) -> bool {
         || is_combining_mark(c)
         || is_jamo(c)
         || foreign_digit(c).is_some()
-        || homoglyph(c.to_lowercase().next().unwrap_or(c)).is_some()
+        || is_look_alike(c)
     {
         return false;
     }
@@ -702,16 +727,6 @@ fn is_word_unit(c: char) -> bool {
     is_alnum(c) || matches!(c, '@' | '.' | '_' | '-' | '+')
 }
 
-/// `char::is_alphanumeric` with the common cases first (its table search is slow, and
-/// folding asks it for every character of Korean text).
-fn is_alnum(c: char) -> bool {
-    if c.is_ascii() {
-        c.is_ascii_alphanumeric()
-    } else {
-        ('\u{AC00}'..='\u{D7A3}').contains(&c) || c.is_alphanumeric()
-    }
-}
-
 /// Look-alikes become Latin in words that also hold ASCII letters or digits.
 fn fold_homoglyphs(units: &mut [Unit]) {
     let mut i = 0;
@@ -727,7 +742,7 @@ fn fold_homoglyphs(units: &mut [Unit]) {
         let word = &mut units[start..i];
         let latin = word.iter().any(|u| u.c.is_ascii_alphanumeric());
         let glyph = |c: char| -> Option<char> {
-            if c.is_ascii() {
+            if !is_look_alike(c) {
                 return None;
             }
             let lower = c.to_lowercase().next().unwrap_or(c);
@@ -1788,13 +1803,17 @@ mod tests {
     }
 
     /// [`all_plain`] (its vectorised byte test, and the walk when that test gives up) is
-    /// `is_plain` of every character, for every character of the BMP between ASCII
-    /// letters, and after a Hangul syllable (whose next byte the test reads).
+    /// `is_plain` of every character (a look-alike counting as plain in a word without
+    /// ASCII letters or digits), for every character of the BMP between ASCII letters,
+    /// and after a Hangul syllable (whose next byte the test reads).
     #[test]
     fn all_plain_is_is_plain_for_every_character() {
         for c in ('\u{0}'..='\u{FFFF}').chain(['\u{1F600}', '\u{10FFFF}']) {
             for text in [format!("a{c}b"), format!("가{c}"), format!("{c}")] {
-                assert_eq!(all_plain(&text), text.chars().all(is_plain), "{text:?}");
+                let plain = text.chars().all(is_plain)
+                    || (text.chars().all(|c| is_plain(c) || is_look_alike(c))
+                        && !text.starts_with('a'));
+                assert_eq!(all_plain(&text), plain, "{text:?}");
             }
         }
         assert!(plain_by_bytes_alone("plain 한국어 text 文字".as_bytes()));
@@ -2101,6 +2120,49 @@ mod shared_pass_tests {
         }
     }
 
+    /// Text the per-character passes leave alone is read as plain; Russian prose with
+    /// look-alikes too, unless a word mixes them with ASCII letters or digits.
+    #[test]
+    fn look_alikes_in_foreign_words_are_plain() {
+        for text in [
+            "Орден «Материнская слава» (Order of Maternal Glory) was founded in 1944",
+            "Νίκος Γεωργίου, born 1990",
+            "В Москве - 3 дня",
+        ] {
+            assert!(all_plain(text), "{text:?}");
+        }
+        for text in ["Путин-2", "p\u{0430}ypal", "сор1", "Мо_x"] {
+            assert!(!all_plain(text), "{text:?}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+        /// On text [`all_plain`] accepts, the per-character passes change nothing: each
+        /// unit is the original character with its own byte range.
+        #[test]
+        fn plain_text_is_left_alone_by_the_character_passes(text in texts(&[
+                "a", "Z", "1", " ", ".", "-", "_", "@", "+", "/", "а", "о", "Р", "в", "б", "ж",
+                "ο", "Σ", "ν", "ϲ", "é", "漢", "시", "–", "\u{200B}", "\u{0301}", "٣", "ㅅ",
+                "word", "Путин", "сор", "Νίκος",
+        ], 0..16)) {
+            if all_plain(&text) {
+                let mut units = map_chars(&text);
+                fold_homoglyphs(&mut units);
+                let units = compose_jamo(units);
+                let got: Vec<(usize, char, usize)> = units
+                    .iter()
+                    .map(|u| (u.start as usize, u.c, u.end as usize))
+                    .collect();
+                let want: Vec<(usize, char, usize)> = text
+                    .char_indices()
+                    .map(|(i, c)| (i, c, i + c.len_utf8()))
+                    .collect();
+                prop_assert_eq!(got, want, "{:?}", text);
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
         #[test]
@@ -2109,6 +2171,7 @@ mod shared_pass_tests {
                 "com", "\u{000B}at\t", " AT ", "( at )", "시", "발", "더", "잘", "한국어", "ㅅ", "ㅣ", "ㅂ", "ㅏ", "ㄹ", "\u{200B}",
                 "а", "ｋ", "é", "e\u{0301}", "–", "٣", "\u{3000}", "·", "漢", "word",
                 "f4ck", "$", "3", "7", "a$$", "2024", "공", "일", "이삼사", "오육칠팔", "영", "로", "사람",
+                "Путин", "сор", "Ж", "_",
         ], 0..24)) {
             check(&text);
         }
