@@ -267,6 +267,22 @@ trait Unit: Copy + PartialEq {
     /// The unit as an ASCII byte, `None` for other characters.
     fn ascii(self) -> Option<u8>;
 
+    /// The first unit from `from` on that is a word unit but not an ASCII letter or a
+    /// Hangul syllable: where [`fold_words`] has something to look at.
+    fn next_unplain_word_unit(units: &[Self], from: usize) -> Option<usize> {
+        let plain = |u: Self| {
+            u.ascii().map_or_else(
+                || is_hangul_syllable(u32::from(u.ch())),
+                |b| b.is_ascii_alphabetic(),
+            )
+        };
+        units
+            .get(from..)?
+            .iter()
+            .position(|&u| u.is_word() && !plain(u))
+            .map(|k| from + k)
+    }
+
     /// [`has_spaced_singles`] (bytes answer it without walking the runs).
     fn any_spaced_singles(units: &[Self]) -> bool {
         has_spaced_singles(units)
@@ -481,6 +497,27 @@ impl Unit for u8 {
     fn ascii(self) -> Option<u8> {
         self.is_ascii().then_some(self)
     }
+    fn next_unplain_word_unit(units: &[u8], from: usize) -> Option<usize> {
+        // Digits and `@$!|+` (placeholders are not word units). Tested 32 bytes at a
+        // time by comparisons, which vectorise: most words of prose are plain.
+        let unplain = |b: u8| {
+            (b.wrapping_sub(b'0') < 10)
+                | (b == b'@')
+                | (b == b'$')
+                | (b == b'!')
+                | (b == b'|')
+                | (b == b'+')
+        };
+        let rest = units.get(from..)?;
+        let mut base = from;
+        for chunk in rest.chunks(32) {
+            if chunk.iter().fold(false, |any, &b| any | unplain(b)) {
+                return chunk.iter().position(|&b| unplain(b)).map(|k| base + k);
+            }
+            base += chunk.len();
+        }
+        None
+    }
     fn any_spaced_singles(units: &[u8]) -> bool {
         // Placeholders are not ASCII: neither letters nor separators, as for the walk.
         crate::text::has_spaced_singles(units, is_spacing_sep)
@@ -506,7 +543,10 @@ fn finish_words<U: Unit>(chars: &mut [U], collect: impl FnOnce(&[U]) -> String) 
 
 /// Step 2 of [`finish_words`]: a run of spaces becomes one space, a run of any other unit
 /// two units.
-fn collapse_runs<U: Unit>(chars: &[U]) -> Vec<U> {
+fn collapse_runs<U: Unit>(chars: &[U]) -> Cow<'_, [U]> {
+    if !has_runs_to_collapse(chars) {
+        return Cow::Borrowed(chars);
+    }
     let space = U::from_char(' ');
     // Every unit is written and the write position moves on past the kept ones only: no
     // branch on the keep decision, which prose makes hard to predict (a tenth of
@@ -524,7 +564,30 @@ fn collapse_runs<U: Unit>(chars: &[U]) -> Vec<U> {
         kept += usize::from(!((u == space && run > 1) || run > 2));
     }
     out.truncate(kept);
-    out
+    Cow::Owned(out)
+}
+
+/// Whether [`collapse_runs`] changes `chars`: two spaces in a row, or three equal units.
+/// Tested over shifted views without branches (it vectorises); prose rarely has either.
+fn has_runs_to_collapse<U: Unit>(chars: &[U]) -> bool {
+    let space = U::from_char(' ');
+    let n = chars.len();
+    if n < 2 {
+        return false;
+    }
+    let (a, b) = (&chars[..n - 1], &chars[1..]);
+    let spaces = a
+        .iter()
+        .zip(b)
+        .fold(false, |any, (&x, &y)| any | ((x == y) & (x == space)));
+    if spaces || n < 3 {
+        return spaces;
+    }
+    let (a, b, c) = (&chars[..n - 2], &chars[1..n - 1], &chars[2..]);
+    a.iter()
+        .zip(b)
+        .zip(c)
+        .fold(false, |any, ((&x, &y), &z)| any | ((x == y) & (y == z)))
 }
 
 /// Placeholder words of [`mask_entities`].
@@ -762,78 +825,80 @@ fn is_word_char(c: char) -> bool {
 /// Per word: fold homoglyphs when the word mixes Latin with look-alikes (or consists only
 /// of look-alikes), and fold leetspeak when the word mixes letters with leet symbols.
 fn fold_words<U: Unit>(chars: &mut [U]) {
-    let mut i = 0;
-    while i < chars.len() {
-        if !chars[i].is_word() {
-            i += 1;
-            continue;
+    // A word of ASCII letters and Hangul syllables only (most words) has no look-alike
+    // and no leetspeak: nothing below can change it. Only the words around the other
+    // word units are visited.
+    let mut from = 0;
+    while let Some(p) = U::next_unplain_word_unit(chars, from) {
+        let mut start = p;
+        while start > from && chars[start - 1].is_word() {
+            start -= 1;
         }
-        let start = i;
-        // A word of ASCII letters and Hangul syllables only (most words) has no
-        // look-alike and no leetspeak: nothing below can change it.
-        let mut plain = true;
+        let mut i = p + 1;
         while i < chars.len() && chars[i].is_word() {
-            let c = chars[i].ch();
-            plain &= c.is_ascii_alphabetic() || is_hangul_syllable(u32::from(c));
             i += 1;
         }
-        if plain {
-            continue;
-        }
-        // Trailing '!' / '|' are punctuation, not letters.
-        let mut end = i;
-        while end > start && matches!(chars[end - 1].ch(), '!' | '|' | '+') {
-            end -= 1;
-        }
-        if start == end {
-            continue;
-        }
-        // An e-mail address ("kim@example.com") is not leetspeak: keep its '@' so that
-        // [`mask_entities`] can recognise it.
-        let email = chars[start].ch() != '@'
-            && chars[start..end].iter().any(|u| u.ch() == '@')
-            && chars.get(end).is_some_and(|u| u.ch() == '.')
-            && chars
-                .get(end + 1)
-                .is_some_and(|u| u.ch().is_ascii_alphanumeric());
-        let word = &mut chars[start..end];
-        // One pass of counts; look-alike tables only for non-ASCII characters.
-        let (mut latin, mut glyphs, mut letters, mut leets, mut all_ascii) = (0, 0, 0, 0, true);
-        for &u in word.iter() {
-            let c = u.ch();
-            if c.is_ascii() {
-                if c.is_ascii_alphabetic() {
-                    latin += 1;
-                    letters += 1;
-                } else if leet(c).is_some() {
-                    leets += 1;
-                }
-            } else {
-                all_ascii = false;
-                if homoglyph(c).is_some() {
-                    glyphs += 1;
-                }
-                if u.is_alpha() {
-                    letters += 1;
-                }
+        fold_word(chars, start, i);
+        from = i;
+    }
+}
+
+/// The folds of [`fold_words`] on the word `chars[start..run_end]`, which holds a unit
+/// other than an ASCII letter or a Hangul syllable.
+fn fold_word<U: Unit>(chars: &mut [U], start: usize, run_end: usize) {
+    // Trailing '!' / '|' are punctuation, not letters.
+    let mut end = run_end;
+    while end > start && matches!(chars[end - 1].ch(), '!' | '|' | '+') {
+        end -= 1;
+    }
+    if start == end {
+        return;
+    }
+    // An e-mail address ("kim@example.com") is not leetspeak: keep its '@' so that
+    // [`mask_entities`] can recognise it.
+    let email = chars[start].ch() != '@'
+        && chars[start..end].iter().any(|u| u.ch() == '@')
+        && chars.get(end).is_some_and(|u| u.ch() == '.')
+        && chars
+            .get(end + 1)
+            .is_some_and(|u| u.ch().is_ascii_alphanumeric());
+    let word = &mut chars[start..end];
+    // One pass of counts; look-alike tables only for non-ASCII characters.
+    let (mut latin, mut glyphs, mut letters, mut leets, mut all_ascii) = (0, 0, 0, 0, true);
+    for &u in word.iter() {
+        let c = u.ch();
+        if c.is_ascii() {
+            if c.is_ascii_alphabetic() {
+                latin += 1;
+                letters += 1;
+            } else if leet(c).is_some() {
+                leets += 1;
+            }
+        } else {
+            all_ascii = false;
+            if homoglyph(c).is_some() {
+                glyphs += 1;
+            }
+            if u.is_alpha() {
+                letters += 1;
             }
         }
-        if glyphs > 0 && (latin > 0 || glyphs == letters) {
-            for u in word.iter_mut() {
-                if let Some(l) = homoglyph(u.ch()) {
-                    *u = U::from_char(l);
-                }
+    }
+    if glyphs > 0 && (latin > 0 || glyphs == letters) {
+        for u in word.iter_mut() {
+            if let Some(l) = homoglyph(u.ch()) {
+                *u = U::from_char(l);
             }
-            latin += glyphs;
-            all_ascii = word.iter().all(|u| u.ch().is_ascii());
         }
-        let ascii_letters = latin;
-        // "1gn0re", "h@te", "p4ssw0rd": letters dominate; "2024", "b2b" stay.
-        if !email && all_ascii && leets > 0 && ascii_letters >= 2 && ascii_letters >= leets {
-            for u in word.iter_mut() {
-                if let Some(l) = leet(u.ch()) {
-                    *u = U::from_char(l);
-                }
+        latin += glyphs;
+        all_ascii = word.iter().all(|u| u.ch().is_ascii());
+    }
+    let ascii_letters = latin;
+    // "1gn0re", "h@te", "p4ssw0rd": letters dominate; "2024", "b2b" stay.
+    if !email && all_ascii && leets > 0 && ascii_letters >= 2 && ascii_letters >= leets {
+        for u in word.iter_mut() {
+            if let Some(l) = leet(u.ch()) {
+                *u = U::from_char(l);
             }
         }
     }
@@ -1030,6 +1095,58 @@ mod tests {
             if let Some(units) = normalize_utf16(&text) {
                 proptest::prop_assert_eq!(units, normalize_chars(&text), "{:?}", text);
             }
+        }
+    }
+
+    /// [`fold_words`] as it was written before it skipped plain words: every word
+    /// visited.
+    fn fold_words_reference<U: Unit>(chars: &mut [U]) {
+        let mut i = 0;
+        while i < chars.len() {
+            if !chars[i].is_word() {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            let mut plain = true;
+            while i < chars.len() && chars[i].is_word() {
+                let c = chars[i].ch();
+                plain &= c.is_ascii_alphabetic() || is_hangul_syllable(u32::from(c));
+                i += 1;
+            }
+            if !plain {
+                fold_word(chars, start, i);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+        /// Visiting only the words around unplain units folds what visiting every word
+        /// folds, on chars, on UTF-16 units and on bytes (non-ASCII as placeholders).
+        #[test]
+        fn word_folds_skip_only_plain_words(chars in proptest::collection::vec(
+            proptest::sample::select("ab z1034@$!|+ .-가о\u{0441}é٣".chars().collect::<Vec<_>>()),
+            0..80,
+        )) {
+            let mut fast = chars.clone();
+            let mut slow = chars.clone();
+            fold_words(&mut fast);
+            fold_words_reference(&mut slow);
+            proptest::prop_assert_eq!(&fast, &slow, "{:?}", chars);
+            let units: Vec<u16> = chars.iter().map(|&c| c as u16).collect();
+            let (mut fast, mut slow) = (units.clone(), units);
+            fold_words(&mut fast);
+            fold_words_reference(&mut slow);
+            proptest::prop_assert_eq!(&fast, &slow, "{:?}", chars);
+            let bytes: Vec<u8> = chars
+                .iter()
+                .map(|&c| u8::try_from(c).ok().filter(u8::is_ascii).unwrap_or(0x80))
+                .collect();
+            let (mut fast, mut slow) = (bytes.clone(), bytes);
+            fold_words(&mut fast);
+            fold_words_reference(&mut slow);
+            proptest::prop_assert_eq!(&fast, &slow, "{:?}", chars);
         }
     }
 
@@ -1242,9 +1359,9 @@ mod tests {
         fn collapse_runs_is_the_pushing_pass(
             units in proptest::collection::vec(proptest::sample::select(vec![' ', 'a', 'b', 'ㅋ', '한']), 0..60)
         ) {
-            proptest::prop_assert_eq!(collapse_runs(&units), collapse_runs_reference(&units));
+            proptest::prop_assert_eq!(&*collapse_runs(&units), &collapse_runs_reference(&units)[..]);
             let bytes: Vec<u8> = units.iter().map(|&c| if c.is_ascii() { c as u8 } else { 0x80 }).collect();
-            proptest::prop_assert_eq!(collapse_runs(&bytes), collapse_runs_reference(&bytes));
+            proptest::prop_assert_eq!(&*collapse_runs(&bytes), &collapse_runs_reference(&bytes)[..]);
         }
     }
 
