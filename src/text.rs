@@ -111,6 +111,23 @@ pub fn has_spaced_singles_by<T: Copy>(
     any || chain_at(0) || chain_at(n as isize - 5)
 }
 
+/// Index of the first byte of `b` at or after `from` that is not ASCII (`b.len()` when
+/// none). Chunks of 32 bytes are tested with a compare that vectorises, so the ASCII runs
+/// of mostly-English text are crossed several times faster than byte by byte.
+pub fn next_non_ascii(b: &[u8], from: usize) -> usize {
+    let Some(rest) = b.get(from..) else {
+        return b.len();
+    };
+    let mut base = from;
+    for chunk in rest.chunks(32) {
+        if chunk.iter().fold(false, |any, &x| any | (x >= 0x80)) {
+            return base + chunk.iter().position(|&x| x >= 0x80).unwrap_or(chunk.len());
+        }
+        base += chunk.len();
+    }
+    b.len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +135,16 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// The chunked search finds the first non-ASCII byte a byte walk finds.
+        #[test]
+        fn next_non_ascii_is_the_first_one(
+            bytes in proptest::collection::vec(prop_oneof![9 => 0u8..0x80, 1 => 0x80u8..=0xFF], 0..100),
+            from in 0usize..110,
+        ) {
+            let walk = (from..bytes.len()).find(|&i| bytes[i] >= 0x80).unwrap_or(bytes.len());
+            prop_assert_eq!(next_non_ascii(&bytes, from), walk);
+        }
 
         /// The shifted-view test finds a chain exactly where the runs of letters and
         /// digits hold three of length one, one byte apart, with passing bytes between.

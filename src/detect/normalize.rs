@@ -93,10 +93,7 @@ fn normalize_mostly_ascii(text: &str) -> Option<String> {
     let mut i = 0;
     while i < b.len() {
         // The ASCII run up to the next other character, mapped in one go.
-        let run = b[i..]
-            .iter()
-            .position(|x| !x.is_ascii())
-            .unwrap_or(b.len() - i);
+        let run = crate::text::next_non_ascii(b, i) - i;
         bytes.extend(b[i..i + run].iter().map(|&x| fold_ascii(x)));
         i += run;
         if i == b.len() {

@@ -427,7 +427,7 @@ fn has_foldable_letter(text: &str) -> bool {
     while let Some(&lead) = b.get(i) {
         let caseless = match lead {
             0x00..=0x7F => {
-                i += 1;
+                i = crate::text::next_non_ascii(b, i);
                 continue;
             }
             0xE3..=0xE9 | 0xEB..=0xEE => true,
