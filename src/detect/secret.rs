@@ -114,14 +114,26 @@ pub enum SecretError {
 /// (measured: the other rules together searched English prose ~1.8x faster without it).
 const APART: &[(Kind, &[u8])] = &[(Kind::UrlPassword, b"://")];
 
+/// The flag of the rules searched on the text's ASCII lower case (see
+/// [`SecretDetector::lowered`]).
+const CASELESS: &str = "(?i)";
+
 /// The compiled secret detector.
 #[derive(Debug)]
 pub struct SecretDetector {
-    /// Every rule but the [`APART`] ones; pattern id -> index into [`RULES`].
+    /// Every rule but the [`APART`] and caseless ones; pattern id -> index into [`RULES`].
     re: Regex,
     shared_rules: Vec<usize>,
     /// The [`APART`] rules: (index into [`RULES`], its literal, its regex).
     apart: Vec<(usize, &'static [u8], Regex)>,
+    /// The rules written case-insensitively (passwords, AWS secrets, `api_key=` values):
+    /// searched without the flag on the text's ASCII lower case, where the regex skips
+    /// ahead to their lower-case keywords instead of stepping its automaton through every
+    /// byte (English prose: ~0.2 us a KB instead of ~2). The spans are the same: ASCII
+    /// lower-casing keeps every byte in place, their literals are lower case and their
+    /// classes hold both cases (the byte regexes fold ASCII only). Pattern id -> index
+    /// into [`RULES`].
+    lowered: Option<(Vec<usize>, Regex)>,
     partial: Option<PartialMatcher>,
 }
 
@@ -137,8 +149,9 @@ impl SecretDetector {
     /// Compiles the built-in patterns (a fixed list: failure would be a bug, reported as an error).
     pub fn new() -> Result<Self, SecretError> {
         let is_apart = |kind: Kind| APART.iter().any(|(k, _)| *k == kind);
+        let caseless = |i: usize| !is_apart(RULES[i].0) && RULES[i].1.starts_with(CASELESS);
         let shared_rules: Vec<usize> = (0..RULES.len())
-            .filter(|&i| !is_apart(RULES[i].0))
+            .filter(|&i| !is_apart(RULES[i].0) && !caseless(i))
             .collect();
         let shared: Vec<&str> = shared_rules.iter().map(|&i| RULES[i].1).collect();
         let mut apart = Vec::new();
@@ -147,43 +160,71 @@ impl SecretDetector {
                 apart.push((i, literal, build(&[RULES[i].1])?));
             }
         }
+        let lowered_rules: Vec<usize> = (0..RULES.len()).filter(|&i| caseless(i)).collect();
+        let lowered_patterns: Vec<&str> = lowered_rules
+            .iter()
+            .map(|&i| RULES[i].1.trim_start_matches(CASELESS))
+            .collect();
+        let lowered = if lowered_rules.is_empty() {
+            None
+        } else {
+            Some((lowered_rules, build(&lowered_patterns)?))
+        };
         let patterns: Vec<String> = RULES.iter().map(|(_, p)| p.to_string()).collect();
         Ok(Self {
             re: build(&shared)?,
             shared_rules,
             apart,
+            lowered,
             partial: PartialMatcher::new(&patterns, false),
         })
     }
 
     /// The next match at or after `at` of all rules together, as one leftmost-first
     /// multi-pattern regex of [`RULES`] would report it: the leftmost start, and at equal
-    /// starts the earlier rule. `apart_next` caches each apart rule's next match (a match
+    /// starts the earlier rule. `lower` is `b` in ASCII lower case. `apart_next` caches
+    /// each apart rule's next match and `lowered_next` the caseless rules' one (a match
     /// starting at or after `at` is also the next one from any later `at` before it).
     fn next_match(
         &self,
-        b: &[u8],
+        (b, lower): (&[u8], &[u8]),
         at: usize,
         apart_next: &mut [Option<Option<Match>>],
+        lowered_next: &mut Option<Option<Match>>,
     ) -> Option<(Match, Kind)> {
         let mut best = self
             .re
             .search(&Input::new(b).range(at..))
             .and_then(|m| Some((m, *self.shared_rules.get(m.pattern().as_usize())?)));
-        for ((rule, _, re), next) in self.apart.iter().zip(apart_next.iter_mut()) {
+        let consider = |next: &mut Option<Option<Match>>, re: &Regex, hay: &[u8]| {
             let stale = match next {
                 Some(Some(m)) => m.start() < at,
                 Some(None) => false,
                 None => true,
             };
             if stale {
-                *next = Some(re.search(&Input::new(b).range(at..)));
+                *next = Some(re.search(&Input::new(hay).range(at..)));
             }
-            let Some(Some(m)) = *next else {
-                continue;
-            };
-            if best.is_none_or(|(b, r)| (m.start(), *rule) < (b.start(), r)) {
-                best = Some((m, *rule));
+            match *next {
+                Some(Some(m)) => Some(m),
+                _ => None,
+            }
+        };
+        let mut take = |m: Match, rule: usize| {
+            if best.is_none_or(|(b, r)| (m.start(), rule) < (b.start(), r)) {
+                best = Some((m, rule));
+            }
+        };
+        for ((rule, _, re), next) in self.apart.iter().zip(apart_next.iter_mut()) {
+            if let Some(m) = consider(next, re, b) {
+                take(m, *rule);
+            }
+        }
+        if let Some((rules, re)) = &self.lowered {
+            if let Some(m) = consider(lowered_next, re, lower) {
+                if let Some(&rule) = rules.get(m.pattern().as_usize()) {
+                    take(m, rule);
+                }
             }
         }
         best.map(|(m, rule)| (m, RULES[rule].0))
@@ -228,7 +269,14 @@ impl SecretDetector {
             .iter()
             .map(|(_, literal, _)| memchr::memmem::find(b, literal).is_none().then_some(None))
             .collect();
-        scan(text, |at| self.next_match(b, at, &mut apart_next))
+        let lower = match &self.lowered {
+            Some(_) => b.to_ascii_lowercase(),
+            None => Vec::new(),
+        };
+        let mut lowered_next = None;
+        scan(text, |at| {
+            self.next_match((b, &lower), at, &mut apart_next, &mut lowered_next)
+        })
     }
 }
 
@@ -436,16 +484,18 @@ mod tests {
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
-        /// Searching the apart rules on their own gives the findings one regex of all
-        /// rules gives: same matches, same order, same ties (a connection string and a
-        /// `token:` value starting at one letter, keys inside URLs, URLs without `://`).
+        /// Searching the apart rules on their own, and the caseless ones on the lower-cased
+        /// text, gives the findings one regex of all rules gives: same matches, same order,
+        /// same ties (a connection string and a `token:` value starting at one letter, keys
+        /// inside URLs, URLs without `://`, keywords in any case).
         #[test]
         fn apart_rules_find_what_one_regex_finds(parts in proptest::collection::vec(
             proptest::sample::select(vec![
                 "token", "password", "pwd", "=", ":", "://", "//", "user", "p4ssW0rd", "@",
                 "db.example.com", " ", "\n", "Xy7Qp2Lm9Rt4Vb8Nc1Kd6Fh3", "sk-", "postgres",
                 "AK", "IAZ7Q3KX9TLMW2PVB4", "/", "한", "é", "aws", "secret", "-----BEGIN ",
-                "IAZ7Q3KX9TLMW2PVB4://u:p4ss@h",
+                "IAZ7Q3KX9TLMW2PVB4://u:p4ss@h", "TOKEN", "Password", "PWD", "AWS", "Secret",
+                "API_Key", "Bearer ", "x-Auth-Token", "PRIVATE", "\u{00C4}", "ACCESS",
             ]),
             0..16,
         )) {
