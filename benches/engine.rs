@@ -11,8 +11,11 @@ use haechi::detect::DetectContext;
 use haechi::engine::{evaluate, EvalOptions, PseudonymMap, Stage};
 use haechi::policy::{compile_sources, embedded_default, Source};
 
+#[path = "common/real_texts.rs"]
+mod real_texts;
 #[path = "common/repeat.rs"]
 mod repeat;
+use real_texts::texts;
 use repeat::text;
 
 const EN: &str = "Could you summarise the attached quarterly report for our support team? \
@@ -41,24 +44,6 @@ fn variants(seed: &str, n: usize) -> Vec<String> {
         .collect()
 }
 
-/// The bench's real texts of one language (`benches/data/prompts_1k.jsonl`, see
-/// `benches/data/NOTICE`): 128 different ~1 KB texts per set. Different texts matter:
-/// one text (or rotations of one) keeps the lazy DFAs, the classifiers' weight rows and
-/// the branch predictors warm, and measured about half of what a new text costs.
-fn prompts(lang: &str) -> Vec<String> {
-    #[derive(serde::Deserialize)]
-    struct Line {
-        lang: String,
-        text: String,
-    }
-    include_str!("data/prompts_1k.jsonl")
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Line>(l).ok())
-        .filter(|l| l.lang == lang)
-        .map(|l| l.text)
-        .collect()
-}
-
 fn engine(c: &mut Criterion) {
     let set = embedded_default();
     let policy = set.default_policy();
@@ -71,7 +56,7 @@ fn engine(c: &mut Criterion) {
     let mut g = c.benchmark_group("evaluate_1kb");
     // The seed-repeated figure once per language.
     for (name, seed) in [("en", Some(EN)), ("ko", Some(KO)), ("en_prompts", None)] {
-        let real = prompts(name);
+        let real = texts(name);
         let repeated = seed.map(|s| variants(s, 1024)).unwrap_or_default();
         for (bench, policy, texts) in [
             ("default_policy", &policy, &real),
@@ -108,7 +93,7 @@ fn scan_lines(c: &mut Criterion) {
     let policy = set.default_policy();
     const LINES: usize = 10_000;
     let mut input = Vec::new();
-    let (en, ko) = (prompts("en"), prompts("ko"));
+    let (en, ko) = (texts("en"), texts("ko"));
     for i in 0..LINES {
         let pool = if i % 2 == 0 { &en } else { &ko };
         let t = &pool[(i / 2) % pool.len()];
