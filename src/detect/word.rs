@@ -120,6 +120,15 @@ impl Search {
             Self::Nfa(n) => overlapping::for_each_match(n.as_ref(), hay, f),
         }
     }
+
+    /// Length in bytes of the longest pattern.
+    fn max_pattern_len(&self) -> usize {
+        use aho_corasick::automaton::Automaton as _;
+        match self {
+            Self::Dfa(d) => d.max_pattern_len(),
+            Self::Nfa(n) => n.max_pattern_len(),
+        }
+    }
 }
 
 impl Automaton {
@@ -341,7 +350,11 @@ impl WordDetector {
         }
         if let Some(allow) = &self.allow {
             let mut allowed: Vec<(usize, usize)> = Vec::new();
-            allow.for_each_match(bytes, |_, start, end| allowed.push((start, end)));
+            for (lo, hi) in allow_windows(&cands, allow.max_pattern_len(), bytes.len()) {
+                allow.for_each_match(&bytes[lo..hi], |_, start, end| {
+                    allowed.push((lo + start, lo + end))
+                });
+            }
             if !allowed.is_empty() {
                 cands.retain(|&(s, e, _)| !allowed.iter().any(|&(a, b)| a <= s && e <= b));
             }
@@ -393,6 +406,28 @@ fn is_unspaced(c: char) -> bool {
     )
 }
 
+/// The byte ranges where an allow-list word may cover a candidate: an allowed span
+/// holds the candidate and is at most `reach` bytes long, so it lies within `reach` bytes
+/// of the candidate's end before it and of its start after it. Merged and in order; the
+/// allow list is walked only there (an English answer with one whole-word candidate had
+/// the Korean allow list walked over all of its text).
+fn allow_windows(cands: &[(usize, usize, u16)], reach: usize, len: usize) -> Vec<(usize, usize)> {
+    let mut windows: Vec<(usize, usize)> = cands
+        .iter()
+        .map(|&(s, e, _)| (e.saturating_sub(reach), s.saturating_add(reach).min(len)))
+        .filter(|(lo, hi)| lo < hi)
+        .collect();
+    windows.sort_unstable();
+    let mut merged: Vec<(usize, usize)> = Vec::with_capacity(windows.len());
+    for (lo, hi) in windows {
+        match merged.last_mut() {
+            Some(last) if lo <= last.1 => last.1 = last.1.max(hi),
+            _ => merged.push((lo, hi)),
+        }
+    }
+    merged
+}
+
 /// Lower-cases non-ASCII chars whose lower-case form is one char of the same UTF-8
 /// length, so offsets are preserved; ASCII case is handled by the automaton.
 fn fold(text: &str) -> Cow<'_, str> {
@@ -400,13 +435,22 @@ fn fold(text: &str) -> Cow<'_, str> {
     if !has_foldable_letter(text) {
         return Cow::Borrowed(text);
     }
+    let b = text.as_bytes();
     let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
+    let mut i = 0;
+    // ASCII runs are copied whole; each other character is looked at.
+    while i < b.len() {
+        let j = crate::text::next_non_ascii(b, i);
+        out.push_str(&text[i..j]);
+        let Some(c) = text.get(j..).and_then(|t| t.chars().next()) else {
+            break;
+        };
         out.push(if needs_fold(c) {
             same_len_lower(c).unwrap_or(c)
         } else {
             c
         });
+        i = j + c.len_utf8();
     }
     Cow::Owned(out)
 }
@@ -508,6 +552,52 @@ mod tests {
             text in "[a-zA-Z 가-힣ÀÉÖäßΣσДд中ｶＡａꙀꙁ\u{A7B0}\u{10400}\u{1E900}]{0,24}"
         ) {
             prop_assert_eq!(has_foldable_letter(&text), text.chars().any(needs_fold));
+        }
+    }
+
+    proptest! {
+        /// Copying ASCII runs whole folds what folding every character folds.
+        #[test]
+        fn fold_by_runs_is_the_char_fold(
+            text in "[a-zA-Z 가-힣ÀÉÖäßΣσДд中ｶＡａꙀꙁ\u{A7B0}\u{10400}\u{1E900}]{0,40}"
+        ) {
+            let each: String = text
+                .chars()
+                .map(|c| if needs_fold(c) { same_len_lower(c).unwrap_or(c) } else { c })
+                .collect();
+            let folded = fold(&text);
+            prop_assert_eq!(folded.as_ref(), each.as_str());
+        }
+
+        /// Walking the allow list only near the candidates finds every allowed span that
+        /// covers one: the detector gives what walking the whole text gives.
+        #[test]
+        fn allow_windows_keep_every_covering_span(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    " ", "시발", "무시발언", "무", "언", "시발역", "씨발", "damn", "the ", "x",
+                    "개새끼", "8", "구로역", "강아지",
+                ]),
+                0..24,
+            )
+        ) {
+            let text = parts.concat();
+            let d = WordDetector::new(&words(&["damn"]), "X", true, &[]).expect("detector");
+            let got = d.detect(&text, &DetectContext::default());
+            let bytes = text.as_bytes();
+            let allow = d.allow.as_ref().expect("the managed list has an allow list");
+            let mut allowed = Vec::new();
+            allow.for_each_match(bytes, |_, s, e| allowed.push((s, e)));
+            for f in &got.findings {
+                prop_assert!(
+                    !allowed.iter().any(|&(a, b)| a <= f.start && f.end <= b),
+                    "{:?} kept {:?}", text, f
+                );
+            }
+            let reach = allow.max_pattern_len();
+            for &(a, b) in &allowed {
+                prop_assert!(b - a <= reach);
+            }
         }
     }
 
