@@ -111,21 +111,28 @@ pub fn has_spaced_singles_by<T: Copy>(
     any || chain_at(0) || chain_at(n as isize - 5)
 }
 
-/// Index of the first byte of `b` at or after `from` that is not ASCII (`b.len()` when
-/// none). Chunks of 32 bytes are tested with a compare that vectorises, so the ASCII runs
-/// of mostly-English text are crossed several times faster than byte by byte.
-pub fn next_non_ascii(b: &[u8], from: usize) -> usize {
-    let Some(rest) = b.get(from..) else {
-        return b.len();
-    };
+/// Index of the first byte of `b` at or after `from` for which `pred` holds. Chunks of
+/// 32 bytes are tested with `pred` folded over the chunk, which vectorises when `pred` is
+/// made of comparisons, so long runs without such a byte are crossed several times
+/// faster than byte by byte.
+#[inline]
+pub fn next_byte_where(b: &[u8], from: usize, pred: impl Fn(u8) -> bool) -> Option<usize> {
+    let rest = b.get(from..)?;
     let mut base = from;
     for chunk in rest.chunks(32) {
-        if chunk.iter().fold(false, |any, &x| any | (x >= 0x80)) {
-            return base + chunk.iter().position(|&x| x >= 0x80).unwrap_or(chunk.len());
+        if chunk.iter().fold(false, |any, &x| any | pred(x)) {
+            return chunk.iter().position(|&x| pred(x)).map(|k| base + k);
         }
         base += chunk.len();
     }
-    b.len()
+    None
+}
+
+/// Index of the first byte of `b` at or after `from` that is not ASCII (`b.len()` when
+/// none), by [`next_byte_where`]: the ASCII runs of mostly-English text are crossed 32
+/// bytes at a time.
+pub fn next_non_ascii(b: &[u8], from: usize) -> usize {
+    next_byte_where(b, from, |x| x >= 0x80).unwrap_or(b.len())
 }
 
 #[cfg(test)]

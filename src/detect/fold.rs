@@ -995,15 +995,7 @@ fn leet_maps(x: u8) -> bool {
 
 /// The first byte at or after `from` that [`leet`] maps.
 fn next_mapped(b: &[u8], from: usize) -> Option<usize> {
-    let rest = b.get(from..)?;
-    let mut base = from;
-    for chunk in rest.chunks(32) {
-        if chunk.iter().fold(false, |any, &x| any | leet_maps(x)) {
-            return chunk.iter().position(|&x| leet_maps(x)).map(|q| base + q);
-        }
-        base += chunk.len();
-    }
-    None
+    crate::text::next_byte_where(b, from, leet_maps)
 }
 
 /// The leetspeak token that starts at byte `start` (a token byte, or its end): where it

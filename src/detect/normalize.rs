@@ -505,15 +505,7 @@ impl Unit for u8 {
                 | (b == b'|')
                 | (b == b'+')
         };
-        let rest = units.get(from..)?;
-        let mut base = from;
-        for chunk in rest.chunks(32) {
-            if chunk.iter().fold(false, |any, &b| any | unplain(b)) {
-                return chunk.iter().position(|&b| unplain(b)).map(|k| base + k);
-            }
-            base += chunk.len();
-        }
-        None
+        crate::text::next_byte_where(units, from, unplain)
     }
     fn any_spaced_singles(units: &[u8]) -> bool {
         // Placeholders are not ASCII: neither letters nor separators, as for the walk.
