@@ -659,6 +659,68 @@ pub fn replace_repeated_texts(
     changed.then(|| v.to_string())
 }
 
+/// The bytes of a delta event around its one text literal. Providers send a text's
+/// deltas as events that differ only in that literal (`{"id":…,"choices":[{"index":0,
+/// "delta":{"content":"…"},…}]}`), so a later event with the same bytes before and after
+/// a valid JSON string literal means what the parsed one meant, with another text: it is
+/// read without parsing the rest again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeltaShape {
+    before: Bytes,
+    after: Bytes,
+}
+
+impl DeltaShape {
+    /// The shape of `event` whose text literal spans `literal` (byte offsets in the
+    /// event), if writing the literal back through [`with_data`] gives the same bytes
+    /// (one data line, the event's own line endings), so that a rewritten event of this
+    /// shape is what [`with_data`] would write.
+    pub fn of(event: &Bytes, data: &str, literal: Range<usize>) -> Option<Self> {
+        let lit = event.get(literal.clone())?;
+        if string_literal(lit).is_none() || with_data(event, data) != *event {
+            return None;
+        }
+        Some(Self {
+            before: event.slice(..literal.start),
+            after: event.slice(literal.end..),
+        })
+    }
+
+    /// The text of `event` if it has this shape.
+    pub fn text_of<'a>(&self, event: &'a [u8]) -> Option<Cow<'a, str>> {
+        let lit = event
+            .strip_prefix(&self.before[..])?
+            .strip_suffix(&self.after[..])?;
+        string_literal(lit)
+    }
+
+    /// An event of this shape carrying `text`.
+    pub fn with_text(&self, text: &str, out: &mut BytesMut) {
+        out.extend_from_slice(&self.before);
+        // serde_json escapes exactly what JSON requires; a str never fails to serialize.
+        if let Ok(literal) = serde_json::to_string(text) {
+            out.extend_from_slice(literal.as_bytes());
+        }
+        out.extend_from_slice(&self.after);
+    }
+}
+
+/// The string a JSON string literal (with its quotes) holds, if it is one. Literals
+/// without escapes (most deltas) are borrowed.
+pub fn string_literal(lit: &[u8]) -> Option<Cow<'_, str>> {
+    let inner = lit.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    if inner.iter().any(|&b| b < 0x20) {
+        return None;
+    }
+    match memchr::memchr2(b'"', b'\\', inner) {
+        None => std::str::from_utf8(inner).ok().map(Cow::Borrowed),
+        Some(_) => {
+            let text: String = serde_json::from_slice(lit).ok()?;
+            Some(Cow::Owned(text))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -716,6 +778,64 @@ mod tests {
         );
         assert_eq!(end.ends[0], TextKey::Text(0, 0));
         assert!(read_event(StreamFormat::OpenAiChat, None, "[DONE]", false).ends_all);
+    }
+
+    #[test]
+    fn string_literals_are_read_only_when_valid() {
+        let read = |b: &[u8]| string_literal(b).map(Cow::into_owned);
+        assert_eq!(
+            read("\"plain 안녕\"".as_bytes()).as_deref(),
+            Some("plain 안녕")
+        );
+        assert!(matches!(
+            string_literal(br#""plain""#),
+            Some(Cow::Borrowed(_))
+        ));
+        assert_eq!(
+            read(br#""say \"hi\" \u00e9\n""#).as_deref(),
+            Some("say \"hi\" é\n")
+        );
+        for bad in [
+            &br#""ab"cd""#[..],
+            br#""ab\""#,
+            b"\"tab\there\"",
+            b"\"\xff\"",
+            br#""\ud800""#,
+            br#"plain"#,
+            br#"""#,
+        ] {
+            assert_eq!(read(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn a_delta_shape_reads_and_writes_events_like_it() {
+        let event = Bytes::from_static(
+            b"event: content_block_delta\r\ndata: {\"delta\":{\"text\":\"Hi\"}}\r\n\r\n",
+        );
+        let data = r#"{"delta":{"text":"Hi"}}"#;
+        let at = memchr::memmem::find(&event, br#""Hi""#).expect("the literal");
+        let shape = DeltaShape::of(&event, data, at..at + 4).expect("a shape");
+        let other =
+            b"event: content_block_delta\r\ndata: {\"delta\":{\"text\":\"a \\\"b\\\"\"}}\r\n\r\n";
+        assert_eq!(shape.text_of(other).as_deref(), Some("a \"b\""));
+        assert_eq!(
+            shape.text_of(
+                b"event: content_block_delta\r\ndata: {\"delta\":{\"text\":\"x\",\"y\":1}}\r\n\r\n"
+            ),
+            None
+        );
+        assert_eq!(
+            shape.text_of(b"data: {\"delta\":{\"text\":\"Hi\"}}\r\n\r\n"),
+            None
+        );
+        let mut out = BytesMut::new();
+        shape.with_text("say \"x\"", &mut out);
+        let want = with_data(&event, r#"{"delta":{"text":"say \"x\""}}"#);
+        assert_eq!(&out[..], &want[..]);
+        // `data:` without its space is written back with one: no shape.
+        let tight = Bytes::from_static(b"data:{\"t\":\"Hi\"}\n\n");
+        assert_eq!(DeltaShape::of(&tight, r#"{"t":"Hi"}"#, 10..14), None);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::dialect::bedrock::eventstream::{encode_event, Event as BedrockEvent, 
 use crate::dialect::rewrite_strings;
 use crate::dialect::sse::{
     event_data, event_name, make_event, read_event, replace_repeated_texts, with_data, ChunkHeader,
-    EventSplitter, StreamFormat, TextKey,
+    DeltaShape, EventFacts, EventSplitter, StreamFormat, TextKey,
 };
 use crate::engine::{Blocked, Decision, StreamGuard, TextKind};
 
@@ -62,6 +62,11 @@ pub struct GuardedEvents {
     sequence: u64,
     stopped: bool,
     annotated: bool,
+    /// The last plain delta event's shape (and its text's id): later events of that
+    /// shape are read without parsing their JSON again.
+    shape: Option<(usize, DeltaShape)>,
+    /// Whether events of a known shape take that path (off only in tests that compare).
+    shaped_deltas: bool,
 }
 
 fn ends_key(end: TextKey, key: TextKey) -> bool {
@@ -86,6 +91,74 @@ impl GuardedEvents {
             sequence: 0,
             stopped: false,
             annotated: false,
+            shape: None,
+            shaped_deltas: true,
+        }
+    }
+
+    /// Reads every event in full, even those of a known delta shape (for tests that
+    /// compare the two paths).
+    #[cfg(test)]
+    pub(crate) fn without_shaped_deltas(mut self) -> Self {
+        self.shaped_deltas = false;
+        self
+    }
+
+    /// An event of the last plain delta event's shape: one more delta of the same text,
+    /// nothing else, handled as the full path would. `None` when the event is not of
+    /// that shape.
+    fn shaped_delta(&mut self, raw: &Bytes, out: &mut BytesMut) -> Option<Flow> {
+        // The shape came from an event that was not the closing one, and the literal
+        // cannot make it one (its quotes are escaped): the full read would see one more
+        // delta of the same text and nothing else.
+        let (id, shape) = self.shape.as_ref()?;
+        let id = *id;
+        let text = shape.text_of(raw)?;
+        let released = match self.guard.push(id, &text) {
+            Ok(r) => r,
+            Err(b) => return Some(self.blocked(b, out)),
+        };
+        if released == text {
+            out.extend_from_slice(raw);
+        } else if let Some((_, shape)) = &self.shape {
+            shape.with_text(&released, out);
+        }
+        Some(Flow::Continue)
+    }
+
+    /// Remembers the shape of a plain delta event (one delta of an open text, nothing
+    /// else) of a format whose events carry nothing else the stage tracks.
+    fn note_shape(&mut self, raw: &Bytes, data: &str, facts: &EventFacts) {
+        let plain_format = matches!(
+            self.format,
+            StreamFormat::OpenAiChat | StreamFormat::OpenAiCompletions | StreamFormat::Anthropic
+        );
+        let [delta] = facts.deltas.as_slice() else {
+            return;
+        };
+        if !self.shaped_deltas
+            || !plain_format
+            || !facts.ends.is_empty()
+            || facts.ends_all
+            || facts.repeats_texts
+            || self.finished.contains(&delta.key)
+        {
+            return;
+        }
+        // Where the data sits in the event: only data borrowed from it (one data line)
+        // lies inside the event's bytes.
+        let d = data;
+        let Some(offset) = (d.as_ptr() as usize).checked_sub(raw.as_ptr() as usize) else {
+            return;
+        };
+        if offset + d.len() > raw.len() {
+            return;
+        }
+        let literal = offset + delta.span.start..offset + delta.span.end;
+        if let (Some(&id), Some(shape)) =
+            (self.ids.get(&delta.key), DeltaShape::of(raw, d, literal))
+        {
+            self.shape = Some((id, shape));
         }
     }
 
@@ -93,6 +166,11 @@ impl GuardedEvents {
     pub fn event(&mut self, raw: Bytes, out: &mut BytesMut) -> Flow {
         if self.stopped {
             return Flow::Stop;
+        }
+        if self.shaped_deltas {
+            if let Some(flow) = self.shaped_delta(&raw, out) {
+                return flow;
+            }
         }
         let Some(data) = event_data(&raw) else {
             // Comments and keep-alives pass as they came.
@@ -192,7 +270,8 @@ impl GuardedEvents {
                 new_data = Some(d);
             }
         }
-        if !self.annotated && self.is_annotation_point(&facts, &data) {
+        let annotating = !self.annotated && self.is_annotation_point(&facts, &data);
+        if annotating {
             self.annotated = true;
             if let Some(note) = self.guard.annotation() {
                 // OpenAI chunks can carry the notice of `annotate` rules as one more
@@ -224,6 +303,8 @@ impl GuardedEvents {
         if name.as_deref() == Some("error") || data.trim_start().starts_with("{\"error\"") {
             // An error event ends the answer: nothing held is sent after it.
             self.stopped = true;
+        } else if !annotating {
+            self.note_shape(&raw, &data, &facts);
         }
         Flow::Continue
     }
@@ -238,7 +319,7 @@ impl GuardedEvents {
                     && !self.ids.is_empty()
                     && self.ids.keys().all(|k| self.finished.contains(k))
             }
-            StreamFormat::Anthropic => data.contains("\"message_delta\""),
+            StreamFormat::Anthropic => is_message_delta(data.as_bytes()),
             StreamFormat::BedrockConverse => data.contains("\"stopReason\""),
             StreamFormat::OpenAiResponses => data.contains("\"response.completed\""),
         }
@@ -434,6 +515,12 @@ impl GuardedEvents {
         }
         Flow::Stop
     }
+}
+
+/// Whether an Anthropic event is (or holds) a `message_delta`. A text delta cannot
+/// look like one: the quotes inside its string literal are escaped.
+fn is_message_delta(event: &[u8]) -> bool {
+    memchr::memmem::find(event, br#""type":"message_delta""#).is_some()
 }
 
 /// `data` (a JSON object) with one more member, added before its closing brace.

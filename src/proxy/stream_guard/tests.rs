@@ -93,7 +93,11 @@ fn relay(
     stream: &[u8],
     cuts: &[usize],
 ) -> Vec<u8> {
-    let mut g = guard(policy, format);
+    relay_through(guard(policy, format), stream, cuts)
+}
+
+/// Runs `stream` cut at `cuts` through `g`; returns what the client received.
+fn relay_through(mut g: GuardedEvents, stream: &[u8], cuts: &[usize]) -> Vec<u8> {
     let mut splitter = EventSplitter::default();
     let mut out = BytesMut::new();
     let mut points: Vec<usize> = cuts.iter().map(|c| c % (stream.len() + 1)).collect();
@@ -274,6 +278,104 @@ proptest! {
         let deltas: Vec<&str> = ix.iter().map(|&i| WORDS[i]).collect();
         let policy = if block { blocking() } else { shipped() };
         check(&policy, &deltas, &cuts);
+    }
+}
+
+/// Delta events of varied shapes: the usual one, one with a member that changes per
+/// event (as OpenAI's `obfuscation`), `data:` without its space, an `id` line, LF or
+/// CRLF, and a second choice or content block.
+fn varied_stream(format: StreamFormat, deltas: &[(&str, u8)]) -> String {
+    let mut s = String::new();
+    for (n, (d, variant)) in deltas.iter().enumerate() {
+        let lit = serde_json::to_string(d).unwrap_or_default();
+        let index = u8::from(*variant == 5);
+        let eol = if *variant == 4 { "\r\n" } else { "\n" };
+        let data = match format {
+            StreamFormat::Anthropic => format!(
+                "{{\"type\":\"content_block_delta\",\"index\":{index},\"delta\":{{\"type\":\"text_delta\",\"text\":{lit}}}}}"
+            ),
+            _ => {
+                let extra = if *variant == 1 {
+                    format!(",\"obfuscation\":\"{n}\"")
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{{\"index\":{index},\"delta\":{{\"content\":{lit}}},\"finish_reason\":null}}]{extra}}}"
+                )
+            }
+        };
+        if format == StreamFormat::Anthropic {
+            s.push_str(&format!("event: content_block_delta{eol}"));
+        }
+        match variant {
+            2 => s.push_str(&format!("data:{data}{eol}")),
+            3 => s.push_str(&format!("id: {n}{eol}data: {data}{eol}")),
+            _ => s.push_str(&format!("data: {data}{eol}")),
+        }
+        s.push_str(eol);
+        if *variant == 6 {
+            s.push_str(": keep-alive\n\n");
+        }
+    }
+    if format == StreamFormat::Anthropic {
+        s.push_str("event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+    } else {
+        s.push_str("data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
+    }
+    s
+}
+
+/// Texts whose literals need escapes, or that look like event names.
+const ESCAPED: &[&str] = &[
+    "say \"hi\" ",
+    "C:\\path ",
+    "tab\there ",
+    "message_delta",
+    "\"message_delta\"",
+    "é ",
+    "😀 ",
+    "\u{2028}",
+    "</script>",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(150)
+    ))]
+
+    /// Events read by their shape are written byte for byte as the full read writes
+    /// them, whatever the texts, the shapes and the reads.
+    #[test]
+    fn shaped_deltas_write_what_the_full_read_writes(
+        picks in proptest::collection::vec((0usize..WORDS.len() + ESCAPED.len(), 0u8..10), 1..24),
+        cuts in proptest::collection::vec(0usize..8192, 0..12),
+        block in any::<bool>(),
+        anthropic in any::<bool>(),
+        grounded in any::<bool>(),
+    ) {
+        let deltas: Vec<(&str, u8)> = picks
+            .iter()
+            .map(|&(i, v)| (WORDS.get(i).copied().unwrap_or_else(|| ESCAPED[i - WORDS.len()]), v))
+            .collect();
+        let policy = if block { blocking() } else { shipped() };
+        let format = if anthropic { StreamFormat::Anthropic } else { StreamFormat::OpenAiChat };
+        let stream = varied_stream(format, &deltas);
+        // With context, the closing event carries the grounding verdict.
+        let context = if grounded { vec!["Jane Doe answers mail at the help desk.".to_string()] } else { Vec::new() };
+        let make = || {
+            GuardedEvents::new(
+                format,
+                StreamGuard::new(Arc::clone(&policy), context.clone(), None, b"k".to_vec(), None, pseudonyms()),
+            )
+        };
+        let shaped = relay_through(make(), stream.as_bytes(), &cuts);
+        let full = relay_through(make().without_shaped_deltas(), stream.as_bytes(), &cuts);
+        // (An OpenAI answer is closed once every choice it opened has finished.)
+        if grounded && !block && (anthropic || deltas.iter().all(|d| d.1 != 5)) {
+            prop_assert!(String::from_utf8_lossy(&full).contains("\"haechi\""));
+        }
+        prop_assert_eq!(String::from_utf8_lossy(&shaped), String::from_utf8_lossy(&full));
     }
 }
 
