@@ -36,6 +36,21 @@ fn openai_sse(pieces: &[&str]) -> Vec<u8> {
     s.into_bytes()
 }
 
+/// The stream cut after each event's blank line.
+fn event_reads(sse: &[u8]) -> Vec<&[u8]> {
+    let mut reads = Vec::new();
+    let mut rest = sse;
+    while let Some(end) = rest.windows(2).position(|w| w == b"\n\n") {
+        let (event, tail) = rest.split_at(end + 2);
+        reads.push(event);
+        rest = tail;
+    }
+    if !rest.is_empty() {
+        reads.push(rest);
+    }
+    reads
+}
+
 fn guard(policy: &Arc<CompiledPolicy>) -> StreamGuard {
     StreamGuard::new(
         Arc::clone(policy),
@@ -111,22 +126,35 @@ fn stream(c: &mut Criterion) {
                 },
             );
         }
+        // Reads of 1,400 bytes (about eight events each, as when the upstream is ahead
+        // of the gateway), and one event per read (a model's pace: nothing to batch).
         let sse = openai_sse(&deltas(&answer, 4));
-        g.bench_with_input(BenchmarkId::new("sse_openai_4b", lang), &sse, |b, sse| {
-            b.iter(|| {
-                let mut events = GuardedEvents::new(StreamFormat::OpenAiChat, guard(&policy));
-                let mut splitter = EventSplitter::default();
-                let mut out = BytesMut::new();
-                for read in sse.chunks(1400) {
-                    splitter.push(read);
-                    while let Some(e) = splitter.next_event() {
-                        events.event(e, &mut out);
+        for (name, read_size) in [("sse_openai_4b", 1400), ("sse_openai_4b_event_reads", 0)] {
+            g.bench_with_input(BenchmarkId::new(name, lang), &sse, |b, sse| {
+                b.iter(|| {
+                    let mut events = GuardedEvents::new(StreamFormat::OpenAiChat, guard(&policy));
+                    let mut splitter = EventSplitter::default();
+                    let mut out = BytesMut::new();
+                    let reads: Vec<&[u8]> = if read_size == 0 {
+                        event_reads(sse)
+                    } else {
+                        sse.chunks(read_size).collect()
+                    };
+                    for read in reads {
+                        splitter.push(read);
+                        // As the gateway's body does: each event knows the next one
+                        // when it arrived in the same read.
+                        let mut next = splitter.next_event();
+                        while let Some(e) = next.take() {
+                            next = splitter.next_event();
+                            events.event_before(e, next.as_deref(), &mut out);
+                        }
                     }
-                }
-                events.end(&mut out);
-                black_box((out.len(), events.finish()))
-            })
-        });
+                    events.end(&mut out);
+                    black_box((out.len(), events.finish()))
+                })
+            });
+        }
     }
     g.finish();
 }

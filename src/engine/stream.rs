@@ -209,6 +209,17 @@ impl StreamGuard {
         self.advance(id, false)
     }
 
+    /// Adds a delta to text `id` without deciding anything yet: the next
+    /// [`push`](Self::push) or [`finish_text`](Self::finish_text) decides it with the
+    /// rest. For deltas that arrived together, so that they are scanned once.
+    pub fn append(&mut self, id: usize, delta: &str) -> Result<(), Blocked> {
+        self.check_not_blocked()?;
+        if let Some(state) = self.texts.get_mut(id) {
+            state.text.push_str(delta);
+        }
+        Ok(())
+    }
+
     /// Text `id` is complete: decides and returns everything still held.
     pub fn finish_text(&mut self, id: usize) -> Result<String, Blocked> {
         self.check_not_blocked()?;

@@ -67,6 +67,9 @@ pub struct GuardedEvents {
     shape: Option<(usize, DeltaShape)>,
     /// Whether events of a known shape take that path (off only in tests that compare).
     shaped_deltas: bool,
+    /// Whether a run of such events that arrived together is decided once (off only in
+    /// tests that compare).
+    batch_reads: bool,
 }
 
 fn ends_key(end: TextKey, key: TextKey) -> bool {
@@ -93,6 +96,7 @@ impl GuardedEvents {
             annotated: false,
             shape: None,
             shaped_deltas: true,
+            batch_reads: true,
         }
     }
 
@@ -104,17 +108,36 @@ impl GuardedEvents {
         self
     }
 
+    /// Decides every event as it comes, even in a run that arrived together (for tests
+    /// that compare).
+    #[cfg(test)]
+    pub(crate) fn without_batched_reads(mut self) -> Self {
+        self.batch_reads = false;
+        self
+    }
+
     /// An event of the last plain delta event's shape: one more delta of the same text,
     /// nothing else, handled as the full path would. `None` when the event is not of
     /// that shape.
-    fn shaped_delta(&mut self, raw: &Bytes, out: &mut BytesMut) -> Option<Flow> {
+    fn shaped_delta(
+        &mut self,
+        raw: &Bytes,
+        next: Option<&[u8]>,
+        out: &mut BytesMut,
+    ) -> Option<Flow> {
         // The shape came from an event that was not the closing one, and the literal
         // cannot make it one (its quotes are escaped): the full read would see one more
         // delta of the same text and nothing else.
         let (id, shape) = self.shape.as_ref()?;
         let id = *id;
         let text = shape.text_of(raw)?;
-        let released = match self.guard.push(id, &text) {
+        let more = self.batch_reads && next.is_some_and(|n| shape.text_of(n).is_some());
+        let decided = if more {
+            self.guard.append(id, &text).map(|()| String::new())
+        } else {
+            self.guard.push(id, &text)
+        };
+        let released = match decided {
             Ok(r) => r,
             Err(b) => return Some(self.blocked(b, out)),
         };
@@ -164,11 +187,19 @@ impl GuardedEvents {
 
     /// Processes one complete event, appending what to send to `out`.
     pub fn event(&mut self, raw: Bytes, out: &mut BytesMut) -> Flow {
+        self.event_before(raw, None, out)
+    }
+
+    /// Like [`event`](Self::event), knowing the event after this one when it arrived in
+    /// the same read: a run of delta events of one shape that arrived together is
+    /// decided once, at its last event (the earlier ones go out with their text moved
+    /// to it), instead of once per event. Nothing waits for bytes not yet read.
+    pub fn event_before(&mut self, raw: Bytes, next: Option<&[u8]>, out: &mut BytesMut) -> Flow {
         if self.stopped {
             return Flow::Stop;
         }
         if self.shaped_deltas {
-            if let Some(flow) = self.shaped_delta(&raw, out) {
+            if let Some(flow) = self.shaped_delta(&raw, next, out) {
                 return flow;
             }
         }
@@ -615,8 +646,11 @@ where
                     this.splitter.push(&data);
                     let mut stop = false;
                     if let Some(events) = this.events.as_mut() {
-                        while let Some(event) = this.splitter.next_event() {
-                            if events.event(event, &mut this.ready) == Flow::Stop {
+                        let mut next = this.splitter.next_event();
+                        while let Some(event) = next.take() {
+                            next = this.splitter.next_event();
+                            let flow = events.event_before(event, next.as_deref(), &mut this.ready);
+                            if flow == Flow::Stop {
                                 stop = true;
                                 break;
                             }
