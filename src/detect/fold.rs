@@ -249,6 +249,141 @@ fn fold_views(text: &str) -> Views {
     if text.len() > MAX_FOLD_BYTES {
         return Views::default();
     }
+    fold_views_in_pieces(text, FOLD_PIECE)
+}
+
+/// Texts longer than twice this are folded in pieces of about this size. One character
+/// that needs the per-character passes (a look-alike letter, a `1990s`) sends its whole
+/// text through them; in pieces, only its piece goes (a 16 KB English answer folded
+/// 5x slower per byte than its 1 KB parts did).
+const FOLD_PIECE: usize = 1024;
+
+/// [`fold_views_whole`] of each piece of `text`, cut (from every `piece` bytes on) at
+/// the first gap no fold crosses (see [`is_fold_gap`]), joined.
+fn fold_views_in_pieces(text: &str, piece: usize) -> Views {
+    if text.len() <= 2 * piece {
+        return fold_views_whole(text);
+    }
+    let b = text.as_bytes();
+    let mut cuts = Vec::new();
+    let mut at = piece;
+    while at + piece / 2 < b.len() {
+        let Some(gap) = (at..b.len() - piece / 2).find(|&g| is_fold_gap(b, g)) else {
+            break;
+        };
+        cuts.push(gap);
+        at = gap + piece;
+    }
+    if cuts.is_empty() {
+        return fold_views_whole(text);
+    }
+    let mut bounds = Vec::with_capacity(cuts.len() + 2);
+    bounds.push(0);
+    bounds.extend(cuts);
+    bounds.push(b.len());
+    let pieces: Vec<(usize, Views)> = bounds
+        .windows(2)
+        .map(|w| (w[0], fold_views_whole(&text[w[0]..w[1]])))
+        .collect();
+    let join = |kind: ViewKind| {
+        let views: Vec<(usize, &str, Option<Rc<Folded>>)> = pieces
+            .iter()
+            .zip(bounds.windows(2))
+            .map(|((start, views), w)| (*start, &text[w[0]..w[1]], views.get(kind)))
+            .collect();
+        join_views(&views).map(Rc::new)
+    };
+    let words = join(ViewKind::Words);
+    let values = join(ViewKind::Values);
+    Views { words, values }
+}
+
+/// Whether `b[at..]` starts a piece that folds on its own: `at` lies between two words
+/// of three or more ASCII letters, each with one space on either side (` word| word `),
+/// and neither is `dot`. Every fold that joins across spaces needs a single character
+/// (spaced letters), Hangul (spaced syllables, numerals), a digit (dotted groups) or an
+/// `at` / `dot` / bracket beside each space it crosses (spelled addresses), and every
+/// other fold stays inside a word.
+fn is_fold_gap(b: &[u8], at: usize) -> bool {
+    if at < 2 || b[at - 1] != b' ' {
+        return false;
+    }
+    let letters_before = b[..at.saturating_sub(1)]
+        .iter()
+        .rev()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .count();
+    let letters_after = b[at..]
+        .iter()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .count();
+    if letters_before < 3 || letters_after < 3 {
+        return false;
+    }
+    let before = at - 1 - letters_before;
+    let after = at + letters_after;
+    let is_dot = |w: &[u8]| w.eq_ignore_ascii_case(b"dot");
+    before > 0
+        && b[before - 1] == b' '
+        && b.get(after) == Some(&b' ')
+        && !is_dot(&b[before..at - 1])
+        && !is_dot(&b[at..after])
+}
+
+/// One view of a text from the views of its pieces (`start` of each piece in the text,
+/// the piece, its view or `None` where folding left it alone).
+fn join_views(pieces: &[(usize, &str, Option<Rc<Folded>>)]) -> Option<Folded> {
+    if pieces.iter().all(|(_, _, v)| v.is_none()) {
+        return None;
+    }
+    let mut text = String::new();
+    let same_layout = pieces.iter().all(|(_, _, v)| {
+        v.as_ref()
+            .is_none_or(|v| matches!(v.src, SourceMap::SameLayout))
+    });
+    let mut src: Vec<(u32, u32)> = Vec::new();
+    for (start, piece, view) in pieces {
+        let view_text = view.as_ref().map_or(*piece, |v| v.text.as_str());
+        text.push_str(view_text);
+        if same_layout {
+            continue;
+        }
+        let offset = *start as u32;
+        match view.as_ref().map(|v| &v.src) {
+            Some(SourceMap::Bytes(bytes)) => {
+                src.extend(bytes.iter().map(|&(a, b)| (a + offset, b + offset)));
+            }
+            Some(SourceMap::SpacesRemoved(_)) => {
+                for (i, c) in view_text.char_indices() {
+                    let end = i + c.len_utf8();
+                    let span = view
+                        .as_ref()
+                        .and_then(|v| v.original(i, end))
+                        .map_or((i as u32, end as u32), |(a, b)| (a as u32, b as u32));
+                    src.extend((i..end).map(|_| (span.0 + offset, span.1 + offset)));
+                }
+            }
+            // The piece's own layout: each byte comes from the character at its place.
+            None | Some(SourceMap::SameLayout) => {
+                for (i, c) in view_text.char_indices() {
+                    let span = (i as u32 + offset, (i + c.len_utf8()) as u32 + offset);
+                    src.extend((0..c.len_utf8()).map(|_| span));
+                }
+            }
+        }
+    }
+    Some(Folded {
+        text,
+        src: if same_layout {
+            SourceMap::SameLayout
+        } else {
+            SourceMap::Bytes(src)
+        },
+    })
+}
+
+/// Both views of `text`, folded as one piece.
+fn fold_views_whole(text: &str) -> Views {
     let simple = all_plain(text);
     let numerals = has_korean_numerals(text);
     let values_plain = simple && !numerals && no_value_folds(text);
@@ -2155,6 +2290,46 @@ mod shared_pass_tests {
         }
     }
 
+    /// Cuts land wherever the piece size puts them, next to a spelled address too.
+    #[test]
+    fn spelled_addresses_are_never_cut() {
+        let text = "please write to kim at example dot com and also lee at mail dot example \
+                    dot org soon or jane dot doe at corp dot net today and see ya";
+        for piece in 4..60 {
+            let pieces = fold_views_in_pieces(text, piece);
+            let whole = fold_views_whole(text);
+            for kind in [ViewKind::Words, ViewKind::Values] {
+                assert_eq!(
+                    pieces.get(kind).map(|v| v.text.clone()),
+                    whole.get(kind).map(|v| v.text.clone()),
+                    "piece {piece}"
+                );
+            }
+        }
+    }
+
+    /// Pieces whose views come from the byte paths (spaced syllables, leetspeak) or the
+    /// per-character passes join with the sources the whole text's view has.
+    #[test]
+    fn joined_pieces_keep_every_source() {
+        let text = "first words here 시 발 그 사람 then more words here what the f4ck \
+                    again words here ｋｉｍ wrote words here 더 잘 and the end words here";
+        for piece in 4..60 {
+            let pieces = fold_views_in_pieces(text, piece);
+            let whole = fold_views_whole(text);
+            for kind in [ViewKind::Words, ViewKind::Values] {
+                match (pieces.get(kind), whole.get(kind)) {
+                    (Some(p), Some(w)) => {
+                        if let Err(e) = same_view_and_sources(text, &p, &w) {
+                            panic!("piece {piece}: {e}");
+                        }
+                    }
+                    (p, w) => assert_eq!(p.is_none(), w.is_none(), "piece {piece}"),
+                }
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
         #[test]
@@ -2166,6 +2341,44 @@ mod shared_pass_tests {
                 "Путин", "сор", "Ж", "_",
         ], 0..24)) {
             check(&text);
+        }
+
+        /// Folding in pieces gives the views, and the source of every span, that folding
+        /// the text whole gives (pieces of 8 to 40 bytes, so texts have many cuts).
+        #[test]
+        fn pieces_fold_as_the_whole_text(
+            words in proptest::collection::vec(proptest::sample::select(vec![
+                "word", "hello", "world", "dot", "Dot", "at", "AT", "com", "kim", "example",
+                "the", "and", "more", "[at]", "(dot)", "a", "b", "x", "1", "22", "4111", "f4ck",
+                "a$$", "$", "а", "Путин", "ｋ", "é", "e\u{0301}", "\u{200B}", "시", "발", "더",
+                "한국어", "공", "일", "이삼사", "오육칠팔", "ㅅ", "ㅣ", "kim.lee", "e.x.a",
+            ]), 0..40),
+            seps in proptest::collection::vec(proptest::sample::select(vec![
+                " ", " ", " ", " ", " ", "  ", "\n", ".", "-", "_", "*", "/", "@", ", ",
+            ]), 40),
+            piece in 8usize..40,
+        ) {
+            let mut text = String::new();
+            for (w, sep) in words.iter().zip(&seps) {
+                text.push_str(w);
+                text.push_str(sep);
+            }
+            let pieces = fold_views_in_pieces(&text, piece);
+            let whole = fold_views_whole(&text);
+            for kind in [ViewKind::Words, ViewKind::Values] {
+                match (pieces.get(kind), whole.get(kind)) {
+                    (None, None) => {}
+                    (Some(p), Some(w)) => same_view_and_sources(&text, &p, &w)?,
+                    (p, w) => prop_assert!(
+                        false,
+                        "{:?} {:?}: pieces {:?}, whole {:?}",
+                        kind,
+                        text,
+                        p.map(|v| v.text.clone()),
+                        w.map(|v| v.text.clone())
+                    ),
+                }
+            }
         }
 
         /// The byte pre-checks (spaced singles, dotted digit groups) send every text whose
