@@ -135,6 +135,58 @@ pub fn next_non_ascii(b: &[u8], from: usize) -> usize {
     next_byte_where(b, from, |x| x >= 0x80).unwrap_or(b.len())
 }
 
+/// Where to cut `b` into pieces of about `piece` bytes (from every `piece` bytes on, at
+/// the next [`is_plain_word_gap`]), as bounds from 0 to `b.len()`; just those two when
+/// `b` is at most twice `piece` long or has no such gap. The evasion folds
+/// (`detect::fold`, `detect::normalize`) give the same result on the pieces as on the
+/// whole text, and only the pieces that need their slow passes take them.
+pub fn piece_bounds(b: &[u8], piece: usize) -> Vec<usize> {
+    let mut bounds = vec![0];
+    if b.len() > 2 * piece {
+        let mut at = piece;
+        while at + piece / 2 < b.len() {
+            let Some(gap) = (at..b.len() - piece / 2).find(|&g| is_plain_word_gap(b, g)) else {
+                break;
+            };
+            bounds.push(gap);
+            at = gap + piece;
+        }
+    }
+    bounds.push(b.len());
+    bounds
+}
+
+/// Whether `at` lies between two words of three or more ASCII letters, each with one
+/// space on either side (` word| word `), neither of them `dot`. Every evasion fold
+/// that joins across spaces needs a single character beside each space it crosses
+/// (spaced letters), Hangul (spaced syllables, numerals), a digit (dotted groups) or an
+/// `at` / `dot` / bracket (spelled addresses); every other fold stays inside a word.
+pub fn is_plain_word_gap(b: &[u8], at: usize) -> bool {
+    if at < 2 || b.get(at - 1) != Some(&b' ') {
+        return false;
+    }
+    let letters_before = b[..at - 1]
+        .iter()
+        .rev()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .count();
+    let letters_after = b[at..]
+        .iter()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .count();
+    if letters_before < 3 || letters_after < 3 {
+        return false;
+    }
+    let before = at - 1 - letters_before;
+    let after = at + letters_after;
+    let is_dot = |w: &[u8]| w.eq_ignore_ascii_case(b"dot");
+    before > 0
+        && b[before - 1] == b' '
+        && b.get(after) == Some(&b' ')
+        && !is_dot(&b[before..at - 1])
+        && !is_dot(&b[at..after])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

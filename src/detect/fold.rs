@@ -258,29 +258,16 @@ fn fold_views(text: &str) -> Views {
 /// 5x slower per byte than its 1 KB parts did).
 const FOLD_PIECE: usize = 1024;
 
-/// [`fold_views_whole`] of each piece of `text`, cut (from every `piece` bytes on) at
-/// the first gap no fold crosses (see [`is_fold_gap`]), joined.
+/// [`fold_views_whole`] of each piece of `text` ([`crate::text::piece_bounds`]: cut
+/// between two plain words, where no fold crosses), joined.
 fn fold_views_in_pieces(text: &str, piece: usize) -> Views {
     if text.len() <= 2 * piece {
         return fold_views_whole(text);
     }
-    let b = text.as_bytes();
-    let mut cuts = Vec::new();
-    let mut at = piece;
-    while at + piece / 2 < b.len() {
-        let Some(gap) = (at..b.len() - piece / 2).find(|&g| is_fold_gap(b, g)) else {
-            break;
-        };
-        cuts.push(gap);
-        at = gap + piece;
-    }
-    if cuts.is_empty() {
+    let bounds = crate::text::piece_bounds(text.as_bytes(), piece);
+    if bounds.len() <= 2 {
         return fold_views_whole(text);
     }
-    let mut bounds = Vec::with_capacity(cuts.len() + 2);
-    bounds.push(0);
-    bounds.extend(cuts);
-    bounds.push(b.len());
     let pieces: Vec<(usize, Views)> = bounds
         .windows(2)
         .map(|w| (w[0], fold_views_whole(&text[w[0]..w[1]])))
@@ -296,38 +283,6 @@ fn fold_views_in_pieces(text: &str, piece: usize) -> Views {
     let words = join(ViewKind::Words);
     let values = join(ViewKind::Values);
     Views { words, values }
-}
-
-/// Whether `b[at..]` starts a piece that folds on its own: `at` lies between two words
-/// of three or more ASCII letters, each with one space on either side (` word| word `),
-/// and neither is `dot`. Every fold that joins across spaces needs a single character
-/// (spaced letters), Hangul (spaced syllables, numerals), a digit (dotted groups) or an
-/// `at` / `dot` / bracket beside each space it crosses (spelled addresses), and every
-/// other fold stays inside a word.
-fn is_fold_gap(b: &[u8], at: usize) -> bool {
-    if at < 2 || b[at - 1] != b' ' {
-        return false;
-    }
-    let letters_before = b[..at.saturating_sub(1)]
-        .iter()
-        .rev()
-        .take_while(|c| c.is_ascii_alphabetic())
-        .count();
-    let letters_after = b[at..]
-        .iter()
-        .take_while(|c| c.is_ascii_alphabetic())
-        .count();
-    if letters_before < 3 || letters_after < 3 {
-        return false;
-    }
-    let before = at - 1 - letters_before;
-    let after = at + letters_after;
-    let is_dot = |w: &[u8]| w.eq_ignore_ascii_case(b"dot");
-    before > 0
-        && b[before - 1] == b' '
-        && b.get(after) == Some(&b' ')
-        && !is_dot(&b[before..at - 1])
-        && !is_dot(&b[at..after])
 }
 
 /// One view of a text from the views of its pieces (`start` of each piece in the text,

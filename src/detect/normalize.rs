@@ -15,6 +15,34 @@ use unicode_normalization::UnicodeNormalization;
 
 /// Returns the normalised form of `text` (see the module docs). Pure and allocation-light.
 pub fn normalize(text: &str) -> String {
+    normalize_in_pieces(text, NORMALIZE_PIECE)
+}
+
+/// Texts longer than twice this are normalised in pieces of about this size: one
+/// character that needs the slower paths (a look-alike letter, a non-ASCII name) sends
+/// only its piece there, not a whole long answer.
+const NORMALIZE_PIECE: usize = 1024;
+
+/// [`normalize_whole`] of each piece of `text` (cut between two plain words,
+/// [`crate::text::piece_bounds`]), joined by the one space the cut left between them
+/// (each piece's normal form is trimmed and keeps its words).
+fn normalize_in_pieces(text: &str, piece: usize) -> String {
+    let bounds = crate::text::piece_bounds(text.as_bytes(), piece);
+    if bounds.len() <= 2 {
+        return normalize_whole(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    for w in bounds.windows(2) {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(&normalize_whole(&text[w[0]..w[1]]));
+    }
+    out
+}
+
+/// [`normalize`] of `text` as one piece.
+fn normalize_whole(text: &str) -> String {
     if text.is_ascii() {
         // ASCII is its own NFKC and has no invisible, accented or look-alike characters:
         // only whitespace and case change before the word passes, which then run on
@@ -1006,6 +1034,37 @@ mod tests {
             "  ",
         ] {
             assert_eq!(normalize(text), normalize_chars(text), "{text:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// Normalising in pieces (8 to 40 bytes, so texts have many cuts) gives what
+        /// normalising the whole text gives.
+        #[test]
+        fn pieces_normalize_as_the_whole_text(
+            words in proptest::collection::vec(proptest::sample::select(vec![
+                "word", "hello", "World", "the", "and", "more", "aaaa", "sooooo", "1gn0r3",
+                "h@te", "a", "b", "x", "1", "22", "$", "а", "Путин", "ｋ", "é", "e\u{0301}",
+                "\u{200B}", "시", "발", "더", "한국어", "ㅅ", "ㅣ", "ﬁne", "½", "ＩＧＮＯＲＥ",
+            ]), 0..40),
+            seps in proptest::collection::vec(proptest::sample::select(vec![
+                " ", " ", " ", " ", " ", "  ", "\n", "\t", ".", "-", "_", "*", "/", "@", ", ",
+                " \u{200B}",
+            ]), 40),
+            piece in 8usize..40,
+        ) {
+            let mut text = String::new();
+            for (w, sep) in words.iter().zip(&seps) {
+                text.push_str(w);
+                text.push_str(sep);
+            }
+            proptest::prop_assert_eq!(
+                normalize_in_pieces(&text, piece),
+                normalize_whole(&text),
+                "{:?}",
+                text
+            );
         }
     }
 
