@@ -142,10 +142,16 @@ pub fn next_non_ascii(b: &[u8], from: usize) -> usize {
 /// whole text, and only the pieces that need their slow passes take them.
 pub fn piece_bounds(b: &[u8], piece: usize) -> Vec<usize> {
     let mut bounds = vec![0];
-    if b.len() > 2 * piece {
+    if piece > 0 && b.len() > 2 * piece {
         let mut at = piece;
         while at + piece / 2 < b.len() {
-            let Some(gap) = (at..b.len() - piece / 2).find(|&g| is_plain_word_gap(b, g)) else {
+            // Gaps follow a space: jump from space to space (Korean text, which seldom
+            // has a gap, is crossed in a few hundred steps).
+            let (from, end) = (at - 1, b.len() - piece / 2);
+            let gap = memchr::memchr_iter(b' ', &b[from..end - 1])
+                .map(|i| from + i + 1)
+                .find(|&g| is_plain_word_gap(b, g));
+            let Some(gap) = gap else {
                 break;
             };
             bounds.push(gap);
@@ -189,6 +195,28 @@ pub fn is_plain_word_gap(b: &[u8], at: usize) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn pieces_are_cut_only_between_plain_words() {
+        let text = b"one two three four five six seven eight nine ten dot com at x y";
+        let bounds = piece_bounds(text, 8);
+        assert_eq!(bounds.first(), Some(&0));
+        assert_eq!(bounds.last(), Some(&text.len()));
+        for &cut in &bounds[1..bounds.len() - 1] {
+            assert!(is_plain_word_gap(text, cut), "{cut}");
+        }
+        assert!(bounds.len() > 3, "{bounds:?}");
+        // Cut from every `piece` bytes on, at the first gap.
+        assert_eq!(bounds[1], 8, "{bounds:?}");
+        assert!(!is_plain_word_gap(b"kim at example", 4));
+        assert!(!is_plain_word_gap(b" mail dot com ", 6));
+        assert!(!is_plain_word_gap(b" a1b word ", 5));
+        assert!(is_plain_word_gap(b" some words ", 6));
+        assert_eq!(
+            piece_bounds("한국어 문장 ".repeat(200).as_bytes(), 64).len(),
+            2
+        );
+    }
+
     use super::*;
     use proptest::prelude::*;
 
