@@ -296,11 +296,26 @@ fn join_views(pieces: &[(usize, &str, Option<Rc<Folded>>)]) -> Option<Folded> {
         v.as_ref()
             .is_none_or(|v| matches!(v.src, SourceMap::SameLayout))
     });
+    // Pieces that only lost spaces (Korean prose's word view) keep that map: the
+    // removed spaces' view offsets, shifted by the view before the piece.
+    let spaces_removed = !same_layout
+        && pieces.iter().all(|(_, _, v)| {
+            v.as_ref()
+                .is_none_or(|v| matches!(v.src, SourceMap::SpacesRemoved(_)))
+        });
+    let mut gaps: Vec<u32> = Vec::new();
     let mut src: Vec<(u32, u32)> = Vec::new();
     for (start, piece, view) in pieces {
         let view_text = view.as_ref().map_or(*piece, |v| v.text.as_str());
+        let view_start = text.len() as u32;
         text.push_str(view_text);
         if same_layout {
+            continue;
+        }
+        if spaces_removed {
+            if let Some(SourceMap::SpacesRemoved(g)) = view.as_ref().map(|v| &v.src) {
+                gaps.extend(g.iter().map(|&at| at + view_start));
+            }
             continue;
         }
         let offset = *start as u32;
@@ -327,14 +342,14 @@ fn join_views(pieces: &[(usize, &str, Option<Rc<Folded>>)]) -> Option<Folded> {
             }
         }
     }
-    Some(Folded {
-        text,
-        src: if same_layout {
-            SourceMap::SameLayout
-        } else {
-            SourceMap::Bytes(src)
-        },
-    })
+    let src = if same_layout {
+        SourceMap::SameLayout
+    } else if spaces_removed {
+        SourceMap::SpacesRemoved(gaps)
+    } else {
+        SourceMap::Bytes(src)
+    };
+    Some(Folded { text, src })
 }
 
 /// Both views of `text`, folded as one piece.
@@ -2267,9 +2282,15 @@ mod shared_pass_tests {
     /// per-character passes join with the sources the whole text's view has.
     #[test]
     fn joined_pieces_keep_every_source() {
-        let text = "first words here 시 발 그 사람 then more words here what the f4ck \
-                    again words here ｋｉｍ wrote words here 더 잘 and the end words here";
-        for piece in 4..60 {
+        let mixed = "first words here 시 발 그 사람 then more words here what the f4ck \
+                     again words here ｋｉｍ wrote words here 더 잘 and the end words here";
+        // Only spaced syllables fold: every piece's word view only lost spaces.
+        let spaced = "first words here 시 발 그 사람 then more words here 더 잘 해 again \
+                      words here 그 후 더 and the end words here 시 발 done";
+        for (text, piece) in [mixed, spaced]
+            .into_iter()
+            .flat_map(|t| (4..60).map(move |p| (t, p)))
+        {
             let pieces = fold_views_in_pieces(text, piece);
             let whole = fold_views_whole(text);
             for kind in [ViewKind::Words, ViewKind::Values] {
