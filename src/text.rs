@@ -193,6 +193,29 @@ pub fn is_plain_word_gap(b: &[u8], at: usize) -> bool {
         && !is_dot(&b[at..after])
 }
 
+/// Test texts made of words, each followed by a separator (properties of the evasion
+/// folds hold over such mixes, with plain-word gaps to cut at among them).
+#[cfg(test)]
+pub fn words_with_separators(
+    words: Vec<&'static str>,
+    separators: Vec<&'static str>,
+    count: std::ops::Range<usize>,
+) -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::strategy::Strategy;
+    let n = count.end;
+    (
+        proptest::collection::vec(proptest::sample::select(words), count),
+        proptest::collection::vec(proptest::sample::select(separators), n),
+    )
+        .prop_map(|(words, seps)| {
+            words
+                .iter()
+                .zip(&seps)
+                .flat_map(|(w, s)| [*w, *s])
+                .collect()
+        })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -2323,22 +2323,20 @@ mod shared_pass_tests {
         /// the text whole gives (pieces of 8 to 40 bytes, so texts have many cuts).
         #[test]
         fn pieces_fold_as_the_whole_text(
-            words in proptest::collection::vec(proptest::sample::select(vec![
+            text in crate::text::words_with_separators(
+                vec![
                 "word", "hello", "world", "dot", "Dot", "at", "AT", "com", "kim", "example",
                 "the", "and", "more", "[at]", "(dot)", "a", "b", "x", "1", "22", "4111", "f4ck",
                 "a$$", "$", "а", "Путин", "ｋ", "é", "e\u{0301}", "\u{200B}", "시", "발", "더",
                 "한국어", "공", "일", "이삼사", "오육칠팔", "ㅅ", "ㅣ", "kim.lee", "e.x.a",
-            ]), 0..40),
-            seps in proptest::collection::vec(proptest::sample::select(vec![
+            ],
+                vec![
                 " ", " ", " ", " ", " ", "  ", "\n", ".", "-", "_", "*", "/", "@", ", ",
-            ]), 40),
+            ],
+                0..40,
+            ),
             piece in 8usize..40,
         ) {
-            let mut text = String::new();
-            for (w, sep) in words.iter().zip(&seps) {
-                text.push_str(w);
-                text.push_str(sep);
-            }
             let pieces = fold_views_in_pieces(&text, piece);
             let whole = fold_views_whole(&text);
             for kind in [ViewKind::Words, ViewKind::Values] {

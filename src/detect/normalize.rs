@@ -1043,22 +1043,20 @@ mod tests {
         /// normalising the whole text gives.
         #[test]
         fn pieces_normalize_as_the_whole_text(
-            words in proptest::collection::vec(proptest::sample::select(vec![
+            text in crate::text::words_with_separators(
+                vec![
                 "word", "hello", "World", "the", "and", "more", "aaaa", "sooooo", "1gn0r3",
                 "h@te", "a", "b", "x", "1", "22", "$", "а", "Путин", "ｋ", "é", "e\u{0301}",
                 "\u{200B}", "시", "발", "더", "한국어", "ㅅ", "ㅣ", "ﬁne", "½", "ＩＧＮＯＲＥ",
-            ]), 0..40),
-            seps in proptest::collection::vec(proptest::sample::select(vec![
+            ],
+                vec![
                 " ", " ", " ", " ", " ", "  ", "\n", "\t", ".", "-", "_", "*", "/", "@", ", ",
                 " \u{200B}",
-            ]), 40),
+            ],
+                0..40,
+            ),
             piece in 8usize..40,
         ) {
-            let mut text = String::new();
-            for (w, sep) in words.iter().zip(&seps) {
-                text.push_str(w);
-                text.push_str(sep);
-            }
             proptest::prop_assert_eq!(
                 normalize_in_pieces(&text, piece),
                 normalize_whole(&text),
