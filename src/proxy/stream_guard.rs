@@ -170,16 +170,15 @@ impl GuardedEvents {
         }
         // Where the data sits in the event: only data borrowed from it (one data line)
         // lies inside the event's bytes.
-        let d = data;
-        let Some(offset) = (d.as_ptr() as usize).checked_sub(raw.as_ptr() as usize) else {
+        let Some(offset) = (data.as_ptr() as usize).checked_sub(raw.as_ptr() as usize) else {
             return;
         };
-        if offset + d.len() > raw.len() {
+        if offset + data.len() > raw.len() {
             return;
         }
         let literal = offset + delta.span.start..offset + delta.span.end;
         if let (Some(&id), Some(shape)) =
-            (self.ids.get(&delta.key), DeltaShape::of(raw, d, literal))
+            (self.ids.get(&delta.key), DeltaShape::of(raw, data, literal))
         {
             self.shape = Some((id, shape));
         }
