@@ -333,6 +333,7 @@ fn scan_line<W: Write>(
         trusted: &[],
         select: None,
         judged: &judged,
+        skip: &[],
     };
     let d = evaluate(policy, stage, &[text], &ctx, &eval_opts, &mut map);
     let findings = d

@@ -28,20 +28,21 @@ pub struct PartialMatcher {
 
 /// For each look-behind (a byte, or the start of the text at index 256), the set of
 /// bytes on which the anchored start state does not die. Built once per matcher from
-/// the DFA itself, so it answers exactly as the DFA's first step would.
+/// the DFA itself, so it answers exactly as the DFA's first step would. One flat row per
+/// look-behind, so that the scan over new starts is a load and a bit test per byte.
 struct FirstBytes {
-    /// Index into `sets` per look-behind; `u8::MAX` where the DFA has no start state
-    /// (it cannot decide; such starts are probed).
-    start_kind: [u8; 257],
-    sets: Vec<[u64; 4]>,
+    /// Per look-behind, 256 bits; every bit set where the DFA has no start state (it
+    /// cannot decide; such starts are probed).
+    rows: [[u64; 4]; 257],
 }
 
 impl FirstBytes {
     fn build(dfa: &DFA) -> Option<Box<Self>> {
         let mut cache = dfa.create_cache();
-        let mut states: Vec<LazyStateID> = Vec::new();
-        let mut start_kind = [u8::MAX; 257];
-        for (lb, kind) in start_kind.iter_mut().enumerate() {
+        // Look-behinds share few start states: each state's set is computed once.
+        let mut sets: Vec<(LazyStateID, [u64; 4])> = Vec::new();
+        let mut rows = [[u64::MAX; 4]; 257];
+        for (lb, row) in rows.iter_mut().enumerate() {
             let look_behind = u8::try_from(lb).ok();
             let config = start::Config::new()
                 .anchored(Anchored::Yes)
@@ -49,17 +50,10 @@ impl FirstBytes {
             let Ok(sid) = dfa.start_state(&mut cache, &config) else {
                 continue;
             };
-            let at = match states.iter().position(|&s| s == sid) {
-                Some(at) => at,
-                None => {
-                    states.push(sid);
-                    states.len() - 1
-                }
-            };
-            *kind = u8::try_from(at).ok().filter(|&k| k != u8::MAX)?;
-        }
-        let mut sets = Vec::with_capacity(states.len());
-        for &sid in &states {
+            if let Some(&(_, set)) = sets.iter().find(|(s, _)| *s == sid) {
+                *row = set;
+                continue;
+            }
             let mut set = [0u64; 4];
             for byte in 0..=255u8 {
                 // A byte the DFA cannot step on (an error) counts as a possible start.
@@ -70,20 +64,19 @@ impl FirstBytes {
                     set[usize::from(byte >> 6)] |= 1 << (byte & 63);
                 }
             }
-            sets.push(set);
+            sets.push((sid, set));
+            *row = set;
         }
         // State ids are only comparable within one cache generation.
-        (cache.clear_count() == 0).then(|| Box::new(Self { start_kind, sets }))
+        (cache.clear_count() == 0).then(|| Box::new(Self { rows }))
     }
 
     /// Whether a match can begin with `byte` after `look_behind` (`None`: the text's
     /// start); `true` when the DFA has to be asked.
+    #[inline]
     fn may_start(&self, look_behind: Option<u8>, byte: u8) -> bool {
-        let lb = look_behind.map_or(256, usize::from);
-        let Some(set) = self.sets.get(usize::from(self.start_kind[lb])) else {
-            return true;
-        };
-        set[usize::from(byte >> 6)] & (1 << (byte & 63)) != 0
+        let row = &self.rows[look_behind.map_or(256, usize::from)];
+        row[usize::from(byte >> 6)] & (1 << (byte & 63)) != 0
     }
 }
 
@@ -228,11 +221,18 @@ impl PartialMatcher {
         mut starts: impl Iterator<Item = usize>,
         matched: &mut Vec<(usize, usize)>,
     ) -> Option<usize> {
-        starts.find(|&start| match self.probe(cache, text, start) {
-            Probe::Live => true,
-            Probe::Dead { last_match_end } => {
-                matched.extend(last_match_end.map(|end| (start, end)));
-                false
+        // Most starts die on their first byte: that test stays in this loop, and only
+        // the starts that pass it are walked.
+        starts.find(|&start| {
+            if !self.may_start_at(text, start) {
+                return false;
+            }
+            match self.walk(cache, text, start) {
+                Probe::Live => true,
+                Probe::Dead { last_match_end } => {
+                    matched.extend(last_match_end.map(|end| (start, end)));
+                    false
+                }
             }
         })
     }
@@ -322,14 +322,28 @@ impl PartialMatcher {
     }
 
     fn probe(&self, cache: &mut Cache, text: &[u8], start: usize) -> Probe {
-        if let (Some(first), Some(&byte)) = (&self.first_bytes, text.get(start)) {
-            let look_behind = start.checked_sub(1).and_then(|i| text.get(i)).copied();
-            if !first.may_start(look_behind, byte) {
-                return Probe::Dead {
-                    last_match_end: None,
-                };
-            }
+        if !self.may_start_at(text, start) {
+            return Probe::Dead {
+                last_match_end: None,
+            };
         }
+        self.walk(cache, text, start)
+    }
+
+    /// Whether the first byte at `start` lets a match begin there (`true` when unknown).
+    #[inline]
+    fn may_start_at(&self, text: &[u8], start: usize) -> bool {
+        match (&self.first_bytes, text.get(start)) {
+            (Some(first), Some(&byte)) => {
+                let look_behind = start.checked_sub(1).and_then(|i| text.get(i)).copied();
+                first.may_start(look_behind, byte)
+            }
+            _ => true,
+        }
+    }
+
+    /// Runs the anchored DFA from `start` to the end of `text` (or its death).
+    fn walk(&self, cache: &mut Cache, text: &[u8], start: usize) -> Probe {
         let input = Input::new(text).range(start..).anchored(Anchored::Yes);
         let Ok(mut sid) = self.dfa.start_state_forward(cache, &input) else {
             return Probe::Live;

@@ -120,6 +120,9 @@ pub struct EvalOptions<'a> {
     /// Only rules for which this returns true run (the streaming stage splits a policy
     /// into rules that gate the text and rules that are only recorded). `None`: all.
     pub select: Option<fn(&CompiledRule) -> bool>,
+    /// Per rule of the stage (by index): `true` skips it as well (the streaming stage
+    /// runs on a window only the rules that found a candidate in it). Empty: none.
+    pub skip: &'a [bool],
     /// Outcomes of the stage's `llm_judge` rules, computed by the caller (the proxy runs
     /// the remote calls before evaluating, so the engine stays pure). A judge rule
     /// without a verdict here is not evaluated and is reported as `not_run`.
@@ -264,7 +267,7 @@ pub fn evaluate(
         if blocker.is_some() && !opts.run_all {
             break;
         }
-        if opts.select.is_some_and(|keep| !keep(rule)) {
+        if opts.select.is_some_and(|keep| !keep(rule)) || opts.skip.get(ri) == Some(&true) {
             continue;
         }
         let mut findings = Vec::new();

@@ -247,6 +247,7 @@ impl StreamGuard {
             trusted: &[],
             select: Some(select),
             judged: &[],
+            skip: &[],
         }
     }
 
@@ -281,6 +282,9 @@ impl StreamGuard {
         let mut p = len;
         let mut forced = false;
         let mut candidate = at_end;
+        // Span rules (by index, the first 64) whose scan found a complete match: only
+        // they can find anything in the releasable part, so a window runs only them.
+        let mut candidates: u64 = 0;
 
         if kind == TextKind::Text && !at_end {
             // Until a hold is known to stay, nothing is known beyond this delta.
@@ -296,11 +300,15 @@ impl StreamGuard {
                     candidate: false,
                     firm_until: 0,
                 };
-                for (rule, memo) in rules.iter().zip(memos.iter_mut()) {
+                for (ri, (rule, memo)) in rules.iter().zip(memos.iter_mut()).enumerate() {
                     if !span_gate(rule) {
                         continue;
                     }
-                    span = span.min(rule.detector.stream_tail(text, c, memo));
+                    let tail = rule.detector.stream_tail(text, c, memo);
+                    if tail.candidate {
+                        candidates |= 1u64.checked_shl(ri as u32).unwrap_or(0);
+                    }
+                    span = span.min(tail);
                 }
                 p = p.min(span.hold);
                 candidate |= span.candidate;
@@ -379,6 +387,16 @@ impl StreamGuard {
                 let text = self.texts[id].text.as_str();
                 let a = floor_char(text, c.saturating_sub(LEFT_CONTEXT));
                 let window = &text[a..];
+                // At the end or past the bound every rule may find something; otherwise
+                // a rule without a complete match before its hold cannot (the rules past
+                // the first 64 always run).
+                let skip: Vec<bool> = if at_end || forced {
+                    Vec::new()
+                } else {
+                    (0..rules.len())
+                        .map(|ri| ri < 64 && candidates & (1 << ri) == 0)
+                        .collect()
+                };
                 let decision = {
                     let ctx = DetectContext {
                         context: &self.context,
@@ -394,6 +412,7 @@ impl StreamGuard {
                         trusted: &[],
                         select: Some(span_gate),
                         judged: &[],
+                        skip: &skip,
                     };
                     let mut scratch = self.pseudonyms.clone();
                     evaluate(&policy, Stage::Output, &[window], &ctx, &opts, &mut scratch)

@@ -455,6 +455,7 @@ input:
             &["system prompt", "user text"],
             &EvalOptions {
                 judged: verdicts,
+                skip: &[],
                 run_all: true,
                 ..Default::default()
             },

@@ -143,6 +143,7 @@ pub async fn apply(
     };
     let opts = &EvalOptions {
         judged: &judged,
+        skip: &[],
         ..opts.clone()
     };
     let mut pseudonyms = PseudonymMap::new();

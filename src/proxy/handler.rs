@@ -513,6 +513,7 @@ impl Gateway {
             trusted: &[],
             select: None,
             judged: &[],
+            skip: &[],
         }
     }
 
@@ -665,6 +666,7 @@ impl Gateway {
         let judged = self.judges.judge_input(&policy, &exchange).await;
         let in_opts = EvalOptions {
             judged: &judged,
+            skip: &[],
             ..opts.clone()
         };
         let input = off_the_reactor(body.len(), || {
@@ -827,6 +829,7 @@ impl Gateway {
                 .await;
             let out_opts = EvalOptions {
                 judged: &judged,
+                skip: &[],
                 ..opts.clone()
             };
             let checked = off_the_reactor(bytes.len(), || {

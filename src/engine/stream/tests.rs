@@ -565,3 +565,31 @@ output:
         }
     }
 }
+
+#[test]
+fn past_the_bound_every_span_rule_judges_the_oldest_text() {
+    // An address whose domain keeps growing is a complete match at the hold, not a
+    // candidate before it. Past the bound its oldest text is released anyway, and the
+    // rule must judge that window although its scan found no candidate.
+    let mut g = StreamGuard::new(
+        shipped_policy(),
+        Vec::new(),
+        None,
+        b"k".to_vec(),
+        None,
+        map(),
+    );
+    let id = g.open(TextKind::Text);
+    let mut out = g.push(id, "Write to bob@example.com").unwrap_or_default();
+    for _ in 0..2 * MAX_HOLD / ".example.com".len() {
+        out.push_str(&g.push(id, ".example.com").unwrap_or_default());
+    }
+    // Released at the bound, rewritten whole (the finding across the cut is carried to
+    // its end), never in the clear.
+    assert!(
+        out.starts_with("Write to {EMAIL}"),
+        "{}",
+        &out[..out.len().min(80)]
+    );
+    assert!(!out.contains("bob@"));
+}
