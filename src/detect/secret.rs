@@ -47,6 +47,10 @@ enum Kind {
     Generic,
 }
 
+/// How far before a `key=value` password the detector looks for the rest of a connection
+/// string (`server=`, `host=`...): the longest look-behind of any span detector.
+pub const CONNECTION_CONTEXT: usize = 160;
+
 const RULES: &[(Kind, &str)] = &[
     (
         Kind::AwsAccess,
@@ -420,7 +424,7 @@ fn classify(
                 ve -= 1;
             }
             let v = &t[vs..ve];
-            let ws = s.saturating_sub(160);
+            let ws = s.saturating_sub(CONNECTION_CONTEXT);
             let window = String::from_utf8_lossy(&b[ws..s]).to_ascii_lowercase();
             let conn = [
                 "server=",

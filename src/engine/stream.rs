@@ -41,9 +41,11 @@ use crate::policy::model::{Action, DetectorKind, Mode, StreamMode};
 /// judged on their first 16 KiB before the rest is released.
 pub const MAX_HOLD: usize = 16 * 1024;
 
-/// Text before the undecided part that span detectors see again (cue words before a
-/// value, a digit pattern's look-back), so that a window decides as the whole text does.
-pub const LEFT_CONTEXT: usize = 256;
+/// Text before the undecided part that span detectors see again, so that a window
+/// decides as the whole text does: the longest look-behind of the span detectors (the
+/// rest of a connection string before a password, 160 bytes; PII cue words, 48). No
+/// finding crosses the start of the undecided part (it would have been held there).
+pub const LEFT_CONTEXT: usize = crate::detect::secret::CONNECTION_CONTEXT;
 
 /// What kind of text a stream carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

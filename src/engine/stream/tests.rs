@@ -593,3 +593,24 @@ fn past_the_bound_every_span_rule_judges_the_oldest_text() {
     );
     assert!(!out.contains("bob@"));
 }
+
+#[test]
+fn windows_see_as_far_back_as_the_detectors_look() {
+    // The secret detector names a password by the connection string up to 160 bytes
+    // before it; a streamed answer must name it the same at every cut.
+    let name = "x".repeat(120);
+    let text = format!("Use Server=db.internal;Application Name={name};Password=Tr0ub4dorZq9 now.");
+    let policy = shipped_policy();
+    let mut m = map();
+    let whole = evaluate(
+        &policy,
+        Stage::Output,
+        &[text.as_str()],
+        &DetectContext::default(),
+        &EvalOptions::default(),
+        &mut m,
+    );
+    let masked = whole.rewritten[0].clone().unwrap_or_default();
+    assert!(masked.contains("{CONNECTION_STRING_PASSWORD}"), "{masked}");
+    check_every_cut(&policy, &text);
+}
