@@ -663,12 +663,20 @@ pub fn replace_repeated_texts(
 /// deltas as events that differ only in that literal (`{"id":…,"choices":[{"index":0,
 /// "delta":{"content":"…"},…}]}`), so a later event with the same bytes before and after
 /// a valid JSON string literal means what the parsed one meant, with another text: it is
-/// read without parsing the rest again.
+/// read without parsing the rest again. OpenAI's chat chunks also carry an
+/// `"obfuscation"` member after the text whose string changes on every event (random
+/// padding): any string literal there matches too.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeltaShape {
     before: Bytes,
     after: Bytes,
+    /// The byte range in `after` of the value of a member that changes from event to
+    /// event (a JSON string literal).
+    free: Option<Range<usize>>,
 }
+
+/// The member whose string value changes on every event of a stream.
+const FREE_MEMBER: &[u8] = b"\"obfuscation\":";
 
 impl DeltaShape {
     /// The shape of `event` whose text literal spans `literal` (byte offsets in the
@@ -680,28 +688,62 @@ impl DeltaShape {
         if string_literal(lit).is_none() || with_data(event, data) != *event {
             return None;
         }
+        let after = event.slice(literal.end..);
+        let free = memchr::memmem::find(&after, FREE_MEMBER).and_then(|at| {
+            let start = at + FREE_MEMBER.len();
+            let end = literal_end(&after, start)?;
+            string_literal(&after[start..end]).map(|_| start..end)
+        });
         Some(Self {
             before: event.slice(..literal.start),
-            after: event.slice(literal.end..),
+            after,
+            free,
         })
     }
 
     /// The text of `event` if it has this shape.
     pub fn text_of<'a>(&self, event: &'a [u8]) -> Option<Cow<'a, str>> {
-        let lit = event
-            .strip_prefix(&self.before[..])?
-            .strip_suffix(&self.after[..])?;
+        let rest = event.strip_prefix(&self.before[..])?;
+        let Some(free) = &self.free else {
+            return string_literal(rest.strip_suffix(&self.after[..])?);
+        };
+        let (lit, tail) = rest.split_at(literal_end(rest, 0)?);
+        let value = tail.strip_prefix(&self.after[..free.start])?;
+        let (value, tail) = value.split_at(literal_end(value, 0)?);
+        if tail != &self.after[free.end..] {
+            return None;
+        }
+        string_literal(value)?;
         string_literal(lit)
     }
 
-    /// An event of this shape carrying `text`.
-    pub fn with_text(&self, text: &str, out: &mut BytesMut) {
+    /// `event` (which has this shape) carrying `text` instead of its own: the bytes after
+    /// its literal are its own (a free member keeps its value).
+    pub fn with_text(&self, event: &[u8], text: &str, out: &mut BytesMut) {
+        let rest = event.get(self.before.len()..).unwrap_or_default();
+        let after = literal_end(rest, 0).map_or(&self.after[..], |end| &rest[end..]);
         out.extend_from_slice(&self.before);
         // serde_json escapes exactly what JSON requires; a str never fails to serialize.
         if let Ok(literal) = serde_json::to_string(text) {
             out.extend_from_slice(literal.as_bytes());
         }
-        out.extend_from_slice(&self.after);
+        out.extend_from_slice(after);
+    }
+}
+
+/// The end (one past the closing quote) of the JSON string literal that opens at
+/// `bytes[start]`, skipping escaped characters; `None` when none opens or closes there.
+fn literal_end(bytes: &[u8], start: usize) -> Option<usize> {
+    if bytes.get(start) != Some(&b'"') {
+        return None;
+    }
+    let mut i = start + 1;
+    loop {
+        match bytes.get(i)? {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
     }
 }
 
@@ -830,12 +872,41 @@ mod tests {
             None
         );
         let mut out = BytesMut::new();
-        shape.with_text("say \"x\"", &mut out);
+        shape.with_text(&event, "say \"x\"", &mut out);
         let want = with_data(&event, r#"{"delta":{"text":"say \"x\""}}"#);
         assert_eq!(&out[..], &want[..]);
         // `data:` without its space is written back with one: no shape.
         let tight = Bytes::from_static(b"data:{\"t\":\"Hi\"}\n\n");
         assert_eq!(DeltaShape::of(&tight, r#"{"t":"Hi"}"#, 10..14), None);
+    }
+
+    #[test]
+    fn a_free_member_may_change_from_event_to_event() {
+        let chunk = |text: &str, pad: &str| {
+            format!(
+                "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":{text}}}}}],\"obfuscation\":{pad}}}\n\n"
+            )
+        };
+        let first = Bytes::from(chunk("\"Hi\"", "\"x1\""));
+        let data = event_data(&first).expect("data");
+        let at = first
+            .windows(4)
+            .position(|w| w == b"\"Hi\"")
+            .expect("literal");
+        let shape = DeltaShape::of(&first, &data, at..at + 4).expect("a shape");
+        let other = chunk("\"a \\\"b\\\"\"", "\"Qz\\\"9\"");
+        assert_eq!(shape.text_of(other.as_bytes()).as_deref(), Some("a \"b\""));
+        // The rewritten event keeps its own padding.
+        let mut out = BytesMut::new();
+        shape.with_text(other.as_bytes(), "c", &mut out);
+        assert_eq!(&out[..], chunk("\"c\"", "\"Qz\\\"9\"").as_bytes());
+        // Not a string there, or other bytes around it: not this shape.
+        assert_eq!(shape.text_of(chunk("\"a\"", "7").as_bytes()), None);
+        assert_eq!(
+            shape.text_of(chunk("\"a\"", "\"x\",\"usage\":{}").as_bytes()),
+            None
+        );
+        assert_eq!(shape.text_of(chunk("\"a\"", "\"x").as_bytes()), None);
     }
 
     #[test]

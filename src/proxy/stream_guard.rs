@@ -144,7 +144,7 @@ impl GuardedEvents {
         if released == text {
             out.extend_from_slice(raw);
         } else if let Some((_, shape)) = &self.shape {
-            shape.with_text(&released, out);
+            shape.with_text(raw, &released, out);
         }
         Some(Flow::Continue)
     }
