@@ -24,7 +24,7 @@ mod repeat;
 mod stream_answer;
 use real_texts::texts;
 use repeat::text;
-use stream_answer::{deltas, EN, KO};
+use stream_answer::{deltas, four_answers, EN, KO};
 
 fn openai_sse(pieces: &[&str]) -> Vec<u8> {
     let mut s = String::new();
@@ -62,23 +62,6 @@ fn guard(policy: &Arc<CompiledPolicy>) -> StreamGuard {
     )
 }
 
-/// Four different 16 KB answers of real text: texts 0-15, 16-31, 32-47 and 48-63 of one
-/// set of the benches' real texts, joined (a repeated seed measures less than new text
-/// costs).
-fn real_answers(set: &str) -> Vec<String> {
-    let all = texts(set);
-    (0..4)
-        .map(|k| {
-            all.iter()
-                .skip(k * 16)
-                .take(16)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect()
-}
-
 fn stream(c: &mut Criterion) {
     let policy = embedded_default().default_policy();
     let mut g = c.benchmark_group("output_stage_16kb");
@@ -93,8 +76,8 @@ fn stream(c: &mut Criterion) {
     let answers = [
         ("en", vec![text(EN, 16 * 1024), text(EN, 16 * 1024 + 5)]),
         ("ko", vec![text(KO, 16 * 1024), text(KO, 16 * 1024 + 5)]),
-        ("en_real", real_answers("en")),
-        ("ko_real", real_answers("ko")),
+        ("en_real", four_answers(&texts("en"))),
+        ("ko_real", four_answers(&texts("ko"))),
     ];
     for (lang, answers) in answers {
         let mean = answers.iter().map(String::len).sum::<usize>() / answers.len();

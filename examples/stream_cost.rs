@@ -29,23 +29,11 @@ mod repeat;
 #[path = "../benches/common/stream_answer.rs"]
 mod stream_answer;
 use repeat::text;
-use stream_answer::{deltas, EN, KO};
+use stream_answer::{deltas, four_answers, EN, KO};
 
 fn answers(set: &str) -> Vec<String> {
     match set {
-        "en_real" | "ko_real" => {
-            let all = real_texts::texts(&set[..2]);
-            (0..4)
-                .map(|k| {
-                    all.iter()
-                        .skip(k * 16)
-                        .take(16)
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
-                .collect()
-        }
+        "en_real" | "ko_real" => four_answers(&real_texts::texts(&set[..2])),
         "ko" => vec![text(KO, 16 * 1024)],
         _ => vec![text(EN, 16 * 1024)],
     }
