@@ -6,7 +6,10 @@
 //! times, through the shipped default policy, and prints what it released and how fast.
 //! SET is `en` or `ko` (the repeated 16 KB support-desk answer of `benches/stream.rs`) or
 //! `en_real` or `ko_real` (four different 16 KB answers of the benches' real texts).
-//! DELTA_BYTES 0 evaluates each answer whole (the non-streaming stage, the baseline).
+//! DELTA_BYTES 0 evaluates each answer whole (the non-streaming stage, the baseline; with
+//! `en` or `ko`, one answer evaluated again and again is answered partly from the
+//! per-thread caches of the folds and classifiers, so take the baseline from the real
+//! sets).
 //! Count instructions with callgrind; REPS 3 minus REPS 1, halved, is the cost of one
 //! round without the one-time set-up:
 //!
