@@ -241,12 +241,14 @@ impl SecretDetector {
             Some(p) => p.tail_memo(text.as_bytes(), from, 0, &mut memo.parts[0]),
             None => Tail::fixed_window(text, from),
         };
+        // Built once: the undecided text is searched on every delta.
+        static BEGIN: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+            std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"-----BEGIN "));
         let bytes = text.as_bytes();
         let mut at = from;
-        while let Some(i) = bytes
-            .get(at..)
-            .and_then(|t| memchr::memmem::find(t, b"-----BEGIN "))
-        {
+        // Only a BEGIN line that starts before the hold matters.
+        let searched = (tail.hold + BEGIN.needle().len()).min(bytes.len());
+        while let Some(i) = bytes.get(at..searched).and_then(|t| BEGIN.find(t)) {
             let begin = at + i;
             if begin >= tail.hold {
                 break;
