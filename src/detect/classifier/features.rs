@@ -130,38 +130,29 @@ pub fn for_each_feature(cfg: &FeatureConfig, text: &str, mut f: impl FnMut(u32))
 }
 
 /// The code points of a normalised text, digits masked when the config asks for it.
-///
-/// Runs of ASCII bytes are widened in bulk (a loop the compiler vectorises); only the
-/// characters outside ASCII are decoded one by one. English answers are mostly ASCII with
-/// a few curly quotes or dashes, which sent the whole text down a per-character decode.
 fn decode(cfg: &FeatureConfig, text: &str) -> Vec<u32> {
     let mask_digits = cfg.has(FeatureConfig::MASK_DIGITS);
-    let widen = |b: u8| {
-        u32::from(if mask_digits && b.is_ascii_digit() {
-            b'0'
-        } else {
-            b
-        })
-    };
-    let mut units = Vec::with_capacity(text.len());
-    let mut rest = text;
-    while !rest.is_empty() {
-        let ascii = rest
-            .bytes()
-            .position(|b| !b.is_ascii())
-            .unwrap_or(rest.len());
-        units.extend(rest.as_bytes()[..ascii].iter().map(|&b| widen(b)));
-        rest = &rest[ascii..];
-        // A character outside ASCII (never a digit) and the ones after it up to the next
-        // ASCII byte.
-        let other = rest
-            .bytes()
-            .position(|b| b.is_ascii())
-            .unwrap_or(rest.len());
-        units.extend(rest[..other].chars().map(u32::from));
-        rest = &rest[other..];
+    if text.is_ascii() {
+        text.bytes()
+            .map(|b| {
+                u32::from(if mask_digits && b.is_ascii_digit() {
+                    b'0'
+                } else {
+                    b
+                })
+            })
+            .collect()
+    } else {
+        text.chars()
+            .map(|c| {
+                if mask_digits && c.is_ascii_digit() {
+                    '0' as u32
+                } else {
+                    c as u32
+                }
+            })
+            .collect()
     }
-    units
 }
 
 /// The hashes of one normalised text that do not depend on the model reading it: word
@@ -264,16 +255,18 @@ impl TextHashes {
         framed.reserve(2 * units.len() + 2);
         room.reserve(2 * units.len() + 2);
         let space = u32::from(b' ');
-        for word in units.split(|&u| u == space).filter(|w| !w.is_empty()) {
-            // The frame is copied whole; the hash loop below only reads.
+        let mut i = 0;
+        while i < units.len() {
+            if units[i] == space {
+                i += 1;
+                continue;
+            }
+            let start = i;
             framed.push(BOUNDARY);
-            framed.extend_from_slice(word);
-            framed.push(BOUNDARY);
-            room.extend(frame_room(word.len() + 2));
             // Word hashes: runs of alphanumerics and runs of the rest.
-            let mut alnum = word.first().is_some_and(|&u| unit_is_alnum(u));
+            let mut alnum = unit_is_alnum(units[i]);
             let mut h = WORD_SEED;
-            for &u in word {
+            while let Some(&u) = units.get(i).filter(|&&u| u != space) {
                 let kind = unit_is_alnum(u);
                 if kind != alnum {
                     words.push(h);
@@ -281,8 +274,12 @@ impl TextHashes {
                     alnum = kind;
                 }
                 h = step(h, u);
+                framed.push(u);
+                i += 1;
             }
             words.push(h);
+            framed.push(BOUNDARY);
+            room.extend(frame_room(i - start + 2));
         }
         self.words = words;
         self.framed = framed;
