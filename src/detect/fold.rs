@@ -1555,26 +1555,17 @@ fn growing_uncached(text: &str, kind: ViewKind) -> Growing {
     growing_general(text, kind)
 }
 
-/// [`growing_general`] for the value view of ASCII prose in which nothing folds: letters,
-/// spaces and sentence punctuation, no digits (no numbers, dotted or spelled), no `@` or
-/// `$` (no leetspeak, no address), no spaced single letters and no spelled `at`. Its view
-/// is the text itself, so only the scans for runs still growing are left: spaced single
-/// letters and spelled addresses in progress. `None` for any other text. A streamed
-/// answer's undecided part is mostly such prose; the general passes cost a few
-/// pre-checks and two per-thread caches for every delta.
+/// [`growing_general`] for the value view of ASCII text in which no value fold applies
+/// ([`no_value_folds`]: no spaced single characters, no dotted digit groups that could
+/// join, no complete spelled address). Every ASCII character is plain and no Korean
+/// numeral is ASCII, so the view is the text itself, exactly when [`fold_views_whole`]
+/// leaves it alone, and only the scans for runs still growing are left: spaced single
+/// characters, a number (digits and dots) and spelled addresses in progress. `None` for
+/// any other text, and for texts long enough to be folded in pieces. A streamed answer's
+/// undecided part is mostly such text (prose with years, counts and parentheses); the
+/// general passes cost a dozen pre-checks and two per-thread caches for every delta.
 fn prose_growing(text: &str) -> Option<Growing> {
-    let b = text.as_bytes();
-    let prose = |c: u8| {
-        c.is_ascii_alphabetic()
-            || matches!(
-                c,
-                b' ' | b'.' | b',' | b';' | b':' | b'!' | b'?' | b'\'' | b'"' | b'-' | b'_'
-            )
-    };
-    if !b.iter().all(|&c| prose(c))
-        || crate::text::has_spaced_singles(b, |_| true)
-        || may_spell_at(text)
-    {
+    if text.len() > 2 * FOLD_PIECE || !text.is_ascii() || !no_value_folds(text) {
         return None;
     }
     let mut pending = text.len();
@@ -1582,6 +1573,9 @@ fn prose_growing(text: &str) -> Option<Growing> {
     let w = text.len().saturating_sub(GROWING_WINDOW);
     let tail = &text[w..];
     if let Some(s) = spaced_run_start(tail, false) {
+        pending = pending.min(w + s);
+    }
+    if let Some(s) = digit_run_start(tail) {
         pending = pending.min(w + s);
     }
     pending = spelled_address_pending(text, w, pending);
@@ -2531,7 +2525,9 @@ mod shared_pass_tests {
         fn prose_growing_equals_the_general_passes(
             text in texts(
                 &["a", "b", "x", "t", "at", "AT", " ", "  ", ".", ",", "'", "-", "_", "kim",
-                  "fuck", "the cat", " a", "Thanks ", "reach", "!", "?", "\"", ":", ";"],
+                  "fuck", "the cat", " a", "Thanks ", "reach", "!", "?", "\"", ":", ";",
+                  "1", "0", "2024", "3.5", "1.2.3", "(", ")", "[", "]", "@", "$", "\n",
+                  "\t", "/", "&", "+", "5 5", "010-", "kim at ", "é"],
                 0..14,
             ),
         ) {
@@ -2550,10 +2546,16 @@ mod shared_pass_tests {
             "Thanks f",
             "write to kim",
             "ok. ",
+            "In 2015 (see p. 3) it sold 40 million copies",
+            "call 010-",
+            "won $5",
+            "a\tb",
+            "kim at ",
         ] {
             assert!(prose_growing(text).is_some(), "{text:?}");
         }
-        for text in ["call 010-", "kim at ", "f u c", "mail a@", "won $5", "a\tb"] {
+        // Spaced singles, an address spelled out, spaced digits, a non-ASCII letter.
+        for text in ["f u c", "kim at example dot com ", "5 5 5 1 2 3 4", "café"] {
             assert!(prose_growing(text).is_none(), "{text:?}");
         }
     }
