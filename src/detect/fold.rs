@@ -519,6 +519,14 @@ fn no_value_folds(text: &str) -> bool {
     // Bytes of non-ASCII letters count as "not alphanumeric" here: ASCII characters then
     // look single more often, which only sends more texts to the full fold.
     let b = text.as_bytes();
+    // A short text (a streamed answer's undecided part, asked about on every delta) is
+    // cheaper to walk once than to test in shifted views: the walk finds the spaced
+    // singles too, and its dotted numbers need a `d.d`, so its answer is the one below.
+    if b.len() < SHORT_TEXT {
+        return no_singles_or_dotted_numbers(b)
+            && !(may_spell_at(text)
+                && address_regexes().is_some_and(|(address, _)| address.is_match(text)));
+    }
     // `x?y?z`: three singles one byte apart, the shortest run spacing joins.
     if crate::text::has_spaced_singles(b, |_| true) {
         return false;
@@ -756,6 +764,10 @@ fn has_spaced_syllables(text: &str) -> bool {
     })
 }
 
+/// Texts shorter than this take the one-pass byte walks of the pre-checks instead of
+/// their searches and shifted views, whose set-up costs more than a short text's bytes.
+const SHORT_TEXT: usize = 64;
+
 /// Whether `text` may hold a spelled-out `at` separator (` at `, `[at]`, `( at )`...):
 /// the address regex cannot match without one, and most text has none.
 fn may_spell_at(text: &str) -> bool {
@@ -764,6 +776,14 @@ fn may_spell_at(text: &str) -> bool {
     let space = |c: u8| c.is_ascii_whitespace() || c == 0x0B;
     let open = |c: u8| space(c) || matches!(c, b'[' | b'(' | b'{' | b'<');
     let close = |c: u8| space(c) || matches!(c, b']' | b')' | b'}' | b'>');
+    if b.len() < SHORT_TEXT {
+        return b.windows(4).any(|w| {
+            open(w[0])
+                && w[1].eq_ignore_ascii_case(&b'a')
+                && w[2].eq_ignore_ascii_case(&b't')
+                && close(w[3])
+        });
+    }
     // Around each `t`: an opener, `a`, `t`, a closer.
     memchr::memchr2_iter(b't', b'T', b).any(|p| {
         p >= 2
@@ -2457,13 +2477,30 @@ mod shared_pass_tests {
             }
             prop_assert_eq!(has_spaced_syllables(&text), spaced, "{:?}", text);
             let space = |c: u8| c.is_ascii_whitespace() || c == 0x0B;
-            let spelled = text.as_bytes().windows(4).any(|w| {
+            let spelled_in = |text: &str| text.as_bytes().windows(4).any(|w| {
                 (space(w[0]) || matches!(w[0], b'[' | b'(' | b'{' | b'<'))
                     && w[1].eq_ignore_ascii_case(&b'a')
                     && w[2].eq_ignore_ascii_case(&b't')
                     && (space(w[3]) || matches!(w[3], b']' | b')' | b'}' | b'>'))
             });
+            let spelled = spelled_in(&text);
             prop_assert_eq!(may_spell_at(&text), spelled, "{:?}", text);
+            // Long texts take the byte search.
+            let long = text.repeat(SHORT_TEXT / text.len().max(1) + 1);
+            prop_assert_eq!(may_spell_at(&long), spelled_in(&long), "{:?}", long);
+        }
+
+        /// The one-pass walk of short texts says what the spaced-singles test and the
+        /// walk behind a `d.d` say together.
+        #[test]
+        fn the_walk_alone_answers_like_the_shifted_views(text in texts(&[
+                "a", "b", "1", "2", "0", " ", ".", "-", "/", "x1", "ab", "12", "345", "김",
+                "é", "\t", "_",
+        ], 0..24)) {
+            let b = text.as_bytes();
+            let both = crate::text::has_spaced_singles(b, |_| true)
+                || (has_digit_dot_digit(b) && !no_singles_or_dotted_numbers(b));
+            prop_assert_eq!(!no_singles_or_dotted_numbers(b), both, "{:?}", text);
         }
 
         /// The one-pass numeral pre-check never says "no" where the full reading finds a
