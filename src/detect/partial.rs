@@ -13,7 +13,7 @@ use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::hybrid::LazyStateID;
 use regex_automata::util::pool::Pool;
 use regex_automata::util::{start, syntax};
-use regex_automata::{Anchored, Input};
+use regex_automata::Anchored;
 
 type CachePool = Pool<Cache, Box<dyn Fn() -> Cache + Send + Sync + std::panic::UnwindSafe>>;
 
@@ -342,29 +342,44 @@ impl PartialMatcher {
         }
     }
 
-    /// Runs the anchored DFA from `start` to the end of `text` (or its death).
+    /// Runs the anchored DFA from `start` to the end of `text` (or its death). The start
+    /// state comes from the byte before `start` directly (no search input to check), and
+    /// ordinary states (not a match, dead, quit or not yet computed) step by the untagged
+    /// transition: most walks are a few steps through one word, so the set-up and the
+    /// per-step tests are most of their cost.
     fn walk(&self, cache: &mut Cache, text: &[u8], start: usize) -> Probe {
-        let input = Input::new(text).range(start..).anchored(Anchored::Yes);
-        let Ok(mut sid) = self.dfa.start_state_forward(cache, &input) else {
+        let look_behind = start.checked_sub(1).and_then(|i| text.get(i)).copied();
+        let config = start::Config::new()
+            .anchored(Anchored::Yes)
+            .look_behind(look_behind);
+        let (Ok(mut sid), Some(rest)) = (self.dfa.start_state(cache, &config), text.get(start..))
+        else {
             return Probe::Live;
         };
         let mut last_match_end = None;
-        for (i, &byte) in text[start..].iter().enumerate() {
-            let Ok(next) = self.dfa.next_state(cache, sid, byte) else {
-                return Probe::Live;
+        for (i, &byte) in rest.iter().enumerate() {
+            let untagged =
+                (!sid.is_tagged()).then(|| self.dfa.next_state_untagged(cache, sid, byte));
+            sid = match untagged {
+                Some(next) if !next.is_unknown() => next,
+                _ => match self.dfa.next_state(cache, sid, byte) {
+                    Ok(next) => next,
+                    Err(_) => return Probe::Live,
+                },
             };
-            sid = next;
-            if sid.is_match() {
-                // Matches are reported one byte late: the match ended before this byte.
-                last_match_end = Some(start + i);
-            }
-            if sid.is_dead() {
-                return Probe::Dead { last_match_end };
-            }
-            if sid.is_quit() {
-                // A byte the lazy DFA cannot decide (a Unicode word boundary next to
-                // non-ASCII text): assume the match may go on.
-                return Probe::Live;
+            if sid.is_tagged() {
+                if sid.is_match() {
+                    // Matches are reported one byte late: the match ended before this byte.
+                    last_match_end = Some(start + i);
+                }
+                if sid.is_dead() {
+                    return Probe::Dead { last_match_end };
+                }
+                if sid.is_quit() {
+                    // A byte the lazy DFA cannot decide (a Unicode word boundary next to
+                    // non-ASCII text): assume the match may go on.
+                    return Probe::Live;
+                }
             }
         }
         Probe::Live
