@@ -519,21 +519,19 @@ fn no_value_folds(text: &str) -> bool {
     // Bytes of non-ASCII letters count as "not alphanumeric" here: ASCII characters then
     // look single more often, which only sends more texts to the full fold.
     let b = text.as_bytes();
-    // A short text (a streamed answer's undecided part, asked about on every delta) is
-    // cheaper to walk once than to test in shifted views: the walk finds the spaced
-    // singles too, and its dotted numbers need a `d.d`, so its answer is the one below.
-    if b.len() < SHORT_TEXT {
-        return no_singles_or_dotted_numbers(b)
-            && !(may_spell_at(text)
-                && address_regexes().is_some_and(|(address, _)| address.is_match(text)));
-    }
-    // `x?y?z`: three singles one byte apart, the shortest run spacing joins.
-    if crate::text::has_spaced_singles(b, |_| true) {
-        return false;
-    }
-    // Dotted digit groups need a digit, a dot and a digit somewhere (prose rarely has
-    // one: the walk below is skipped).
-    if has_digit_dot_digit(b) && !no_singles_or_dotted_numbers(b) {
+    let singles_or_dotted = if b.len() < SHORT_TEXT {
+        // A short text (a streamed answer's undecided part, asked about on every delta)
+        // is cheaper to walk once than to test in shifted views: the walk finds the
+        // spaced singles too, and its dotted numbers need a `d.d`.
+        !no_singles_or_dotted_numbers(b)
+    } else {
+        // `x?y?z`: three singles one byte apart, the shortest run spacing joins. Dotted
+        // digit groups need a digit, a dot and a digit somewhere (prose rarely has one:
+        // the walk is skipped).
+        crate::text::has_spaced_singles(b, |_| true)
+            || (has_digit_dot_digit(b) && !no_singles_or_dotted_numbers(b))
+    };
+    if singles_or_dotted {
         return false;
     }
     !(may_spell_at(text) && address_regexes().is_some_and(|(address, _)| address.is_match(text)))
