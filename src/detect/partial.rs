@@ -522,5 +522,12 @@ mod tests {
         assert_eq!(m.tail(text, 0, 24).hold, 5);
         // Scanning starts at `from`.
         assert_eq!(m.tail(text, 13, 24).hold, text.len());
+        // The match ends at byte 13: with 6 bytes of right context the text (19 bytes)
+        // already holds them all; with 7 it waits until byte 20.
+        assert_eq!(m.tail(text, 0, 6).hold, text.len());
+        let waiting = m.tail(text, 0, 7);
+        assert_eq!((waiting.hold, waiting.firm_until), (5, 20));
+        let mut memo = TailMemo::default();
+        assert_eq!(m.tail_memo(text, 0, 7, &mut memo), waiting);
     }
 }
