@@ -614,3 +614,35 @@ fn windows_see_as_far_back_as_the_detectors_look() {
     assert!(masked.contains("{CONNECTION_STRING_PASSWORD}"), "{masked}");
     check_every_cut(&policy, &text);
 }
+
+/// Custom patterns anchored to the text's start or end, or to lines, mask in a stream what
+/// they mask in the whole answer: a window's first byte is not the text's start (the
+/// window starts in the left context, whose findings are not taken), and the text so far
+/// does not end where the answer does (a match waiting on `$` or `\z` is held).
+#[test]
+fn anchored_patterns_stream_as_the_whole_answer_reads_them() {
+    let set = set(r#"id: anchored
+output:
+  - id: a
+    detector: regex
+    patterns:
+      - {label: START, pattern: '\AID-[0-9]+'}
+      - {label: LINE, pattern: '(?m)^LN-[0-9]+$'}
+      - {label: END, pattern: 'END-[0-9]+\z'}
+      - {label: EOL, pattern: 'EL-[0-9]+$'}
+    action: mask
+"#);
+    let policy = set.get("anchored").expect("p");
+    let pad = "lorem ipsum dolor sit amet ".repeat(8);
+    let texts = [
+        format!("ID-123 {pad}ID-456 and\nLN-77\n{pad}LN-88 END-9 x END-10"),
+        format!("{pad}ID-1\nLN-5 EL-4\n{pad}\nLN-6\nEL-7 END-3"),
+        format!("ID-1{pad}\nLN-12345{pad}EL-9"),
+    ];
+    for text in &texts {
+        for step in [1usize, 2, 3, 5, 7, 11, 31, 64, 200] {
+            let cuts: Vec<usize> = (1..text.len() / step + 1).map(|k| k * step).collect();
+            check(&policy, text, &cut(text, &cuts));
+        }
+    }
+}
