@@ -646,3 +646,33 @@ output:
         }
     }
 }
+
+/// Free-text addresses (no partial-match model: held by a fixed window) stream as the
+/// whole answer reads them, also where their reading looks far back: a Korean road
+/// address after a long chain of districts, a house number after `apt` and 200 spaces.
+/// Fails with an 8-byte window.
+#[test]
+fn long_look_behinds_stream_as_the_whole_answer_reads_them() {
+    let set = set(r#"id: addr
+output:
+  - id: a
+    detector: pii
+    entities: [KR_ADDRESS, ADDRESS]
+    action: mask
+"#);
+    let policy = set.get("addr").expect("policy");
+    let texts = [
+        format!(
+            "주소: {}테헤란로 123 2층",
+            "서울특별시 강남구 역삼동 ".repeat(6)
+        ),
+        format!("Ship to apt{}12 Main Street, Springfield", " ".repeat(200)),
+        "Ship to 1600 Pennsylvania Avenue NW, Washington, DC 20500 please".to_string(),
+    ];
+    for text in &texts {
+        for step in [1usize, 2, 3, 5, 7, 11, 31, 64, 200] {
+            let cuts: Vec<usize> = (1..text.len() / step + 1).map(|k| k * step).collect();
+            check(&policy, text, &cut(text, &cuts));
+        }
+    }
+}
