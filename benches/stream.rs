@@ -36,6 +36,18 @@ fn openai_sse(pieces: &[&str]) -> Vec<u8> {
     s.into_bytes()
 }
 
+/// The same deltas as OpenAI Responses API events (each with its own sequence number and
+/// padding).
+fn responses_sse(pieces: &[&str]) -> Vec<u8> {
+    let mut s = String::from("event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_1\",\"model\":\"gpt-4o-mini\",\"output\":[]}}\n\n");
+    for (n, p) in pieces.iter().enumerate() {
+        let lit = serde_json::to_string(p).unwrap_or_default();
+        s.push_str(&format!("event: response.output_text.delta\ndata: {{\"type\":\"response.output_text.delta\",\"sequence_number\":{},\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"delta\":{lit},\"logprobs\":[],\"obfuscation\":\"p{n}\"}}\n\n", n + 1));
+    }
+    s.push_str(&format!("event: response.completed\ndata: {{\"type\":\"response.completed\",\"sequence_number\":{},\"response\":{{\"id\":\"resp_1\",\"status\":\"completed\",\"output\":[]}}}}\n\n", pieces.len() + 1));
+    s.into_bytes()
+}
+
 /// The stream cut after each event's blank line.
 fn event_reads(sse: &[u8]) -> Vec<&[u8]> {
     let mut reads = Vec::new();
@@ -127,15 +139,34 @@ fn stream(c: &mut Criterion) {
             );
         }
         // Reads of 1,400 bytes (about eight events each, as when the upstream is ahead
-        // of the gateway), and one event per read (a model's pace: nothing to batch).
-        let sses: Vec<Vec<u8>> = answers.iter().map(|a| openai_sse(&deltas(a, 4))).collect();
-        for (name, read_size) in [("sse_openai_4b", 1400), ("sse_openai_4b_event_reads", 0)] {
-            g.bench_with_input(BenchmarkId::new(name, lang), &sses, |b, sses| {
+        // of the gateway), and one event per read (a model's pace: nothing to batch), for
+        // chat chunks and for Responses API events.
+        let chat: Vec<Vec<u8>> = answers.iter().map(|a| openai_sse(&deltas(a, 4))).collect();
+        let responses: Vec<Vec<u8>> = answers
+            .iter()
+            .map(|a| responses_sse(&deltas(a, 4)))
+            .collect();
+        for (name, format, sses, read_size) in [
+            ("sse_openai_4b", StreamFormat::OpenAiChat, &chat, 1400),
+            (
+                "sse_openai_4b_event_reads",
+                StreamFormat::OpenAiChat,
+                &chat,
+                0,
+            ),
+            (
+                "sse_responses_4b_event_reads",
+                StreamFormat::OpenAiResponses,
+                &responses,
+                0,
+            ),
+        ] {
+            g.bench_with_input(BenchmarkId::new(name, lang), sses, |b, sses| {
                 let mut turn = 0;
                 b.iter(|| {
                     turn = (turn + 1) % sses.len();
                     let sse = &sses[turn];
-                    let mut events = GuardedEvents::new(StreamFormat::OpenAiChat, guard(&policy));
+                    let mut events = GuardedEvents::new(format, guard(&policy));
                     let mut splitter = EventSplitter::default();
                     let mut out = BytesMut::new();
                     let reads: Vec<&[u8]> = if read_size == 0 {

@@ -663,20 +663,105 @@ pub fn replace_repeated_texts(
 /// deltas as events that differ only in that literal (`{"id":…,"choices":[{"index":0,
 /// "delta":{"content":"…"},…}]}`), so a later event with the same bytes before and after
 /// a valid JSON string literal means what the parsed one meant, with another text: it is
-/// read without parsing the rest again. OpenAI's chat chunks also carry an
-/// `"obfuscation"` member after the text whose string changes on every event (random
-/// padding): any string literal there matches too.
+/// read without parsing the rest again. Two members may change from event to event
+/// ([`FREE_MEMBERS`]): OpenAI's `"obfuscation"` (random padding, any string literal) and
+/// the Responses API's `"sequence_number"` (any number, handed back by
+/// [`DeltaShape::read`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeltaShape {
-    before: Bytes,
-    after: Bytes,
-    /// The byte range in `after` of the value of a member that changes from event to
-    /// event (a JSON string literal).
-    free: Option<Range<usize>>,
+    before: Template,
+    after: Template,
 }
 
-/// The member whose string value changes on every event of a stream.
-const FREE_MEMBER: &[u8] = b"\"obfuscation\":";
+/// Bytes of an event with holes: the values of free members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Template {
+    bytes: Bytes,
+    /// Byte ranges of the values, in order, and what fills them.
+    holes: Vec<(Range<usize>, Value)>,
+}
+
+/// What a free member's value is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Value {
+    /// A JSON string literal.
+    Str,
+    /// Digits (a JSON number without sign, fraction or exponent).
+    Count,
+}
+
+/// The members whose values change from event to event of one text's deltas.
+const FREE_MEMBERS: [(&[u8], Value); 2] = [
+    (b"\"obfuscation\":", Value::Str),
+    (b"\"sequence_number\":", Value::Count),
+];
+
+/// What a delta event of a known shape holds: its text and, when it has one, its
+/// sequence number.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ShapedDelta<'a> {
+    pub text: Cow<'a, str>,
+    pub sequence: Option<u64>,
+    /// Where the text's literal lies in the event.
+    literal: Range<usize>,
+}
+
+impl Value {
+    /// The end of this kind of value starting at `bytes[start]`.
+    fn end(self, bytes: &[u8], start: usize) -> Option<usize> {
+        match self {
+            Value::Str => {
+                let end = literal_end(bytes, start)?;
+                string_literal(&bytes[start..end]).map(|_| end)
+            }
+            Value::Count => {
+                let digits = bytes
+                    .get(start..)?
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .count();
+                (1..=19).contains(&digits).then_some(start + digits)
+            }
+        }
+    }
+}
+
+impl Template {
+    /// `bytes` with the values of the free members in it as holes.
+    fn of(bytes: Bytes) -> Self {
+        let mut holes: Vec<(Range<usize>, Value)> = FREE_MEMBERS
+            .iter()
+            .filter_map(|&(name, value)| {
+                // A member name in quotes followed by a colon is a key: inside a string
+                // value its quotes would be escaped.
+                let start = memchr::memmem::find(&bytes, name)? + name.len();
+                Some((start..value.end(&bytes, start)?, value))
+            })
+            .collect();
+        holes.sort_by_key(|(r, _)| r.start);
+        Self { bytes, holes }
+    }
+
+    /// How many bytes at the start of `event` this template covers (any values in its
+    /// holes), and the number in a count hole.
+    fn prefix_of(&self, event: &[u8]) -> Option<(usize, Option<u64>)> {
+        let (mut at, mut from) = (0, 0);
+        let mut count = None;
+        for (hole, value) in &self.holes {
+            let fixed = &self.bytes[from..hole.start];
+            event.get(at..)?.strip_prefix(fixed)?;
+            at += fixed.len();
+            let end = value.end(event, at)?;
+            if *value == Value::Count {
+                count = std::str::from_utf8(&event[at..end]).ok()?.parse().ok();
+            }
+            (at, from) = (end, hole.end);
+        }
+        let fixed = &self.bytes[from..];
+        event.get(at..)?.strip_prefix(fixed)?;
+        Some((at + fixed.len(), count))
+    }
+}
 
 impl DeltaShape {
     /// The shape of `event` whose text literal spans `literal` (byte offsets in the
@@ -688,46 +773,46 @@ impl DeltaShape {
         if string_literal(lit).is_none() || with_data(event, data) != *event {
             return None;
         }
-        let after = event.slice(literal.end..);
-        let free = memchr::memmem::find(&after, FREE_MEMBER).and_then(|at| {
-            let start = at + FREE_MEMBER.len();
-            let end = literal_end(&after, start)?;
-            string_literal(&after[start..end]).map(|_| start..end)
-        });
         Some(Self {
-            before: event.slice(..literal.start),
-            after,
-            free,
+            before: Template::of(event.slice(..literal.start)),
+            after: Template::of(event.slice(literal.end..)),
+        })
+    }
+
+    /// What `event` holds if it has this shape.
+    pub fn read<'a>(&self, event: &'a [u8]) -> Option<ShapedDelta<'a>> {
+        let (start, before) = self.before.prefix_of(event)?;
+        let end = literal_end(event, start)?;
+        let (rest, after) = self.after.prefix_of(&event[end..])?;
+        if end + rest != event.len() {
+            return None;
+        }
+        Some(ShapedDelta {
+            text: string_literal(&event[start..end])?,
+            sequence: before.or(after),
+            literal: start..end,
         })
     }
 
     /// The text of `event` if it has this shape.
     pub fn text_of<'a>(&self, event: &'a [u8]) -> Option<Cow<'a, str>> {
-        let rest = event.strip_prefix(&self.before[..])?;
-        let Some(free) = &self.free else {
-            return string_literal(rest.strip_suffix(&self.after[..])?);
-        };
-        let (lit, tail) = rest.split_at(literal_end(rest, 0)?);
-        let value = tail.strip_prefix(&self.after[..free.start])?;
-        let (value, tail) = value.split_at(literal_end(value, 0)?);
-        if tail != &self.after[free.end..] {
-            return None;
-        }
-        string_literal(value)?;
-        string_literal(lit)
+        self.read(event).map(|d| d.text)
     }
 
-    /// `event` (which has this shape) carrying `text` instead of its own: the bytes after
-    /// its literal are its own (a free member keeps its value).
-    pub fn with_text(&self, event: &[u8], text: &str, out: &mut BytesMut) {
-        let rest = event.get(self.before.len()..).unwrap_or_default();
-        let after = literal_end(rest, 0).map_or(&self.after[..], |end| &rest[end..]);
-        out.extend_from_slice(&self.before);
+    /// Whether `event` has this shape.
+    pub fn matches(&self, event: &[u8]) -> bool {
+        self.read(event).is_some()
+    }
+
+    /// `event`, read as `delta` (it has this shape), carrying `text` instead of its own:
+    /// every other byte is its own (free members keep their values).
+    pub fn with_text(event: &[u8], delta: &ShapedDelta<'_>, text: &str, out: &mut BytesMut) {
+        out.extend_from_slice(&event[..delta.literal.start]);
         // serde_json escapes exactly what JSON requires; a str never fails to serialize.
         if let Ok(literal) = serde_json::to_string(text) {
             out.extend_from_slice(literal.as_bytes());
         }
-        out.extend_from_slice(after);
+        out.extend_from_slice(&event[delta.literal.end..]);
     }
 }
 
@@ -872,7 +957,8 @@ mod tests {
             None
         );
         let mut out = BytesMut::new();
-        shape.with_text(&event, "say \"x\"", &mut out);
+        let own = shape.read(&event).expect("its own shape");
+        DeltaShape::with_text(&event, &own, "say \"x\"", &mut out);
         let want = with_data(&event, r#"{"delta":{"text":"say \"x\""}}"#);
         assert_eq!(&out[..], &want[..]);
         // `data:` without its space is written back with one: no shape.
@@ -898,7 +984,8 @@ mod tests {
         assert_eq!(shape.text_of(other.as_bytes()).as_deref(), Some("a \"b\""));
         // The rewritten event keeps its own padding.
         let mut out = BytesMut::new();
-        shape.with_text(other.as_bytes(), "c", &mut out);
+        let read = shape.read(other.as_bytes()).expect("the shape");
+        DeltaShape::with_text(other.as_bytes(), &read, "c", &mut out);
         assert_eq!(&out[..], chunk("\"c\"", "\"Qz\\\"9\"").as_bytes());
         // Not a string there, or other bytes around it: not this shape.
         assert_eq!(shape.text_of(chunk("\"a\"", "7").as_bytes()), None);
@@ -907,6 +994,45 @@ mod tests {
             None
         );
         assert_eq!(shape.text_of(chunk("\"a\"", "\"x").as_bytes()), None);
+    }
+
+    #[test]
+    fn a_sequence_number_may_change_and_is_read() {
+        let event = |seq: &str, text: &str, pad: &str| {
+            format!(
+                "event: response.output_text.delta\ndata: {{\"type\":\"response.output_text.delta\",\"sequence_number\":{seq},\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"delta\":{text},\"logprobs\":[],\"obfuscation\":{pad}}}\n\n"
+            )
+        };
+        let first = Bytes::from(event("4", "\"Hi\"", "\"x1\""));
+        let data = event_data(&first).expect("data");
+        let at = memchr::memmem::find(&first, b"\"Hi\"").expect("literal");
+        let shape = DeltaShape::of(&first, &data, at..at + 4).expect("a shape");
+        let later = event("1234", "\"a \\\"b\\\"\"", "\"Qz\"");
+        let read = shape.read(later.as_bytes()).expect("the shape");
+        assert_eq!(read.text, "a \"b\"");
+        assert_eq!(read.sequence, Some(1234));
+        // The rewritten event keeps its own number and padding.
+        let mut out = BytesMut::new();
+        DeltaShape::with_text(later.as_bytes(), &read, "c", &mut out);
+        assert_eq!(&out[..], event("1234", "\"c\"", "\"Qz\"").as_bytes());
+        // Not a count there (a sign, a fraction, a string, nothing), or another text's
+        // event: not this shape.
+        for seq in ["-1", "1.5", "\"7\"", ""] {
+            assert!(
+                !shape.matches(event(seq, "\"a\"", "\"x\"").as_bytes()),
+                "{seq}"
+            );
+        }
+        let other_part =
+            event("5", "\"a\"", "\"x\"").replace("\"content_index\":0", "\"content_index\":1");
+        assert!(!shape.matches(other_part.as_bytes()));
+        // Events without a number have none.
+        let chat =
+            Bytes::from_static(b"data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n");
+        let data = event_data(&chat).expect("data");
+        let at = memchr::memmem::find(&chat, b"\"Hi\"").expect("literal");
+        let shape = DeltaShape::of(&chat, &data, at..at + 4).expect("a shape");
+        assert_eq!(shape.read(&chat).map(|d| d.sequence), Some(None));
     }
 
     #[test]

@@ -130,31 +130,38 @@ impl GuardedEvents {
         // delta of the same text and nothing else.
         let (id, shape) = self.shape.as_ref()?;
         let id = *id;
-        let text = shape.text_of(raw)?;
-        let more = self.batch_reads && next.is_some_and(|n| shape.text_of(n).is_some());
+        let delta = shape.read(raw)?;
+        let more = self.batch_reads && next.is_some_and(|n| shape.matches(n));
+        if let Some(n) = delta.sequence {
+            self.sequence = self.sequence.max(n);
+        }
         let decided = if more {
-            self.guard.append(id, &text).map(|()| String::new())
+            self.guard.append(id, &delta.text).map(|()| String::new())
         } else {
-            self.guard.push(id, &text)
+            self.guard.push(id, &delta.text)
         };
         let released = match decided {
             Ok(r) => r,
             Err(b) => return Some(self.blocked(b, out)),
         };
-        if released == text {
+        if released == delta.text {
             out.extend_from_slice(raw);
-        } else if let Some((_, shape)) = &self.shape {
-            shape.with_text(raw, &released, out);
+        } else {
+            DeltaShape::with_text(raw, &delta, &released, out);
         }
         Some(Flow::Continue)
     }
 
     /// Remembers the shape of a plain delta event (one delta of an open text, nothing
-    /// else) of a format whose events carry nothing else the stage tracks.
+    /// else) of a format whose delta events carry nothing else the stage tracks but the
+    /// Responses API's sequence number, which the shape reads.
     fn note_shape(&mut self, raw: &Bytes, data: &str, facts: &EventFacts) {
         let plain_format = matches!(
             self.format,
-            StreamFormat::OpenAiChat | StreamFormat::OpenAiCompletions | StreamFormat::Anthropic
+            StreamFormat::OpenAiChat
+                | StreamFormat::OpenAiCompletions
+                | StreamFormat::OpenAiResponses
+                | StreamFormat::Anthropic
         );
         let [delta] = facts.deltas.as_slice() else {
             return;

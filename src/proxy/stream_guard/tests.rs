@@ -146,6 +146,17 @@ fn client_text(format: StreamFormat, bytes: &[u8]) -> (String, Vec<String>) {
                     stops.push(r.to_string());
                 }
             }
+            StreamFormat::OpenAiResponses => {
+                match v["type"].as_str() {
+                    Some("response.output_text.delta") => {
+                        text.push_str(v["delta"].as_str().unwrap_or_default());
+                    }
+                    // The repeated texts are what the client saw (checked elsewhere).
+                    Some("response.output_text.done") => {}
+                    Some(other) => stops.push(other.to_string()),
+                    None => {}
+                }
+            }
             _ => {
                 if let Some(t) = v["choices"][0]["delta"]["content"].as_str() {
                     text.push_str(t);
@@ -226,7 +237,7 @@ fn check(policy: &Arc<CompiledPolicy>, deltas: &[&str], cuts: &[usize]) {
             }
             None => {
                 assert!(
-                    !got.contains("frobnicate"),
+                    !has_word(&got, "frobnicate"),
                     "{format:?}: offending text released: {got:?}"
                 );
                 let want = if format == StreamFormat::Anthropic {
@@ -238,6 +249,16 @@ fn check(policy: &Arc<CompiledPolicy>, deltas: &[&str], cuts: &[usize]) {
             }
         }
     }
+}
+
+/// Whether `word` stands in `text` as a word (as the word rule reads it: not inside a
+/// longer run of letters or digits, so `jane.doefrobnicate` holds no `frobnicate`).
+fn has_word(text: &str, word: &str) -> bool {
+    text.match_indices(word).any(|(at, w)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + w.len()..].chars().next();
+        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+    })
 }
 
 const WORDS: &[&str] = &[
@@ -265,6 +286,7 @@ const WORDS: &[&str] = &[
     " done",
     "frob",
     "nicate",
+    "frobnicate ",
 ];
 
 proptest! {
@@ -297,6 +319,18 @@ fn varied_stream(format: StreamFormat, deltas: &[(&str, u8)]) -> String {
             StreamFormat::Anthropic => format!(
                 "{{\"type\":\"content_block_delta\",\"index\":{index},\"delta\":{{\"type\":\"text_delta\",\"text\":{lit}}}}}"
             ),
+            // Every event has its own sequence number.
+            StreamFormat::OpenAiResponses => {
+                let extra = if *variant == 1 {
+                    format!(",\"obfuscation\":\"{n}\"")
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{{\"type\":\"response.output_text.delta\",\"sequence_number\":{},\"item_id\":\"msg_{index}\",\"output_index\":{index},\"content_index\":0,\"delta\":{lit},\"logprobs\":[]{extra}}}",
+                    n + 1
+                )
+            }
             _ => {
                 let extra = if *variant == 1 {
                     format!(",\"obfuscation\":\"{n}\"")
@@ -308,8 +342,12 @@ fn varied_stream(format: StreamFormat, deltas: &[(&str, u8)]) -> String {
                 )
             }
         };
-        if format == StreamFormat::Anthropic {
-            s.push_str(&format!("event: content_block_delta{eol}"));
+        match format {
+            StreamFormat::Anthropic => s.push_str(&format!("event: content_block_delta{eol}")),
+            StreamFormat::OpenAiResponses => {
+                s.push_str(&format!("event: response.output_text.delta{eol}"));
+            }
+            _ => {}
         }
         match variant {
             2 => s.push_str(&format!("data:{data}{eol}")),
@@ -323,6 +361,23 @@ fn varied_stream(format: StreamFormat, deltas: &[(&str, u8)]) -> String {
     }
     if format == StreamFormat::Anthropic {
         s.push_str("event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+    } else if format == StreamFormat::OpenAiResponses {
+        // Each output's text repeated whole, then the end of the response.
+        let mut seq = deltas.len();
+        for index in [0u8, 1] {
+            let text: String = deltas
+                .iter()
+                .filter(|(_, v)| u8::from(*v == 5) == index)
+                .map(|(d, _)| *d)
+                .collect();
+            if text.is_empty() {
+                continue;
+            }
+            seq += 1;
+            let lit = serde_json::to_string(&text).unwrap_or_default();
+            s.push_str(&format!("event: response.output_text.done\ndata: {{\"type\":\"response.output_text.done\",\"sequence_number\":{seq},\"item_id\":\"msg_{index}\",\"output_index\":{index},\"content_index\":0,\"text\":{lit}}}\n\n"));
+        }
+        s.push_str(&format!("event: response.completed\ndata: {{\"type\":\"response.completed\",\"sequence_number\":{},\"response\":{{\"id\":\"resp_1\",\"status\":\"completed\",\"output\":[]}}}}\n\n", seq + 1));
     } else {
         s.push_str("data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
     }
@@ -355,7 +410,11 @@ proptest! {
         picks in proptest::collection::vec((0usize..WORDS.len() + ESCAPED.len(), 0u8..10), 1..24),
         cuts in proptest::collection::vec(0usize..8192, 0..12),
         block in any::<bool>(),
-        anthropic in any::<bool>(),
+        format in prop_oneof![
+            Just(StreamFormat::OpenAiChat),
+            Just(StreamFormat::Anthropic),
+            Just(StreamFormat::OpenAiResponses),
+        ],
         grounded in any::<bool>(),
     ) {
         let deltas: Vec<(&str, u8)> = picks
@@ -363,7 +422,6 @@ proptest! {
             .map(|&(i, v)| (WORDS.get(i).copied().unwrap_or_else(|| ESCAPED[i - WORDS.len()]), v))
             .collect();
         let policy = if block { blocking() } else { shipped() };
-        let format = if anthropic { StreamFormat::Anthropic } else { StreamFormat::OpenAiChat };
         let stream = varied_stream(format, &deltas);
         // With context, the closing event carries the grounding verdict.
         let context = if grounded { vec!["Jane Doe answers mail at the help desk.".to_string()] } else { Vec::new() };
@@ -376,11 +434,25 @@ proptest! {
         let shaped = relay_through(make().without_batched_reads(), stream.as_bytes(), &cuts);
         let full = relay_through(make().without_shaped_deltas(), stream.as_bytes(), &cuts);
         // Runs decided once per read move text to their last event; the client reads
-        // the same text and the same ending.
+        // the same text and the same ending. A block found in a run stops it before any
+        // of the run goes out, where event by event its first events went out: the text
+        // before a block may be shorter, never longer.
         let batched = relay_through(make(), stream.as_bytes(), &cuts);
-        prop_assert_eq!(client_text(format, &batched), client_text(format, &full));
+        let (batched_text, batched_ending) = client_text(format, &batched);
+        let (full_text, full_ending) = client_text(format, &full);
+        prop_assert_eq!(&batched_ending, &full_ending);
+        let blocked = full_ending
+            .iter()
+            .any(|e| ["content_filter", "refusal", "response.incomplete"].contains(&e.as_str()));
+        if blocked {
+            prop_assert!(full_text.starts_with(&batched_text), "{batched_text:?} {full_text:?}");
+        } else {
+            prop_assert_eq!(batched_text, full_text);
+        }
         // (An OpenAI answer is closed once every choice it opened has finished.)
-        if grounded && !block && (anthropic || deltas.iter().all(|d| d.1 != 5)) {
+        let anthropic = format == StreamFormat::Anthropic;
+        let chat = format == StreamFormat::OpenAiChat;
+        if grounded && !block && (anthropic || (chat && deltas.iter().all(|d| d.1 != 5))) {
             prop_assert!(String::from_utf8_lossy(&full).contains("\"haechi\""));
         }
         prop_assert_eq!(String::from_utf8_lossy(&shaped), String::from_utf8_lossy(&full));
