@@ -744,7 +744,13 @@ impl Template {
 
     /// How many bytes at the start of `event` this template covers (any values in its
     /// holes), and the number in a count hole.
+    #[inline]
     fn prefix_of(&self, event: &[u8]) -> Option<(usize, Option<u64>)> {
+        if self.holes.is_empty() {
+            return event
+                .starts_with(&self.bytes)
+                .then_some((self.bytes.len(), None));
+        }
         let (mut at, mut from) = (0, 0);
         let mut count = None;
         for (hole, value) in &self.holes {
@@ -782,11 +788,22 @@ impl DeltaShape {
     /// What `event` holds if it has this shape.
     pub fn read<'a>(&self, event: &'a [u8]) -> Option<ShapedDelta<'a>> {
         let (start, before) = self.before.prefix_of(event)?;
-        let end = literal_end(event, start)?;
-        let (rest, after) = self.after.prefix_of(&event[end..])?;
-        if end + rest != event.len() {
-            return None;
-        }
+        let (end, after) = if self.after.holes.is_empty() {
+            // The literal is all between the two fixed parts (`string_literal` refuses
+            // anything else there).
+            let end = event.len().checked_sub(self.after.bytes.len())?;
+            if end < start || event[end..] != self.after.bytes[..] {
+                return None;
+            }
+            (end, None)
+        } else {
+            let end = literal_end(event, start)?;
+            let (rest, after) = self.after.prefix_of(&event[end..])?;
+            if end + rest != event.len() {
+                return None;
+            }
+            (end, after)
+        };
         Some(ShapedDelta {
             text: string_literal(&event[start..end])?,
             sequence: before.or(after),
