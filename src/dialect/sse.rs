@@ -720,7 +720,9 @@ impl Value {
                     .iter()
                     .take_while(|b| b.is_ascii_digit())
                     .count();
-                (1..=19).contains(&digits).then_some(start + digits)
+                // JSON has no leading zeros: `07` is not a number the full read accepts.
+                let leading_zero = digits > 1 && bytes[start] == b'0';
+                ((1..=19).contains(&digits) && !leading_zero).then_some(start + digits)
             }
         }
     }
@@ -809,11 +811,6 @@ impl DeltaShape {
             sequence: before.or(after),
             literal: start..end,
         })
-    }
-
-    /// The text of `event` if it has this shape.
-    pub fn text_of<'a>(&self, event: &'a [u8]) -> Option<Cow<'a, str>> {
-        self.read(event).map(|d| d.text)
     }
 
     /// Whether `event` has this shape.
@@ -952,6 +949,11 @@ mod tests {
         }
     }
 
+    /// The text of `event` if it has `shape`.
+    fn text_of<'a>(shape: &DeltaShape, event: &'a [u8]) -> Option<Cow<'a, str>> {
+        shape.read(event).map(|d| d.text)
+    }
+
     #[test]
     fn a_delta_shape_reads_and_writes_events_like_it() {
         let event = Bytes::from_static(
@@ -962,15 +964,16 @@ mod tests {
         let shape = DeltaShape::of(&event, data, at..at + 4).expect("a shape");
         let other =
             b"event: content_block_delta\r\ndata: {\"delta\":{\"text\":\"a \\\"b\\\"\"}}\r\n\r\n";
-        assert_eq!(shape.text_of(other).as_deref(), Some("a \"b\""));
+        assert_eq!(text_of(&shape, other).as_deref(), Some("a \"b\""));
         assert_eq!(
-            shape.text_of(
+            text_of(
+                &shape,
                 b"event: content_block_delta\r\ndata: {\"delta\":{\"text\":\"x\",\"y\":1}}\r\n\r\n"
             ),
             None
         );
         assert_eq!(
-            shape.text_of(b"data: {\"delta\":{\"text\":\"Hi\"}}\r\n\r\n"),
+            text_of(&shape, b"data: {\"delta\":{\"text\":\"Hi\"}}\r\n\r\n"),
             None
         );
         let mut out = BytesMut::new();
@@ -998,19 +1001,22 @@ mod tests {
             .expect("literal");
         let shape = DeltaShape::of(&first, &data, at..at + 4).expect("a shape");
         let other = chunk("\"a \\\"b\\\"\"", "\"Qz\\\"9\"");
-        assert_eq!(shape.text_of(other.as_bytes()).as_deref(), Some("a \"b\""));
+        assert_eq!(
+            text_of(&shape, other.as_bytes()).as_deref(),
+            Some("a \"b\"")
+        );
         // The rewritten event keeps its own padding.
         let mut out = BytesMut::new();
         let read = shape.read(other.as_bytes()).expect("the shape");
         DeltaShape::with_text(other.as_bytes(), &read, "c", &mut out);
         assert_eq!(&out[..], chunk("\"c\"", "\"Qz\\\"9\"").as_bytes());
         // Not a string there, or other bytes around it: not this shape.
-        assert_eq!(shape.text_of(chunk("\"a\"", "7").as_bytes()), None);
+        assert_eq!(text_of(&shape, chunk("\"a\"", "7").as_bytes()), None);
         assert_eq!(
-            shape.text_of(chunk("\"a\"", "\"x\",\"usage\":{}").as_bytes()),
+            text_of(&shape, chunk("\"a\"", "\"x\",\"usage\":{}").as_bytes()),
             None
         );
-        assert_eq!(shape.text_of(chunk("\"a\"", "\"x").as_bytes()), None);
+        assert_eq!(text_of(&shape, chunk("\"a\"", "\"x").as_bytes()), None);
     }
 
     #[test]
@@ -1034,7 +1040,7 @@ mod tests {
         assert_eq!(&out[..], event("1234", "\"c\"", "\"Qz\"").as_bytes());
         // Not a count there (a sign, a fraction, a string, nothing), or another text's
         // event: not this shape.
-        for seq in ["-1", "1.5", "\"7\"", ""] {
+        for seq in ["-1", "1.5", "\"7\"", "", "07"] {
             assert!(
                 !shape.matches(event(seq, "\"a\"", "\"x\"").as_bytes()),
                 "{seq}"
