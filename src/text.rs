@@ -111,6 +111,60 @@ pub fn has_spaced_singles_by<T: Copy>(
     any || chain_at(0) || chain_at(n as isize - 5)
 }
 
+/// Bit `i` set when `pred` holds for byte `i` of `chunk` (at most 64 bytes).
+///
+/// Why not a plain loop setting bits: the compiler turns the tests into vector compares
+/// only when they fill an array, one byte per test; the array is then packed sixteen
+/// bytes at a time ([`pack_bytes`]).
+#[inline]
+pub fn byte_mask(chunk: &[u8], pred: impl Fn(u8) -> bool) -> u64 {
+    let Ok(block) = <&[u8; 64]>::try_from(chunk) else {
+        return chunk
+            .iter()
+            .enumerate()
+            .fold(0, |m, (i, &x)| m | u64::from(pred(x)) << i);
+    };
+    let mut hits = [0u8; 64];
+    for (hit, &x) in hits.iter_mut().zip(block) {
+        *hit = u8::from(pred(x));
+    }
+    pack_bytes(&hits)
+}
+
+/// Bit `i` set when byte `i` of `hits` (each 0 or 1) is 1.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn pack_bytes(hits: &[u8; 64]) -> u64 {
+    use std::arch::x86_64::{_mm_loadu_si128, _mm_movemask_epi8, _mm_slli_epi16};
+    let mut mask = 0u64;
+    for (k, sixteen) in hits.chunks_exact(16).enumerate() {
+        // SAFETY: SSE2 is part of every x86_64 CPU; the unaligned load reads the sixteen
+        // bytes of `sixteen`. Shifting 16-bit lanes left by 7 moves each byte's 0/1 to its
+        // top bit (a byte's upper bits are zero, so nothing crosses into the next byte's
+        // top bit), which `movemask` gathers.
+        let bits = unsafe {
+            let v = _mm_loadu_si128(sixteen.as_ptr().cast());
+            _mm_movemask_epi8(_mm_slli_epi16(v, 7))
+        };
+        mask |= u64::from(bits as u16) << (16 * k);
+    }
+    mask
+}
+
+/// Bit `i` set when byte `i` of `hits` (each 0 or 1) is 1: each eight gathered into a
+/// byte by one multiplication (byte `j` lands on bit `56 + j`; every other product falls
+/// outside the top byte, without carrying into it).
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+fn pack_bytes(hits: &[u8; 64]) -> u64 {
+    hits.chunks_exact(8).enumerate().fold(0, |m, (k, eight)| {
+        let mut v = [0u8; 8];
+        v.copy_from_slice(eight);
+        let bits = u64::from_le_bytes(v).wrapping_mul(0x0102_0408_1020_4080) >> 56;
+        m | bits << (8 * k)
+    })
+}
+
 /// Index of the first byte of `b` at or after `from` for which `pred` holds. Chunks of
 /// 32 bytes are tested with `pred` folded over the chunk, which vectorises when `pred` is
 /// made of comparisons, so long runs without such a byte are crossed several times
@@ -218,6 +272,23 @@ pub fn words_with_separators(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// The gathered mask has the bit of every byte the test holds for, and no other,
+        /// in whole blocks and short tails alike.
+        #[test]
+        fn byte_mask_is_the_bit_by_bit_mask(chunk in proptest::collection::vec(0u8.., 0..=64)) {
+            let pred = |x: u8| x.is_ascii_alphanumeric() || x >= 0xF0;
+            let want = chunk
+                .iter()
+                .enumerate()
+                .filter(|(_, &x)| pred(x))
+                .fold(0u64, |m, (i, _)| m | 1 << i);
+            proptest::prop_assert_eq!(byte_mask(&chunk, pred), want);
+        }
+    }
+
     #[test]
     fn pieces_are_cut_only_between_plain_words() {
         let text = b"one two three four five six seven eight nine ten dot com at x y";
@@ -240,7 +311,6 @@ mod tests {
         );
     }
 
-    use super::*;
     use proptest::prelude::*;
 
     proptest! {

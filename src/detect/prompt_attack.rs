@@ -58,37 +58,67 @@ pub fn decode_encoded_runs(text: &str) -> Vec<(usize, usize, String)> {
         .collect()
 }
 
-/// The maximal runs of [`B64`] bytes of at least [`MIN_RUN`] bytes, in order. Such a run
-/// covers sixteen consecutive offsets, so it holds one of every sixteenth offset: only
-/// those are tested, and a run is measured from one in both directions (prose, whose
-/// words are base64 bytes too, costs about a third of a byte-by-byte scan).
+/// The maximal runs of [`B64`] bytes of at least [`MIN_RUN`] bytes, in order.
+///
+/// Read 64 bytes at a time as a bit mask of base64 bytes: a run of `MIN_RUN` starts where
+/// the mask and its next `MIN_RUN - 1` shifts are all set, so prose (runs of a word's
+/// length) costs a few mask operations per block instead of a look at every word.
 fn long_runs(b: &[u8]) -> Vec<(usize, usize)> {
-    let is_b64 = |i: usize| b.get(i).is_some_and(|&x| B64[usize::from(x)]);
+    let masks: Vec<u64> = b.chunks(64).map(b64_mask).collect();
+    let mask_at = |k: usize| masks.get(k).copied().unwrap_or(0);
     let mut out = Vec::new();
-    let mut probe = MIN_RUN - 1;
     // Nothing before `done` belongs to a run still to be found.
     let mut done = 0;
-    while probe < b.len() {
-        if !is_b64(probe) {
-            probe += MIN_RUN;
+    for k in 0..masks.len() {
+        let base = 64 * k;
+        if done >= base + 64 {
             continue;
         }
-        let mut start = probe;
-        while start > done && is_b64(start - 1) {
-            start -= 1;
+        let window = u128::from(mask_at(k)) | u128::from(mask_at(k + 1)) << 64;
+        let mut starts = run_starts(window);
+        if done > base {
+            starts &= u64::MAX << (done - base);
         }
-        let mut end = probe + 1;
-        while is_b64(end) {
-            end += 1;
-        }
-        if end - start >= MIN_RUN {
+        while starts != 0 {
+            // The first set bit starts a maximal run: the byte before it is not base64
+            // (else that byte would start a run too, or belong to the last one).
+            let start = base + starts.trailing_zeros() as usize;
+            let end = start
+                + b[start..]
+                    .iter()
+                    .position(|&x| !B64[usize::from(x)])
+                    .unwrap_or(b.len() - start);
             out.push((start, end));
+            done = end;
+            starts = if end >= base + 64 {
+                0
+            } else {
+                starts & (u64::MAX << (end - base))
+            };
         }
-        done = end;
-        // The first probe offset at or after `end` (`end` itself is not in a run).
-        probe = end / MIN_RUN * MIN_RUN + MIN_RUN - 1;
     }
     out
+}
+
+/// Bit `i` set when byte `i` of `chunk` (at most 64 bytes) is a [`B64`] byte (tested by
+/// ranges, which vectorise, rather than by the table).
+fn b64_mask(chunk: &[u8]) -> u64 {
+    crate::text::byte_mask(chunk, |x| {
+        let alpha = (x | 0x20).wrapping_sub(b'a') < 26;
+        let digit = x.wrapping_sub(b'0') < 10;
+        alpha | digit | (x == b'+') | (x == b'/') | (x == b'=') | (x == b'-') | (x == b'_')
+    })
+}
+
+/// Bit `i` (of 64) set when bits `i..i + MIN_RUN` of `window` are all set.
+fn run_starts(window: u128) -> u64 {
+    const _: () = assert!(MIN_RUN == 16);
+    let mut w = window;
+    w &= w >> 1;
+    w &= w >> 2;
+    w &= w >> 4;
+    w &= w >> 8;
+    w as u64
 }
 
 /// Sentence spans (split after `.!?。` + whitespace, or a line break), short ones merged
@@ -282,7 +312,7 @@ mod tests {
     use super::*;
 
     /// Every maximal run of base64 bytes, kept when long enough: the byte-by-byte
-    /// definition the strided scan must agree with.
+    /// definition the block-mask scan must agree with.
     fn long_runs_reference(b: &[u8]) -> Vec<(usize, usize)> {
         let mut out = Vec::new();
         let mut i = 0;
@@ -305,7 +335,7 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
         #[test]
-        fn strided_runs_are_the_byte_scan(parts in proptest::collection::vec(
+        fn masked_runs_are_the_byte_scan(parts in proptest::collection::vec(
             proptest::sample::select(vec![
                 "a", "Zz9+/", "aGVsbG8gd29ybGQ", "=", " ", ".", "한", "-_", "0123456789abcdef",
                 "x", "\n",
