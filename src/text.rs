@@ -111,6 +111,13 @@ pub fn has_spaced_singles_by<T: Copy>(
     any || chain_at(0) || chain_at(n as isize - 5)
 }
 
+/// Whether at most a quarter of `b`'s bytes are non-ASCII (English with a few names or
+/// dashes, not Korean or other non-Latin prose).
+pub fn mostly_ascii(b: &[u8]) -> bool {
+    let high = b.iter().filter(|&&x| x >= 0x80).count();
+    4 * high <= b.len()
+}
+
 /// Bit `i` set when `pred` holds for byte `i` of `chunk` (at most 64 bytes).
 ///
 /// Why not a plain loop setting bits: the compiler turns the tests into vector compares

@@ -249,7 +249,7 @@ fn fold_views(text: &str) -> Views {
     if text.len() > MAX_FOLD_BYTES {
         return Views::default();
     }
-    fold_views_in_pieces(text, FOLD_PIECE)
+    fold_views_in_pieces(text, FOLD_PIECE, SLOW_PIECE)
 }
 
 /// Texts longer than twice this are folded in pieces of about this size. One character
@@ -257,17 +257,44 @@ fn fold_views(text: &str) -> Views {
 /// text through them; in pieces, only its piece goes (a 16 KB English answer folded
 /// 5x slower per byte than its 1 KB parts did).
 const FOLD_PIECE: usize = 1024;
+/// Texts of up to two [`FOLD_PIECE`]s that need the general passes are folded in pieces
+/// of about this size (smaller pieces for every text cost their plain majority more than
+/// they saved: measured 0.96x English passages, 1.04-1.07x Korean and English prompts).
+const SLOW_PIECE: usize = 256;
 
 /// [`fold_views_whole`] of each piece of `text` ([`crate::text::piece_bounds`]: cut
-/// between two plain words, where no fold crosses), joined.
-fn fold_views_in_pieces(text: &str, piece: usize) -> Views {
+/// between two plain words, where no fold crosses), joined: pieces of about `piece`
+/// bytes, and of about `slow_piece` for a text of up to two pieces that needs the general
+/// passes.
+fn fold_views_in_pieces(text: &str, piece: usize, slow_piece: usize) -> Views {
     if text.len() <= 2 * piece {
-        return fold_views_whole(text);
+        return match fold_views_fast(text) {
+            Ok(views) => views,
+            Err(plain) => {
+                // One odd character (an invisible mark, a look-alike in a name, `U.S.`)
+                // sent a whole 1 KB prompt through the general passes, ~2.5x the cost of
+                // its plain neighbours; in pieces only its own goes. (Korean text seldom
+                // has a gap to cut at: not looked for.)
+                if slow_piece < piece && crate::text::mostly_ascii(text.as_bytes()) {
+                    let bounds = crate::text::piece_bounds(text.as_bytes(), slow_piece);
+                    if bounds.len() > 2 {
+                        return fold_pieces(text, &bounds);
+                    }
+                }
+                fold_views_general(text, plain)
+            }
+        };
     }
     let bounds = crate::text::piece_bounds(text.as_bytes(), piece);
     if bounds.len() <= 2 {
         return fold_views_whole(text);
     }
+    fold_pieces(text, &bounds)
+}
+
+/// [`fold_views_whole`] of each piece of `text` between `bounds` (from
+/// [`crate::text::piece_bounds`]), joined.
+fn fold_pieces(text: &str, bounds: &[usize]) -> Views {
     let pieces: Vec<(usize, Views)> = bounds
         .windows(2)
         .map(|w| (w[0], fold_views_whole(&text[w[0]..w[1]])))
@@ -354,9 +381,32 @@ fn join_views(pieces: &[(usize, &str, Option<Rc<Folded>>)]) -> Option<Folded> {
 
 /// Both views of `text`, folded as one piece.
 fn fold_views_whole(text: &str) -> Views {
+    fold_views_fast(text).unwrap_or_else(|plain| fold_views_general(text, plain))
+}
+
+/// What the pre-checks of [`fold_views_whole`] found about a text that needs the general
+/// passes.
+#[derive(Debug, Clone, Copy)]
+struct Plainness {
+    /// Every character is plain ([`all_plain`]).
+    simple: bool,
+    /// Korean numerals may fold.
+    numerals: bool,
+    /// Only the word view can differ from the text.
+    values_plain: bool,
+}
+
+/// [`fold_views_whole`] by its fast paths, or what the general passes need to know when
+/// none applies.
+fn fold_views_fast(text: &str) -> Result<Views, Plainness> {
     let simple = all_plain(text);
     let numerals = has_korean_numerals(text);
     let values_plain = simple && !numerals && no_value_folds(text);
+    let plain = Plainness {
+        simple,
+        numerals,
+        values_plain,
+    };
     if values_plain {
         // Only the word view can differ from the text. Two common cases are built on the
         // original's bytes: leetspeak alone (English prose holding a token like `1990s`:
@@ -364,19 +414,19 @@ fn fold_views_whole(text: &str) -> Views {
         // alone (Korean prose: the spaces between one-syllable words dropped). Either
         // falls back to the general passes when its view spells out an address.
         let words = match (has_spaced_syllables(text), has_leet(text)) {
-            (false, false) => return Views::default(),
+            (false, false) => return Ok(Views::default()),
             (false, true) => leet_only_view(text).map(Some),
             (true, false) => spaced_hangul_view(text),
             (true, true) => None,
         };
         if let Some(words) = words {
-            return Views {
+            return Ok(Views {
                 words: words.map(Rc::new),
                 values: None,
-            };
+            });
         }
     }
-    fold_views_general(text, simple, numerals, values_plain)
+    Err(plain)
 }
 
 /// The word view of a text in which only spaced Hangul syllables fold ([`fold_views`]
@@ -452,7 +502,12 @@ fn leet_only_view(text: &str) -> Option<Folded> {
 }
 
 /// [`fold_views`] through the per-character passes (any text).
-fn fold_views_general(text: &str, simple: bool, numerals: bool, values_plain: bool) -> Views {
+fn fold_views_general(text: &str, plain: Plainness) -> Views {
+    let Plainness {
+        simple,
+        numerals,
+        values_plain,
+    } = plain;
     let units = if simple {
         // Nothing here is mapped, a look-alike or a loose jamo: the identity.
         text.char_indices()
@@ -2220,7 +2275,12 @@ mod shared_pass_tests {
         ] {
             assert!(no_value_folds(text) && !has_spaced_syllables(text) && has_leet(text));
             let view = leet_only_view(text).expect("the byte path gives the view");
-            let general = fold_views_general(text, true, false, true).words;
+            let plain = Plainness {
+                simple: true,
+                numerals: false,
+                values_plain: true,
+            };
+            let general = fold_views_general(text, plain).words;
             assert_eq!(Some(view.text), general.map(|f| f.text.clone()), "{text:?}");
         }
     }
@@ -2305,7 +2365,7 @@ mod shared_pass_tests {
         let text = "please write to kim at example dot com and also lee at mail dot example \
                     dot org soon or jane dot doe at corp dot net today and see ya";
         for piece in 4..60 {
-            let pieces = fold_views_in_pieces(text, piece);
+            let pieces = fold_views_in_pieces(text, piece, piece / 2);
             let whole = fold_views_whole(text);
             for kind in [ViewKind::Words, ViewKind::Values] {
                 assert_eq!(
@@ -2330,7 +2390,7 @@ mod shared_pass_tests {
             .into_iter()
             .flat_map(|t| (4..60).map(move |p| (t, p)))
         {
-            let pieces = fold_views_in_pieces(text, piece);
+            let pieces = fold_views_in_pieces(text, piece, piece / 2);
             let whole = fold_views_whole(text);
             for kind in [ViewKind::Words, ViewKind::Values] {
                 match (pieces.get(kind), whole.get(kind)) {
@@ -2359,7 +2419,8 @@ mod shared_pass_tests {
         }
 
         /// Folding in pieces gives the views, and the source of every span, that folding
-        /// the text whole gives (pieces of 8 to 40 bytes, so texts have many cuts).
+        /// the text whole gives (pieces of 8 to 40 bytes, so texts have many cuts; texts of
+        /// up to two pieces that need the general passes cut smaller still).
         #[test]
         fn pieces_fold_as_the_whole_text(
             text in crate::text::words_with_separators(
@@ -2375,8 +2436,9 @@ mod shared_pass_tests {
                 0..40,
             ),
             piece in 8usize..40,
+            slow_piece in 4usize..40,
         ) {
-            let pieces = fold_views_in_pieces(&text, piece);
+            let pieces = fold_views_in_pieces(&text, piece, slow_piece);
             let whole = fold_views_whole(&text);
             for kind in [ViewKind::Words, ViewKind::Values] {
                 match (pieces.get(kind), whole.get(kind)) {
@@ -2420,7 +2482,8 @@ mod shared_pass_tests {
             let values_plain = simple && !numerals && no_value_folds(&text);
             let byte_path = values_plain && has_spaced_syllables(&text) && !has_leet(&text);
             if let Some(fast) = spaced_hangul_view(&text).filter(|_| byte_path) {
-                let general = fold_views_general(&text, simple, numerals, values_plain);
+                let plain = Plainness { simple, numerals, values_plain };
+                let general = fold_views_general(&text, plain);
                 prop_assert!(general.values.is_none(), "{text:?}");
                 prop_assert_eq!(fast.is_some(), general.words.is_some(), "{:?}", text);
                 let (Some(fast), Some(general)) = (fast, general.words) else {
@@ -2518,7 +2581,8 @@ mod shared_pass_tests {
             let values_plain = simple && !numerals && no_value_folds(&text);
             let byte_path = values_plain && !has_spaced_syllables(&text) && has_leet(&text);
             if let Some(fast) = leet_only_view(&text).filter(|_| byte_path) {
-                let general = fold_views_general(&text, simple, numerals, values_plain);
+                let plain = Plainness { simple, numerals, values_plain };
+                let general = fold_views_general(&text, plain);
                 prop_assert!(general.values.is_none(), "{text:?}");
                 let general = general.words.expect("the general passes fold it too");
                 same_view_and_sources(&text, &fast, &general)?;
