@@ -257,9 +257,10 @@ fn fold_views(text: &str) -> Views {
 /// text through them; in pieces, only its piece goes (a 16 KB English answer folded
 /// 5x slower per byte than its 1 KB parts did).
 const FOLD_PIECE: usize = 1024;
-/// Texts of up to two [`FOLD_PIECE`]s that need the general passes are folded in pieces
-/// of about this size (smaller pieces for every text cost their plain majority more than
-/// they saved: measured 0.96x English passages, 1.04-1.07x Korean and English prompts).
+/// Mostly-ASCII texts of up to two [`FOLD_PIECE`]s that need the general passes are
+/// folded in pieces of about this size. Not every text: cutting all texts (and their
+/// normalisation) this small cost the plain majority more than it saved (measured 0.96x
+/// English passages, 1.04-1.07x Korean and English prompts).
 const SLOW_PIECE: usize = 256;
 
 /// [`fold_views_whole`] of each piece of `text` ([`crate::text::piece_bounds`]: cut
