@@ -11,22 +11,14 @@ use haechi::detect::DetectContext;
 use haechi::engine::{evaluate, EvalOptions, PseudonymMap, Stage};
 use haechi::policy::embedded_default;
 
-const ROUNDS: usize = 30;
+#[path = "../benches/common/real_texts.rs"]
+mod real_texts;
 
-#[derive(serde::Deserialize)]
-struct Line {
-    lang: String,
-    text: String,
-}
+const ROUNDS: usize = 30;
 
 fn main() {
     let set = std::env::args().nth(1).unwrap_or_else(|| "en".into());
-    let texts: Vec<String> = include_str!("../benches/data/prompts_1k.jsonl")
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Line>(l).ok())
-        .filter(|l| l.lang == set)
-        .map(|l| l.text)
-        .collect();
+    let texts = real_texts::texts(&set);
     if texts.len() < 2 {
         eprintln!("no texts in set {set:?} (en, ko, en_prompts)");
         std::process::exit(2);
