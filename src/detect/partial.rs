@@ -160,6 +160,22 @@ impl PartialMatcher {
     /// Like [`tail`](Self::tail), probing only the starts that `memo` does not already
     /// know to be dead. `text` must extend the text of earlier calls with the same memo.
     pub fn tail_memo(&self, text: &[u8], from: usize, right: usize, memo: &mut TailMemo) -> Tail {
+        self.tail_memo_inert(text, from, right, memo, |_, _| false)
+    }
+
+    /// [`tail_memo`](Self::tail_memo) for a detector that knows some complete matches
+    /// can never be reported, whatever text follows them: `inert(start, end)` on the
+    /// longest match from a dead start. Such a match neither holds the text for its
+    /// right context nor asks for the detector to run (a year in prose, for PII, when
+    /// no enabled entity takes a number that short).
+    pub fn tail_memo_inert(
+        &self,
+        text: &[u8],
+        from: usize,
+        right: usize,
+        memo: &mut TailMemo,
+        inert: impl Fn(usize, usize) -> bool,
+    ) -> Tail {
         let len = text.len();
         if memo.scanned < from || memo.scanned > len {
             *memo = TailMemo {
@@ -183,13 +199,20 @@ impl PartialMatcher {
             text,
             memo.live.iter().copied(),
             &mut memo.matched,
+            &inert,
         );
         let dead = known.map_or(memo.live.len(), |s| memo.live.partition_point(|&l| l < s));
         memo.live.drain(..dead);
         if known.is_none() {
             // Every known live start died: go on with the new starts. `scanned` moves to
             // the live start found (probed again next time) or the end.
-            let new = self.first_alive(&mut cache, text, memo.scanned..len, &mut memo.matched);
+            let new = self.first_alive(
+                &mut cache,
+                text,
+                memo.scanned..len,
+                &mut memo.matched,
+                &inert,
+            );
             memo.scanned = new.unwrap_or(len);
         }
         memo.matched.sort_unstable();
@@ -213,13 +236,14 @@ impl PartialMatcher {
     }
 
     /// The first of `starts` whose match may still be in progress; the dead starts
-    /// before it that completed a match are added to `matched`.
+    /// before it that completed a match (not an `inert` one) are added to `matched`.
     fn first_alive(
         &self,
         cache: &mut Cache,
         text: &[u8],
         mut starts: impl Iterator<Item = usize>,
         matched: &mut Vec<(usize, usize)>,
+        inert: &impl Fn(usize, usize) -> bool,
     ) -> Option<usize> {
         // Most starts die on their first byte: that test stays in this loop, and only
         // the starts that pass it are walked.
@@ -230,7 +254,11 @@ impl PartialMatcher {
             match self.walk(cache, text, start) {
                 Probe::Live => true,
                 Probe::Dead { last_match_end } => {
-                    matched.extend(last_match_end.map(|end| (start, end)));
+                    matched.extend(
+                        last_match_end
+                            .filter(|&end| !inert(start, end))
+                            .map(|end| (start, end)),
+                    );
                     false
                 }
             }

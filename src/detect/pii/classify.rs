@@ -25,6 +25,20 @@ impl Cx<'_> {
     }
 }
 
+/// The fewest digits a number needs to be any identifier or phone number. A shorter run
+/// of digits alone (a year, a count) is never reported unless `ADDRESS` is enabled (a
+/// house number); the streaming stage relies on this to release it at once
+/// ([`inert_number`]).
+pub const MIN_NUMBER_DIGITS: usize = 5;
+
+/// Whether `span`, the longest candidate match from its start, can never be reported
+/// whatever text follows it: only the number family matches a run of ASCII digits alone,
+/// and `digits` drops one shorter than [`MIN_NUMBER_DIGITS`] before it looks at any
+/// context; with `addresses` it may still be a house number.
+pub fn inert_number(span: &[u8], addresses: bool) -> bool {
+    !addresses && span.len() < MIN_NUMBER_DIGITS && span.iter().all(u8::is_ascii_digit)
+}
+
 /// A classified candidate: zero or more findings and where to resume scanning.
 pub struct Classified {
     pub findings: Vec<Finding>,
@@ -421,7 +435,7 @@ fn digits(cx: &Cx, s: usize, e: usize) -> Option<Classified> {
     let t = &cx.text[s..e];
     let d = v::digits(t);
     let n = d.len();
-    if n < 5 {
+    if n < MIN_NUMBER_DIGITS {
         return None;
     }
     let sh = shape(t);

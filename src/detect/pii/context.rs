@@ -56,7 +56,7 @@ impl Cue {
     }
 }
 
-const CUES: &[(&str, Cue)] = &[
+pub(super) const CUES: &[(&str, Cue)] = &[
     ("card", Cue::Card),
     ("credit", Cue::Card),
     ("debit", Cue::Card),

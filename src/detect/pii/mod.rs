@@ -318,12 +318,23 @@ impl PiiDetector {
             ),
             (&self.partial_custom, !self.custom.is_empty()),
         ];
-        for ((matcher, has_patterns), part) in sets.into_iter().zip(memo.parts.iter_mut()) {
+        for (k, ((matcher, has_patterns), part)) in
+            sets.into_iter().zip(memo.parts.iter_mut()).enumerate()
+        {
             if !has_patterns {
                 continue;
             }
+            // Built-in candidates that can never be reported (a year in prose) are not
+            // held for the cue words after them; custom patterns have no such knowledge.
+            let builtin = k == 0;
+            let inert = |s: usize, e: usize| {
+                builtin
+                    && bytes
+                        .get(s..e)
+                        .is_some_and(|span| classify::inert_number(span, self.addresses))
+            };
             tail = tail.min(match matcher {
-                Some(m) => m.tail_memo(bytes, from, context::LOOKAHEAD, part),
+                Some(m) => m.tail_memo_inert(bytes, from, context::LOOKAHEAD, part, inert),
                 None => Tail::fixed_window(text, from),
             });
         }

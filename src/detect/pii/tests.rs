@@ -507,7 +507,8 @@ mod partial_patterns {
         #![proptest_config(ProptestConfig::with_cases(400))]
 
         /// Whatever the text and wherever the scan starts, the detector holds a growing
-        /// text from the byte the patterns as written would, or earlier: never later.
+        /// text from the byte the patterns as written would (knowing, as the detector
+        /// does, that short numbers are never reported), or earlier: never later.
         #[test]
         fn never_held_later_than_the_written_patterns(
             parts in proptest::collection::vec(
@@ -524,10 +525,54 @@ mod partial_patterns {
             while !text.is_char_boundary(from) {
                 from -= 1;
             }
-            let want = setup().1.tail(text.as_bytes(), from, 64).hold;
+            let bytes = text.as_bytes();
+            let inert = |s: usize, e: usize| classify::inert_number(&bytes[s..e], false);
+            let want = setup()
+                .1
+                .tail_memo_inert(bytes, from, 64, &mut Default::default(), inert)
+                .hold;
             let got = hold(&text, from);
             prop_assert!(got <= want, "{:?} from {}: {} > {}", text, from, got, want);
             prop_assert!(text.is_char_boundary(got));
+        }
+    }
+
+    /// Every label a number can be reported as, except `ADDRESS` (a house number).
+    fn number_detector() -> PiiDetector {
+        let labels: Vec<String> = rules::family_labels(rules::Family::Digits)
+            .iter()
+            .filter(|l| **l != "ADDRESS")
+            .map(|l| l.to_string())
+            .collect();
+        PiiDetector::new(Some(&labels), &[]).expect("builds")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(600))]
+
+        /// The streaming stage releases a run of fewer than `MIN_NUMBER_DIGITS` digits at
+        /// once, without waiting for the cue words after it
+        /// (`classify::inert_number`): whatever cue words surround such a number, no
+        /// number label is reported over it.
+        #[test]
+        fn short_numbers_are_never_reported_whatever_surrounds_them(
+            before in proptest::sample::select(super::context::CUES.to_vec()),
+            after in proptest::sample::select(super::context::CUES.to_vec()),
+            joins in proptest::sample::subsequence(vec![" ", ": ", " is ", " no. ", "# ", "\n"], 2),
+            number in "[0-9]{1,4}",
+        ) {
+            let text = format!("my {}{}{}{}{} here", before.0, joins[0], number, joins[1], after.0);
+            let at = text.find(&number).expect("number in text");
+            // Only where the number stands alone: as a run of its own digits.
+            let d = number_detector().detect(&text, &DetectContext::default());
+            for f in &d.findings {
+                prop_assert!(
+                    f.end <= at || f.start >= at + number.len(),
+                    "{:?}: {} over {:?}", text, f.label, &text[f.start..f.end]
+                );
+            }
+            prop_assert!(classify::inert_number(number.as_bytes(), false));
+            prop_assert!(!classify::inert_number(number.as_bytes(), true));
         }
     }
 }

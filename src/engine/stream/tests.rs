@@ -423,6 +423,38 @@ fn prose_is_released_as_it_arrives() {
 }
 
 #[test]
+fn short_numbers_in_prose_are_not_held_for_cue_words() {
+    // A year can never be an identifier: released as soon as it ends. A longer number
+    // may still become one with the cue words after it, and waits for them; so does a
+    // short one when `ADDRESS` is on (a house number).
+    let pushes = |policy: Arc<CompiledPolicy>, number: &str| {
+        let mut g = StreamGuard::new(policy, Vec::new(), None, Vec::new(), None, map());
+        let id = g.open(TextKind::Text);
+        let first = g.push(id, &format!("It opened in {number}")).expect("ok");
+        let second = g.push(id, ", the hotel").expect("ok");
+        (first, second)
+    };
+    let shipped = shipped_policy();
+    let year = pushes(Arc::clone(&shipped), "2012");
+    assert_eq!(year, ("It opened in ".into(), "2012, the ".into()));
+    let long = pushes(Arc::clone(&shipped), "20125");
+    assert_eq!(long, ("It opened in ".into(), String::new()));
+    let addresses = set(
+        "id: a\noutput:\n  - {id: a, detector: pii, entities: [PHONE, ADDRESS], action: mask}\n",
+    )
+    .get("a")
+    .expect("policy a");
+    let house = pushes(addresses, "2012");
+    assert_eq!(house.1, "");
+    for text in [
+        "In 2012, card 4111 and code 123 (since 1999) cost 42 dollars, call 5551 234 later.",
+        "Account no. 1234 or 12345678; 2019년 3월, 010 1234 5678 번으로.",
+    ] {
+        check_every_cut(&shipped, text);
+    }
+}
+
+#[test]
 fn placeholder_split_across_deltas_is_restored() {
     let policy = shipped_policy();
     let mut g = StreamGuard::new(policy, Vec::new(), None, Vec::new(), None, map());
