@@ -402,6 +402,15 @@ fn is_date(d: &[u8], g: &[usize]) -> bool {
     false
 }
 
+/// Whether eight digits read as two years, the second after the first and within a
+/// long lifetime of it: `18321910` as 1832-1910.
+fn is_year_span(d: &[u8]) -> bool {
+    let year = |p: &[u8]| p.iter().fold(0u32, |x, &y| x * 10 + u32::from(y));
+    let [a, b] = [d.get(..4), d.get(4..)].map(|p| p.filter(|p| p.len() == 4).map(year));
+    matches!((a, b), (Some(from), Some(to))
+        if (1000..=2100).contains(&from) && from < to && to - from <= 130)
+}
+
 fn kr_phone_national(d: &[u8], plus: bool) -> Option<Vec<u8>> {
     if plus {
         if d.len() > 2 && d[0] == 8 && d[1] == 2 {
@@ -523,7 +532,14 @@ fn digits(cx: &Cx, s: usize, e: usize) -> Option<Classified> {
             return one("KR_PHONE", score, s, e);
         }
     }
-    if n == 8 && g == [4, 4] && matches!(d[..2], [1, 5] | [1, 6] | [1, 8]) && dash_only {
+    // Korean nationwide numbers 15xx-, 16xx-, 18xx-xxxx; not a span of years
+    // ("(1832-1910)", a life in a biography) unless a phone word vouches for it.
+    if n == 8
+        && g == [4, 4]
+        && matches!(d[..2], [1, 5] | [1, 6] | [1, 8])
+        && dash_only
+        && (c(Cue::Phone) || !is_year_span(&d))
+    {
         return one("KR_PHONE", if c(Cue::Phone) { 0.9 } else { 0.6 }, s, e);
     }
     // Korean bank accounts are only recognisable next to a bank word.
@@ -655,11 +671,15 @@ fn phone(cx: &Cx, d: &[u8], sh: &Shape, cues: u64, s: usize, e: usize) -> Option
     if g.len() >= 3 && g.iter().all(|&x| x == 4) {
         return none_at(e);
     }
-    // Lists of years ("1999 2000 2001") and long even blocks of one size are not phones.
+    // Lists of years ("1999 2000 2001") and long even blocks of one size are not phones,
+    // nor is a span of years ("1832-1910") that no phone word vouches for.
     if g.len() >= 2
         && g.iter().all(|&x| x == 4)
         && d.chunks(4).all(|y| matches!(y[..2], [1, 9] | [2, 0]))
     {
+        return none_at(e);
+    }
+    if g == [4, 4] && is_year_span(d) && !has(cues, Cue::Phone) {
         return none_at(e);
     }
     if sh.seps.contains(&b'.') && g.iter().any(|&x| x > 4) {

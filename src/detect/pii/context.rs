@@ -99,6 +99,7 @@ pub(super) const CUES: &[(&str, Cue)] = &[
     ("dial", Cue::Phone),
     ("reach me", Cue::Phone),
     ("전화", Cue::Phone),
+    ("대표번호", Cue::Phone),
     ("연락처", Cue::Phone),
     ("휴대폰", Cue::Phone),
     ("핸드폰", Cue::Phone),

@@ -150,6 +150,10 @@ fn positives_table() {
             "서울특별시 강남구 테헤란로 152",
         ),
         ("차량 번호판 12가3456", "LICENSE_PLATE", "12가3456"),
+        ("고객센터 1588-1234", "KR_PHONE", "1588-1234"),
+        // Two years, but a phone word vouches for the number.
+        ("대표번호 1833-1900 으로", "KR_PHONE", "1833-1900"),
+        ("call 1832-1910 now", "KR_PHONE", "1832-1910"),
     ];
     for (text, label, span) in cases {
         let got = found(&d, text);
@@ -180,6 +184,9 @@ fn near_misses_table() {
         ("meeting at 10:30:45", "IP_ADDRESS"),
         ("on 2024-01-15 we met", "PHONE"),
         ("the years 1999 2000 2001 2002", "PHONE"),
+        ("John Smith (1832-1910) was a minister", "KR_PHONE"),
+        ("John Smith (1832-1910) was a minister", "PHONE"),
+        ("in power 1500-1600 and after", "PHONE"),
         ("생일은 2001-02-03 입니다", "KR_RRN"),
         ("900231-1234567 날짜 오류", "KR_RRN"),
         ("참조번호 9001011234567", "KR_RRN"),
