@@ -200,6 +200,12 @@ impl StreamGuard {
         self.texts.get(id).map_or("", |t| t.out.as_str())
     }
 
+    /// How many bytes of text `id` as the upstream wrote it are still held back (the
+    /// reader's delay beyond the upstream's, in bytes).
+    pub fn held(&self, id: usize) -> usize {
+        self.texts.get(id).map_or(0, |t| t.text.len() - t.released)
+    }
+
     /// Adds a delta to text `id`; returns the text that can be released now (often all
     /// of it, sometimes nothing).
     pub fn push(&mut self, id: usize, delta: &str) -> Result<String, Blocked> {
