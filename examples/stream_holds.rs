@@ -63,7 +63,7 @@ fn main() {
     for (from, count) in &histogram {
         println!("  {from:>5}-{:<5} {count}", from + 7);
     }
-    longest.sort_by(|a, b| b.0.cmp(&a.0));
+    longest.sort_by_key(|b| std::cmp::Reverse(b.0));
     longest.dedup_by(|a, b| b.1.starts_with(&a.1[..a.1.len().min(16)]));
     for (held, text) in longest.iter().take(5) {
         println!("  held {held}: {text:?}");
