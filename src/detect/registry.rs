@@ -265,6 +265,12 @@ impl CompiledDetector {
                 }
             }
         };
+        // Held from `from` already: the folded view cannot hold earlier (its holds map
+        // to bytes at or after `from`), and nothing lies before the hold for a
+        // candidate to start in. Mid-word deltas end here without folding.
+        if tail.hold <= from {
+            return tail;
+        }
         tail.min(self.folded_tail(text, from, kind))
     }
 
