@@ -1568,11 +1568,50 @@ impl Folded {
             }
         }
     }
+
+    /// The first character of the view that comes from original bytes at or after
+    /// `source` (the view's length when none): where a scan of the original from
+    /// `source` begins in the view.
+    pub fn view_start(&self, source: usize) -> usize {
+        let (mut lo, mut hi) = (0, self.text.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.source_start(mid).is_some_and(|s| s < source) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        ceil_boundary(&self.text, lo)
+    }
 }
 
 /// Longest tail of a growing text looked at for folds in progress: a value longer than
 /// this is not held for folding (the detectors' own hold-back still applies).
 const GROWING_WINDOW: usize = 256;
+
+/// Where the folds of `text[from..]` may depend on the text before `from`: a run of
+/// Korean numerals is read as digits only when its whole chain of groups is long enough
+/// (`일이삼사 일이삼사3` folds, `일이삼사3` alone does not), and a dotted number joins its
+/// groups, so a chain of numeral and digit groups that reaches `from` is folded with it.
+/// The start of that chain (at most [`GROWING_WINDOW`] bytes back), or `from`.
+pub fn fold_context_start(text: &str, from: usize) -> usize {
+    let Some(before) = text.get(..from) else {
+        return from;
+    };
+    let mut start = from;
+    for (i, c) in before.char_indices().rev() {
+        if from - i > GROWING_WINDOW {
+            break;
+        }
+        match mapped_char(c) {
+            None | Some(' ' | '-' | '.') => {}
+            Some(m) if m.is_ascii_digit() || korean_digit(m).is_some() || is_jamo(m) => start = i,
+            Some(_) => break,
+        }
+    }
+    start
+}
 
 /// See [`Growing`]. Cheap when the text is plain prose: a few scans of its last bytes,
 /// no allocation (the view comes from the per-thread cache the detectors share).

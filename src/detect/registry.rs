@@ -278,28 +278,33 @@ impl CompiledDetector {
     /// spelled with evasions (`kim\u{200B}@…`, `f.u.c.k`) is held until it can be
     /// recognised, like a plain one.
     fn folded_tail(&self, text: &str, from: usize, kind: ViewKind) -> Tail {
-        let Some(rest) = text.get(from..) else {
+        // The undecided text is folded with the released text its folds depend on (a
+        // numeral chain that began before it), as the whole answer folds it; only what
+        // lies at or after `from` can be held.
+        let start = fold::fold_context_start(text, from);
+        let Some(rest) = text.get(start..) else {
             return Tail::fixed_window(text, from);
         };
         let growing = fold::growing(rest, kind);
         let mut tail = Tail {
-            hold: from + growing.pending,
+            hold: (start + growing.pending).max(from),
             candidate: false,
             firm_until: 0,
         };
         if let Some(view) = &growing.view {
             let v = view.text.as_str();
+            let view_from = view.view_start(from - start);
             let mut memo = StreamMemo::default();
             let in_view = match self {
-                Self::Word(d) => d.stream_tail(v, 0),
-                Self::Regex(d) => d.stream_tail(v, 0, &mut memo),
-                Self::Pii(d) => d.stream_tail(v, 0, &mut memo),
-                Self::Secret(d) => d.stream_tail(v, 0, &mut memo),
+                Self::Word(d) => d.stream_tail(v, view_from),
+                Self::Regex(d) => d.stream_tail(v, view_from, &mut memo),
+                Self::Pii(d) => d.stream_tail(v, view_from, &mut memo),
+                Self::Secret(d) => d.stream_tail(v, view_from, &mut memo),
                 _ => return tail,
             };
             let hold = view
                 .source_start(in_view.hold)
-                .map_or(text.len(), |s| from + s);
+                .map_or(text.len(), |s| (start + s).max(from));
             tail = tail.min(Tail {
                 hold,
                 candidate: in_view.candidate,

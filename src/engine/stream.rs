@@ -92,6 +92,9 @@ pub struct StreamGuard {
     hash_key: Vec<u8>,
     language: Option<Lang>,
     pseudonyms: PseudonymMap,
+    /// Whether a placeholder can be restored in this answer: the input stage made some,
+    /// or an output rule may. When not, a `<` at the end holds nothing back.
+    may_restore: bool,
     texts: Vec<TextState>,
     span_gating: bool,
     sentence_gating: bool,
@@ -151,7 +154,10 @@ impl StreamGuard {
         // Grounding and relevance only judge answers to requests that carry context or
         // a question; without them there is nothing to wait for.
         let whole_gating = rules.iter().any(whole_gate) && (!context.is_empty() || query.is_some());
+        let may_restore =
+            !pseudonyms.is_empty() || rules.iter().any(|r| r.action == Action::Pseudonymize);
         Self {
+            may_restore,
             policy,
             context,
             query,
@@ -335,7 +341,11 @@ impl StreamGuard {
             }
         }
         if !at_end {
-            if let Some(open) = open_placeholder(&self.texts[id].text, c) {
+            if let Some(open) = self
+                .may_restore
+                .then(|| open_placeholder(&self.texts[id].text, c))
+                .flatten()
+            {
                 p = p.min(open);
             }
             if p + MAX_HOLD < len {
@@ -495,6 +505,7 @@ impl StreamGuard {
             rewrite(segment, &refs, &self.hash_key, &mut self.pseudonyms)
         };
         let out = match kind {
+            _ if !self.may_restore => rewritten,
             TextKind::Text => restore(&rewritten, &self.pseudonyms),
             TextKind::JsonArgs => restore_json_escaped(&rewritten, &self.pseudonyms),
         };

@@ -121,7 +121,18 @@ fn cut(text: &str, cuts: &[usize]) -> Vec<String> {
 }
 
 fn check(policy: &Arc<CompiledPolicy>, text: &str, pieces: &[String]) {
-    let pseudonyms = map();
+    check_with(policy, text, pieces, &map());
+}
+
+/// [`check`] for a request whose input stage made the pseudonyms `pseudonyms` (none,
+/// for most requests: the guard then holds nothing back for placeholders).
+fn check_with(
+    policy: &Arc<CompiledPolicy>,
+    text: &str,
+    pieces: &[String],
+    pseudonyms: &PseudonymMap,
+) {
+    let pseudonyms = pseudonyms.clone();
     let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
     let (out, blocked, decision) = streamed(policy, &refs, &pseudonyms);
     match whole(policy, text, &pseudonyms) {
@@ -264,10 +275,12 @@ proptest! {
         ix in proptest::collection::vec(0usize..FRAGMENTS.len(), 1..24),
         cuts in proptest::collection::vec(0usize..4096, 0..40),
         shipped in any::<bool>(),
+        pseudonyms in any::<bool>(),
     ) {
         let policy = policy_of(shipped);
         let text = text_of(&ix);
-        check(&policy, &text, &cut(&text, &cuts));
+        let map = if pseudonyms { map() } else { PseudonymMap::new() };
+        check_with(&policy, &text, &cut(&text, &cuts), &map);
     }
 }
 
@@ -451,6 +464,44 @@ fn short_numbers_in_prose_are_not_held_for_cue_words() {
         "Account no. 1234 or 12345678; 2019년 3월, 010 1234 5678 번으로.",
     ] {
         check_every_cut(&shipped, text);
+    }
+}
+
+#[test]
+fn without_pseudonyms_placeholders_are_text_unless_an_output_rule_makes_them() {
+    // No pseudonyms from the input stage: a `<` at the end holds nothing back, and a
+    // placeholder-like text is released as written, as the whole answer keeps it.
+    let shipped = shipped_policy();
+    let mut g = StreamGuard::new(
+        Arc::clone(&shipped),
+        Vec::new(),
+        None,
+        Vec::new(),
+        None,
+        PseudonymMap::new(),
+    );
+    let id = g.open(TextKind::Text);
+    assert_eq!(
+        g.push(id, "if a < b and <EM").expect("ok"),
+        "if a < b and <"
+    );
+    // An output rule that pseudonymizes fills the map as the answer streams: a
+    // placeholder after the value it stands for is restored as in the whole answer.
+    let pseudonymizing = set(
+        "id: p\noutput:\n  - {id: p, detector: pii, entities: [EMAIL], action: pseudonymize}\n",
+    )
+    .get("p")
+    .expect("policy p");
+    let none = PseudonymMap::new();
+    for text in [
+        "Write to jane@example.com, or to <EMAIL_1> later.",
+        "if a < b and <EMAIL_1> then <EMAIL_",
+    ] {
+        for policy in [&shipped, &pseudonymizing] {
+            for c in (0..=text.len()).filter(|&c| text.is_char_boundary(c)) {
+                check_with(policy, text, &cut(text, &[c]), &none);
+            }
+        }
     }
 }
 
@@ -708,5 +759,27 @@ output:
     ];
     for text in &texts {
         check_even_deltas(&policy, text);
+    }
+}
+
+/// Found by `any_cuts_of_generated_answers`: a run of Korean numerals is read as digits
+/// only when its whole chain of groups is long enough, so the undecided text after a
+/// released group folds differently alone than in the whole answer (`일이삼사3` alone is
+/// not a number; after `일이삼사 ` it is, and an e-mail's local part starts there). The
+/// stream released the group and then the rest of the address unmasked.
+#[test]
+fn numeral_chains_across_the_released_text_fold_as_in_the_whole_answer() {
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        (" 일이삼사 일이삼사3.14jane.doe@example.comf4ck4111 1111 1111 1111공일공<NAME_1>><NAME_1>frobnicate 오육칠팔<EMAIL_9>",
+         vec![" 일이삼사", " 일", "이삼사3.1", "4jane.d", "oe@", "exam", "ple.comf4", "ck411", "1 1111 1111 1111공일공", "<NA", "ME", "_1>><", "N", "AME_", "1>frobnicate ", "오육칠팔<E", "MAIL_9>"]),
+        ("+1 (415) 555-0132010-1234-5678+1 (415) 555-0132 오육칠팔 at f4ckf.r.o.b.n.i.c.a.t.e$<codescodesTCK-123456-----BEGIN PRIVATE KEY-----\nMIIBVgIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\u{200b}사일일일-일일일일-일일일일-일일일일\u{200b}",
+         vec!["+1 (415)", " 555-0132010", "-1234-5678+1 (", "415) 555-01", "3", "2 오육칠팔 at f4ckf", ".r.o", ".b", ".n.i.", "c.a.t.e", "$", "<codescod", "es", "TCK-123456-----B", "EGIN PRIVATE", " KEY-----\nMIIBV", "gIBADANBg", "kqhkiG", "9w0BAQ", "EFAASC\n-----END", " PRIV", "ATE", " ", "K", "EY-----\u{200b}사일일", "일-일일일일-일", "일", "일일-일", "일", "일", "일\u{200b}"]),
+    ];
+    for (text, pieces) in cases {
+        let pieces: Vec<String> = pieces.iter().map(|s| s.to_string()).collect();
+        assert_eq!(pieces.concat(), text);
+        for shipped in [true, false] {
+            check(&policy_of(shipped), text, &pieces);
+        }
     }
 }
