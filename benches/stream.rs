@@ -6,14 +6,13 @@
 //! Run: `cargo bench --bench stream`
 
 use std::hint::black_box;
-use std::sync::Arc;
 
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use haechi::detect::DetectContext;
 use haechi::dialect::sse::StreamFormat;
-use haechi::engine::{evaluate, restore, EvalOptions, PseudonymMap, Stage, StreamGuard, TextKind};
-use haechi::policy::{embedded_default, CompiledPolicy};
+use haechi::engine::{evaluate, restore, EvalOptions, PseudonymMap, Stage, TextKind};
+use haechi::policy::embedded_default;
 use haechi::proxy::stream_guard::GuardedEvents;
 
 #[path = "common/real_texts.rs"]
@@ -23,22 +22,12 @@ mod repeat;
 #[path = "common/sse_events.rs"]
 mod sse_events;
 #[path = "common/stream_answer.rs"]
+#[allow(dead_code)] // `run_output_stage` is for the examples
 mod stream_answer;
 use real_texts::texts;
 use repeat::text;
 use sse_events::{openai_sse, relay, responses_sse};
-use stream_answer::{deltas, four_answers, EN, KO};
-
-fn guard(policy: &Arc<CompiledPolicy>) -> StreamGuard {
-    StreamGuard::new(
-        Arc::clone(policy),
-        Vec::new(),
-        None,
-        b"k".to_vec(),
-        None,
-        PseudonymMap::new(),
-    )
-}
+use stream_answer::{deltas, four_answers, plain_guard, EN, KO};
 
 fn stream(c: &mut Criterion) {
     let policy = embedded_default().default_policy();
@@ -92,7 +81,7 @@ fn stream(c: &mut Criterion) {
                     b.iter(|| {
                         turn = (turn + 1) % streams.len();
                         let pieces = &streams[turn];
-                        let mut sg = guard(&policy);
+                        let mut sg = plain_guard(&policy);
                         let id = sg.open(TextKind::Text);
                         let mut n = 0;
                         for p in pieces {
@@ -132,7 +121,7 @@ fn stream(c: &mut Criterion) {
                 b.iter(|| {
                     turn = (turn + 1) % sses.len();
                     let sse = &sses[turn];
-                    let mut events = GuardedEvents::new(format, guard(&policy));
+                    let mut events = GuardedEvents::new(format, plain_guard(&policy));
                     let mut out = BytesMut::new();
                     relay(&mut events, sse, read_size, &mut out);
                     events.end(&mut out);

@@ -15,8 +15,6 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
 
-use haechi::detect::DetectContext;
-use haechi::engine::{evaluate, EvalOptions, PseudonymMap, Stage, StreamGuard, TextKind};
 use haechi::policy::{compile_sources, CompiledPolicy, Source};
 
 #[path = "../benches/common/real_texts.rs"]
@@ -24,7 +22,7 @@ mod real_texts;
 #[path = "../benches/common/stream_answer.rs"]
 #[allow(dead_code)] // the support-desk seeds are for the other examples
 mod stream_answer;
-use stream_answer::{deltas, four_answers};
+use stream_answer::{four_answers, run_output_stage};
 
 const DEFAULT_YAML: &str = include_str!("../policies/default.yaml");
 /// The target: 50 MB/s, in MiB/s.
@@ -161,37 +159,10 @@ fn output_rule_blocks(yaml: &str) -> Vec<(String, String)> {
 
 /// Evaluates (`size` 0) or streams every answer once; bytes released.
 fn run(policy: &Arc<CompiledPolicy>, answers: &[String], size: usize) -> usize {
-    let mut released = 0;
-    for answer in answers {
-        if size == 0 {
-            let mut map = PseudonymMap::new();
-            let d = evaluate(
-                policy,
-                Stage::Output,
-                &[answer.as_str()],
-                &DetectContext::default(),
-                &EvalOptions::default(),
-                &mut map,
-            );
-            released += d.rewritten[0].as_deref().unwrap_or(answer).len();
-            continue;
-        }
-        let mut guard = StreamGuard::new(
-            Arc::clone(policy),
-            Vec::new(),
-            None,
-            b"k".to_vec(),
-            None,
-            PseudonymMap::new(),
-        );
-        let id = guard.open(TextKind::Text);
-        for piece in deltas(answer, size) {
-            released += guard.push(id, piece).map(|s| s.len()).unwrap_or(0);
-        }
-        released += guard.finish_text(id).map(|s| s.len()).unwrap_or(0);
-        black_box(guard.finish());
-    }
-    released
+    answers
+        .iter()
+        .map(|answer| run_output_stage(policy, answer, size, |_| {}))
+        .sum()
 }
 
 fn fnv(bytes: &[u8]) -> u64 {

@@ -13,11 +13,8 @@
 //!     target/release/examples/sse_cost responses en 3
 //! ```
 
-use std::sync::Arc;
-
 use bytes::BytesMut;
 use haechi::dialect::sse::StreamFormat;
-use haechi::engine::{PseudonymMap, StreamGuard};
 use haechi::policy::embedded_default;
 use haechi::proxy::stream_guard::GuardedEvents;
 
@@ -54,14 +51,7 @@ fn main() {
     let mut written = 0;
     for _ in 0..reps {
         for sse in &streams {
-            let guard = StreamGuard::new(
-                Arc::clone(&policy),
-                Vec::new(),
-                None,
-                b"k".to_vec(),
-                None,
-                PseudonymMap::new(),
-            );
+            let guard = stream_answer::plain_guard(&policy);
             let mut events = GuardedEvents::new(format, guard);
             let mut out = BytesMut::new();
             sse_events::relay(&mut events, sse, 0, &mut out);

@@ -27,8 +27,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use haechi::detect::DetectContext;
-use haechi::engine::{evaluate, EvalOptions, PseudonymMap, Stage, StreamGuard, TextKind};
 use haechi::policy::embedded_default;
 
 #[path = "../benches/common/real_texts.rs"]
@@ -38,7 +36,7 @@ mod repeat;
 #[path = "../benches/common/stream_answer.rs"]
 mod stream_answer;
 use repeat::text;
-use stream_answer::{deltas, four_answers, EN, KO};
+use stream_answer::{four_answers, run_output_stage, EN, KO};
 
 fn answers(set: &str) -> Vec<String> {
     match set {
@@ -84,35 +82,9 @@ fn run(
     for _ in 0..reps {
         for answer in answers {
             bytes += answer.len();
-            if size == 0 {
-                let mut map = PseudonymMap::new();
-                let d = evaluate(
-                    policy,
-                    Stage::Output,
-                    &[answer.as_str()],
-                    &DetectContext::default(),
-                    &EvalOptions::default(),
-                    &mut map,
-                );
-                released += d.rewritten[0].as_deref().unwrap_or(answer).len();
-                continue;
-            }
-            let mut guard = StreamGuard::new(
-                Arc::clone(policy),
-                Vec::new(),
-                None,
-                b"k".to_vec(),
-                None,
-                PseudonymMap::new(),
-            );
-            let id = guard.open(TextKind::Text);
-            for piece in deltas(answer, size) {
-                let out = guard.push(id, piece).unwrap_or_default();
+            released += run_output_stage(policy, answer, size, |out| {
                 quiet += usize::from(out.is_empty());
-                released += out.len();
-            }
-            released += guard.finish_text(id).map(|s| s.len()).unwrap_or(0);
-            let _ = guard.finish();
+            });
         }
     }
     (released, quiet, bytes)

@@ -8,9 +8,8 @@
 //! in 8-byte steps, and a few of the longest holds (their text: these are public
 //! encyclopedia passages).
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use haechi::engine::{PseudonymMap, StreamGuard, TextKind};
+use haechi::engine::TextKind;
 use haechi::policy::embedded_default;
 
 #[path = "../benches/common/real_texts.rs"]
@@ -33,14 +32,7 @@ fn main() {
     let mut longest: Vec<(usize, String)> = Vec::new();
     let (mut deltas, mut held_sum) = (0usize, 0usize);
     for answer in &answers {
-        let mut guard = StreamGuard::new(
-            Arc::clone(&policy),
-            Vec::new(),
-            None,
-            b"k".to_vec(),
-            None,
-            PseudonymMap::new(),
-        );
+        let mut guard = stream_answer::plain_guard(&policy);
         let id = guard.open(TextKind::Text);
         let mut pushed = 0;
         for piece in stream_answer::deltas(answer, size) {

@@ -1,7 +1,13 @@
 //! The answer the streaming benches send through the output stage (`benches/stream.rs`,
 //! `examples/stream_cost.rs`): support-desk prose with an e-mail address and a phone
 //! number, in English or Korean (repeated to a size with `repeat.rs`), or real texts
-//! joined into answers; cut into deltas.
+//! joined into answers; cut into deltas; and the output stage they go through.
+
+use std::sync::Arc;
+
+use haechi::detect::DetectContext;
+use haechi::engine::{evaluate, EvalOptions, PseudonymMap, Stage, StreamGuard, TextKind};
+use haechi::policy::CompiledPolicy;
 
 pub const EN: &str = "Thanks for reaching out. I looked at your order history and the delivery \
 was delayed by the carrier, not by our warehouse. You can expect the parcel by Friday; if it \
@@ -35,4 +41,51 @@ pub fn deltas(text: &str, size: usize) -> Vec<&str> {
         at = end;
     }
     out
+}
+
+/// A guard for one answer to a request that sent no context and whose input stage made
+/// no pseudonyms (most requests).
+pub fn plain_guard(policy: &Arc<CompiledPolicy>) -> StreamGuard {
+    StreamGuard::new(
+        Arc::clone(policy),
+        Vec::new(),
+        None,
+        b"k".to_vec(),
+        None,
+        PseudonymMap::new(),
+    )
+}
+
+/// The output stage on `answer`: evaluated whole when `size` is 0, else streamed through
+/// a [`plain_guard`] in deltas of `size` bytes, `on_delta` seeing what each delta
+/// released. Returns how many bytes the client got in all.
+pub fn run_output_stage(
+    policy: &Arc<CompiledPolicy>,
+    answer: &str,
+    size: usize,
+    mut on_delta: impl FnMut(&str),
+) -> usize {
+    if size == 0 {
+        let mut map = PseudonymMap::new();
+        let d = evaluate(
+            policy,
+            Stage::Output,
+            &[answer],
+            &DetectContext::default(),
+            &EvalOptions::default(),
+            &mut map,
+        );
+        return d.rewritten[0].as_deref().unwrap_or(answer).len();
+    }
+    let mut guard = plain_guard(policy);
+    let id = guard.open(TextKind::Text);
+    let mut released = 0;
+    for piece in deltas(answer, size) {
+        let out = guard.push(id, piece).unwrap_or_default();
+        on_delta(&out);
+        released += out.len();
+    }
+    released += guard.finish_text(id).map(|s| s.len()).unwrap_or(0);
+    let _ = guard.finish();
+    released
 }
