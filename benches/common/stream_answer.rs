@@ -1,5 +1,6 @@
 //! The answer the streaming benches send through the output stage (`benches/stream.rs`,
-//! `examples/stream_cost.rs`): support-desk prose with an e-mail address and a phone
+//! and the examples `stream_cost`, `sse_cost`, `output_budget`, `stream_holds`):
+//! support-desk prose with an e-mail address and a phone
 //! number, in English or Korean (repeated to a size with `repeat.rs`), or real texts
 //! joined into answers; cut into deltas; and the output stage they go through.
 
